@@ -1,0 +1,217 @@
+"""``snowload run`` (headless) and ``snowload controller`` (the daemon).
+
+Exit codes of ``snowload run``: 0 the run COMPLETED, 3 it FAILED or was CANCELLED,
+2 bad input (nothing ran).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+
+import grpc
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from controller import lifecycle as lc
+from controller.local_workers import LocalWorkers
+from controller.report import summary_dict, summary_table
+from controller.server import Controller, ControllerSettings
+from snowload.durations import format_duration, parse_duration
+from snowload.v1 import run_pb2, run_pb2_grpc
+from snowload.workload import Overrides, WorkloadError, load_file
+
+EXIT_OK = 0
+EXIT_BAD_INPUT = 2
+EXIT_RUN_FAILED = 3
+
+
+def _duration_arg(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="snowload")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run a workload headless with local workers")
+    run.add_argument("workload", help="workload file (TOML)")
+    run.add_argument("--workers", type=int, help="worker processes (overrides the file)")
+    run.add_argument("--connections", type=int, help="total connections (overrides the file)")
+    run.add_argument("--warmup", type=_duration_arg, help="warmup, e.g. 5s (0s skips it)")
+    run.add_argument("--duration", type=_duration_arg, help="measurement duration, e.g. 30s")
+    run.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+    run.add_argument("--log-level", default="WARNING")
+
+    ctl = sub.add_parser("controller", help="run the controller daemon")
+    ctl.add_argument(
+        "--listen", default="127.0.0.1:7070", help="HOST:PORT to bind (default 127.0.0.1:7070)"
+    )
+    ctl.add_argument("--local-workers", type=int, default=0, help="start N local workers")
+    ctl.add_argument("--log-level", default="INFO")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return EXIT_BAD_INPUT if exc.code else EXIT_OK
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    if args.command == "run":
+        return run_main(args)
+    return asyncio.run(controller_main(args))
+
+
+# ---------------------------------------------------------------------------- run
+
+
+def run_main(args: argparse.Namespace) -> int:
+    err = Console(stderr=True)
+    overrides = Overrides(
+        workers=args.workers,
+        connections=args.connections,
+        warmup_s=args.warmup,
+        duration_s=args.duration,
+    )
+    try:
+        workload = load_file(args.workload, overrides)
+    except WorkloadError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False, markup=True, soft_wrap=True)
+        return EXIT_BAD_INPUT
+    text = Path(args.workload).read_text(encoding="utf-8")
+    request = run_pb2.StartRunRequest(
+        workload_toml=text,
+        source_name=str(args.workload),
+        workers=args.workers or 0,
+        connections=args.connections or 0,
+        warmup=format_duration(args.warmup) if args.warmup is not None else "",
+        duration=format_duration(args.duration) if args.duration is not None else "",
+    )
+    final = asyncio.run(_run_headless(request, workload.load.workers, err))
+    if final is None:
+        return EXIT_RUN_FAILED
+    err.print(summary_table(final))
+    if final.message:
+        err.print(f"{lc.state_name(final.state)}: {final.reason} — {final.message}")
+    if args.json:
+        print(json.dumps(summary_dict(final), indent=2))
+    return EXIT_OK if final.state == lc.COMPLETED else EXIT_RUN_FAILED
+
+
+async def _run_headless(
+    request: run_pb2.StartRunRequest, workers: int, err: Console
+) -> run_pb2.Run | None:
+    controller = Controller(ControllerSettings(listen="127.0.0.1:0"))
+    await controller.start()
+    local = LocalWorkers(controller.address, workers)
+    local.start()
+    try:
+        async with grpc.aio.insecure_channel(controller.address) as channel:
+            stub = run_pb2_grpc.RunServiceStub(channel)
+            started = await stub.StartRun(request, timeout=10)
+            run_id = started.run.run_id
+            loop = asyncio.get_running_loop()
+            stopping: list[asyncio.Task[object]] = []
+
+            def on_signal() -> None:
+                if not stopping:
+                    err.print("stopping the run (Ctrl-C again to wait less patiently)…")
+                    stopping.append(
+                        loop.create_task(
+                            stub.StopRun(run_pb2.StopRunRequest(run_id=run_id), timeout=10)
+                        )
+                    )
+
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, on_signal)
+            try:
+                return await _watch_with_progress(stub, run_id, err)
+            finally:
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    loop.remove_signal_handler(sig)
+                for task in stopping:
+                    with contextlib.suppress(grpc.aio.AioRpcError):
+                        await task
+    finally:
+        await local.stop()
+        await controller.stop()
+
+
+async def _watch_with_progress(
+    stub: run_pb2_grpc.RunServiceStub, run_id: str, err: Console
+) -> run_pb2.Run:
+    columns = (
+        TextColumn("[bold]{task.fields[phase]:<11}"),
+        BarColumn(bar_width=30),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[stats]}"),
+    )
+    with Progress(*columns, console=err, transient=False, refresh_per_second=4) as progress:
+        task = progress.add_task("run", total=None, phase="PENDING", stats="")
+        last: run_pb2.WatchRunResponse | None = None
+        async for update in stub.WatchRun(run_pb2.WatchRunRequest(run_id=run_id)):
+            last = update
+            run, prog = update.run, update.progress
+            total = None
+            done = prog.state_elapsed.ToTimedelta().total_seconds()
+            if run.state == lc.WARMUP:
+                total = run.warmup.ToTimedelta().total_seconds()
+            elif run.state == lc.MEASUREMENT:
+                total = run.duration.ToTimedelta().total_seconds()
+            stats = (
+                f"QPS {prog.qps:>9,.0f}  p95 {prog.p95_ms:7.2f} ms  "
+                f"errors {prog.errors:,}  conns {prog.active_connections}"
+            )
+            progress.update(
+                task,
+                phase=lc.state_name(run.state),
+                total=total,
+                completed=min(done, total) if total else 0,
+                stats=stats,
+            )
+        if last is None or not last.final:
+            # the stream ended without a terminal state: ask for it
+            got: run_pb2.GetRunResponse = await stub.GetRun(
+                run_pb2.GetRunRequest(run_id=run_id), timeout=10
+            )
+            return got.run
+        return last.run
+
+
+# ---------------------------------------------------------------------------- daemon
+
+
+async def controller_main(args: argparse.Namespace) -> int:
+    controller = Controller(ControllerSettings(listen=args.listen))
+    try:
+        await controller.start()
+    except (OSError, RuntimeError) as exc:
+        print(f"error: cannot listen on {args.listen}: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"snowload controller listening on {controller.address}", file=sys.stderr, flush=True)
+    local = LocalWorkers(controller.address, args.local_workers)
+    local.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    print("shutting down: cancelling active runs…", file=sys.stderr, flush=True)
+    await controller.stop()
+    await local.stop()
+    return EXIT_OK

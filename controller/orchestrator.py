@@ -1,0 +1,373 @@
+"""Drives runs through their lifecycle and reacts to worker messages.
+
+One asyncio task per run walks PENDING -> PREPARING -> (WARMUP) -> MEASUREMENT ->
+PROCESSING -> COMPLETED; anything that ends a run early (StopRun, a lost worker, a
+worker failure, a ready timeout) resolves the run's ``abort`` future, which every wait
+in that task races against. The controller never connects to the target database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from controller import lifecycle as lc
+from controller.lifecycle import Reason
+from controller.registry import WorkerRecord, WorkerRegistry
+from controller.runs import Aborted, ActiveRun, Outcome, seconds
+from controller.store import RunStore
+from snowload.v1 import control_pb2, run_pb2
+from snowload.workload import Workload
+
+log = logging.getLogger("snowload.controller")
+DRAIN_TIMEOUT_S = 5.0
+PROGRESS_INTERVAL_S = 1.0
+
+
+class RunNotFound(KeyError):
+    pass
+
+
+class RunManager:
+    def __init__(self, registry: WorkerRegistry, store: RunStore) -> None:
+        self.registry = registry
+        self.store = store
+        self.active: dict[str, ActiveRun] = {}
+        self.drain_timeout_s = DRAIN_TIMEOUT_S
+        self.on_run_end: Callable[[ActiveRun], None] | None = None
+        registry.on_lost = self.worker_lost
+
+    # -- public API ------------------------------------------------------------------
+
+    def start(self, workload: Workload) -> ActiveRun:
+        run = ActiveRun(run_id=uuid.uuid4().hex[:12], workload=workload)
+        event = run_pb2.PhaseEvent(state=lc.PENDING)
+        event.event_time.FromNanoseconds(run.create_ns)
+        run.events.append(event)
+        run.phase_ns[lc.PENDING] = run.create_ns
+        self.active[run.run_id] = run
+        self.store.put(run.to_proto())
+        run.task = asyncio.get_running_loop().create_task(self._execute(run))
+        return run
+
+    def stop(self, run_id: str) -> run_pb2.Run:
+        run = self.active.get(run_id)
+        if run is None:
+            stored = self.store.get(run_id)
+            if stored is None:
+                raise RunNotFound(run_id)
+            raise lc.IllegalTransition(stored.state, lc.CANCELLED)
+        if run.terminal or run.abort.done():
+            raise lc.IllegalTransition(run.state, lc.CANCELLED)
+        run.request_abort(Outcome(lc.CANCELLED, Reason.USER_REQUESTED, "stopped by request"))
+        return run.to_proto()
+
+    def get(self, run_id: str) -> run_pb2.Run:
+        run = self.active.get(run_id)
+        if run is not None:
+            return run.to_proto()
+        stored = self.store.get(run_id)
+        if stored is None:
+            raise RunNotFound(run_id)
+        return stored
+
+    async def shutdown(self) -> None:
+        """Cancel active runs cleanly (reason controller_shutdown) and wait for them."""
+        for run in list(self.active.values()):
+            run.request_abort(
+                Outcome(lc.CANCELLED, Reason.CONTROLLER_SHUTDOWN, "controller shutting down")
+            )
+        tasks = [r.task for r in self.active.values() if r.task is not None]
+        if tasks:
+            await asyncio.wait(tasks, timeout=self.drain_timeout_s + 5)
+
+    # -- the run task ----------------------------------------------------------------
+
+    async def _execute(self, run: ActiveRun) -> None:
+        ticker = asyncio.get_running_loop().create_task(self._tick(run))
+        try:
+            outcome = await self._lifecycle(run)
+        except Aborted as exc:
+            outcome = exc.outcome
+        except Exception as exc:  # a controller bug must still end the run
+            log.exception("run %s crashed", run.run_id)
+            outcome = Outcome(lc.FAILED, "controller_error", f"{type(exc).__name__}: {exc}")
+        try:
+            now = time.time_ns()
+            if lc.MEASUREMENT in run.phase_ns and not run.measurement_end_ns:
+                run.measurement_end_ns = now
+            if lc.WARMUP in run.phase_ns and not run.warmup_end_ns:
+                run.warmup_end_ns = run.phase_ns.get(lc.MEASUREMENT, now)
+            await self._release_workers(run, outcome.reason)
+        finally:
+            ticker.cancel()
+            self._finish(run, outcome)
+
+    async def _lifecycle(self, run: ActiveRun) -> Outcome:
+        load = run.workload.load
+        workers = await self._await_workers(run, load.workers, load.ready_timeout_s)
+        self._transition(run, lc.PREPARING)
+        self._assign(run, workers)
+        await self._until(
+            run,
+            lambda: len(run.ready) == len(run.workers),
+            load.ready_timeout_s,
+            Outcome(
+                lc.FAILED,
+                Reason.READY_TIMEOUT,
+                "workers not READY within "
+                f"{load.ready_timeout_s:g}s: "
+                + ", ".join(w.worker_id for w in run.workers if w.worker_id not in run.ready),
+            ),
+        )
+        # the start time exists only once every assigned worker is READY
+        run.start_ns = time.time_ns()
+        run.start_mono = time.monotonic()
+        first = lc.WARMUP if load.warmup_s > 0 else lc.MEASUREMENT
+        self._enter_phase(run, first)
+        self._broadcast_start(run)
+        if first == lc.WARMUP:
+            await self._sleep(run, load.warmup_s)
+            run.warmup_end_ns = time.time_ns()
+            self._enter_phase(run, lc.MEASUREMENT)
+        await self._sleep(run, load.duration_s)
+        run.measurement_end_ns = time.time_ns()
+        self._transition(run, lc.PROCESSING)
+        return Outcome(lc.COMPLETED, Reason.DURATION_ELAPSED)
+
+    async def _await_workers(self, run: ActiveRun, n: int, timeout_s: float) -> list[WorkerRecord]:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            idle = self.registry.idle()
+            if len(idle) >= n:
+                return idle[:n]
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise Aborted(
+                    Outcome(
+                        lc.FAILED,
+                        Reason.NO_WORKERS,
+                        f"needed {n} idle workers, {len(idle)} attached within {timeout_s:g}s",
+                    )
+                )
+            await self._race(run, self.registry.wait_change(), min(remaining, 0.5))
+
+    def _assign(self, run: ActiveRun, workers: list[WorkerRecord]) -> None:
+        load = run.workload.load
+        base, extra = divmod(load.connections, len(workers))
+        workload_json = run.workload.to_json()
+        for i, rec in enumerate(workers):
+            assign = control_pb2.Assign(
+                run_id=run.run_id,
+                workload_json=workload_json,
+                worker_index=i,
+                worker_count=len(workers),
+                connections=base + (1 if i < extra else 0),
+                run_setup=i == 0,
+                phase=lc.PREPARING,
+                sequence_slot=i,
+                sequence_slots=len(workers),
+            )
+            rec.run_id = run.run_id
+            rec.assignment = assign
+            run.workers.append(rec)
+            run.phase_applied_ns[rec.worker_id] = {}
+            self.registry.send(rec, control_pb2.AttachResponse(assign=assign))
+
+    def _enter_phase(self, run: ActiveRun, phase: lc.State) -> None:
+        self._transition(run, phase)
+        stamp = Timestamp()
+        stamp.FromNanoseconds(run.phase_ns[phase])
+        for rec in run.workers:
+            if rec.assignment is not None:
+                rec.assignment.phase = phase
+            seq = self.registry.send(
+                rec,
+                control_pb2.AttachResponse(
+                    set_phase=control_pb2.SetPhase(
+                        run_id=run.run_id,
+                        phase=phase,
+                        phase_start_time=stamp,
+                    )
+                ),
+            )
+            run.pending_phase_seqs[(rec.worker_id, seq)] = phase
+
+    def _broadcast_start(self, run: ActiveRun) -> None:
+        stamp = Timestamp()
+        stamp.FromNanoseconds(run.start_ns)
+        for rec in run.workers:
+            if rec.assignment is not None:
+                rec.assignment.started = True
+                rec.assignment.start_time.CopyFrom(stamp)
+            self.registry.send(
+                rec,
+                control_pb2.AttachResponse(
+                    start=control_pb2.Start(run_id=run.run_id, start_time=stamp)
+                ),
+            )
+
+    async def _release_workers(self, run: ActiveRun, reason: str) -> None:
+        """Stop every worker of the run and wait (bounded) for its last interval."""
+        for rec in run.workers:
+            if rec.worker_id in run.finished:
+                continue
+            self.registry.send(
+                rec,
+                control_pb2.AttachResponse(
+                    stop=control_pb2.Stop(
+                        run_id=run.run_id,
+                        reason=reason,
+                        drain_timeout=seconds(self.drain_timeout_s),
+                    )
+                ),
+            )
+
+        def all_done() -> bool:
+            return all(r.worker_id in run.finished or r.lost for r in run.workers)
+
+        deadline = time.monotonic() + self.drain_timeout_s + 5.0
+        while not all_done() and time.monotonic() < deadline:
+            run.changed.clear()
+            try:
+                await asyncio.wait_for(run.changed.wait(), deadline - time.monotonic())
+            except TimeoutError:
+                break
+        for rec in run.workers:
+            if rec.run_id == run.run_id:
+                rec.run_id = ""
+                rec.assignment = None
+
+    def _finish(self, run: ActiveRun, outcome: Outcome) -> None:
+        run.end_ns = time.time_ns()
+        if not run.terminal:
+            run.transition(outcome.state, outcome.reason)
+        run.reason = outcome.reason
+        run.message = outcome.message
+        self.store.put(run.to_proto())
+        self.active.pop(run.run_id, None)
+        run.broadcaster.publish(run.update(final=True))
+        log.info("run %s %s (%s)", run.run_id, lc.state_name(run.state), run.reason)
+        if self.on_run_end is not None:
+            self.on_run_end(run)
+
+    # -- waiting ---------------------------------------------------------------------
+
+    def _transition(self, run: ActiveRun, target: lc.State) -> None:
+        run.transition(target)
+        self.store.put(run.to_proto())
+        run.broadcaster.publish(run.update())
+
+    async def _race(self, run: ActiveRun, aw: object, timeout_s: float) -> None:
+        """Wait for ``aw`` up to ``timeout_s``; raise Aborted if the run is aborted first."""
+        waiter = asyncio.ensure_future(aw)  # type: ignore[call-overload]
+        try:
+            _done, _ = await asyncio.wait(
+                {waiter, run.abort}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            if not waiter.done():
+                waiter.cancel()
+        if run.abort.done():
+            raise Aborted(run.abort.result())
+
+    async def _sleep(self, run: ActiveRun, seconds_: float) -> None:
+        await self._race(run, asyncio.sleep(seconds_), seconds_ + 1.0)
+
+    async def _until(
+        self, run: ActiveRun, predicate: Callable[[], bool], timeout_s: float, on_timeout: Outcome
+    ) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not predicate():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise Aborted(on_timeout)
+            run.changed.clear()
+            await self._race(run, run.changed.wait(), remaining)
+
+    async def _tick(self, run: ActiveRun) -> None:
+        while True:
+            await asyncio.sleep(PROGRESS_INTERVAL_S)
+            run.broadcaster.publish(run.update())
+
+    # -- worker events -----------------------------------------------------------------
+
+    def _run_of(self, rec: WorkerRecord, run_id: str) -> ActiveRun | None:
+        run = self.active.get(run_id)
+        if run is None or rec not in run.workers:
+            return None
+        return run
+
+    def worker_ready(self, rec: WorkerRecord, ready: control_pb2.Ready) -> None:
+        run = self._run_of(rec, ready.run_id)
+        if run is not None:
+            run.ready.add(rec.worker_id)
+            run.changed.set()
+
+    def worker_finished(self, rec: WorkerRecord, finished: control_pb2.Finished) -> None:
+        run = self._run_of(rec, finished.run_id)
+        if run is not None:
+            run.finished[rec.worker_id] = finished
+            run.changed.set()
+
+    def worker_failed(self, rec: WorkerRecord, failure: control_pb2.Failure) -> None:
+        run = self._run_of(rec, failure.run_id)
+        if run is None:
+            return
+        # the worker is back to idle; it has no last interval to wait for
+        run.finished[rec.worker_id] = control_pb2.Finished(run_id=failure.run_id)
+        run.request_abort(
+            Outcome(lc.FAILED, failure.reason or Reason.WORKER_ERROR, failure.message)
+        )
+        run.changed.set()
+
+    def worker_metrics(self, rec: WorkerRecord, report: control_pb2.MetricsReport) -> None:
+        run = self._run_of(rec, report.run_id)
+        if run is not None:
+            run.metrics.add(rec.worker_id, report)
+
+    def worker_ack(self, rec: WorkerRecord, ack: control_pb2.Ack) -> None:
+        run = self.active.get(rec.run_id)
+        if run is None:
+            return
+        phase = run.pending_phase_seqs.pop((rec.worker_id, ack.seq), None)
+        if phase is not None:
+            run.phase_applied_ns.setdefault(rec.worker_id, {})[phase] = (
+                ack.applied_time.ToNanoseconds()
+            )
+
+    def worker_lost(self, rec: WorkerRecord) -> None:
+        run = self.active.get(rec.run_id)
+        if run is None:
+            return
+        run.changed.set()
+        run.request_abort(
+            Outcome(
+                lc.FAILED,
+                Reason.WORKER_LOST,
+                f"worker {rec.worker_id} on {rec.hello.host} silent for "
+                f"more than {self.registry.loss_timeout_s:g}s",
+            )
+        )
+
+    def worker_attached(self, rec: WorkerRecord, hello: control_pb2.Hello) -> None:
+        """(Re)attach: resend the full desired state, or tell it to drop a stale run."""
+        if rec.assignment is not None and rec.run_id in self.active:
+            resync = control_pb2.Assign()
+            resync.CopyFrom(rec.assignment)
+            resync.resync = True
+            self.registry.send(rec, control_pb2.AttachResponse(assign=resync))
+        elif hello.run_id:
+            self.registry.send(
+                rec,
+                control_pb2.AttachResponse(
+                    stop=control_pb2.Stop(
+                        run_id=hello.run_id, reason="run_ended", drain_timeout=seconds(0)
+                    )
+                ),
+            )

@@ -1,0 +1,156 @@
+"""Attached workers: their sessions, command sequence numbers, acks and heartbeats."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from google.protobuf.duration_pb2 import Duration
+
+from snowload.v1 import control_pb2, run_pb2
+
+log = logging.getLogger("snowload.controller")
+OUTBOX_LIMIT = 4096
+
+
+@dataclass
+class WorkerRecord:
+    worker_id: str
+    hello: control_pb2.Hello
+    attach_time_ns: int
+    state: control_pb2.WorkerState = control_pb2.WORKER_STATE_IDLE
+    connected: bool = True
+    lost: bool = False
+    outbox: asyncio.Queue[control_pb2.AttachResponse | None] | None = None
+    next_seq: int = 1
+    acked_seq: int = 0
+    last_seen: float = field(default_factory=time.monotonic)
+    heartbeat: control_pb2.Heartbeat | None = None
+    run_id: str = ""
+    assignment: control_pb2.Assign | None = None
+    """Desired state for the run this worker is in; re-sent (resync) on re-attach."""
+    unacked: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def idle(self) -> bool:
+        return self.connected and not self.lost and not self.run_id
+
+    def info(self, now: float | None = None) -> run_pb2.WorkerInfo:
+        now = time.monotonic() if now is None else now
+        hb = self.heartbeat
+        age = Duration()
+        age.FromNanoseconds(int((now - self.last_seen) * 1e9))
+        info = run_pb2.WorkerInfo(
+            worker_id=self.worker_id,
+            host=self.hello.host,
+            pid=self.hello.pid,
+            version=self.hello.version,
+            state=self.state,
+            run_id=self.run_id,
+            capacity=self.hello.capacity,
+            connected=self.connected and not self.lost,
+            heartbeat_age=age,
+            active_connections=hb.active_connections if hb else 0,
+            cpu_percent=hb.cpu_percent if hb else 0.0,
+            rss_bytes=hb.rss_bytes if hb else 0,
+            labels=dict(self.hello.labels),
+        )
+        if hb is not None:
+            info.clock_offset.CopyFrom(hb.clock_offset)
+        info.attach_time.FromNanoseconds(self.attach_time_ns)
+        return info
+
+
+class WorkerRegistry:
+    """Workers by id. Sequence numbers survive re-attach, so a worker never sees one twice."""
+
+    def __init__(self, loss_timeout_s: float = 3.0) -> None:
+        self.workers: dict[str, WorkerRecord] = {}
+        self.loss_timeout_s = loss_timeout_s
+        self.on_lost: Callable[[WorkerRecord], None] | None = None
+        self.on_change: Callable[[], None] | None = None
+        self._changed = asyncio.Event()
+
+    def attach(self, hello: control_pb2.Hello) -> WorkerRecord:
+        rec = self.workers.get(hello.worker_id)
+        if rec is None:
+            rec = WorkerRecord(hello.worker_id, hello, time.time_ns())
+            self.workers[hello.worker_id] = rec
+        elif rec.outbox is not None:
+            rec.outbox.put_nowait(None)  # close the previous stream of this worker
+        rec.hello = hello
+        rec.attach_time_ns = time.time_ns()
+        rec.connected = True
+        rec.lost = False
+        rec.state = hello.state or control_pb2.WORKER_STATE_IDLE
+        rec.last_seen = time.monotonic()
+        rec.outbox = asyncio.Queue(OUTBOX_LIMIT)
+        self._notify()
+        return rec
+
+    def detach(self, rec: WorkerRecord, outbox: object) -> None:
+        if rec.outbox is outbox:
+            rec.connected = False
+            rec.outbox = None
+            self._notify()
+
+    def send(self, rec: WorkerRecord, command: control_pb2.AttachResponse) -> int:
+        """Give the command the worker's next sequence number and queue it."""
+        command.seq = rec.next_seq
+        rec.next_seq += 1
+        rec.unacked[command.seq] = command.WhichOneof("command") or ""
+        if rec.outbox is not None:
+            try:
+                rec.outbox.put_nowait(command)
+            except asyncio.QueueFull:
+                log.warning("worker %s outbox full; it will resync on re-attach", rec.worker_id)
+        return command.seq
+
+    def send_unsequenced(self, rec: WorkerRecord, msg: control_pb2.AttachResponse) -> None:
+        if rec.outbox is not None and not rec.outbox.full():
+            rec.outbox.put_nowait(msg)
+
+    def acked(self, rec: WorkerRecord, ack: control_pb2.Ack) -> str:
+        rec.acked_seq = max(rec.acked_seq, ack.seq)
+        rec.state = ack.state or rec.state
+        return rec.unacked.pop(ack.seq, "")
+
+    def seen(self, rec: WorkerRecord) -> None:
+        rec.last_seen = time.monotonic()
+
+    def idle(self) -> list[WorkerRecord]:
+        return sorted((w for w in self.workers.values() if w.idle), key=lambda w: w.attach_time_ns)
+
+    def _notify(self) -> None:
+        self._changed.set()
+        if self.on_change is not None:
+            self.on_change()
+
+    async def wait_change(self) -> None:
+        self._changed.clear()
+        await self._changed.wait()
+
+    async def watchdog(self) -> None:
+        """Mark workers silent for longer than the loss timeout as lost."""
+        while True:
+            await asyncio.sleep(min(0.25, self.loss_timeout_s / 4))
+            now = time.monotonic()
+            for rec in list(self.workers.values()):
+                if rec.lost or now - rec.last_seen <= self.loss_timeout_s:
+                    continue
+                if not rec.connected and not rec.run_id:
+                    continue  # detached idle workers are simply gone
+                rec.lost = True
+                log.warning("worker %s lost (silent %.1fs)", rec.worker_id, now - rec.last_seen)
+                if self.on_lost is not None:
+                    self.on_lost(rec)
+                self._notify()
+
+    def forget_disconnected(self, older_than_s: float = 60.0) -> None:
+        now = time.monotonic()
+        for wid, rec in list(self.workers.items()):
+            if not rec.connected and not rec.run_id and now - rec.last_seen > older_than_s:
+                del self.workers[wid]

@@ -1,0 +1,73 @@
+"""Turning a finished run into what people read: a JSON summary and a terminal table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+
+from controller import lifecycle as lc
+from snowload.v1 import common_pb2, run_pb2
+
+STAT_FIELDS = ("count", "errors", "qps", "p50_ms", "p95_ms", "p99_ms", "max_ms", "mean_ms")
+
+
+def stats_dict(stats: common_pb2.LatencyStats) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in STAT_FIELDS:
+        value = getattr(stats, name)
+        out[name] = int(value) if name in ("count", "errors") else round(float(value), 4)
+    out["error_rate"] = round(stats.errors / stats.count, 6) if stats.count else 0.0
+    return out
+
+
+def summary_dict(run: run_pb2.Run) -> dict[str, Any]:
+    phases: dict[str, Any] = {}
+    for ps in run.summary.phases:
+        entry = stats_dict(ps.overall)
+        entry["duration_s"] = round(ps.duration.ToTimedelta().total_seconds(), 3)
+        entry["errors_by_category"] = dict(ps.errors_by_category)
+        entry["by_kind"] = {k: stats_dict(v) for k, v in sorted(ps.by_kind.items())}
+        phases[lc.state_name(ps.phase)] = entry
+    return {
+        "run_id": run.run_id,
+        "name": run.name,
+        "state": lc.state_name(run.state),
+        "reason": run.reason,
+        "message": run.message,
+        "target": run.target,
+        "workers": run.workers,
+        "connections": run.connections,
+        "start_time": run.start_time.ToJsonString() if run.HasField("start_time") else None,
+        "end_time": run.end_time.ToJsonString() if run.HasField("end_time") else None,
+        "phases": phases,
+    }
+
+
+def summary_table(run: run_pb2.Run) -> Table:
+    title = f"{run.name} · run {run.run_id} · {lc.state_name(run.state)}"
+    if run.reason:
+        title += f" ({run.reason})"
+    table = Table(title=title, title_justify="left")
+    table.add_column("phase")
+    table.add_column("query")
+    for col in ("count", "errors", "QPS", "p50 ms", "p95 ms", "p99 ms", "max ms"):
+        table.add_column(col, justify="right")
+    for ps in run.summary.phases:
+        phase = lc.state_name(ps.phase)
+        rows = [("all", ps.overall), *sorted(ps.by_kind.items())]
+        for i, (kind, s) in enumerate(rows):
+            table.add_row(
+                phase if i == 0 else "",
+                kind,
+                f"{s.count:,}",
+                f"{s.errors:,}",
+                f"{s.qps:,.1f}",
+                f"{s.p50_ms:.3f}",
+                f"{s.p95_ms:.3f}",
+                f"{s.p99_ms:.3f}",
+                f"{s.max_ms:.3f}",
+                style="bold" if i == 0 else None,
+            )
+        table.add_section()
+    return table

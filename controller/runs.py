@@ -1,0 +1,178 @@
+"""A run as the controller holds it while it is active, and its public (proto) view."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+from google.protobuf.duration_pb2 import Duration
+
+from controller import lifecycle as lc
+from controller.metrics import RunMetrics
+from controller.registry import WorkerRecord
+from controller.watch import Broadcaster
+from snowload.v1 import common_pb2, control_pb2, run_pb2
+from snowload.workload import Mode, Workload
+
+MODE_TO_PROTO = {
+    Mode.CLOSED: common_pb2.LOAD_MODE_CLOSED,
+    Mode.OPEN: common_pb2.LOAD_MODE_OPEN,
+    Mode.FIND_MAX: common_pb2.LOAD_MODE_FIND_MAX,
+}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a run ends: a terminal state, a reason and a human message."""
+
+    state: common_pb2.State
+    reason: str
+    message: str = ""
+
+
+class Aborted(Exception):
+    def __init__(self, outcome: Outcome) -> None:
+        super().__init__(outcome.reason)
+        self.outcome = outcome
+
+
+def seconds(value: float) -> Duration:
+    d = Duration()
+    d.FromNanoseconds(int(value * 1e9))
+    return d
+
+
+@dataclass
+class ActiveRun:
+    run_id: str
+    workload: Workload
+    create_ns: int = field(default_factory=time.time_ns)
+    state: common_pb2.State = lc.PENDING
+    reason: str = ""
+    message: str = ""
+    state_since: float = field(default_factory=time.monotonic)
+    start_ns: int = 0
+    start_mono: float = 0.0
+    phase_ns: dict[int, int] = field(default_factory=dict)
+    """Controller clock when each state began."""
+    measurement_end_ns: int = 0
+    warmup_end_ns: int = 0
+    end_ns: int = 0
+    events: list[run_pb2.PhaseEvent] = field(default_factory=list)
+    workers: list[WorkerRecord] = field(default_factory=list)
+    ready: set[str] = field(default_factory=set)
+    finished: dict[str, control_pb2.Finished] = field(default_factory=dict)
+    phase_applied_ns: dict[str, dict[int, int]] = field(default_factory=dict)
+    """Worker clock when each worker applied each phase (from its acks)."""
+    metrics: RunMetrics = field(default_factory=RunMetrics)
+    broadcaster: Broadcaster = field(default_factory=Broadcaster)
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    abort: asyncio.Future[Outcome] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+    task: asyncio.Task[None] | None = None
+    pending_phase_seqs: dict[tuple[str, int], int] = field(default_factory=dict)
+
+    @property
+    def terminal(self) -> bool:
+        return lc.is_terminal(self.state)
+
+    def request_abort(self, outcome: Outcome) -> bool:
+        if self.abort.done() or self.terminal:
+            return False
+        self.abort.set_result(outcome)
+        return True
+
+    def transition(self, target: common_pb2.State, reason: str = "") -> None:
+        self.state = lc.check_transition(self.state, target)
+        now = time.time_ns()
+        self.state_since = time.monotonic()
+        self.phase_ns[target] = now
+        event = run_pb2.PhaseEvent(state=target, reason=reason)
+        event.event_time.FromNanoseconds(now)
+        self.events.append(event)
+
+    # -- derived views ---------------------------------------------------------------
+
+    def phase_duration_s(self, phase: int) -> float:
+        began = self.phase_ns.get(phase)
+        if began is None:
+            return 0.0
+        if phase == lc.WARMUP:
+            end = self.warmup_end_ns or (0 if self.state == lc.WARMUP else self.end_ns)
+        else:
+            end = self.measurement_end_ns
+        end = end or time.time_ns()
+        return max(0.0, (end - began) / 1e9)
+
+    def summary(self) -> common_pb2.RunSummary:
+        out = common_pb2.RunSummary()
+        for phase in (lc.WARMUP, lc.MEASUREMENT):
+            if phase not in self.phase_ns:
+                continue
+            ps = self.metrics.phase_summary(phase, self.phase_duration_s(phase))
+            if ps is not None:
+                out.phases.append(ps)
+        return out
+
+    def to_proto(self, *, with_details: bool = True) -> run_pb2.Run:
+        w = self.workload
+        run = run_pb2.Run(
+            run_id=self.run_id,
+            name=w.name,
+            state=self.state,
+            reason=self.reason,
+            message=self.message,
+            mode=MODE_TO_PROTO[w.load.mode],
+            target=w.target.driver.value,
+            workers=w.load.workers,
+            connections=w.load.connections,
+            warmup=seconds(w.load.warmup_s),
+            duration=seconds(w.load.duration_s),
+            summary=self.summary(),
+        )
+        run.create_time.FromNanoseconds(self.create_ns)
+        if self.start_ns:
+            run.start_time.FromNanoseconds(self.start_ns)
+        if lc.MEASUREMENT in self.phase_ns:
+            run.measurement_start_time.FromNanoseconds(self.phase_ns[lc.MEASUREMENT])
+        if self.measurement_end_ns:
+            run.measurement_end_time.FromNanoseconds(self.measurement_end_ns)
+        if self.end_ns:
+            run.end_time.FromNanoseconds(self.end_ns)
+        if with_details:
+            run.workload_json = w.to_json()
+            run.events.extend(self.events)
+        return run
+
+    def progress(self) -> run_pb2.Progress:
+        now = time.monotonic()
+        prog = run_pb2.Progress(
+            state_elapsed=seconds(now - self.state_since),
+            run_elapsed=seconds(now - self.start_mono if self.start_mono else 0.0),
+        )
+        point = self.metrics.complete_point()
+        if point is not None:
+            _, p = point
+            stats = p.cell.stats(1.0)
+            prog.qps = stats.qps
+            prog.p50_ms = stats.p50_ms
+            prog.p95_ms = stats.p95_ms
+            prog.p99_ms = stats.p99_ms
+            prog.active_connections = p.active_connections
+            prog.workers_active = len(p.workers)
+        phase = self.state if self.state in lc.LOAD_PHASES else lc.MEASUREMENT
+        for (ph, _kind), cell in self.metrics.cells.items():
+            if ph == phase:
+                prog.count += cell.successes + cell.error_count
+                prog.errors += cell.error_count
+        return prog
+
+    def update(self, *, final: bool = False) -> run_pb2.WatchRunResponse:
+        return run_pb2.WatchRunResponse(
+            run=self.to_proto(with_details=final),
+            progress=self.progress(),
+            workers=[rec.info() for rec in self.workers],
+            final=final,
+        )

@@ -1,0 +1,116 @@
+"""The controller process: one gRPC port with RunService, ControlService, health and
+server reflection."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+import grpc
+from grpc_health.v1 import _async as health_aio
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from controller.orchestrator import RunManager
+from controller.registry import WorkerRegistry
+from controller.services import ControlServicer, RunServicer
+from controller.store import MemoryRunStore, RunStore
+from snowload.v1 import control_pb2, control_pb2_grpc, run_pb2, run_pb2_grpc
+
+log = logging.getLogger("snowload.controller")
+MAX_MESSAGE_BYTES = 16 << 20
+SERVICE_NAMES = (
+    run_pb2.DESCRIPTOR.services_by_name["RunService"].full_name,
+    control_pb2.DESCRIPTOR.services_by_name["ControlService"].full_name,
+)
+
+
+@dataclass
+class ControllerSettings:
+    """Everything a controller process is configured with."""
+
+    listen: str = "127.0.0.1:0"
+    """HOST:PORT to bind; port 0 picks a free port."""
+    loss_timeout_s: float = 3.0
+    """A worker silent for longer than this is lost."""
+    drain_timeout_s: float = 5.0
+    """How long workers may take to finish in-flight queries at the end of a run."""
+    grace_s: float = 2.0
+    """How long in-flight RPCs get when the server stops."""
+
+
+@dataclass
+class Controller:
+    settings: ControllerSettings = field(default_factory=ControllerSettings)
+    store: RunStore = field(default_factory=MemoryRunStore)
+
+    def __post_init__(self) -> None:
+        self.registry = WorkerRegistry(self.settings.loss_timeout_s)
+        self.runs = RunManager(self.registry, self.store)
+        self.runs.drain_timeout_s = self.settings.drain_timeout_s
+        self.run_service = RunServicer(self.registry, self.runs)
+        self.control_service = ControlServicer(self.registry, self.runs)
+        self.server: grpc.aio.Server | None = None
+        self.port = 0
+        self._watchdog: asyncio.Task[None] | None = None
+
+    @property
+    def address(self) -> str:
+        host = self.settings.listen.rsplit(":", 1)[0]
+        if host in ("0.0.0.0", "[::]", ""):
+            host = "127.0.0.1"
+        return f"{host}:{self.port}"
+
+    async def start(self) -> None:
+        options = [
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.http2.min_recv_ping_interval_without_data_ms", 5000),
+        ]
+        server = grpc.aio.server(options=options)
+        run_pb2_grpc.add_RunServiceServicer_to_server(self.run_service, server)
+        control_pb2_grpc.add_ControlServiceServicer_to_server(self.control_service, server)
+        health_servicer = _health_servicer()
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+        reflection.enable_server_reflection(
+            (
+                *SERVICE_NAMES,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ),
+            server,
+        )
+        self.port = server.add_insecure_port(self.settings.listen)
+        if self.port == 0:
+            raise OSError(f"cannot listen on {self.settings.listen}")
+        await server.start()
+        for name in ("", *SERVICE_NAMES):
+            await _set_serving(health_servicer, name)
+        self.server = server
+        self._watchdog = asyncio.get_running_loop().create_task(self.registry.watchdog())
+        log.info("controller listening on %s", self.address)
+
+    async def stop(self) -> None:
+        """Stop accepting runs, cancel active ones cleanly, then stop the server."""
+        self.run_service.accepting = False
+        await self.runs.shutdown()
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+        if self.server is not None:
+            await self.server.stop(self.settings.grace_s)
+        self.store.close()
+
+    async def wait(self) -> None:
+        if self.server is not None:
+            await self.server.wait_for_termination()
+
+
+def _health_servicer() -> health_pb2_grpc.HealthServicer:
+    servicer: health_pb2_grpc.HealthServicer = health_aio.HealthServicer()
+    return servicer
+
+
+async def _set_serving(servicer: health_pb2_grpc.HealthServicer, name: str) -> None:
+    await servicer.set(name, health_pb2.HealthCheckResponse.SERVING)  # type: ignore[attr-defined,unused-ignore]

@@ -1,0 +1,212 @@
+"""gRPC servicers: ControlService (workers) and RunService (the public API)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+
+import grpc
+
+from controller import lifecycle as lc
+from controller.orchestrator import RunManager, RunNotFound
+from controller.registry import WorkerRecord, WorkerRegistry
+from controller.runs import seconds
+from snowload import __version__
+from snowload.durations import parse_duration
+from snowload.v1 import control_pb2, control_pb2_grpc, run_pb2, run_pb2_grpc
+from snowload.workload import Overrides, WorkloadError, parse_toml
+
+log = logging.getLogger("snowload.controller")
+MAX_WORKLOAD_BYTES = 1 << 20
+MAX_PAGE_SIZE = 1000
+
+
+class ControlServicer(control_pb2_grpc.ControlServiceServicer):
+    def __init__(self, registry: WorkerRegistry, runs: RunManager) -> None:
+        self.registry = registry
+        self.runs = runs
+        self._handlers: dict[str, Callable[[WorkerRecord, control_pb2.AttachRequest], None]] = {
+            "ack": self._on_ack,
+            "ready": lambda rec, m: self.runs.worker_ready(rec, m.ready),
+            "heartbeat": self._on_heartbeat,
+            "metrics": lambda rec, m: self.runs.worker_metrics(rec, m.metrics),
+            "finished": lambda rec, m: self.runs.worker_finished(rec, m.finished),
+            "failure": lambda rec, m: self.runs.worker_failed(rec, m.failure),
+        }
+
+    async def Attach(
+        self,
+        request_iterator: AsyncIterator[control_pb2.AttachRequest],
+        context: grpc.aio.ServicerContext[control_pb2.AttachRequest, control_pb2.AttachResponse],
+    ) -> AsyncIterator[control_pb2.AttachResponse]:
+        try:
+            first = await anext(aiter(request_iterator))
+        except StopAsyncIteration:
+            return
+        if first.WhichOneof("message") != "hello" or not first.hello.worker_id:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, "the first message must be a Hello with worker_id"
+            )
+        rec = self.registry.attach(first.hello)
+        outbox = rec.outbox
+        assert outbox is not None
+        log.info("worker %s attached from %s", rec.worker_id, first.hello.host)
+        reader = asyncio.get_running_loop().create_task(self._read(rec, request_iterator, outbox))
+        try:
+            welcome = control_pb2.Welcome(
+                controller_version=__version__,
+                heartbeat_interval=seconds(1.0),
+            )
+            welcome.controller_time.FromNanoseconds(time.time_ns())
+            yield control_pb2.AttachResponse(welcome=welcome)
+            self.runs.worker_attached(rec, first.hello)
+            while True:
+                msg = await outbox.get()
+                if msg is None:
+                    return
+                yield msg
+        finally:
+            reader.cancel()
+            self.registry.detach(rec, outbox)
+
+    async def _read(
+        self,
+        rec: WorkerRecord,
+        requests: AsyncIterator[control_pb2.AttachRequest],
+        outbox: asyncio.Queue[control_pb2.AttachResponse | None],
+    ) -> None:
+        try:
+            async for msg in requests:
+                if rec.outbox is not outbox:
+                    return  # superseded by a newer stream of the same worker
+                self.registry.seen(rec)
+                handler = self._handlers.get(msg.WhichOneof("message") or "")
+                if handler is not None:
+                    handler(rec, msg)
+        except (grpc.aio.AioRpcError, asyncio.CancelledError):
+            pass
+        finally:
+            if rec.outbox is outbox:
+                outbox.put_nowait(None)
+
+    def _on_ack(self, rec: WorkerRecord, msg: control_pb2.AttachRequest) -> None:
+        self.registry.acked(rec, msg.ack)
+        self.runs.worker_ack(rec, msg.ack)
+
+    def _on_heartbeat(self, rec: WorkerRecord, msg: control_pb2.AttachRequest) -> None:
+        hb = msg.heartbeat
+        rec.heartbeat = hb
+        rec.state = hb.state or rec.state
+        pong = control_pb2.Pong(heartbeat_send_time=hb.send_time)
+        pong.controller_receive_time.FromNanoseconds(time.time_ns())
+        self.registry.send_unsequenced(rec, control_pb2.AttachResponse(pong=pong))
+
+
+class RunServicer(run_pb2_grpc.RunServiceServicer):
+    def __init__(self, registry: WorkerRegistry, runs: RunManager) -> None:
+        self.registry = registry
+        self.runs = runs
+        self.accepting = True
+
+    async def StartRun(
+        self, request: run_pb2.StartRunRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> run_pb2.StartRunResponse:
+        if not self.accepting:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "controller is shutting down")
+        if len(request.workload_toml.encode()) > MAX_WORKLOAD_BYTES:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"workload_toml is larger than {MAX_WORKLOAD_BYTES} bytes",
+            )
+        if not request.workload_toml.strip():
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "workload_toml is empty")
+        try:
+            overrides = Overrides(
+                workers=request.workers or None,
+                connections=request.connections or None,
+                warmup_s=parse_duration(request.warmup) if request.warmup else None,
+                duration_s=parse_duration(request.duration) if request.duration else None,
+            )
+        except ValueError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"override: {exc}")
+        try:
+            workload = parse_toml(
+                request.workload_toml,
+                source=request.source_name or "workload_toml",
+                overrides=overrides,
+            )
+        except WorkloadError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        run = self.runs.start(workload)
+        return run_pb2.StartRunResponse(run=run.to_proto())
+
+    async def StopRun(
+        self, request: run_pb2.StopRunRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> run_pb2.StopRunResponse:
+        try:
+            return run_pb2.StopRunResponse(run=self.runs.stop(request.run_id))
+        except RunNotFound:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no run {request.run_id!r}")
+        except lc.IllegalTransition as exc:
+            await context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION, f"run {request.run_id} cannot stop: {exc}"
+            )
+        raise AssertionError("unreachable")
+
+    async def GetRun(
+        self, request: run_pb2.GetRunRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> run_pb2.GetRunResponse:
+        try:
+            return run_pb2.GetRunResponse(run=self.runs.get(request.run_id))
+        except RunNotFound:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no run {request.run_id!r}")
+        raise AssertionError("unreachable")
+
+    async def ListRuns(
+        self, request: run_pb2.ListRunsRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> run_pb2.ListRunsResponse:
+        size = min(request.page_size or 50, MAX_PAGE_SIZE)
+        try:
+            offset = int(request.page_token or 0)
+        except ValueError:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "invalid page_token")
+        runs = self.runs.store.list(size + 1, offset)
+        out = run_pb2.ListRunsResponse()
+        for stored in runs[:size]:
+            active = self.runs.active.get(stored.run_id)
+            run = active.to_proto(with_details=False) if active else stored
+            run.ClearField("events")
+            run.workload_json = ""
+            out.runs.append(run)
+        if len(runs) > size:
+            out.next_page_token = str(offset + size)
+        return out
+
+    async def WatchRun(
+        self, request: run_pb2.WatchRunRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> AsyncIterator[run_pb2.WatchRunResponse]:
+        active = self.runs.active.get(request.run_id)
+        if active is None:
+            stored = self.runs.store.get(request.run_id)
+            if stored is None:
+                await context.abort(grpc.StatusCode.NOT_FOUND, f"no run {request.run_id!r}")
+                return
+            # ended before the client subscribed: its terminal state is the whole stream
+            yield run_pb2.WatchRunResponse(run=stored, final=True)
+            return
+        sub = active.broadcaster.subscribe(active.update())
+        try:
+            async for update in sub.updates():
+                yield update
+        finally:
+            active.broadcaster.unsubscribe(sub)
+
+    async def ListWorkers(
+        self, request: run_pb2.ListWorkersRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> run_pb2.ListWorkersResponse:
+        now = time.monotonic()
+        return run_pb2.ListWorkersResponse(
+            workers=[rec.info(now) for rec in self.registry.workers.values()]
+        )

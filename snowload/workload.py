@@ -1,0 +1,662 @@
+"""The workload file: TOML parsed with tomllib into one typed, validated model.
+
+Every problem is reported as a :class:`WorkloadError` naming the file, the line (where
+it can be found) and the field, e.g.::
+
+    examples/bad.toml:14: query[1].weight: must be a positive number, got -3
+
+The canonical form (``Workload.to_dict`` / ``to_json``) is what the controller sends to
+workers and stores with a run; ``parse_mapping`` reads it back unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, TypeVar
+
+from snowload.durations import format_duration, parse_duration
+
+
+class WorkloadError(ValueError):
+    """A workload file is invalid. ``str()`` is the whole, user-facing message."""
+
+    def __init__(self, source: str, line: int | None, field_path: str, problem: str) -> None:
+        self.source = source
+        self.line = line
+        self.field_path = field_path
+        self.problem = problem
+        where = f"{source}:{line}" if line else source
+        prefix = f"{where}: {field_path}: " if field_path else f"{where}: "
+        super().__init__(prefix + problem)
+
+
+_E = TypeVar("_E", bound=StrEnum)
+
+
+class Driver(StrEnum):
+    SQLITE = "sqlite"
+    POSTGRES = "postgres"
+    SNOWFLAKE = "snowflake"
+
+
+class Mode(StrEnum):
+    CLOSED = "closed"
+    OPEN = "open"
+    FIND_MAX = "find_max"
+
+
+class OnWorkerLost(StrEnum):
+    FAIL = "fail"
+    CONTINUE = "continue"
+
+
+IMPLEMENTED_MODES = frozenset({Mode.CLOSED})
+NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
+
+# Limits that keep a single request from exhausting a controller or a worker.
+MAX_QUERIES = 256
+MAX_CONNECTIONS = 100_000
+MAX_WORKERS = 10_000
+MAX_DURATION_S = 7 * 24 * 3600.0
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the load goes. Credentials never live here: Snowflake names a connection."""
+
+    driver: Driver = Driver.SQLITE
+    database: str = ""
+    """sqlite: file path (relative paths live under the snowload data directory)."""
+    dsn: str = ""
+    """postgres: libpq connection string."""
+    connection: str = ""
+    """snowflake: a connection name from connections.toml on each worker host."""
+    options: Mapping[str, Any] = field(default_factory=dict)
+    """Driver-specific options (e.g. sqlite busy_timeout_ms, journal_mode)."""
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One bound parameter's value generator."""
+
+    kind: str
+    """int | float | sequence | string | choice"""
+    args: tuple[Any, ...]
+
+    def to_toml_value(self) -> dict[str, Any]:
+        if self.kind in ("int", "float", "string"):
+            return {self.kind: list(self.args)}
+        if self.kind == "sequence":
+            return {"sequence": self.args[0]}
+        return {"choice": list(self.args)}
+
+
+@dataclass(frozen=True)
+class Query:
+    name: str
+    sql: str
+    weight: float = 1.0
+    params: tuple[ParamSpec, ...] = ()
+
+
+@dataclass(frozen=True)
+class Load:
+    mode: Mode = Mode.CLOSED
+    workers: int = 1
+    connections: int = 4
+    """Total across workers."""
+    warmup_s: float = 0.0
+    duration_s: float = 30.0
+    think_time_s: float = 0.0
+    ready_timeout_s: float = 60.0
+    max_parallel_connects: int = 32
+    on_worker_lost: OnWorkerLost = OnWorkerLost.FAIL
+
+
+@dataclass(frozen=True)
+class Slo:
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+    p99_ms: float | None = None
+    error_rate: float | None = None
+    min_qps: float | None = None
+    by_kind: Mapping[str, Slo] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    target: Target
+    queries: tuple[Query, ...]
+    load: Load
+    setup_sql: tuple[str, ...] = ()
+    slo: Slo = field(default_factory=Slo)
+    description: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The canonical mapping; ``parse_mapping`` reads it back to an equal Workload."""
+        target: dict[str, Any] = {"driver": self.target.driver.value}
+        for key in ("database", "dsn", "connection"):
+            if value := getattr(self.target, key):
+                target[key] = value
+        if self.target.options:
+            target["options"] = dict(self.target.options)
+        load = self.load
+        out: dict[str, Any] = {
+            "name": self.name,
+            "target": target,
+            "load": {
+                "mode": load.mode.value,
+                "workers": load.workers,
+                "connections": load.connections,
+                "warmup": format_duration(load.warmup_s),
+                "duration": format_duration(load.duration_s),
+                "think_time": format_duration(load.think_time_s),
+                "ready_timeout": format_duration(load.ready_timeout_s),
+                "max_parallel_connects": load.max_parallel_connects,
+                "on_worker_lost": load.on_worker_lost.value,
+            },
+            "query": [
+                {
+                    "name": q.name,
+                    "weight": q.weight,
+                    "sql": q.sql,
+                    "params": [p.to_toml_value() for p in q.params],
+                }
+                for q in self.queries
+            ],
+        }
+        if self.description:
+            out["description"] = self.description
+        if self.setup_sql:
+            out["setup"] = {"sql": list(self.setup_sql)}
+        slo = _slo_to_dict(self.slo)
+        if slo:
+            out["slo"] = slo
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+
+def _slo_to_dict(slo: Slo) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        key: getattr(slo, key)
+        for key in ("p50_ms", "p95_ms", "p99_ms", "error_rate", "min_qps")
+        if getattr(slo, key) is not None
+    }
+    if slo.by_kind:
+        out["query"] = {name: _slo_to_dict(s) for name, s in slo.by_kind.items()}
+    return out
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """Command-line / StartRun overrides; None means "as in the file"."""
+
+    workers: int | None = None
+    connections: int | None = None
+    warmup_s: float | None = None
+    duration_s: float | None = None
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def load_file(path: str | Path, overrides: Overrides | None = None) -> Workload:
+    """Read and validate a workload file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise WorkloadError(str(p), None, "", f"cannot read file: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise WorkloadError(str(p), None, "", "file is not valid UTF-8") from exc
+    return parse_toml(text, source=str(p), overrides=overrides)
+
+
+def parse_toml(
+    text: str, source: str = "<workload>", overrides: Overrides | None = None
+) -> Workload:
+    """Parse workload TOML text; errors name ``source``, the line and the field."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        msg = str(exc)
+        found = re.search(r"\(at line (\d+), column \d+\)$", msg)
+        line: int | None = int(found.group(1)) if found else None
+        if msg.endswith("(at end of document)"):
+            line = max(1, len(text.splitlines()))
+        msg = re.sub(r"\s*\(at (line \d+, column \d+|end of document)\)$", "", msg)
+        raise WorkloadError(source, line, "", f"invalid TOML: {msg}") from exc
+    return _Parser(source, text).workload(data, overrides or Overrides())
+
+
+def parse_mapping(
+    data: Mapping[str, Any], source: str = "<workload>", overrides: Overrides | None = None
+) -> Workload:
+    """Validate an already-decoded mapping (e.g. canonical JSON from the controller)."""
+    return _Parser(source, None).workload(data, overrides or Overrides())
+
+
+def parse_json(text: str, source: str = "<workload json>") -> Workload:
+    return parse_mapping(json.loads(text), source)
+
+
+def count_placeholders(sql: str) -> int:
+    """Number of ``?`` placeholders outside quotes and comments."""
+    count, i, n = 0, 0, len(sql)
+    while i < n:
+        ch = sql[i]
+        if ch in ("'", '"'):
+            end = sql.find(ch, i + 1)
+            i = n if end < 0 else end + 1
+            continue
+        if sql.startswith("--", i):
+            end = sql.find("\n", i)
+            i = n if end < 0 else end + 1
+            continue
+        if sql.startswith("/*", i):
+            end = sql.find("*/", i + 2)
+            i = n if end < 0 else end + 2
+            continue
+        if ch == "?":
+            count += 1
+        i += 1
+    return count
+
+
+class _Parser:
+    """Validates a decoded mapping, locating fields in the source text for messages."""
+
+    def __init__(self, source: str, text: str | None) -> None:
+        self.source = source
+        self.lines = text.splitlines() if text is not None else None
+
+    # -- error helpers -------------------------------------------------------------
+
+    def error(self, path: str, problem: str) -> WorkloadError:
+        return WorkloadError(self.source, self._locate(path), path, problem)
+
+    def _locate(self, path: str) -> int | None:
+        """Best-effort line of a dotted field path such as ``query[1].weight``."""
+        if self.lines is None or not path:
+            return None
+        parts = re.findall(r"([A-Za-z_][A-Za-z0-9_]*)(?:\[(\d+)\])?", path)
+        table: list[str] = []
+        index: int | None = None
+        key = parts[-1][0]
+        for name, idx in parts[:-1]:
+            table.append(name)
+            if idx:
+                index = int(idx)
+        if len(parts) >= 1 and parts[-1][1] and len(parts) == 1:
+            # "query[2]" -> the array-of-tables header itself
+            table, key, index = [parts[0][0]], "", int(parts[0][1])
+        header = ".".join(table)
+        current = ""
+        seen = -1
+        fallback: int | None = None
+        for lineno, raw in enumerate(self.lines, start=1):
+            line = raw.strip()
+            m = re.match(r"^\[\[\s*([^\]]+?)\s*\]\]", line) or re.match(
+                r"^\[\s*([^\]]+?)\s*\]", line
+            )
+            if m:
+                current = m.group(1)
+                if current == header and line.startswith("[["):
+                    seen += 1
+                if current == header and not key and (index is None or seen == index):
+                    return lineno
+                continue
+            in_table = current == header and (index is None or seen == index)
+            if not key:
+                continue
+            if in_table and re.match(rf"^{re.escape(key)}\s*=", line):
+                return lineno
+            if not table and current == "" and re.match(rf"^{re.escape(key)}\s*=", line):
+                return lineno
+            if in_table and fallback is None:
+                fallback = lineno
+            # dotted keys / inline tables at the top level: load = { ... } or load.workers = 2
+            if current == "" and table and re.match(rf"^{re.escape(table[0])}\s*[.=]", line):
+                fallback = fallback or lineno
+        if fallback is not None:
+            return fallback
+        for lineno, raw in enumerate(self.lines, start=1):  # header of the table at least
+            if re.match(rf"^\[+\s*{re.escape(header)}\s*\]+", raw.strip()):
+                return lineno
+        return None
+
+    # -- typed getters ---------------------------------------------------------------
+
+    def table(self, data: Mapping[str, Any], key: str, path: str) -> Mapping[str, Any]:
+        value = data.get(key, {})
+        if not isinstance(value, Mapping):
+            raise self.error(path, f"must be a table, got {_type_name(value)}")
+        return value
+
+    def only_keys(self, data: Mapping[str, Any], allowed: Sequence[str], path: str) -> None:
+        for key in data:
+            if key not in allowed:
+                where = f"{path}.{key}" if path else key
+                hint = _did_you_mean(key, allowed)
+                raise self.error(where, f"unknown field{hint}; allowed: {', '.join(allowed)}")
+
+    def string(
+        self, data: Mapping[str, Any], key: str, path: str, default: str | None = None
+    ) -> str:
+        if key not in data:
+            if default is None:
+                raise self.error(path, "is required")
+            return default
+        value = data[key]
+        if not isinstance(value, str):
+            raise self.error(path, f"must be a string, got {_type_name(value)}")
+        return value
+
+    def integer(
+        self, data: Mapping[str, Any], key: str, path: str, default: int, lo: int, hi: int
+    ) -> int:
+        value = data.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.error(path, f"must be an integer, got {_type_name(value)}")
+        if not lo <= value <= hi:
+            raise self.error(path, f"must be between {lo} and {hi}, got {value}")
+        return value
+
+    def number(self, data: Mapping[str, Any], key: str, path: str) -> float | None:
+        if key not in data:
+            return None
+        value = data[key]
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.error(path, f"must be a number, got {_type_name(value)}")
+        if value < 0:
+            raise self.error(path, f"must not be negative, got {value}")
+        return float(value)
+
+    def duration(
+        self, data: Mapping[str, Any], key: str, path: str, default: float, minimum: float = 0.0
+    ) -> float:
+        if key not in data:
+            return default
+        try:
+            seconds = parse_duration(data[key])
+        except (ValueError, TypeError) as exc:
+            raise self.error(path, str(exc)) from exc
+        if seconds < minimum:
+            raise self.error(path, f"must be at least {format_duration(minimum)}")
+        if seconds > MAX_DURATION_S:
+            raise self.error(path, f"must be at most {format_duration(MAX_DURATION_S)}")
+        return seconds
+
+    def enum(self, data: Mapping[str, Any], key: str, path: str, enum: type[_E], default: _E) -> _E:
+        value = data.get(key, default.value)
+        choices = [e.value for e in enum]
+        if not isinstance(value, str) or value not in choices:
+            raise self.error(path, f"must be one of {', '.join(choices)}, got {value!r}")
+        return enum(value)
+
+    # -- sections ------------------------------------------------------------------------
+
+    def workload(self, data: Mapping[str, Any], ov: Overrides) -> Workload:
+        self.only_keys(data, ("name", "description", "target", "setup", "load", "query", "slo"), "")
+        name = self.string(data, "name", "name")
+        if not NAME_RE.match(name):
+            raise self.error("name", "must be 1-64 characters of letters, digits, '_', '-', '.'")
+        target = self.target(self.table(data, "target", "target"))
+        setup = self.setup(self.table(data, "setup", "setup"))
+        load = self.load(self.table(data, "load", "load"), ov)
+        queries = self.queries(data.get("query"))
+        slo = self.slo(self.table(data, "slo", "slo"), "slo", {q.name for q in queries})
+        return Workload(
+            name=name,
+            description=self.string(data, "description", "description", ""),
+            target=target,
+            queries=queries,
+            load=load,
+            setup_sql=setup,
+            slo=slo,
+        )
+
+    def target(self, data: Mapping[str, Any]) -> Target:
+        self.only_keys(data, ("driver", "database", "dsn", "connection", "options"), "target")
+        driver = self.enum(data, "driver", "target.driver", Driver, Driver.SQLITE)
+        database = self.string(data, "database", "target.database", "")
+        dsn = self.string(data, "dsn", "target.dsn", "")
+        connection = self.string(data, "connection", "target.connection", "")
+        options = self.table(data, "options", "target.options")
+        if driver is Driver.SQLITE and not database:
+            raise self.error("target.database", "is required for the sqlite driver")
+        if driver is Driver.POSTGRES and not dsn:
+            raise self.error("target.dsn", "is required for the postgres driver")
+        if driver is Driver.SNOWFLAKE:
+            if not connection:
+                raise self.error(
+                    "target.connection",
+                    "is required for the snowflake driver (a connection name in connections.toml)",
+                )
+            for secret in ("password", "private_key", "token", "private_key_file"):
+                if secret in options:
+                    raise self.error(
+                        f"target.options.{secret}",
+                        "credentials do not belong in workload files; "
+                        "keep them in connections.toml",
+                    )
+        return Target(driver, database, dsn, connection, dict(options))
+
+    def setup(self, data: Mapping[str, Any]) -> tuple[str, ...]:
+        self.only_keys(data, ("sql",), "setup")
+        sql = data.get("sql", [])
+        if isinstance(sql, str):
+            sql = [sql]
+        if not isinstance(sql, list) or not all(isinstance(s, str) for s in sql):
+            raise self.error("setup.sql", "must be a string or a list of strings")
+        return tuple(sql)
+
+    def load(self, data: Mapping[str, Any], ov: Overrides) -> Load:
+        allowed = (
+            "mode",
+            "workers",
+            "connections",
+            "warmup",
+            "duration",
+            "think_time",
+            "ready_timeout",
+            "max_parallel_connects",
+            "on_worker_lost",
+        )
+        self.only_keys(data, allowed, "load")
+        mode = self.enum(data, "mode", "load.mode", Mode, Mode.CLOSED)
+        if mode not in IMPLEMENTED_MODES:
+            raise self.error("load.mode", f"mode {mode.value!r} is not available yet; use 'closed'")
+        workers = self.integer(data, "workers", "load.workers", 1, 1, MAX_WORKERS)
+        connections = self.integer(
+            data, "connections", "load.connections", max(4, workers), 1, MAX_CONNECTIONS
+        )
+        warmup = self.duration(data, "warmup", "load.warmup", 0.0)
+        duration = self.duration(data, "duration", "load.duration", 30.0, minimum=0.001)
+        if ov.workers is not None:
+            workers = _check_override("workers", ov.workers, 1, MAX_WORKERS)
+        if ov.connections is not None:
+            connections = _check_override("connections", ov.connections, 1, MAX_CONNECTIONS)
+        if ov.warmup_s is not None:
+            warmup = _check_override_s("warmup", ov.warmup_s, 0.0)
+        if ov.duration_s is not None:
+            duration = _check_override_s("duration", ov.duration_s, 0.001)
+        if connections < workers:
+            path = "load.connections"
+            problem = f"must be at least load.workers ({workers}) so every worker has a connection"
+            if ov.connections is not None or ov.workers is not None:
+                raise WorkloadError("overrides", None, "connections", problem)
+            raise self.error(path, problem)
+        return Load(
+            mode=mode,
+            workers=workers,
+            connections=connections,
+            warmup_s=warmup,
+            duration_s=duration,
+            think_time_s=self.duration(data, "think_time", "load.think_time", 0.0),
+            ready_timeout_s=self.duration(
+                data, "ready_timeout", "load.ready_timeout", 60.0, minimum=0.1
+            ),
+            max_parallel_connects=self.integer(
+                data, "max_parallel_connects", "load.max_parallel_connects", 32, 1, 1024
+            ),
+            on_worker_lost=self.enum(
+                data, "on_worker_lost", "load.on_worker_lost", OnWorkerLost, OnWorkerLost.FAIL
+            ),
+        )
+
+    def queries(self, raw: Any) -> tuple[Query, ...]:
+        if raw is None:
+            raise self.error("query", "at least one [[query]] is required")
+        if not isinstance(raw, list) or not raw:
+            raise self.error(
+                "query", "must be an array of tables ([[query]]) with at least one entry"
+            )
+        if len(raw) > MAX_QUERIES:
+            raise self.error("query", f"at most {MAX_QUERIES} queries, got {len(raw)}")
+        out: list[Query] = []
+        names: set[str] = set()
+        for i, item in enumerate(raw):
+            path = f"query[{i}]"
+            if not isinstance(item, Mapping):
+                raise self.error(path, f"must be a table, got {_type_name(item)}")
+            self.only_keys(item, ("name", "sql", "weight", "params"), path)
+            name = self.string(item, "name", f"{path}.name")
+            if not NAME_RE.match(name):
+                raise self.error(
+                    f"{path}.name", "must be 1-64 characters of letters, digits, '_', '-', '.'"
+                )
+            if name in names:
+                raise self.error(f"{path}.name", f"duplicate query name {name!r}")
+            names.add(name)
+            sql = self.string(item, "sql", f"{path}.sql")
+            if not sql.strip():
+                raise self.error(f"{path}.sql", "must not be empty")
+            weight = item.get("weight", 1)
+            if isinstance(weight, bool) or not isinstance(weight, int | float) or weight <= 0:
+                raise self.error(f"{path}.weight", f"must be a positive number, got {weight!r}")
+            params = self.params(item.get("params", []), f"{path}.params")
+            expected = count_placeholders(sql)
+            if expected != len(params):
+                raise self.error(
+                    f"{path}.params",
+                    f"sql has {expected} '?' placeholder(s) but {len(params)} param(s) are given",
+                )
+            out.append(Query(name=name, sql=sql, weight=float(weight), params=params))
+        return tuple(out)
+
+    def params(self, raw: Any, path: str) -> tuple[ParamSpec, ...]:
+        if not isinstance(raw, list):
+            raise self.error(path, f"must be a list of generators, got {_type_name(raw)}")
+        return tuple(self.param(p, f"{path}[{i}]") for i, p in enumerate(raw))
+
+    def param(self, raw: Any, path: str) -> ParamSpec:
+        kinds = ("int", "float", "sequence", "string", "choice")
+        if not isinstance(raw, Mapping) or len(raw) != 1:
+            raise self.error(
+                path, "must be an inline table with one generator, e.g. { int = [1, 100] }"
+            )
+        ((kind, value),) = raw.items()
+        if kind not in kinds:
+            raise self.error(path, f"unknown generator {kind!r}{_did_you_mean(kind, kinds)}")
+        if kind in ("int", "float"):
+            num = int if kind == "int" else (int, float)
+            if (
+                not isinstance(value, list)
+                or len(value) != 2
+                or not all(isinstance(v, num) and not isinstance(v, bool) for v in value)
+            ):
+                raise self.error(path, f"{kind} takes [low, high], got {value!r}")
+            if value[0] > value[1]:
+                raise self.error(path, f"{kind} range is empty: low {value[0]} > high {value[1]}")
+            return ParamSpec(kind, (value[0], value[1]))
+        if kind == "sequence":
+            if isinstance(value, list) and len(value) == 1:
+                value = value[0]
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise self.error(path, f"sequence takes a start integer, got {value!r}")
+            return ParamSpec(kind, (value,))
+        if kind == "string":
+            if isinstance(value, int) and not isinstance(value, bool):
+                value = [value, value]
+            if (
+                not isinstance(value, list)
+                or len(value) != 2
+                or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+                or not 0 <= value[0] <= value[1] <= 1_000_000
+            ):
+                raise self.error(
+                    path, f"string takes a length or [min, max] lengths, got {value!r}"
+                )
+            return ParamSpec(kind, (value[0], value[1]))
+        if not isinstance(value, list) or not value:
+            raise self.error(path, "choice takes a non-empty list of values")
+        return ParamSpec(kind, tuple(value))
+
+    def slo(self, data: Mapping[str, Any], path: str, names: set[str]) -> Slo:
+        keys = ("p50_ms", "p95_ms", "p99_ms", "error_rate", "min_qps")
+        self.only_keys(data, (*keys, "query") if path == "slo" else keys, path)
+        by_kind: dict[str, Slo] = {}
+        if path == "slo":
+            per = self.table(data, "query", "slo.query")
+            for name, sub in per.items():
+                if name not in names:
+                    raise self.error(f"slo.query.{name}", f"no query named {name!r}")
+                if not isinstance(sub, Mapping):
+                    raise self.error(f"slo.query.{name}", "must be a table")
+                by_kind[name] = self.slo(sub, f"slo.query.{name}", names)
+        rate = self.number(data, "error_rate", f"{path}.error_rate")
+        if rate is not None and rate > 1:
+            raise self.error(f"{path}.error_rate", f"is a fraction between 0 and 1, got {rate}")
+        return Slo(
+            p50_ms=self.number(data, "p50_ms", f"{path}.p50_ms"),
+            p95_ms=self.number(data, "p95_ms", f"{path}.p95_ms"),
+            p99_ms=self.number(data, "p99_ms", f"{path}.p99_ms"),
+            error_rate=rate,
+            min_qps=self.number(data, "min_qps", f"{path}.min_qps"),
+            by_kind=by_kind,
+        )
+
+
+def _check_override(name: str, value: int, lo: int, hi: int) -> int:
+    if not lo <= value <= hi:
+        raise WorkloadError("overrides", None, name, f"must be between {lo} and {hi}, got {value}")
+    return value
+
+
+def _check_override_s(name: str, value: float, minimum: float) -> float:
+    if value < minimum or value > MAX_DURATION_S:
+        raise WorkloadError(
+            "overrides",
+            None,
+            name,
+            f"must be between {format_duration(minimum)} and {format_duration(MAX_DURATION_S)}",
+        )
+    return value
+
+
+def _type_name(value: Any) -> str:
+    return {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        list: "an array",
+        dict: "a table",
+    }.get(type(value), type(value).__name__)
+
+
+def _did_you_mean(word: str, choices: Sequence[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""

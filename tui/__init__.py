@@ -1,0 +1,1 @@
+"""The Textual terminal UI. It talks to a controller only through the public gRPC API."""

@@ -1,0 +1,438 @@
+"""The worker's attach client: one long-lived Attach stream, the state machine, effects.
+
+All state changes happen on the asyncio loop, in the order messages arrive; blocking
+work (connecting, setup, draining) runs in threads and comes back as internal events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import grpc
+import psutil
+from google.protobuf.duration_pb2 import Duration
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from snowload import __version__, hdr
+from snowload.v1 import common_pb2, control_pb2, control_pb2_grpc
+from snowload.workload import Workload, parse_json
+from worker import state_machine as sm
+from worker.drivers import Driver, DriverError, get_driver
+from worker.executor import Executor, KindPhaseData, RunPlan
+from worker.generators import Sequences
+
+log = logging.getLogger("snowload.worker")
+HEARTBEAT_INTERVAL_S = 1.0
+REPORT_INTERVAL_S = 1.0
+OUTBOX_LIMIT = 10_000
+
+
+def now_ts() -> Timestamp:
+    ts = Timestamp()
+    ts.FromNanoseconds(time.time_ns())
+    return ts
+
+
+def seconds_duration(seconds: float) -> Duration:
+    d = Duration()
+    d.FromNanoseconds(int(seconds * 1e9))
+    return d
+
+
+class SetupError(DriverError):
+    """The workload's setup SQL failed (the run fails with reason setup_failed)."""
+
+
+@dataclass
+class RunContext:
+    """What the agent holds for the run it is in."""
+
+    assign: control_pb2.Assign
+    executor: Executor | None = None
+    aborted: bool = False
+    interval_id: int = 0
+    load_started: float | None = None
+    reporter: asyncio.Task[None] | None = None
+    prepare_s: float = 0.0
+    totals: dict[tuple[int, int], list[int]] = field(default_factory=dict)
+
+
+class Agent:
+    def __init__(
+        self,
+        controller: str,
+        *,
+        capacity: int = 1024,
+        labels: dict[str, str] | None = None,
+        worker_id: str | None = None,
+        channel_options: list[tuple[str, int]] | None = None,
+    ) -> None:
+        self.controller = controller
+        self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.capacity = capacity
+        self.labels = labels or {}
+        self.model = sm.Model()
+        self.run: RunContext | None = None
+        self._outbox: asyncio.Queue[control_pb2.AttachRequest] = asyncio.Queue(OUTBOX_LIMIT)
+        self._stopping = asyncio.Event()
+        self._proc = psutil.Process()
+        self._proc.cpu_percent(None)
+        self._clock_offset_ns = 0
+        self._rtt_ns = 0
+        self._channel_options = channel_options or []
+        self.attached = asyncio.Event()
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def serve(self) -> None:
+        """Attach, and re-attach with backoff, until shutdown."""
+        backoff = 0.2
+        while not self._stopping.is_set():
+            try:
+                await self._session()
+                backoff = 0.2
+            except grpc.aio.AioRpcError as exc:
+                log.info("controller unavailable (%s); retrying in %.1fs", exc.code().name, backoff)
+            self.attached.clear()
+            if self._stopping.is_set():
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), backoff)
+            backoff = min(backoff * 2, 5.0)
+
+    async def shutdown(self, drain_timeout_s: float = 5.0) -> None:
+        """SIGTERM: drain the current run (if any), report it, then detach."""
+        if self.run is not None and self.model.state in (sm.RUNNING, sm.READY, sm.PREPARING):
+            stop = control_pb2.AttachResponse(
+                seq=self.model.last_seq + 1,
+                stop=control_pb2.Stop(
+                    run_id=self.model.run_id,
+                    reason="worker_shutdown",
+                    drain_timeout=seconds_duration(drain_timeout_s),
+                ),
+            )
+            self._handle(stop)
+            deadline = time.monotonic() + drain_timeout_s + 5
+            while self.run is not None and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            await self._flush_outbox(2.0)
+        self._stopping.set()
+
+    async def _flush_outbox(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not self._outbox.empty() and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+
+    async def _session(self) -> None:
+        async with grpc.aio.insecure_channel(self.controller, options=self._channel_options) as ch:
+            stub = control_pb2_grpc.ControlServiceStub(ch)
+            call = stub.Attach(self._outgoing())
+            heartbeat = asyncio.create_task(self._heartbeats())
+            stopper = asyncio.create_task(self._stopping.wait())
+            try:
+                reader = asyncio.create_task(self._read(call))
+                done, _ = await asyncio.wait({reader, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                if reader in done:
+                    reader.result()
+                else:
+                    reader.cancel()
+                    call.cancel()
+            finally:
+                heartbeat.cancel()
+                stopper.cancel()
+
+    async def _read(self, call: grpc.aio.StreamStreamCall) -> None:  # type: ignore[type-arg]
+        async for msg in call:
+            self._on_message(msg)
+
+    async def _outgoing(self) -> AsyncIterator[control_pb2.AttachRequest]:
+        yield control_pb2.AttachRequest(
+            hello=control_pb2.Hello(
+                worker_id=self.worker_id,
+                host=socket.gethostname(),
+                pid=os.getpid(),
+                version=__version__,
+                capacity=self.capacity,
+                labels=self.labels,
+                run_id=self.model.run_id,
+                last_applied_seq=self.model.last_seq,
+                state=self.model.state,
+            )
+        )
+        while True:
+            yield await self._outbox.get()
+
+    def _send(self, msg: control_pb2.AttachRequest) -> None:
+        try:
+            self._outbox.put_nowait(msg)
+        except asyncio.QueueFull:
+            log.warning("outbox full; dropping %s", msg.WhichOneof("message"))
+
+    # -- incoming ----------------------------------------------------------------------
+
+    def _on_message(self, msg: control_pb2.AttachResponse) -> None:
+        kind = msg.WhichOneof("command")
+        if kind == "welcome":
+            self.attached.set()
+            return
+        if kind == "pong":
+            self._on_pong(msg.pong)
+            return
+        self._handle(msg)
+
+    def _on_pong(self, pong: control_pb2.Pong) -> None:
+        t3 = time.time_ns()
+        t0 = pong.heartbeat_send_time.ToNanoseconds()
+        t1 = pong.controller_receive_time.ToNanoseconds()
+        self._rtt_ns = max(0, t3 - t0)
+        self._clock_offset_ns = t1 - (t0 + self._rtt_ns // 2)
+
+    def _handle(self, msg: control_pb2.AttachResponse) -> None:
+        self.model, effects = sm.receive(self.model, msg)
+        self._run_effects(effects)
+
+    def _event(self, result: sm.Result) -> None:
+        self.model, effects = result
+        self._run_effects(effects)
+
+    def _run_effects(self, effects: list[sm.Effect]) -> None:
+        for eff in effects:
+            if isinstance(eff, sm.Acknowledge):
+                self._send(
+                    control_pb2.AttachRequest(
+                        ack=control_pb2.Ack(
+                            seq=eff.seq, applied_time=now_ts(), state=self.model.state
+                        )
+                    )
+                )
+            elif isinstance(eff, sm.Ignored):
+                log.debug("ignored: %s", eff.why)
+            elif isinstance(eff, sm.Prepare):
+                self._prepare(eff.assign)
+            elif isinstance(eff, sm.AbortPrepare):
+                if self.run is not None:
+                    self.run.aborted = True
+                    if self.run.executor is not None:
+                        self.run.executor.control.stopping = True
+                        self.run.executor.control.go.set()
+                    self.run = None
+            elif isinstance(eff, sm.BeginLoad):
+                self._begin_load(eff.phase)
+            elif isinstance(eff, sm.ApplyPhase):
+                if self.run is not None and self.run.executor is not None:
+                    self.run.executor.set_phase(eff.phase)
+            elif isinstance(eff, sm.ApplyLoad):
+                if self.run is not None and self.run.executor is not None:
+                    self.run.executor.set_connections(eff.connections)
+            elif isinstance(eff, sm.Drain):
+                self._drain(eff)
+            elif isinstance(eff, sm.SendReady):
+                self._send_ready(eff.run_id)
+            elif isinstance(eff, sm.SendFinished):
+                self._send_finished(eff.run_id)
+            elif isinstance(eff, sm.SendFailure):
+                self._send(
+                    control_pb2.AttachRequest(
+                        failure=control_pb2.Failure(
+                            run_id=eff.run_id, reason=eff.reason, message=eff.message
+                        )
+                    )
+                )
+
+    # -- effects -------------------------------------------------------------------------
+
+    def _prepare(self, assign: control_pb2.Assign) -> None:
+        ctx = RunContext(assign=assign)
+        self.run = ctx
+        asyncio.get_running_loop().create_task(self._prepare_async(ctx))
+
+    async def _prepare_async(self, ctx: RunContext) -> None:
+        a = ctx.assign
+        began = time.monotonic()
+        try:
+            workload = parse_json(a.workload_json)
+            driver = get_driver(workload.target.driver)
+            slots = max(1, a.sequence_slots or a.worker_count)
+            plan = RunPlan(
+                run_id=a.run_id,
+                workload=workload,
+                worker_index=a.worker_index,
+                connections=a.connections,
+                sequences=Sequences(a.sequence_slot if a.sequence_slots else a.worker_index, slots),
+            )
+            executor = Executor(plan, driver, phase=a.phase or common_pb2.STATE_PREPARING)
+            ctx.executor = executor
+            if a.run_setup and workload.setup_sql:
+                await asyncio.to_thread(self._run_setup, driver, workload)
+            await asyncio.to_thread(executor.open_connections)
+        except SetupError as exc:
+            self._after_prepare_failure(ctx, "setup_failed", str(exc))
+            return
+        except DriverError as exc:
+            self._after_prepare_failure(ctx, "target_unreachable", str(exc))
+            return
+        except Exception as exc:
+            self._after_prepare_failure(ctx, "worker_error", f"{type(exc).__name__}: {exc}")
+            return
+        ctx.prepare_s = time.monotonic() - began
+        if ctx.aborted or self.run is not ctx:
+            await asyncio.to_thread(executor.stop, 0.0)
+            return
+        self._event(sm.prepared(self.model, a.run_id))
+
+    def _after_prepare_failure(self, ctx: RunContext, reason: str, message: str) -> None:
+        if ctx.executor is not None:
+            ctx.executor.control.stopping = True
+            ctx.executor.control.go.set()
+        if self.run is ctx:
+            self.run = None
+        self._event(sm.prepare_failed(self.model, ctx.assign.run_id, reason, message))
+
+    @staticmethod
+    def _run_setup(driver: Driver, workload: Workload) -> None:
+        conn = driver.connect(workload.target, 30.0)
+        try:
+            conn.execute_script(workload.setup_sql)
+        except Exception as exc:
+            raise SetupError(driver.classify(exc), driver.describe_error(exc)) from exc
+        finally:
+            conn.close()
+
+    def _send_ready(self, run_id: str) -> None:
+        ctx = self.run
+        prep = ctx.prepare_s if ctx else 0.0
+        self._send(
+            control_pb2.AttachRequest(
+                ready=control_pb2.Ready(
+                    run_id=run_id,
+                    connections=ctx.assign.connections if ctx else 0,
+                    prepare_duration=seconds_duration(prep),
+                    ready_time=now_ts(),
+                )
+            )
+        )
+
+    def _begin_load(self, phase: int) -> None:
+        ctx = self.run
+        if ctx is None or ctx.executor is None:
+            return
+        ctx.executor.set_phase(phase)
+        ctx.executor.start()
+        ctx.load_started = time.monotonic()
+        ctx.reporter = asyncio.get_running_loop().create_task(self._report_loop(ctx))
+
+    async def _report_loop(self, ctx: RunContext) -> None:
+        assert ctx.load_started is not None
+        k = 1
+        while True:
+            due = ctx.load_started + k * REPORT_INTERVAL_S
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            self._report(ctx, last=False)
+            k += 1
+
+    def _report(self, ctx: RunContext, *, last: bool) -> None:
+        executor = ctx.executor
+        if executor is None:
+            return
+        end = time.time_ns()
+        cells = executor.collect()
+        ctx.interval_id += 1
+        report = control_pb2.MetricsReport(
+            run_id=ctx.assign.run_id,
+            interval_id=ctx.interval_id,
+            active_connections=executor.active_connections,
+            last=last,
+        )
+        report.end_time.FromNanoseconds(end)
+        report.start_time.FromNanoseconds(end - int(REPORT_INTERVAL_S * 1e9))
+        queries = executor.plan.workload.queries
+        for (phase, kind), cell in sorted(cells.items()):
+            report.kinds.append(self._kind_interval(queries[kind].name, phase, cell))
+            total = ctx.totals.setdefault((phase, kind), [0, 0])
+            total[0] += cell.count
+            total[1] += sum(t.count for t in cell.errors.values())
+        report.send_time.CopyFrom(now_ts())
+        self._send(control_pb2.AttachRequest(metrics=report))
+
+    @staticmethod
+    def _kind_interval(name: str, phase: int, cell: KindPhaseData) -> control_pb2.KindInterval:
+        return control_pb2.KindInterval(
+            kind=name,
+            phase=phase,  # type: ignore[arg-type]
+            count=cell.count,
+            histogram=hdr.encode(cell.histogram),
+            errors=[
+                control_pb2.ErrorCount(category=cat, count=t.count, samples=t.samples)
+                for cat, t in sorted(cell.errors.items())
+            ],
+        )
+
+    def _drain(self, eff: sm.Drain) -> None:
+        ctx = self.run
+        if ctx is None:
+            self._event(sm.drained(self.model, eff.run_id))
+            return
+        asyncio.get_running_loop().create_task(self._drain_async(ctx, eff))
+
+    async def _drain_async(self, ctx: RunContext, eff: sm.Drain) -> None:
+        if ctx.reporter is not None:
+            ctx.reporter.cancel()
+        if ctx.executor is not None:
+            await asyncio.to_thread(ctx.executor.stop, eff.drain_timeout_s)
+            if ctx.load_started is not None:
+                self._report(ctx, last=True)
+        self._event(sm.drained(self.model, eff.run_id))
+
+    def _send_finished(self, run_id: str) -> None:
+        ctx = self.run
+        finished = control_pb2.Finished(run_id=run_id)
+        if ctx is not None and ctx.assign.run_id == run_id:
+            finished.intervals = ctx.interval_id
+            queries = ctx.executor.plan.workload.queries if ctx.executor else ()
+            for (phase, kind), (count, errors) in sorted(ctx.totals.items()):
+                finished.totals.append(
+                    control_pb2.KindInterval(
+                        kind=queries[kind].name,
+                        phase=phase,  # type: ignore[arg-type]
+                        count=count,
+                        errors=[control_pb2.ErrorCount(category="all", count=errors)]
+                        if errors
+                        else [],
+                    )
+                )
+            self.run = None
+        self._send(control_pb2.AttachRequest(finished=finished))
+
+    # -- heartbeats ------------------------------------------------------------------------
+
+    async def _heartbeats(self) -> None:
+        while True:
+            self._send(control_pb2.AttachRequest(heartbeat=self.heartbeat()))
+            await asyncio.sleep(HEARTBEAT_INTERVAL_S)
+
+    def heartbeat(self) -> control_pb2.Heartbeat:
+        hb = control_pb2.Heartbeat(
+            state=self.model.state,
+            run_id=self.model.run_id,
+            phase=self.model.phase,
+            active_connections=(
+                self.run.executor.active_connections
+                if self.run is not None and self.run.executor is not None
+                else 0
+            ),
+            cpu_percent=self._proc.cpu_percent(None),
+            rss_bytes=self._proc.memory_info().rss,
+            last_applied_seq=self.model.last_seq,
+        )
+        hb.clock_offset.FromNanoseconds(self._clock_offset_ns)
+        hb.round_trip.FromNanoseconds(self._rtt_ns)
+        hb.send_time.CopyFrom(now_ts())
+        return hb

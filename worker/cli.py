@@ -1,0 +1,71 @@
+"""``snowload worker --controller HOST:PORT``: attach to a controller and serve runs."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+
+from worker.agent import Agent
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="snowload worker", description=__doc__)
+    p.add_argument("--controller", required=True, help="controller address HOST:PORT")
+    p.add_argument("--capacity", type=int, default=1024, help="most connections to open")
+    p.add_argument("--label", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument(
+        "--id", dest="worker_id", default=None, help="worker id (default: host-pid-rand)"
+    )
+    p.add_argument("--log-level", default="WARNING")
+    p.add_argument(
+        "--parent-pid", type=int, default=0, help="drain and exit when this process dies"
+    )
+    return p
+
+
+async def _amain(args: argparse.Namespace) -> int:
+    labels = dict(item.split("=", 1) for item in args.label if "=" in item)
+    agent = Agent(args.controller, capacity=args.capacity, labels=labels, worker_id=args.worker_id)
+    loop = asyncio.get_running_loop()
+    shutdown: list[asyncio.Task[None]] = []
+
+    def begin_shutdown() -> None:
+        if not shutdown:
+            shutdown.append(loop.create_task(agent.shutdown()))
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, begin_shutdown)
+    watcher = None
+    if args.parent_pid:
+        watcher = loop.create_task(_watch_parent(args.parent_pid, begin_shutdown))
+    await agent.serve()
+    if watcher is not None:
+        watcher.cancel()
+    for task in shutdown:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    return 0
+
+
+async def _watch_parent(pid: int, on_gone: object) -> None:
+    while os.getppid() == pid:
+        await asyncio.sleep(0.5)
+    assert callable(on_gone)
+    on_gone()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s worker %(levelname)s %(message)s"
+    )
+    return asyncio.run(_amain(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,19 @@
+"""Driver registry: the workload's ``target.driver`` names one of these."""
+
+from __future__ import annotations
+
+from snowload.workload import Driver as DriverName
+from worker.drivers.base import Connection, Driver, DriverError, ErrorCategory
+
+
+def get_driver(name: DriverName) -> Driver:
+    if name is DriverName.SQLITE:
+        from worker.drivers.sqlite import SqliteDriver
+
+        return SqliteDriver()
+    raise DriverError(
+        ErrorCategory.OTHER, f"the {name.value} driver is not available in this worker yet"
+    )
+
+
+__all__ = ["Connection", "Driver", "DriverError", "ErrorCategory", "get_driver"]

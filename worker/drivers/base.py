@@ -1,0 +1,88 @@
+"""The driver interface: connect, tag, execute with bound parameters, classify, cancel, close.
+
+A driver is pure configuration translation plus a factory of blocking connections. Each
+connection lives in one thread, which runs the hot loop; ``cancel`` may be called from any
+other thread.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from enum import StrEnum
+from typing import Any
+
+from snowload.workload import Query, Target
+from worker.tags import Tag
+
+
+class ErrorCategory(StrEnum):
+    AUTH = "auth"
+    NETWORK = "network"
+    TIMEOUT = "timeout"
+    SYNTAX = "syntax"
+    CONSTRAINT = "constraint"
+    LOCK = "lock"
+    THROTTLED = "throttled"
+    OTHER = "other"
+
+
+class DriverError(Exception):
+    """A driver failure with a stable category; the message carries no credentials."""
+
+    def __init__(self, category: ErrorCategory, message: str) -> None:
+        super().__init__(message)
+        self.category = category
+
+
+class Connection(ABC):
+    """One open connection, used by exactly one thread (cancel excepted)."""
+
+    def apply_tag(self, tag: Tag) -> None:  # noqa: B027 - optional hook
+        """Session-level tagging, called in the connection's thread whenever the phase
+        changes, before the next query. Drivers that tag per statement do nothing here."""
+
+    def compile(self, query: Query, tag: Tag) -> Any:
+        """Whatever ``execute`` needs for this query kind in this phase (compiled once per
+        phase change, not per query). By default the SQL text."""
+        return query.sql
+
+    @abstractmethod
+    def execute(self, compiled: Any, params: Sequence[Any]) -> None:
+        """Run one statement with bound parameters and consume its result."""
+
+    def execute_script(self, statements: Sequence[str]) -> None:
+        """Setup SQL: run statements in order, committing as the driver requires."""
+        for sql in statements:
+            self.execute(sql, ())
+
+    @abstractmethod
+    def cancel(self) -> None:
+        """Interrupt the running statement; safe to call from another thread."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+class Driver(ABC):
+    name: str
+
+    @abstractmethod
+    def connect(self, target: Target, timeout_s: float) -> Connection:
+        """Open one connection; raises DriverError (category network/auth/timeout/...)."""
+
+    @abstractmethod
+    def classify(self, exc: BaseException) -> ErrorCategory:
+        """Map a driver exception to a stable category."""
+
+    def describe_error(self, exc: BaseException) -> str:
+        """One-line message for reports, with credentials redacted."""
+        return redact(f"{type(exc).__name__}: {exc}")
+
+
+def redact(text: str) -> str:
+    """Remove password-like values from a message (key=value and URL forms)."""
+    import re
+
+    text = re.sub(r"(?i)(password|passwd|pwd|token|secret)=\S+", r"\1=***", text)
+    return re.sub(r"(://[^:/@\s]+:)[^@\s]+@", r"\1***@", text)

@@ -1,0 +1,81 @@
+"""SQLite: the embedded default target. Tags travel as a leading SQL comment."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from snowload.targets import sqlite_path
+from snowload.workload import Query, Target
+from worker.drivers.base import Connection, Driver, DriverError, ErrorCategory
+from worker.tags import Tag
+
+
+class SqliteConnection(Connection):
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def compile(self, query: Query, tag: Tag) -> Any:
+        return tag.comment() + query.sql
+
+    def execute(self, compiled: Any, params: Sequence[Any]) -> None:
+        cur = self._conn.execute(compiled, params)
+        cur.fetchall()
+
+    def execute_script(self, statements: Sequence[str]) -> None:
+        for sql in statements:
+            self._conn.execute(sql).fetchall()
+
+    def set_trace(self, callback: Any) -> None:
+        """Statement trace as SQLite sees it (used by tests to check tags)."""
+        self._conn.set_trace_callback(callback)
+
+    def cancel(self) -> None:
+        self._conn.interrupt()
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+class SqliteDriver(Driver):
+    name = "sqlite"
+
+    def connect(self, target: Target, timeout_s: float) -> Connection:
+        path = sqlite_path(target.database)
+        busy_ms = int(target.options.get("busy_timeout_ms", 5000))
+        journal = str(target.options.get("journal_mode", "wal"))
+        try:
+            if path != ":memory:":
+                from pathlib import Path
+
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(
+                path,
+                timeout=busy_ms / 1000.0,
+                isolation_level=None,  # autocommit: each statement is its own transaction
+                check_same_thread=False,
+                cached_statements=512,
+            )
+            conn.execute(f"PRAGMA journal_mode={journal}").fetchall()
+            conn.execute("PRAGMA synchronous=NORMAL").fetchall()
+        except sqlite3.Error as exc:
+            raise DriverError(self.classify(exc), self.describe_error(exc)) from exc
+        return SqliteConnection(conn)
+
+    def classify(self, exc: BaseException) -> ErrorCategory:
+        if isinstance(exc, sqlite3.IntegrityError):
+            return ErrorCategory.CONSTRAINT
+        if isinstance(exc, sqlite3.OperationalError):
+            text = str(exc).lower()
+            if "locked" in text or "busy" in text:
+                return ErrorCategory.LOCK
+            if "syntax" in text or "no such" in text or "incomplete input" in text:
+                return ErrorCategory.SYNTAX
+            if "interrupted" in text:
+                return ErrorCategory.TIMEOUT
+            if "unable to open" in text:
+                return ErrorCategory.NETWORK
+        if isinstance(exc, sqlite3.ProgrammingError):
+            return ErrorCategory.SYNTAX
+        return ErrorCategory.OTHER
