@@ -74,7 +74,10 @@ class Agent:
         labels: dict[str, str] | None = None,
         worker_id: str | None = None,
         channel_options: list[tuple[str, int]] | None = None,
+        connect_delay_s: float = 0.0,
     ) -> None:
+        self.connect_delay_s = connect_delay_s
+        """Fault injection for tests and benchmarks: extra time per connection open."""
         self.controller = controller
         self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.capacity = capacity
@@ -196,23 +199,21 @@ class Agent:
         self._clock_offset_ns = t1 - (t0 + self._rtt_ns // 2)
 
     def _handle(self, msg: control_pb2.AttachResponse) -> None:
+        # taken before the effects run: a query tagged with a new phase is always issued
+        # after the applied_time its Ack reports
+        applied = now_ts()
         self.model, effects = sm.receive(self.model, msg)
-        self._run_effects(effects)
+        self._run_effects(effects, applied)
 
     def _event(self, result: sm.Result) -> None:
         self.model, effects = result
-        self._run_effects(effects)
+        self._run_effects(effects, now_ts())
 
-    def _run_effects(self, effects: list[sm.Effect]) -> None:
+    def _run_effects(self, effects: list[sm.Effect], applied: Timestamp) -> None:
         for eff in effects:
             if isinstance(eff, sm.Acknowledge):
-                self._send(
-                    control_pb2.AttachRequest(
-                        ack=control_pb2.Ack(
-                            seq=eff.seq, applied_time=now_ts(), state=self.model.state
-                        )
-                    )
-                )
+                ack = control_pb2.Ack(seq=eff.seq, applied_time=applied, state=self.model.state)
+                self._send(control_pb2.AttachRequest(ack=ack))
             elif isinstance(eff, sm.Ignored):
                 log.debug("ignored: %s", eff.why)
             elif isinstance(eff, sm.Prepare):
@@ -268,7 +269,12 @@ class Agent:
                 connections=a.connections,
                 sequences=Sequences(a.sequence_slot if a.sequence_slots else a.worker_index, slots),
             )
-            executor = Executor(plan, driver, phase=a.phase or common_pb2.STATE_PREPARING)
+            executor = Executor(
+                plan,
+                driver,
+                phase=a.phase or common_pb2.STATE_PREPARING,
+                connect_delay_s=self.connect_delay_s,
+            )
             ctx.executor = executor
             if a.run_setup and workload.setup_sql:
                 await asyncio.to_thread(self._run_setup, driver, workload)

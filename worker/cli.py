@@ -10,7 +10,15 @@ import os
 import signal
 import sys
 
+from snowload.durations import parse_duration
 from worker.agent import Agent
+
+
+def _duration(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,6 +31,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--log-level", default="WARNING")
     p.add_argument(
+        "--connect-delay",
+        type=_duration,
+        default=0.0,
+        help="fault injection for tests: extra delay per connection open (e.g. 2s)",
+    )
+    p.add_argument(
         "--parent-pid", type=int, default=0, help="drain and exit when this process dies"
     )
     return p
@@ -30,7 +44,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 async def _amain(args: argparse.Namespace) -> int:
     labels = dict(item.split("=", 1) for item in args.label if "=" in item)
-    agent = Agent(args.controller, capacity=args.capacity, labels=labels, worker_id=args.worker_id)
+    agent = Agent(
+        args.controller,
+        capacity=args.capacity,
+        labels=labels,
+        worker_id=args.worker_id,
+        connect_delay_s=args.connect_delay,
+    )
     loop = asyncio.get_running_loop()
     shutdown: list[asyncio.Task[None]] = []
 

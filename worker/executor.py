@@ -97,6 +97,8 @@ class ConnectionWorker(threading.Thread):
             with ex.connect_gate:
                 if ex.control.stopping:
                     return
+                if ex.connect_delay_s:
+                    time.sleep(ex.connect_delay_s)
                 self.conn = ex.driver.connect(ex.plan.workload.target, ex.connect_timeout_s)
         except DriverError as exc:
             self.connect_error = exc
@@ -175,8 +177,10 @@ class Executor:
         driver: Driver,
         phase: int,
         connect_timeout_s: float = 30.0,
+        connect_delay_s: float = 0.0,
     ) -> None:
         self.plan = plan
+        self.connect_delay_s = connect_delay_s
         self.driver = driver
         self.connect_timeout_s = connect_timeout_s
         self.control = LoadControl(phase)

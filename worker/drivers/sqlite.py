@@ -2,19 +2,34 @@
 
 from __future__ import annotations
 
+import itertools
+import os
 import sqlite3
+import time
 from collections.abc import Sequence
-from typing import Any
+from pathlib import Path
+from typing import Any, TextIO
 
 from snowload.targets import sqlite_path
 from snowload.workload import Query, Target
 from worker.drivers.base import Connection, Driver, DriverError, ErrorCategory
 from worker.tags import Tag
 
+_trace_ids = itertools.count()
+TRACE_ENV = "SNOWLOAD_SQLITE_TRACE_DIR"
+"""When set, every connection writes each statement SQLite executes, with a wall-clock
+timestamp in ns, to a file in this directory. For tests: it costs the hot loop dearly."""
+
 
 class SqliteConnection(Connection):
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
+        self._trace: TextIO | None = None
+        trace_dir = os.environ.get(TRACE_ENV)
+        if trace_dir:
+            name = f"trace-{os.getpid()}-{next(_trace_ids)}.log"
+            trace = self._trace = open(Path(trace_dir) / name, "w", encoding="utf-8")  # noqa: SIM115
+            conn.set_trace_callback(lambda stmt: trace.write(f"{time.time_ns()} {stmt}\n"))
 
     def compile(self, query: Query, tag: Tag) -> Any:
         return tag.comment() + query.sql
@@ -27,15 +42,13 @@ class SqliteConnection(Connection):
         for sql in statements:
             self._conn.execute(sql).fetchall()
 
-    def set_trace(self, callback: Any) -> None:
-        """Statement trace as SQLite sees it (used by tests to check tags)."""
-        self._conn.set_trace_callback(callback)
-
     def cancel(self) -> None:
         self._conn.interrupt()
 
     def close(self) -> None:
         self._conn.close()
+        if self._trace is not None:
+            self._trace.close()
 
 
 class SqliteDriver(Driver):
@@ -47,8 +60,6 @@ class SqliteDriver(Driver):
         journal = str(target.options.get("journal_mode", "wal"))
         try:
             if path != ":memory:":
-                from pathlib import Path
-
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(
                 path,
