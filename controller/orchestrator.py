@@ -306,7 +306,7 @@ class RunManager:
     def worker_ready(self, rec: WorkerRecord, ready: control_pb2.Ready) -> None:
         run = self._run_of(rec, ready.run_id)
         if run is not None:
-            run.ready.add(rec.worker_id)
+            run.ready.setdefault(rec.worker_id, time.time_ns())
             run.changed.set()
 
     def worker_finished(self, rec: WorkerRecord, finished: control_pb2.Finished) -> None:

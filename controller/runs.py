@@ -61,7 +61,8 @@ class ActiveRun:
     end_ns: int = 0
     events: list[run_pb2.PhaseEvent] = field(default_factory=list)
     workers: list[WorkerRecord] = field(default_factory=list)
-    ready: set[str] = field(default_factory=set)
+    ready: dict[str, int] = field(default_factory=dict)
+    """Controller clock when each worker reported READY."""
     finished: dict[str, control_pb2.Finished] = field(default_factory=dict)
     phase_applied_ns: dict[str, dict[int, int]] = field(default_factory=dict)
     """Worker clock when each worker applied each phase (from its acks)."""

@@ -1,0 +1,226 @@
+"""End to end with real worker processes on SQLite: READY barrier, counts, phase tags.
+
+The SQLite driver can trace every statement SQLite executes (with the tag comment the
+query carried) to files; these tests compare that database-side record with what the
+controller merged and with the moments each worker applied each phase.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from controller import lifecycle as lc
+from controller.server import Controller, ControllerSettings
+from tests.cluster import (
+    WorkerProcs,
+    attached,
+    read_traces,
+    run_to_end,
+    wait_for,
+    worker_env,
+    workload,
+)
+
+WORKLOAD = """
+name = "e2e"
+[target]
+driver = "sqlite"
+database = "e2e.db"
+[setup]
+sql = [
+  "DROP TABLE IF EXISTS kv",
+  "CREATE TABLE kv (k INTEGER PRIMARY KEY, v TEXT)",
+  '''INSERT INTO kv WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < 1000)
+     SELECT i, 'x' FROM n''',
+]
+[load]
+workers = 2
+connections = 4
+warmup = "{warmup}"
+duration = "{duration}"
+think_time = "2ms"
+ready_timeout = "{ready_timeout}"
+[[query]]
+name = "get"
+weight = 3
+sql = "SELECT v FROM kv WHERE k = ?"
+params = [{{ int = [1, 1000] }}]
+[[query]]
+name = "put"
+weight = 1
+sql = "INSERT INTO kv (k, v) VALUES (?, ?)"
+params = [{{ sequence = 100000 }}, {{ string = 8 }}]
+"""
+
+
+def make(warmup: str = "1s", duration: str = "2s", ready_timeout: str = "30s") -> str:
+    return WORKLOAD.format(warmup=warmup, duration=duration, ready_timeout=ready_timeout)
+
+
+@pytest.fixture
+async def controller() -> AsyncIterator[Controller]:
+    ctl = Controller(ControllerSettings(listen="127.0.0.1:0"))
+    await ctl.start()
+    yield ctl
+    await ctl.stop()
+
+
+@pytest.fixture
+def traces(tmp_path: Path) -> Path:
+    path = tmp_path / "traces"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def workers(controller: Controller, tmp_path: Path, traces: Path) -> AsyncIterator[WorkerProcs]:
+    procs = WorkerProcs(controller.address, worker_env(tmp_path / "home", traces))
+    yield procs  # type: ignore[misc]
+    procs.stop_all()
+
+
+async def test_ready_barrier_waits_for_a_slow_worker(
+    controller: Controller, workers: WorkerProcs, traces: Path
+) -> None:
+    workers.spawn("fast")
+    workers.spawn("slow", "--connect-delay", "2s")
+    await attached(controller, 2)
+    run = await run_to_end(controller, workload(make(warmup="0s", duration="1s")))
+    assert run.state == lc.COMPLETED, run.message
+
+    by_id = {w.worker_id: w for w in run.workers}
+    assert set(by_id) == {"fast", "slow"}
+    assert set(run.ready) == {"fast", "slow"}
+    # the slow worker really was slow, and the start waited for it
+    assert run.ready["slow"] - run.create_ns >= 2_000_000_000
+    assert run.start_ns >= max(run.ready.values())
+    assert run.ready["fast"] < run.ready["slow"]
+
+    statements = read_traces(traces, run.run_id)
+    assert statements, "no tagged statement was traced"
+    first = min(s.time_ns for s in statements)
+    assert first >= run.start_ns, "a query was issued before the start time"
+    # both workers did issue queries once started
+    assert {s.worker_index for s in statements} == {0, 1}
+    # warmup was 0 s: no WARMUP phase, nothing tagged WARMUP, PREPARING never measured
+    assert lc.WARMUP not in run.phase_ns
+    assert {s.phase for s in statements} == {lc.MEASUREMENT}
+    phases = {p.phase for p in run.summary().phases}
+    assert phases == {lc.MEASUREMENT}
+
+
+async def test_counts_add_up_and_every_query_carries_its_phase(
+    controller: Controller, workers: WorkerProcs, traces: Path
+) -> None:
+    workers.spawn("w-a")
+    workers.spawn("w-b")
+    await attached(controller, 2)
+    run = await run_to_end(controller, workload(make(warmup="1500ms", duration="2s")))
+    assert run.state == lc.COMPLETED, run.message
+    assert run.reason == "duration_elapsed"
+
+    # 1. sum over workers (their own Finished totals) == controller totals, per phase and kind
+    assert set(run.finished) == {"w-a", "w-b"}
+    worker_totals: Counter[tuple[int, str]] = Counter()
+    for worker_id, fin in run.finished.items():
+        # no interval report was lost or counted twice
+        assert fin.intervals == run.metrics.intervals_from(worker_id) > 0
+        for t in fin.totals:
+            worker_totals[(t.phase, t.kind)] += t.count + sum(e.count for e in t.errors)
+    controller_totals = Counter(
+        {key: cell.successes + cell.error_count for key, cell in run.metrics.cells.items()}
+    )
+    assert worker_totals == controller_totals
+    assert controller_totals[(lc.MEASUREMENT, "get")] > 0
+    assert controller_totals[(lc.MEASUREMENT, "put")] > 0
+
+    # 2. what SQLite executed agrees with the controller, phase by phase
+    statements = read_traces(traces, run.run_id)
+    traced = Counter((s.phase, s.kind) for s in statements)
+    assert traced == controller_totals
+
+    # 3. every statement carries the phase its worker had applied when it was issued;
+    #    old-phase statements after a boundary are only those in flight (one per connection)
+    for worker_index, rec in enumerate(run.workers):
+        applied = run.phase_applied_ns[rec.worker_id]
+        assert set(applied) == {lc.WARMUP, lc.MEASUREMENT}
+        # the controller's phase change precedes every worker's application of it
+        assert applied[lc.WARMUP] >= run.phase_ns[lc.WARMUP]
+        assert applied[lc.MEASUREMENT] >= run.phase_ns[lc.MEASUREMENT]
+        mine = [s for s in statements if s.worker_index == worker_index]
+        connections = 2
+        m_start = applied[lc.MEASUREMENT]
+        assert all(s.time_ns >= m_start for s in mine if s.phase == lc.MEASUREMENT)
+        late_warmup = [s for s in mine if s.phase == lc.WARMUP and s.time_ns > m_start]
+        assert len(late_warmup) <= connections
+        assert all(s.time_ns >= run.start_ns for s in mine)
+
+    # 4. the measurement window excludes warmup, and both are reported
+    summary = {p.phase: p for p in run.summary().phases}
+    assert set(summary) == {lc.WARMUP, lc.MEASUREMENT}
+    meas = summary[lc.MEASUREMENT]
+    warm = summary[lc.WARMUP]
+    assert meas.overall.count == traced[(lc.MEASUREMENT, "get")] + traced[(lc.MEASUREMENT, "put")]
+    assert warm.overall.count == traced[(lc.WARMUP, "get")] + traced[(lc.WARMUP, "put")]
+    assert abs(meas.duration.ToTimedelta().total_seconds() - 2.0) < 0.5
+    assert abs(warm.duration.ToTimedelta().total_seconds() - 1.5) < 0.5
+    assert meas.overall.p50_ms <= meas.overall.p95_ms <= meas.overall.p99_ms <= meas.overall.max_ms
+
+
+async def test_lost_worker_fails_the_run_within_five_seconds(
+    controller: Controller, workers: WorkerProcs
+) -> None:
+    workers.spawn("stays")
+    workers.spawn("dies")
+    await attached(controller, 2)
+    run = controller.runs.start(workload(make(warmup="0s", duration="60s")))
+    await wait_for(lambda: run.state == lc.MEASUREMENT, 30, "MEASUREMENT")
+    killed_at = time.monotonic()
+    workers.kill("dies")
+    await wait_for(run.abort.done, 10, "the loss to be detected")
+    detected_after = time.monotonic() - killed_at
+    # silent for 3 s (the loss timeout) -> lost; detection is checked 4x per timeout
+    assert 2.5 < detected_after < 5.0
+    assert run.task is not None
+    await wait_for(run.task.done, 15, "the run to end")
+    assert run.state == lc.FAILED
+    assert run.reason == "worker_lost"
+    assert "dies" in run.message
+    # the lost worker is flagged; the survivor was released and is idle again
+    by_id = controller.registry.workers
+    assert by_id["dies"].lost
+    await wait_for(lambda: by_id["stays"].idle, 10, "the surviving worker to be idle")
+
+
+async def test_setup_failure_fails_the_run_with_reason(
+    controller: Controller, workers: WorkerProcs
+) -> None:
+    workers.spawn("one")
+    await attached(controller, 1)
+    text = make(warmup="0s", duration="1s").replace(
+        '"DROP TABLE IF EXISTS kv",', '"DROP TABLE IF EXISTS kv", "CREATE TABLEX nonsense",'
+    )
+    text = text.replace("workers = 2", "workers = 1")
+    run = await run_to_end(controller, workload(text))
+    assert run.state == lc.FAILED
+    assert run.reason == "setup_failed"
+    assert "syntax" in run.message.lower()
+    assert run.start_ns == 0  # never started
+
+
+async def test_ready_timeout_fails_the_run(controller: Controller, workers: WorkerProcs) -> None:
+    workers.spawn("slowest", "--connect-delay", "5s")
+    await attached(controller, 1)
+    text = make(warmup="0s", duration="1s", ready_timeout="1s").replace(
+        "workers = 2", "workers = 1"
+    )
+    run = await run_to_end(controller, workload(text))
+    assert run.state == lc.FAILED
+    assert run.reason == "ready_timeout"
+    assert "slowest" in run.message
+    assert run.start_ns == 0
