@@ -13,6 +13,7 @@ import json
 import logging
 import signal
 import sys
+import time
 from pathlib import Path
 
 import grpc
@@ -82,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_main(args: argparse.Namespace) -> int:
     err = Console(stderr=True)
+    if not err.is_terminal:
+        err = Console(stderr=True, width=120, soft_wrap=True)
     overrides = Overrides(
         workers=args.workers,
         connections=args.connections,
@@ -155,42 +158,95 @@ async def _run_headless(
 async def _watch_with_progress(
     stub: run_pb2_grpc.RunServiceStub, run_id: str, err: Console
 ) -> run_pb2.Run:
-    columns = (
-        TextColumn("[bold]{task.fields[phase]:<11}"),
-        BarColumn(bar_width=30),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[stats]}"),
-    )
-    with Progress(*columns, console=err, transient=False, refresh_per_second=4) as progress:
-        task = progress.add_task("run", total=None, phase="PENDING", stats="")
-        last: run_pb2.WatchRunResponse | None = None
+    """Follow the run to its end: a live progress bar on a terminal, plain lines in logs."""
+    render = _ProgressBar(err) if err.is_terminal else _ProgressLines(err, run_id)
+    last: run_pb2.WatchRunResponse | None = None
+    with render:
         async for update in stub.WatchRun(run_pb2.WatchRunRequest(run_id=run_id)):
             last = update
-            run, prog = update.run, update.progress
-            total = None
-            done = prog.state_elapsed.ToTimedelta().total_seconds()
-            if run.state == lc.WARMUP:
-                total = run.warmup.ToTimedelta().total_seconds()
-            elif run.state == lc.MEASUREMENT:
-                total = run.duration.ToTimedelta().total_seconds()
-            stats = (
-                f"QPS {prog.qps:>9,.0f}  p95 {prog.p95_ms:7.2f} ms  "
-                f"errors {prog.errors:,}  conns {prog.active_connections}"
+            render.update(update)
+    if last is None or not last.final:
+        # the stream ended without a terminal state: ask for it
+        got: run_pb2.GetRunResponse = await stub.GetRun(
+            run_pb2.GetRunRequest(run_id=run_id), timeout=10
+        )
+        return got.run
+    return last.run
+
+
+def _stats_text(prog: run_pb2.Progress) -> str:
+    return (
+        f"QPS {prog.qps:>9,.0f}  p95 {prog.p95_ms:7.2f} ms  "
+        f"errors {prog.errors:,}  conns {prog.active_connections}"
+    )
+
+
+class _ProgressBar:
+    def __init__(self, err: Console) -> None:
+        columns = (
+            TextColumn("[bold]{task.fields[phase]:<11}"),
+            BarColumn(bar_width=30),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[stats]}"),
+        )
+        self.progress = Progress(*columns, console=err, transient=False, refresh_per_second=4)
+        self.task = self.progress.add_task("run", total=None, phase="PENDING", stats="")
+
+    def __enter__(self) -> _ProgressBar:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(None, None, None)
+
+    def update(self, update: run_pb2.WatchRunResponse) -> None:
+        run, prog = update.run, update.progress
+        total = None
+        if run.state == lc.WARMUP:
+            total = run.warmup.ToTimedelta().total_seconds()
+        elif run.state == lc.MEASUREMENT:
+            total = run.duration.ToTimedelta().total_seconds()
+        done = prog.state_elapsed.ToTimedelta().total_seconds()
+        self.progress.update(
+            self.task,
+            phase=lc.state_name(run.state),
+            total=total,
+            completed=min(done, total) if total else 0,
+            stats=_stats_text(prog),
+        )
+
+
+class _ProgressLines:
+    """Non-interactive output (CI logs): a line per state change and every 5 seconds."""
+
+    EVERY_S = 5.0
+
+    def __init__(self, err: Console, run_id: str) -> None:
+        self.err = err
+        self.run_id = run_id
+        self.state = -1
+        self.printed_at = 0.0
+
+    def __enter__(self) -> _ProgressLines:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def update(self, update: run_pb2.WatchRunResponse) -> None:
+        run, prog = update.run, update.progress
+        elapsed = prog.state_elapsed.ToTimedelta().total_seconds()
+        if run.state != self.state:
+            self.state = run.state
+            self.printed_at = time.monotonic()
+            self.err.print(f"run {self.run_id} {lc.state_name(run.state)}", highlight=False)
+        elif time.monotonic() - self.printed_at >= self.EVERY_S and run.state in lc.LOAD_PHASES:
+            self.printed_at = time.monotonic()
+            self.err.print(
+                f"run {self.run_id} {lc.state_name(run.state)} {elapsed:5.0f}s  "
+                + _stats_text(prog),
+                highlight=False,
             )
-            progress.update(
-                task,
-                phase=lc.state_name(run.state),
-                total=total,
-                completed=min(done, total) if total else 0,
-                stats=stats,
-            )
-        if last is None or not last.final:
-            # the stream ended without a terminal state: ask for it
-            got: run_pb2.GetRunResponse = await stub.GetRun(
-                run_pb2.GetRunRequest(run_id=run_id), timeout=10
-            )
-            return got.run
-        return last.run
 
 
 # ---------------------------------------------------------------------------- daemon

@@ -1,0 +1,105 @@
+"""``snowload run`` as a person or a CI job uses it: a real subprocess, real workers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+WORKLOAD = """
+name = "cli"
+[target]
+database = "cli.db"
+[setup]
+sql = ["CREATE TABLE IF NOT EXISTS t (k INTEGER PRIMARY KEY, v INTEGER)",
+       "INSERT OR IGNORE INTO t VALUES (1, 1), (2, 2), (3, 3)"]
+[load]
+workers = 2
+connections = 4
+warmup = "1s"
+duration = "2s"
+think_time = "1ms"
+[[query]]
+name = "read"
+sql = "SELECT v FROM t WHERE k = ?"
+params = [{ int = [1, 3] }]
+[[query]]
+name = "count"
+weight = 0.5
+sql = "SELECT count(*) FROM t"
+"""
+
+
+def snowload(*args: str, home: Path) -> subprocess.Popen[str]:
+    env = dict(os.environ, SNOWLOAD_HOME=str(home))
+    return subprocess.Popen(
+        [sys.executable, "-m", "snowload.cli", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_run_prints_json_summary_and_exits_0(tmp_path: Path) -> None:
+    path = tmp_path / "w.toml"
+    path.write_text(WORKLOAD)
+    proc = snowload("run", str(path), "--json", home=tmp_path / "home")
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    summary = json.loads(out)
+    assert summary["state"] == "COMPLETED"
+    assert summary["reason"] == "duration_elapsed"
+    assert len(summary["run_id"]) == 12
+    assert set(summary["phases"]) == {"WARMUP", "MEASUREMENT"}
+    for phase in summary["phases"].values():
+        for key in ("count", "errors", "qps", "p50_ms", "p95_ms", "p99_ms", "max_ms"):
+            assert key in phase
+        assert set(phase["by_kind"]) == {"read", "count"}
+        assert phase["count"] == sum(k["count"] for k in phase["by_kind"].values())
+        assert phase["count"] > 0 and phase["errors"] == 0
+        assert phase["p50_ms"] <= phase["p95_ms"] <= phase["p99_ms"] <= phase["max_ms"]
+    meas = summary["phases"]["MEASUREMENT"]
+    assert abs(meas["duration_s"] - 2.0) < 0.5
+    assert abs(meas["qps"] - meas["count"] / meas["duration_s"]) <= 0.001 * meas["qps"]
+    # progress lines and the summary table go to stderr
+    assert "MEASUREMENT" in err and "COMPLETED" in err
+
+
+def test_interrupt_cancels_cleanly_and_exits_3(tmp_path: Path) -> None:
+    path = tmp_path / "w.toml"
+    path.write_text(WORKLOAD)
+    proc = snowload("run", str(path), "--json", "--duration", "60s", home=tmp_path / "home")
+    assert proc.stderr is not None
+    deadline = time.monotonic() + 60
+    seen = ""
+    while "MEASUREMENT" not in seen:
+        assert time.monotonic() < deadline, f"never reached MEASUREMENT: {seen}"
+        line = proc.stderr.readline()
+        assert line, f"snowload run ended early: {seen}"
+        seen += line
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 3, err
+    summary = json.loads(out)
+    assert summary["state"] == "CANCELLED"
+    assert summary["reason"] == "user_requested"
+    # what was measured before the interrupt is still reported
+    assert summary["phases"]["MEASUREMENT"]["count"] > 0
+    assert summary["phases"]["MEASUREMENT"]["duration_s"] < 60
+
+
+def test_failed_run_exits_3_with_reason(tmp_path: Path) -> None:
+    path = tmp_path / "w.toml"
+    path.write_text(WORKLOAD.replace('"CREATE TABLE IF NOT EXISTS', '"CREATE TABEL IF NOT EXISTS'))
+    proc = snowload("run", str(path), "--json", home=tmp_path / "home")
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 3, err
+    summary = json.loads(out)
+    assert summary["state"] == "FAILED"
+    assert summary["reason"] == "setup_failed"
+    assert "syntax" in summary["message"]
