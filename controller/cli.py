@@ -1,7 +1,7 @@
-"""``snowload run`` (headless) and ``snowload controller`` (the daemon).
+"""``snowload run`` (headless), ``snowload controller`` (the daemon), ``snowload runs``.
 
-Exit codes of ``snowload run``: 0 the run COMPLETED, 3 it FAILED or was CANCELLED,
-2 bad input (nothing ran).
+Exit codes of ``snowload run``: 0 the run COMPLETED and its SLOs passed, 4 it completed
+but an SLO failed, 3 it FAILED or was CANCELLED, 2 bad input (nothing ran).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import signal
+import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -21,9 +22,12 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from controller import lifecycle as lc
+from controller import runs_cli
 from controller.local_workers import LocalWorkers
 from controller.report import summary_dict, summary_table
 from controller.server import Controller, ControllerSettings
+from controller.store import RunStore, open_store
+from controller.store_sqlite import SchemaTooNew
 from snowload.durations import format_duration, parse_duration
 from snowload.v1 import run_pb2, run_pb2_grpc
 from snowload.workload import Overrides, WorkloadError, load_file
@@ -31,6 +35,8 @@ from snowload.workload import Overrides, WorkloadError, load_file
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
 EXIT_RUN_FAILED = 3
+EXIT_SLO_FAILED = 4
+DB_HELP = "results database (default: $SNOWLOAD_DB, else <data dir>/results.db)"
 
 
 def _duration_arg(text: str) -> float:
@@ -51,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--warmup", type=_duration_arg, help="warmup, e.g. 5s (0s skips it)")
     run.add_argument("--duration", type=_duration_arg, help="measurement duration, e.g. 30s")
     run.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+    run.add_argument("--db", help=DB_HELP)
     run.add_argument("--log-level", default="WARNING")
 
     ctl = sub.add_parser("controller", help="run the controller daemon")
@@ -58,7 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--listen", default="127.0.0.1:7070", help="HOST:PORT to bind (default 127.0.0.1:7070)"
     )
     ctl.add_argument("--local-workers", type=int, default=0, help="start N local workers")
+    ctl.add_argument("--db", help=DB_HELP)
     ctl.add_argument("--log-level", default="INFO")
+    runs_cli.add_parser(sub)
     return parser
 
 
@@ -69,12 +78,14 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         return EXIT_BAD_INPUT if exc.code else EXIT_OK
     logging.basicConfig(
-        level=args.log_level.upper(),
+        level=getattr(args, "log_level", "WARNING").upper(),
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
         stream=sys.stderr,
     )
     if args.command == "run":
         return run_main(args)
+    if args.command == "runs":
+        return runs_cli.main(args)
     return asyncio.run(controller_main(args))
 
 
@@ -105,21 +116,26 @@ def run_main(args: argparse.Namespace) -> int:
         warmup=format_duration(args.warmup) if args.warmup is not None else "",
         duration=format_duration(args.duration) if args.duration is not None else "",
     )
-    final = asyncio.run(_run_headless(request, workload.load.workers, err))
-    if final is None:
-        return EXIT_RUN_FAILED
+    try:
+        store = open_store(args.db)
+    except (OSError, sqlite3.Error, SchemaTooNew) as exc:
+        err.print(f"[red]error:[/red] results database: {exc}", highlight=False)
+        return EXIT_BAD_INPUT
+    final = asyncio.run(_run_headless(request, workload.load.workers, err, store))
     err.print(summary_table(final))
     if final.message:
         err.print(f"{lc.state_name(final.state)}: {final.reason} — {final.message}")
     if args.json:
         print(json.dumps(summary_dict(final), indent=2))
-    return EXIT_OK if final.state == lc.COMPLETED else EXIT_RUN_FAILED
+    if final.state != lc.COMPLETED:
+        return EXIT_RUN_FAILED
+    return EXIT_OK if final.slo_passed else EXIT_SLO_FAILED
 
 
 async def _run_headless(
-    request: run_pb2.StartRunRequest, workers: int, err: Console
-) -> run_pb2.Run | None:
-    controller = Controller(ControllerSettings(listen="127.0.0.1:0"))
+    request: run_pb2.StartRunRequest, workers: int, err: Console, store: RunStore
+) -> run_pb2.Run:
+    controller = Controller(ControllerSettings(listen="127.0.0.1:0"), store)
     await controller.start()
     local = LocalWorkers(controller.address, workers)
     local.start()
@@ -253,7 +269,12 @@ class _ProgressLines:
 
 
 async def controller_main(args: argparse.Namespace) -> int:
-    controller = Controller(ControllerSettings(listen=args.listen))
+    try:
+        store = open_store(args.db)
+    except (OSError, sqlite3.Error, SchemaTooNew) as exc:
+        print(f"error: results database: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    controller = Controller(ControllerSettings(listen=args.listen), store)
     try:
         await controller.start()
     except (OSError, RuntimeError) as exc:

@@ -3,11 +3,17 @@
 Percentiles are never averaged: every figure is read from a histogram that is the exact
 bucket-wise sum of the workers' histograms. Reports are deduplicated on
 (worker id, interval id), so a report sent twice (e.g. across a re-attach) counts once.
+
+Interval ``k`` of every worker covers the k-th second after that worker received Start;
+the workers receive Start within milliseconds of each other, so interval ``k`` of all
+workers is one point of the run's series. A point is complete once every worker that is
+still reporting has delivered it; rolling windows use complete points in which load was
+active only, so they freeze when load stops instead of drifting.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 from google.protobuf.duration_pb2 import Duration
@@ -21,7 +27,7 @@ MAX_ERROR_SAMPLES = 5
 
 @dataclass
 class Cell:
-    """Merged data for one (phase, kind) or one series point."""
+    """Merged data for one (phase, kind), or one kind within a series point."""
 
     histogram: HdrHistogram = field(default_factory=hdr.new_histogram)
     errors: dict[str, int] = field(default_factory=lambda: defaultdict(int))
@@ -33,6 +39,10 @@ class Cell:
     @property
     def error_count(self) -> int:
         return sum(self.errors.values())
+
+    @property
+    def count(self) -> int:
+        return self.successes + self.error_count
 
     def add(self, histogram: HdrHistogram | None, kind: control_pb2.KindInterval) -> None:
         if histogram is not None:
@@ -63,11 +73,55 @@ class Cell:
 
 @dataclass
 class SeriesPoint:
-    """One second of the run (interval k of every worker, aligned to the start time)."""
+    """One second of the run (interval k of every worker)."""
 
-    cell: Cell = field(default_factory=Cell)
+    second: int
+    kinds: dict[str, Cell] = field(default_factory=dict)
     workers: set[str] = field(default_factory=set)
     active_connections: int = 0
+    duration_s: float = 0.0
+    end_ns: int = 0
+    phase_counts: Counter[int] = field(default_factory=Counter)
+
+    @property
+    def overall(self) -> Cell:
+        total = Cell()
+        for cell in self.kinds.values():
+            total.merge(cell)
+        return total
+
+    @property
+    def count(self) -> int:
+        return sum(c.count for c in self.kinds.values())
+
+    @property
+    def phase(self) -> int:
+        if not self.phase_counts:
+            return common_pb2.STATE_UNSPECIFIED
+        return self.phase_counts.most_common(1)[0][0]
+
+    @property
+    def loaded(self) -> bool:
+        """Load was active in this second (not just an empty report while draining)."""
+        return self.active_connections > 0 or self.count > 0
+
+    def to_proto(self) -> common_pb2.SeriesPoint:
+        duration = self.duration_s or 1.0
+        overall = self.overall
+        point = common_pb2.SeriesPoint(
+            second=self.second,
+            phase=self.phase,  # type: ignore[arg-type]
+            duration=_duration(duration),
+            overall=overall.stats(duration),
+            errors_by_category=dict(overall.errors),
+            active_connections=self.active_connections,
+            workers_active=len(self.workers),
+        )
+        if self.end_ns:
+            point.end_time.FromNanoseconds(self.end_ns)
+        for kind, cell in sorted(self.kinds.items()):
+            point.by_kind[kind].CopyFrom(cell.stats(duration))
+        return point
 
 
 class RunMetrics:
@@ -77,6 +131,7 @@ class RunMetrics:
         self.error_samples: dict[str, list[str]] = defaultdict(list)
         self._seen: set[tuple[str, int]] = set()
         self._latest: dict[str, int] = {}
+        self._done: set[str] = set()
         self.reports = 0
 
     def add(self, worker_id: str, report: control_pb2.MetricsReport) -> bool:
@@ -87,18 +142,27 @@ class RunMetrics:
         self._seen.add(key)
         self.reports += 1
         self._latest[worker_id] = max(self._latest.get(worker_id, 0), report.interval_id)
+        if report.last:
+            self._done.add(worker_id)
         point = self.series.get(report.interval_id)
         if point is None:
-            point = self.series[report.interval_id] = SeriesPoint()
+            point = self.series[report.interval_id] = SeriesPoint(report.interval_id)
         point.workers.add(worker_id)
         point.active_connections += report.active_connections
+        start, end = report.start_time.ToNanoseconds(), report.end_time.ToNanoseconds()
+        point.duration_s = max(point.duration_s, (end - start) / 1e9)
+        point.end_ns = max(point.end_ns, end)
         for kind in report.kinds:
+            histogram = hdr.decode(kind.histogram) if kind.histogram else None
             cell = self.cells.get((kind.phase, kind.kind))
             if cell is None:
                 cell = self.cells[(kind.phase, kind.kind)] = Cell()
-            histogram = hdr.decode(kind.histogram) if kind.histogram else None
             cell.add(histogram, kind)
-            point.cell.add(histogram, kind)
+            pcell = point.kinds.get(kind.kind)
+            if pcell is None:
+                pcell = point.kinds[kind.kind] = Cell()
+            pcell.add(histogram, kind)
+            point.phase_counts[kind.phase] += kind.count + sum(e.count for e in kind.errors)
             for err in kind.errors:
                 samples = self.error_samples[err.category]
                 for s in err.samples:
@@ -108,14 +172,6 @@ class RunMetrics:
 
     def intervals_from(self, worker_id: str) -> int:
         return sum(1 for w, _ in self._seen if w == worker_id)
-
-    def totals(self, phase: int) -> dict[str, tuple[int, int]]:
-        """(successes, errors) per kind in a phase."""
-        return {
-            kind: (cell.successes, cell.error_count)
-            for (ph, kind), cell in self.cells.items()
-            if ph == phase
-        }
 
     def phase_summary(self, phase: int, duration_s: float) -> common_pb2.PhaseSummary | None:
         overall = Cell()
@@ -137,13 +193,35 @@ class RunMetrics:
             summary.by_kind[kind].CopyFrom(stats)
         return summary
 
-    def complete_point(self) -> tuple[int, SeriesPoint] | None:
-        """The newest second that every reporting worker has delivered."""
-        if not self._latest:
-            return None
-        k = min(self._latest.values())
-        point = self.series.get(k)
-        return (k, point) if point is not None else None
+    def phase_histogram(self, phase: int, kind: str | None = None) -> HdrHistogram:
+        total = hdr.new_histogram()
+        for (ph, k), cell in self.cells.items():
+            if ph == phase and (kind is None or k == kind):
+                total.add(cell.histogram)
+        return total
+
+    # -- the live view -------------------------------------------------------------------
+
+    def complete_seconds(self) -> int:
+        """The newest second every still-reporting worker has delivered (0 if none)."""
+        reporting = [k for w, k in self._latest.items() if w not in self._done]
+        if reporting:
+            return min(reporting)
+        return max(self._latest.values(), default=0)
+
+    def complete_point(self) -> SeriesPoint | None:
+        return self.series.get(self.complete_seconds())
+
+    def rolling_qps(self, window: int) -> float:
+        """QPS over the last ``window`` complete seconds in which load was active."""
+        upto = self.complete_seconds()
+        points = [p for k, p in sorted(self.series.items()) if k <= upto and p.loaded]
+        points = points[-window:]
+        seconds = sum(p.duration_s or 1.0 for p in points)
+        return sum(p.count for p in points) / seconds if seconds else 0.0
+
+    def series_protos(self) -> list[common_pb2.SeriesPoint]:
+        return [p.to_proto() for _, p in sorted(self.series.items())]
 
 
 def _duration(seconds: float) -> Duration:

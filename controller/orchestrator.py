@@ -17,11 +17,13 @@ from collections.abc import Callable
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from controller import lifecycle as lc
+from controller import slo
 from controller.lifecycle import Reason
 from controller.registry import WorkerRecord, WorkerRegistry
 from controller.runs import Aborted, ActiveRun, Outcome, seconds
-from controller.store import RunStore
-from snowload.v1 import control_pb2, run_pb2
+from controller.store import IntervalHistogram, RunRecord, RunStore
+from snowload import hdr
+from snowload.v1 import common_pb2, control_pb2, run_pb2
 from snowload.workload import Workload
 
 log = logging.getLogger("snowload.controller")
@@ -175,6 +177,7 @@ class RunManager:
             )
             rec.run_id = run.run_id
             rec.assignment = assign
+            run.shares[rec.worker_id] = assign.connections
             run.workers.append(rec)
             run.phase_applied_ns[rec.worker_id] = {}
             self.registry.send(rec, control_pb2.AttachResponse(assign=assign))
@@ -249,12 +252,52 @@ class RunManager:
             run.transition(outcome.state, outcome.reason)
         run.reason = outcome.reason
         run.message = outcome.message
-        self.store.put(run.to_proto())
+        measurement = run.metrics.phase_summary(
+            lc.MEASUREMENT, run.phase_duration_s(lc.MEASUREMENT)
+        )
+        if outcome.state == lc.COMPLETED:
+            run.slo = slo.evaluate(run.workload.slo, measurement)
+        # server-side enrichment arrives with the real-target drivers
+        run.enrichment = common_pb2.ENRICHMENT_STATUS_SKIPPED
+        try:
+            self.store.save(self._record(run))
+        except Exception:  # the run must still end, and the stream must still say so
+            log.exception("could not store run %s", run.run_id)
         self.active.pop(run.run_id, None)
         run.broadcaster.publish(run.update(final=True))
         log.info("run %s %s (%s)", run.run_id, lc.state_name(run.state), run.reason)
         if self.on_run_end is not None:
             self.on_run_end(run)
+
+    @staticmethod
+    def _record(run: ActiveRun) -> RunRecord:
+        histograms: dict[tuple[int, str], bytes] = {}
+        for (phase, kind), cell in run.metrics.cells.items():
+            histograms[(phase, kind)] = hdr.encode(cell.histogram)
+        for phase in {p for p, _ in run.metrics.cells}:
+            histograms[(phase, "")] = hdr.encode(run.metrics.phase_histogram(phase))
+        intervals = []
+        for second, point in sorted(run.metrics.series.items()):
+            encoded = hdr.encode(point.overall.histogram)
+            if encoded:
+                start = point.end_ns - int((point.duration_s or 1.0) * 1e9)
+                intervals.append(
+                    IntervalHistogram(second, point.phase, start, point.end_ns, encoded)
+                )
+        return RunRecord(
+            run=run.to_proto(),
+            series=run.metrics.series_protos(),
+            histograms=histograms,
+            intervals=intervals,
+        )
+
+    def series(self, run_id: str) -> list[common_pb2.SeriesPoint]:
+        run = self.active.get(run_id)
+        if run is not None:
+            return run.metrics.series_protos()
+        if self.store.get(run_id) is None:
+            raise RunNotFound(run_id)
+        return self.store.series(run_id)
 
     # -- waiting ---------------------------------------------------------------------
 

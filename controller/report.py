@@ -7,6 +7,7 @@ from typing import Any
 from rich.table import Table
 
 from controller import lifecycle as lc
+from controller.slo import describe
 from snowload.v1 import common_pb2, run_pb2
 
 STAT_FIELDS = ("count", "errors", "qps", "p50_ms", "p95_ms", "p99_ms", "max_ms", "mean_ms")
@@ -29,7 +30,23 @@ def summary_dict(run: run_pb2.Run) -> dict[str, Any]:
         entry["errors_by_category"] = dict(ps.errors_by_category)
         entry["by_kind"] = {k: stats_dict(v) for k, v in sorted(ps.by_kind.items())}
         phases[lc.state_name(ps.phase)] = entry
-    return {
+    out: dict[str, Any] = {
+        "slo": {
+            "passed": run.slo_passed,
+            "verdicts": [
+                {
+                    "kind": v.kind or None,
+                    "metric": v.metric,
+                    "limit": v.limit,
+                    "actual": v.actual,
+                    "passed": v.passed,
+                }
+                for v in run.slo
+            ],
+        },
+        "enrichment": common_pb2.EnrichmentStatus.Name(run.enrichment).removeprefix(
+            "ENRICHMENT_STATUS_"
+        ),
         "run_id": run.run_id,
         "name": run.name,
         "state": lc.state_name(run.state),
@@ -42,6 +59,8 @@ def summary_dict(run: run_pb2.Run) -> dict[str, Any]:
         "end_time": run.end_time.ToJsonString() if run.HasField("end_time") else None,
         "phases": phases,
     }
+    order = ["run_id", "name", "state", "reason", "message"]
+    return {k: out[k] for k in order} | {k: v for k, v in out.items() if k not in order}
 
 
 def summary_table(run: run_pb2.Run) -> Table:
@@ -70,4 +89,8 @@ def summary_table(run: run_pb2.Run) -> Table:
                 style="bold" if i == 0 else None,
             )
         table.add_section()
+    if run.slo:
+        verdicts = ", ".join(describe(v) for v in run.slo)
+        table.caption = f"SLO {'passed' if run.slo_passed else 'FAILED'}: {verdicts}"
+        table.caption_justify = "left"
     return table

@@ -74,6 +74,10 @@ class ActiveRun:
     )
     task: asyncio.Task[None] | None = None
     pending_phase_seqs: dict[tuple[str, int], int] = field(default_factory=dict)
+    slo: list[common_pb2.SloVerdict] = field(default_factory=list)
+    shares: dict[str, int] = field(default_factory=dict)
+    """Connections assigned to each worker."""
+    enrichment: common_pb2.EnrichmentStatus = common_pb2.ENRICHMENT_STATUS_UNSPECIFIED
 
     @property
     def terminal(self) -> bool:
@@ -142,10 +146,44 @@ class ActiveRun:
             run.measurement_end_time.FromNanoseconds(self.measurement_end_ns)
         if self.end_ns:
             run.end_time.FromNanoseconds(self.end_ns)
+        run.slo.extend(self.slo)
+        run.slo_passed = all(v.passed for v in self.slo)
+        run.enrichment = self.enrichment
         if with_details:
             run.workload_json = w.to_json()
             run.events.extend(self.events)
+            run.run_workers.extend(self.run_workers())
+            for category, messages in sorted(self.metrics.error_samples.items()):
+                run.error_samples.extend(
+                    run_pb2.ErrorSample(category=category, message=m) for m in messages
+                )
         return run
+
+    def run_workers(self) -> list[run_pb2.RunWorker]:
+        out = []
+        for index, rec in enumerate(self.workers):
+            fin = self.finished.get(rec.worker_id)
+            hb = rec.heartbeat
+            row = run_pb2.RunWorker(
+                worker_id=rec.worker_id,
+                host=rec.hello.host,
+                index=index,
+                connections=self.shares.get(rec.worker_id, 0),
+                intervals=self.metrics.intervals_from(rec.worker_id),
+                count=sum(t.count + sum(e.count for e in t.errors) for t in fin.totals)
+                if fin
+                else 0,
+                errors=sum(e.count for t in fin.totals for e in t.errors) if fin else 0,
+                lost=rec.lost,
+                cpu_percent=hb.cpu_percent if hb else 0.0,
+                rss_bytes=hb.rss_bytes if hb else 0,
+            )
+            if hb is not None:
+                row.clock_offset.CopyFrom(hb.clock_offset)
+            if rec.worker_id in self.ready:
+                row.ready_time.FromNanoseconds(self.ready[rec.worker_id])
+            out.append(row)
+        return out
 
     def progress(self) -> run_pb2.Progress:
         now = time.monotonic()
@@ -155,19 +193,23 @@ class ActiveRun:
         )
         point = self.metrics.complete_point()
         if point is not None:
-            _, p = point
-            stats = p.cell.stats(1.0)
-            prog.qps = stats.qps
-            prog.p50_ms = stats.p50_ms
-            prog.p95_ms = stats.p95_ms
-            prog.p99_ms = stats.p99_ms
-            prog.active_connections = p.active_connections
-            prog.workers_active = len(p.workers)
+            latest = point.to_proto()
+            prog.latest.CopyFrom(latest)
+            prog.qps = latest.overall.qps
+            prog.p50_ms = latest.overall.p50_ms
+            prog.p95_ms = latest.overall.p95_ms
+            prog.p99_ms = latest.overall.p99_ms
+            prog.active_connections = latest.active_connections
+            prog.workers_active = latest.workers_active
+        prog.qps_10s = self.metrics.rolling_qps(10)
+        prog.qps_30s = self.metrics.rolling_qps(30)
         phase = self.state if self.state in lc.LOAD_PHASES else lc.MEASUREMENT
-        for (ph, _kind), cell in self.metrics.cells.items():
+        duration = self.phase_duration_s(phase)
+        for (ph, kind), cell in sorted(self.metrics.cells.items()):
             if ph == phase:
-                prog.count += cell.successes + cell.error_count
+                prog.count += cell.count
                 prog.errors += cell.error_count
+                prog.by_kind[kind].CopyFrom(cell.stats(duration))
         return prog
 
     def update(self, *, final: bool = False) -> run_pb2.WatchRunResponse:

@@ -164,6 +164,17 @@ class RunServicer(run_pb2_grpc.RunServiceServicer):
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no run {request.run_id!r}")
         raise AssertionError("unreachable")
 
+    async def GetRunSeries(
+        self,
+        request: run_pb2.GetRunSeriesRequest,
+        context: grpc.aio.ServicerContext[object, object],
+    ) -> run_pb2.GetRunSeriesResponse:
+        try:
+            return run_pb2.GetRunSeriesResponse(points=self.runs.series(request.run_id))
+        except RunNotFound:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no run {request.run_id!r}")
+        raise AssertionError("unreachable")
+
     async def ListRuns(
         self, request: run_pb2.ListRunsRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> run_pb2.ListRunsResponse:
@@ -172,14 +183,11 @@ class RunServicer(run_pb2_grpc.RunServiceServicer):
             offset = int(request.page_token or 0)
         except ValueError:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "invalid page_token")
-        runs = self.runs.store.list(size + 1, offset)
+        runs = self.runs.store.list_runs(size + 1, offset)
         out = run_pb2.ListRunsResponse()
         for stored in runs[:size]:
             active = self.runs.active.get(stored.run_id)
-            run = active.to_proto(with_details=False) if active else stored
-            run.ClearField("events")
-            run.workload_json = ""
-            out.runs.append(run)
+            out.runs.append(active.to_proto(with_details=False) if active else stored)
         if len(runs) > size:
             out.next_page_token = str(offset + size)
         return out

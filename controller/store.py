@@ -3,22 +3,94 @@ shared suite in tests/test_store.py."""
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
 
-from snowload.v1 import run_pb2
+from controller import lifecycle as lc
+from snowload.targets import data_dir
+from snowload.v1 import common_pb2, run_pb2
+
+
+@dataclass(frozen=True)
+class IntervalHistogram:
+    """One second of one phase, all kinds merged: what an HdrHistogram interval log holds."""
+
+    second: int
+    phase: int
+    start_ns: int
+    end_ns: int
+    histogram: bytes
+
+
+@dataclass
+class RunRecord:
+    """Everything about a finished run, written in one transaction."""
+
+    run: run_pb2.Run
+    series: list[common_pb2.SeriesPoint] = field(default_factory=list)
+    histograms: dict[tuple[int, str], bytes] = field(default_factory=dict)
+    """Encoded histogram per (phase, kind); kind '' is all kinds merged."""
+    intervals: list[IntervalHistogram] = field(default_factory=list)
 
 
 class RunStore(ABC):
     @abstractmethod
     def put(self, run: run_pb2.Run) -> None:
-        """Insert or replace a run (the whole record)."""
+        """Insert or update a run's row (state changes while it is active)."""
 
     @abstractmethod
-    def get(self, run_id: str) -> run_pb2.Run | None: ...
+    def save(self, record: RunRecord) -> None:
+        """Store a finished run with its series and histograms, atomically."""
 
     @abstractmethod
-    def list(self, limit: int, offset: int = 0) -> list[run_pb2.Run]:
-        """Runs, newest first."""
+    def get(self, run_id: str) -> run_pb2.Run | None:
+        """The run with events, workers, SLO verdicts and error samples."""
+
+    @abstractmethod
+    def list_runs(self, limit: int, offset: int = 0) -> list[run_pb2.Run]:
+        """Runs, newest first, without their details."""
+
+    @abstractmethod
+    def series(self, run_id: str) -> list[common_pb2.SeriesPoint]: ...
+
+    @abstractmethod
+    def histograms(self, run_id: str) -> dict[tuple[int, str], bytes]: ...
+
+    @abstractmethod
+    def intervals(self, run_id: str) -> list[IntervalHistogram]: ...
+
+    def find(self, prefix: str) -> run_pb2.Run | None:
+        """A run by id or unique id prefix."""
+        run = self.get(prefix)
+        if run is not None or len(prefix) < 4:
+            return run
+        matches = [r for r in self.list_runs(10_000) if r.run_id.startswith(prefix)]
+        return self.get(matches[0].run_id) if len(matches) == 1 else None
+
+    def close_interrupted(self) -> list[str]:
+        """Close runs a crashed controller left non-terminal as FAILED controller_restarted."""
+        closed = []
+        offset = 0
+        while page := self.list_runs(500, offset):
+            for stub in page:
+                if lc.is_terminal(stub.state):
+                    continue
+                run = self.get(stub.run_id)
+                assert run is not None
+                run.state = lc.FAILED
+                run.reason = lc.Reason.CONTROLLER_RESTARTED
+                run.message = "the controller stopped while this run was active"
+                event = run_pb2.PhaseEvent(state=lc.FAILED, reason=run.reason)
+                event.event_time.GetCurrentTime()
+                run.events.append(event)
+                if not run.HasField("end_time"):
+                    run.end_time.GetCurrentTime()
+                self.put(run)
+                closed.append(run.run_id)
+            offset += len(page)
+        return closed
 
     def close(self) -> None:  # noqa: B027 - optional
         """Flush and release resources."""
@@ -29,24 +101,62 @@ class MemoryRunStore(RunStore):
 
     def __init__(self) -> None:
         self._runs: dict[str, run_pb2.Run] = {}
+        self._records: dict[str, RunRecord] = {}
 
     def put(self, run: run_pb2.Run) -> None:
-        copy = run_pb2.Run()
-        copy.CopyFrom(run)
-        self._runs[run.run_id] = copy
+        self._runs[run.run_id] = _copy(run)
+
+    def save(self, record: RunRecord) -> None:
+        self.put(record.run)
+        self._records[record.run.run_id] = record
 
     def get(self, run_id: str) -> run_pb2.Run | None:
         run = self._runs.get(run_id)
-        if run is None:
-            return None
-        copy = run_pb2.Run()
-        copy.CopyFrom(run)
-        return copy
+        return _copy(run) if run is not None else None
 
-    def list(self, limit: int, offset: int = 0) -> list[run_pb2.Run]:
+    def list_runs(self, limit: int, offset: int = 0) -> list[run_pb2.Run]:
         runs = sorted(
             self._runs.values(),
             key=lambda r: (r.create_time.ToNanoseconds(), r.run_id),
             reverse=True,
         )
-        return runs[offset : offset + limit]
+        return [_brief(r) for r in runs[offset : offset + limit]]
+
+    def series(self, run_id: str) -> list[common_pb2.SeriesPoint]:
+        rec = self._records.get(run_id)
+        return list(rec.series) if rec else []
+
+    def histograms(self, run_id: str) -> dict[tuple[int, str], bytes]:
+        rec = self._records.get(run_id)
+        return dict(rec.histograms) if rec else {}
+
+    def intervals(self, run_id: str) -> list[IntervalHistogram]:
+        rec = self._records.get(run_id)
+        return list(rec.intervals) if rec else []
+
+
+def _copy(run: run_pb2.Run) -> run_pb2.Run:
+    out = run_pb2.Run()
+    out.CopyFrom(run)
+    return out
+
+
+def _brief(run: run_pb2.Run) -> run_pb2.Run:
+    out = _copy(run)
+    for name in ("events", "run_workers", "error_samples"):
+        out.ClearField(name)
+    out.workload_json = ""
+    return out
+
+
+def default_db_path() -> Path:
+    """``$SNOWLOAD_DB``, else ``<data dir>/results.db`` (XDG: ~/.local/share/snowload)."""
+    env = os.environ.get("SNOWLOAD_DB")
+    return Path(env) if env else data_dir() / "results.db"
+
+
+def open_store(path: str | Path | None = None) -> RunStore:
+    """The SQLite results store at ``path`` (default: ``default_db_path()``)."""
+    from controller.store_sqlite import SqliteRunStore
+
+    return SqliteRunStore(Path(path) if path else default_db_path())

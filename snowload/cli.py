@@ -11,6 +11,7 @@ commands:
   run WORKLOAD       run a workload headless: local controller + workers, live progress
   controller         the controller daemon (gRPC API, optional local workers)
   worker             a worker process that attaches to a controller
+  runs               list, show, compare and export stored runs
   tui                the terminal UI
 
 'snowload <command> --help' describes a command's options.
@@ -32,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         from worker.cli import main as worker_main
 
         return worker_main(rest)
-    if command in ("run", "controller"):
+    if command in ("run", "controller", "runs"):
         from controller.cli import main as controller_main
 
         return controller_main([command, *rest])

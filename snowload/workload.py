@@ -12,6 +12,7 @@ workers and stores with a run; ``parse_mapping`` reads it back unchanged.
 from __future__ import annotations
 
 import json
+import math
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -285,54 +286,45 @@ class _Parser:
         return WorkloadError(self.source, self._locate(path), path, problem)
 
     def _locate(self, path: str) -> int | None:
-        """Best-effort line of a dotted field path such as ``query[1].weight``."""
+        """Line of a field path such as ``query[1].weight`` or ``slo.query.insert``.
+
+        The line whose key (or table header) matches the longest leading part of the path
+        wins, the first one on a tie; a field that is absent from the file entirely is
+        reported at line 1.
+        """
         if self.lines is None or not path:
             return None
-        parts = re.findall(r"([A-Za-z_][A-Za-z0-9_]*)(?:\[(\d+)\])?", path)
-        table: list[str] = []
-        index: int | None = None
-        key = parts[-1][0]
-        for name, idx in parts[:-1]:
-            table.append(name)
-            if idx:
-                index = int(idx)
-        if len(parts) >= 1 and parts[-1][1] and len(parts) == 1:
-            # "query[2]" -> the array-of-tables header itself
-            table, key, index = [parts[0][0]], "", int(parts[0][1])
-        header = ".".join(table)
-        current = ""
-        seen = -1
-        fallback: int | None = None
+        want = [(name, int(idx) if idx else None) for name, idx in _PATH_SEG.findall(path)]
+        best_line, best_score = 1, 0
+        table: list[tuple[str, int | None]] = []
+        array_index: dict[tuple[str, ...], int] = {}
+        in_string: str | None = None  # the closing quotes of an open multi-line string
         for lineno, raw in enumerate(self.lines, start=1):
-            line = raw.strip()
-            m = re.match(r"^\[\[\s*([^\]]+?)\s*\]\]", line) or re.match(
-                r"^\[\s*([^\]]+?)\s*\]", line
-            )
-            if m:
-                current = m.group(1)
-                if current == header and line.startswith("[["):
-                    seen += 1
-                if current == header and not key and (index is None or seen == index):
-                    return lineno
+            if in_string is not None:
+                if in_string in raw:
+                    in_string = None
                 continue
-            in_table = current == header and (index is None or seen == index)
-            if not key:
-                continue
-            if in_table and re.match(rf"^{re.escape(key)}\s*=", line):
-                return lineno
-            if not table and current == "" and re.match(rf"^{re.escape(key)}\s*=", line):
-                return lineno
-            if in_table and fallback is None:
-                fallback = lineno
-            # dotted keys / inline tables at the top level: load = { ... } or load.workers = 2
-            if current == "" and table and re.match(rf"^{re.escape(table[0])}\s*[.=]", line):
-                fallback = fallback or lineno
-        if fallback is not None:
-            return fallback
-        for lineno, raw in enumerate(self.lines, start=1):  # header of the table at least
-            if re.match(rf"^\[+\s*{re.escape(header)}\s*\]+", raw.strip()):
-                return lineno
-        return None
+            found: list[tuple[str, int | None]] | None = None
+            key = None
+            if header := _HEADER.match(raw):
+                names = _split_key(header.group(2))
+                if header.group(1) == "[[":
+                    array_index[tuple(names)] = array_index.get(tuple(names), -1) + 1
+                table = [(n, array_index.get(tuple(names[: i + 1]))) for i, n in enumerate(names)]
+                found = table
+            elif key := _KEY.match(raw):
+                found = table + [(n, None) for n in _split_key(key.group(1))]
+            if not header and not raw.lstrip().startswith("#"):
+                rest = raw[key.end() :] if key else raw
+                for quotes in ('"""', "'''"):
+                    if rest.count(quotes) % 2:
+                        in_string = quotes
+                        break
+            if found:
+                score = _common_prefix(found, want)
+                if score > best_score:
+                    best_line, best_score = lineno, score
+        return best_line
 
     # -- typed getters ---------------------------------------------------------------
 
@@ -379,6 +371,8 @@ class _Parser:
             raise self.error(path, f"must be a number, got {_type_name(value)}")
         if value < 0:
             raise self.error(path, f"must not be negative, got {value}")
+        if not math.isfinite(value):
+            raise self.error(path, f"must be a finite number, got {value}")
         return float(value)
 
     def duration(
@@ -386,10 +380,15 @@ class _Parser:
     ) -> float:
         if key not in data:
             return default
+        value = data[key]
+        if not isinstance(value, str | int | float):
+            raise self.error(path, f"must be a duration such as '30s', got {_type_name(value)}")
         try:
-            seconds = parse_duration(data[key])
+            seconds = parse_duration(value)
         except (ValueError, TypeError) as exc:
             raise self.error(path, str(exc)) from exc
+        if math.isnan(seconds):
+            raise self.error(path, "must be a duration such as '30s', got nan")
         if seconds < minimum:
             raise self.error(path, f"must be at least {format_duration(minimum)}")
         if seconds > MAX_DURATION_S:
@@ -542,7 +541,9 @@ class _Parser:
             if not sql.strip():
                 raise self.error(f"{path}.sql", "must not be empty")
             weight = item.get("weight", 1)
-            if isinstance(weight, bool) or not isinstance(weight, int | float) or weight <= 0:
+            if isinstance(weight, bool) or not isinstance(weight, int | float):
+                raise self.error(f"{path}.weight", f"must be a positive number, got {weight!r}")
+            if not 0 < weight < math.inf:
                 raise self.error(f"{path}.weight", f"must be a positive number, got {weight!r}")
             params = self.params(item.get("params", []), f"{path}.params")
             expected = count_placeholders(sql)
@@ -574,6 +575,7 @@ class _Parser:
                 not isinstance(value, list)
                 or len(value) != 2
                 or not all(isinstance(v, num) and not isinstance(v, bool) for v in value)
+                or not all(math.isfinite(v) for v in value if isinstance(v, float))
             ):
                 raise self.error(path, f"{kind} takes [low, high], got {value!r}")
             if value[0] > value[1]:
@@ -600,6 +602,11 @@ class _Parser:
             return ParamSpec(kind, (value[0], value[1]))
         if not isinstance(value, list) or not value:
             raise self.error(path, "choice takes a non-empty list of values")
+        for v in value:
+            if not isinstance(v, str | int | float):  # bool is an int
+                raise self.error(
+                    path, f"choice values must be strings, numbers or booleans, got {_type_name(v)}"
+                )
         return ParamSpec(kind, tuple(value))
 
     def slo(self, data: Mapping[str, Any], path: str, names: set[str]) -> Slo:
@@ -653,6 +660,31 @@ def _type_name(value: Any) -> str:
         list: "an array",
         dict: "a table",
     }.get(type(value), type(value).__name__)
+
+
+_PATH_SEG = re.compile(r"([^.\[\]]+)(?:\[(\d+)\])?")
+_KEY_PART = r"""(?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*')"""
+_DOTTED_KEY = rf"{_KEY_PART}(?:\s*\.\s*{_KEY_PART})*"
+_HEADER = re.compile(rf"^\s*(\[\[?)\s*({_DOTTED_KEY})\s*\]\]?\s*(?:#.*)?$")
+_KEY = re.compile(rf"^\s*({_DOTTED_KEY})\s*=")
+_KEY_WORD = re.compile(r"\"([^\"]*)\"|'([^']*)'|([A-Za-z0-9_-]+)")
+
+
+def _split_key(dotted: str) -> list[str]:
+    """``a."b.c".d`` -> ``["a", "b.c", "d"]``."""
+    return [q1 or q2 or bare for q1, q2, bare in _KEY_WORD.findall(dotted)]
+
+
+def _common_prefix(
+    found: Sequence[tuple[str, int | None]], want: Sequence[tuple[str, int | None]]
+) -> int:
+    """How many leading path segments agree (an unknown array index agrees with any)."""
+    n = 0
+    for (name, idx), (want_name, want_idx) in zip(found, want, strict=False):
+        if name != want_name or (idx is not None and want_idx is not None and idx != want_idx):
+            break
+        n += 1
+    return n
 
 
 def _did_you_mean(word: str, choices: Sequence[str]) -> str:

@@ -60,6 +60,7 @@ class RunContext:
     aborted: bool = False
     interval_id: int = 0
     load_started: float | None = None
+    last_report_ns: int = 0
     reporter: asyncio.Task[None] | None = None
     prepare_s: float = 0.0
     totals: dict[tuple[int, int], list[int]] = field(default_factory=dict)
@@ -333,6 +334,7 @@ class Agent:
         ctx.executor.set_phase(phase)
         ctx.executor.start()
         ctx.load_started = time.monotonic()
+        ctx.last_report_ns = time.time_ns()
         ctx.reporter = asyncio.get_running_loop().create_task(self._report_loop(ctx))
 
     async def _report_loop(self, ctx: RunContext) -> None:
@@ -358,7 +360,8 @@ class Agent:
             last=last,
         )
         report.end_time.FromNanoseconds(end)
-        report.start_time.FromNanoseconds(end - int(REPORT_INTERVAL_S * 1e9))
+        report.start_time.FromNanoseconds(ctx.last_report_ns or end - int(REPORT_INTERVAL_S * 1e9))
+        ctx.last_report_ns = end
         queries = executor.plan.workload.queries
         for (phase, kind), cell in sorted(cells.items()):
             report.kinds.append(self._kind_interval(queries[kind].name, phase, cell))

@@ -18,6 +18,7 @@ from snowload.workload import ParamSpec, Query
 
 Maker = Callable[[], tuple[Any, ...]]
 _ALPHABET = string.ascii_letters + string.digits
+_FLOAT_EXACT = 2**53
 
 
 def _empty() -> tuple[Any, ...]:
@@ -50,7 +51,12 @@ def compile_param(
 ) -> Callable[[], Any]:
     r = rnd.random
     if spec.kind == "int":
-        lo, span = int(spec.args[0]), int(spec.args[1]) - int(spec.args[0]) + 1
+        lo, hi = int(spec.args[0]), int(spec.args[1])
+        span = hi - lo + 1
+        if span > _FLOAT_EXACT:
+            # r() has 53 bits: r() * span would skip most values and could exceed hi
+            randint = rnd.randint
+            return lambda: randint(lo, hi)
         return lambda: lo + int(r() * span)
     if spec.kind == "float":
         flo, fspan = float(spec.args[0]), float(spec.args[1]) - float(spec.args[0])

@@ -23,9 +23,10 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18snowload/v1/common.proto\x12\x0bsnowload.v1\x1a\x1egoogle/protobuf/duration.proto\"\x9b\x01\n\x0cLatencyStats\x12\r\n\x05\x63ount\x18\x01 \x01(\x04\x12\x0e\n\x06\x65rrors\x18\x02 \x01(\x04\x12\x0b\n\x03qps\x18\x03 \x01(\x01\x12\x0e\n\x06p50_ms\x18\x04 \x01(\x01\x12\x0e\n\x06p95_ms\x18\x05 \x01(\x01\x12\x0e\n\x06p99_ms\x18\x06 \x01(\x01\x12\x0e\n\x06max_ms\x18\x07 \x01(\x01\x12\x0f\n\x07mean_ms\x18\x08 \x01(\x01\x12\x0e\n\x06min_ms\x18\t \x01(\x01\"\x92\x03\n\x0cPhaseSummary\x12!\n\x05phase\x18\x01 \x01(\x0e\x32\x12.snowload.v1.State\x12+\n\x08\x64uration\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12*\n\x07overall\x18\x03 \x01(\x0b\x32\x19.snowload.v1.LatencyStats\x12\x36\n\x07\x62y_kind\x18\x04 \x03(\x0b\x32%.snowload.v1.PhaseSummary.ByKindEntry\x12K\n\x12\x65rrors_by_category\x18\x05 \x03(\x0b\x32/.snowload.v1.PhaseSummary.ErrorsByCategoryEntry\x1aH\n\x0b\x42yKindEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12(\n\x05value\x18\x02 \x01(\x0b\x32\x19.snowload.v1.LatencyStats:\x02\x38\x01\x1a\x37\n\x15\x45rrorsByCategoryEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"7\n\nRunSummary\x12)\n\x06phases\x18\x01 \x03(\x0b\x32\x19.snowload.v1.PhaseSummary*\xc1\x01\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x11\n\rSTATE_PENDING\x10\x01\x12\x13\n\x0fSTATE_PREPARING\x10\x02\x12\x10\n\x0cSTATE_WARMUP\x10\x03\x12\x15\n\x11STATE_MEASUREMENT\x10\x04\x12\x14\n\x10STATE_PROCESSING\x10\x05\x12\x13\n\x0fSTATE_COMPLETED\x10\x06\x12\x10\n\x0cSTATE_FAILED\x10\x07\x12\x13\n\x0fSTATE_CANCELLED\x10\x08*g\n\x08LoadMode\x12\x19\n\x15LOAD_MODE_UNSPECIFIED\x10\x00\x12\x14\n\x10LOAD_MODE_CLOSED\x10\x01\x12\x12\n\x0eLOAD_MODE_OPEN\x10\x02\x12\x16\n\x12LOAD_MODE_FIND_MAX\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18snowload/v1/common.proto\x12\x0bsnowload.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9b\x01\n\x0cLatencyStats\x12\r\n\x05\x63ount\x18\x01 \x01(\x04\x12\x0e\n\x06\x65rrors\x18\x02 \x01(\x04\x12\x0b\n\x03qps\x18\x03 \x01(\x01\x12\x0e\n\x06p50_ms\x18\x04 \x01(\x01\x12\x0e\n\x06p95_ms\x18\x05 \x01(\x01\x12\x0e\n\x06p99_ms\x18\x06 \x01(\x01\x12\x0e\n\x06max_ms\x18\x07 \x01(\x01\x12\x0f\n\x07mean_ms\x18\x08 \x01(\x01\x12\x0e\n\x06min_ms\x18\t \x01(\x01\"\x92\x03\n\x0cPhaseSummary\x12!\n\x05phase\x18\x01 \x01(\x0e\x32\x12.snowload.v1.State\x12+\n\x08\x64uration\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12*\n\x07overall\x18\x03 \x01(\x0b\x32\x19.snowload.v1.LatencyStats\x12\x36\n\x07\x62y_kind\x18\x04 \x03(\x0b\x32%.snowload.v1.PhaseSummary.ByKindEntry\x12K\n\x12\x65rrors_by_category\x18\x05 \x03(\x0b\x32/.snowload.v1.PhaseSummary.ErrorsByCategoryEntry\x1aH\n\x0b\x42yKindEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12(\n\x05value\x18\x02 \x01(\x0b\x32\x19.snowload.v1.LatencyStats:\x02\x38\x01\x1a\x37\n\x15\x45rrorsByCategoryEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"7\n\nRunSummary\x12)\n\x06phases\x18\x01 \x03(\x0b\x32\x19.snowload.v1.PhaseSummary\"\x81\x04\n\x0bSeriesPoint\x12\x0e\n\x06second\x18\x01 \x01(\x04\x12!\n\x05phase\x18\x02 \x01(\x0e\x32\x12.snowload.v1.State\x12,\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x08\x64uration\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12*\n\x07overall\x18\x05 \x01(\x0b\x32\x19.snowload.v1.LatencyStats\x12\x35\n\x07\x62y_kind\x18\x06 \x03(\x0b\x32$.snowload.v1.SeriesPoint.ByKindEntry\x12J\n\x12\x65rrors_by_category\x18\x07 \x03(\x0b\x32..snowload.v1.SeriesPoint.ErrorsByCategoryEntry\x12\x1a\n\x12\x61\x63tive_connections\x18\x08 \x01(\r\x12\x16\n\x0eworkers_active\x18\t \x01(\r\x1aH\n\x0b\x42yKindEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12(\n\x05value\x18\x02 \x01(\x0b\x32\x19.snowload.v1.LatencyStats:\x02\x38\x01\x1a\x37\n\x15\x45rrorsByCategoryEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"Y\n\nSloVerdict\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0e\n\x06metric\x18\x02 \x01(\t\x12\r\n\x05limit\x18\x03 \x01(\x01\x12\x0e\n\x06\x61\x63tual\x18\x04 \x01(\x01\x12\x0e\n\x06passed\x18\x05 \x01(\x08*\xc1\x01\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x11\n\rSTATE_PENDING\x10\x01\x12\x13\n\x0fSTATE_PREPARING\x10\x02\x12\x10\n\x0cSTATE_WARMUP\x10\x03\x12\x15\n\x11STATE_MEASUREMENT\x10\x04\x12\x14\n\x10STATE_PROCESSING\x10\x05\x12\x13\n\x0fSTATE_COMPLETED\x10\x06\x12\x10\n\x0cSTATE_FAILED\x10\x07\x12\x13\n\x0fSTATE_CANCELLED\x10\x08*g\n\x08LoadMode\x12\x19\n\x15LOAD_MODE_UNSPECIFIED\x10\x00\x12\x14\n\x10LOAD_MODE_CLOSED\x10\x01\x12\x12\n\x0eLOAD_MODE_OPEN\x10\x02\x12\x16\n\x12LOAD_MODE_FIND_MAX\x10\x03*\xb2\x01\n\x10\x45nrichmentStatus\x12!\n\x1d\x45NRICHMENT_STATUS_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x45NRICHMENT_STATUS_PENDING\x10\x01\x12\x1f\n\x1b\x45NRICHMENT_STATUS_COMPLETED\x10\x02\x12\x1c\n\x18\x45NRICHMENT_STATUS_FAILED\x10\x03\x12\x1d\n\x19\x45NRICHMENT_STATUS_SKIPPED\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,18 +37,32 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PHASESUMMARY_BYKINDENTRY']._serialized_options = b'8\001'
   _globals['_PHASESUMMARY_ERRORSBYCATEGORYENTRY']._loaded_options = None
   _globals['_PHASESUMMARY_ERRORSBYCATEGORYENTRY']._serialized_options = b'8\001'
-  _globals['_STATE']._serialized_start=694
-  _globals['_STATE']._serialized_end=887
-  _globals['_LOADMODE']._serialized_start=889
-  _globals['_LOADMODE']._serialized_end=992
-  _globals['_LATENCYSTATS']._serialized_start=74
-  _globals['_LATENCYSTATS']._serialized_end=229
-  _globals['_PHASESUMMARY']._serialized_start=232
-  _globals['_PHASESUMMARY']._serialized_end=634
-  _globals['_PHASESUMMARY_BYKINDENTRY']._serialized_start=505
-  _globals['_PHASESUMMARY_BYKINDENTRY']._serialized_end=577
-  _globals['_PHASESUMMARY_ERRORSBYCATEGORYENTRY']._serialized_start=579
-  _globals['_PHASESUMMARY_ERRORSBYCATEGORYENTRY']._serialized_end=634
-  _globals['_RUNSUMMARY']._serialized_start=636
-  _globals['_RUNSUMMARY']._serialized_end=691
+  _globals['_SERIESPOINT_BYKINDENTRY']._loaded_options = None
+  _globals['_SERIESPOINT_BYKINDENTRY']._serialized_options = b'8\001'
+  _globals['_SERIESPOINT_ERRORSBYCATEGORYENTRY']._loaded_options = None
+  _globals['_SERIESPOINT_ERRORSBYCATEGORYENTRY']._serialized_options = b'8\001'
+  _globals['_STATE']._serialized_start=1334
+  _globals['_STATE']._serialized_end=1527
+  _globals['_LOADMODE']._serialized_start=1529
+  _globals['_LOADMODE']._serialized_end=1632
+  _globals['_ENRICHMENTSTATUS']._serialized_start=1635
+  _globals['_ENRICHMENTSTATUS']._serialized_end=1813
+  _globals['_LATENCYSTATS']._serialized_start=107
+  _globals['_LATENCYSTATS']._serialized_end=262
+  _globals['_PHASESUMMARY']._serialized_start=265
+  _globals['_PHASESUMMARY']._serialized_end=667
+  _globals['_PHASESUMMARY_BYKINDENTRY']._serialized_start=538
+  _globals['_PHASESUMMARY_BYKINDENTRY']._serialized_end=610
+  _globals['_PHASESUMMARY_ERRORSBYCATEGORYENTRY']._serialized_start=612
+  _globals['_PHASESUMMARY_ERRORSBYCATEGORYENTRY']._serialized_end=667
+  _globals['_RUNSUMMARY']._serialized_start=669
+  _globals['_RUNSUMMARY']._serialized_end=724
+  _globals['_SERIESPOINT']._serialized_start=727
+  _globals['_SERIESPOINT']._serialized_end=1240
+  _globals['_SERIESPOINT_BYKINDENTRY']._serialized_start=538
+  _globals['_SERIESPOINT_BYKINDENTRY']._serialized_end=610
+  _globals['_SERIESPOINT_ERRORSBYCATEGORYENTRY']._serialized_start=612
+  _globals['_SERIESPOINT_ERRORSBYCATEGORYENTRY']._serialized_end=667
+  _globals['_SLOVERDICT']._serialized_start=1242
+  _globals['_SLOVERDICT']._serialized_end=1331
 # @@protoc_insertion_point(module_scope)

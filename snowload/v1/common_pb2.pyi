@@ -1,6 +1,7 @@
 import datetime
 
 from google.protobuf import duration_pb2 as _duration_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -28,6 +29,14 @@ class LoadMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     LOAD_MODE_CLOSED: _ClassVar[LoadMode]
     LOAD_MODE_OPEN: _ClassVar[LoadMode]
     LOAD_MODE_FIND_MAX: _ClassVar[LoadMode]
+
+class EnrichmentStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ENRICHMENT_STATUS_UNSPECIFIED: _ClassVar[EnrichmentStatus]
+    ENRICHMENT_STATUS_PENDING: _ClassVar[EnrichmentStatus]
+    ENRICHMENT_STATUS_COMPLETED: _ClassVar[EnrichmentStatus]
+    ENRICHMENT_STATUS_FAILED: _ClassVar[EnrichmentStatus]
+    ENRICHMENT_STATUS_SKIPPED: _ClassVar[EnrichmentStatus]
 STATE_UNSPECIFIED: State
 STATE_PENDING: State
 STATE_PREPARING: State
@@ -41,6 +50,11 @@ LOAD_MODE_UNSPECIFIED: LoadMode
 LOAD_MODE_CLOSED: LoadMode
 LOAD_MODE_OPEN: LoadMode
 LOAD_MODE_FIND_MAX: LoadMode
+ENRICHMENT_STATUS_UNSPECIFIED: EnrichmentStatus
+ENRICHMENT_STATUS_PENDING: EnrichmentStatus
+ENRICHMENT_STATUS_COMPLETED: EnrichmentStatus
+ENRICHMENT_STATUS_FAILED: EnrichmentStatus
+ENRICHMENT_STATUS_SKIPPED: EnrichmentStatus
 
 class LatencyStats(_message.Message):
     __slots__ = ("count", "errors", "qps", "p50_ms", "p95_ms", "p99_ms", "max_ms", "mean_ms", "min_ms")
@@ -97,3 +111,53 @@ class RunSummary(_message.Message):
     PHASES_FIELD_NUMBER: _ClassVar[int]
     phases: _containers.RepeatedCompositeFieldContainer[PhaseSummary]
     def __init__(self, phases: _Optional[_Iterable[_Union[PhaseSummary, _Mapping]]] = ...) -> None: ...
+
+class SeriesPoint(_message.Message):
+    __slots__ = ("second", "phase", "end_time", "duration", "overall", "by_kind", "errors_by_category", "active_connections", "workers_active")
+    class ByKindEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: LatencyStats
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[LatencyStats, _Mapping]] = ...) -> None: ...
+    class ErrorsByCategoryEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    SECOND_FIELD_NUMBER: _ClassVar[int]
+    PHASE_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_FIELD_NUMBER: _ClassVar[int]
+    DURATION_FIELD_NUMBER: _ClassVar[int]
+    OVERALL_FIELD_NUMBER: _ClassVar[int]
+    BY_KIND_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_BY_CATEGORY_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_CONNECTIONS_FIELD_NUMBER: _ClassVar[int]
+    WORKERS_ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    second: int
+    phase: State
+    end_time: _timestamp_pb2.Timestamp
+    duration: _duration_pb2.Duration
+    overall: LatencyStats
+    by_kind: _containers.MessageMap[str, LatencyStats]
+    errors_by_category: _containers.ScalarMap[str, int]
+    active_connections: int
+    workers_active: int
+    def __init__(self, second: _Optional[int] = ..., phase: _Optional[_Union[State, str]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., overall: _Optional[_Union[LatencyStats, _Mapping]] = ..., by_kind: _Optional[_Mapping[str, LatencyStats]] = ..., errors_by_category: _Optional[_Mapping[str, int]] = ..., active_connections: _Optional[int] = ..., workers_active: _Optional[int] = ...) -> None: ...
+
+class SloVerdict(_message.Message):
+    __slots__ = ("kind", "metric", "limit", "actual", "passed")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    METRIC_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    ACTUAL_FIELD_NUMBER: _ClassVar[int]
+    PASSED_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    metric: str
+    limit: float
+    actual: float
+    passed: bool
+    def __init__(self, kind: _Optional[str] = ..., metric: _Optional[str] = ..., limit: _Optional[float] = ..., actual: _Optional[float] = ..., passed: _Optional[bool] = ...) -> None: ...

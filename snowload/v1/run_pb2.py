@@ -28,49 +28,61 @@ from snowload.v1 import common_pb2 as snowload_dot_v1_dot_common__pb2
 from snowload.v1 import control_pb2 as snowload_dot_v1_dot_control__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15snowload/v1/run.proto\x12\x0bsnowload.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18snowload/v1/common.proto\x1a\x19snowload/v1/control.proto\"\x89\x05\n\x03Run\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12!\n\x05state\x18\x03 \x01(\x0e\x32\x12.snowload.v1.State\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x0f\n\x07message\x18\x05 \x01(\t\x12#\n\x04mode\x18\x06 \x01(\x0e\x32\x15.snowload.v1.LoadMode\x12\x0e\n\x06target\x18\x07 \x01(\t\x12/\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12:\n\x16measurement_start_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x38\n\x14measurement_end_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07workers\x18\r \x01(\r\x12\x13\n\x0b\x63onnections\x18\x0e \x01(\r\x12)\n\x06warmup\x18\x0f \x01(\x0b\x32\x19.google.protobuf.Duration\x12+\n\x08\x64uration\x18\x10 \x01(\x0b\x32\x19.google.protobuf.Duration\x12(\n\x07summary\x18\x11 \x01(\x0b\x32\x17.snowload.v1.RunSummary\x12\x15\n\rworkload_json\x18\x12 \x01(\t\x12\'\n\x06\x65vents\x18\x13 \x03(\x0b\x32\x17.snowload.v1.PhaseEvent\"o\n\nPhaseEvent\x12!\n\x05state\x18\x01 \x01(\x0e\x32\x12.snowload.v1.State\x12.\n\nevent_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\x85\x01\n\x0fStartRunRequest\x12\x15\n\rworkload_toml\x18\x01 \x01(\t\x12\x0f\n\x07workers\x18\x02 \x01(\r\x12\x13\n\x0b\x63onnections\x18\x03 \x01(\r\x12\x0e\n\x06warmup\x18\x04 \x01(\t\x12\x10\n\x08\x64uration\x18\x05 \x01(\t\x12\x13\n\x0bsource_name\x18\x06 \x01(\t\"1\n\x10StartRunResponse\x12\x1d\n\x03run\x18\x01 \x01(\x0b\x32\x10.snowload.v1.Run\" \n\x0eStopRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"0\n\x0fStopRunResponse\x12\x1d\n\x03run\x18\x01 \x01(\x0b\x32\x10.snowload.v1.Run\"\x1f\n\rGetRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"/\n\x0eGetRunResponse\x12\x1d\n\x03run\x18\x01 \x01(\x0b\x32\x10.snowload.v1.Run\"8\n\x0fListRunsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\x12\x12\n\npage_token\x18\x02 \x01(\t\"K\n\x10ListRunsResponse\x12\x1e\n\x04runs\x18\x01 \x03(\x0b\x32\x10.snowload.v1.Run\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"!\n\x0fWatchRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"\xfc\x01\n\x08Progress\x12\x30\n\rstate_elapsed\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12.\n\x0brun_elapsed\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0b\n\x03qps\x18\x03 \x01(\x01\x12\x0e\n\x06p50_ms\x18\x04 \x01(\x01\x12\x0e\n\x06p95_ms\x18\x05 \x01(\x01\x12\x0e\n\x06p99_ms\x18\x06 \x01(\x01\x12\x0e\n\x06\x65rrors\x18\x07 \x01(\x04\x12\r\n\x05\x63ount\x18\x08 \x01(\x04\x12\x1a\n\x12\x61\x63tive_connections\x18\t \x01(\r\x12\x16\n\x0eworkers_active\x18\n \x01(\r\"\x93\x01\n\x10WatchRunResponse\x12\x1d\n\x03run\x18\x01 \x01(\x0b\x32\x10.snowload.v1.Run\x12\'\n\x08progress\x18\x02 \x01(\x0b\x32\x15.snowload.v1.Progress\x12(\n\x07workers\x18\x03 \x03(\x0b\x32\x17.snowload.v1.WorkerInfo\x12\r\n\x05\x66inal\x18\x04 \x01(\x08\"\x14\n\x12ListWorkersRequest\"\xe5\x03\n\nWorkerInfo\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t\x12\x0b\n\x03pid\x18\x03 \x01(\x05\x12\x0f\n\x07version\x18\x04 \x01(\t\x12\'\n\x05state\x18\x05 \x01(\x0e\x32\x18.snowload.v1.WorkerState\x12\x0e\n\x06run_id\x18\x06 \x01(\t\x12\x10\n\x08\x63\x61pacity\x18\x07 \x01(\r\x12\x11\n\tconnected\x18\x08 \x01(\x08\x12\x30\n\rheartbeat_age\x18\t \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x1a\n\x12\x61\x63tive_connections\x18\n \x01(\r\x12\x13\n\x0b\x63pu_percent\x18\x0b \x01(\x01\x12\x11\n\trss_bytes\x18\x0c \x01(\x04\x12/\n\x0c\x63lock_offset\x18\r \x01(\x0b\x32\x19.google.protobuf.Duration\x12/\n\x0b\x61ttach_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x06labels\x18\x0f \x03(\x0b\x32#.snowload.v1.WorkerInfo.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"?\n\x13ListWorkersResponse\x12(\n\x07workers\x18\x01 \x03(\x0b\x32\x17.snowload.v1.WorkerInfo2\xc4\x03\n\nRunService\x12G\n\x08StartRun\x12\x1c.snowload.v1.StartRunRequest\x1a\x1d.snowload.v1.StartRunResponse\x12\x44\n\x07StopRun\x12\x1b.snowload.v1.StopRunRequest\x1a\x1c.snowload.v1.StopRunResponse\x12\x41\n\x06GetRun\x12\x1a.snowload.v1.GetRunRequest\x1a\x1b.snowload.v1.GetRunResponse\x12G\n\x08ListRuns\x12\x1c.snowload.v1.ListRunsRequest\x1a\x1d.snowload.v1.ListRunsResponse\x12I\n\x08WatchRun\x12\x1c.snowload.v1.WatchRunRequest\x1a\x1d.snowload.v1.WatchRunResponse0\x01\x12P\n\x0bListWorkers\x12\x1f.snowload.v1.ListWorkersRequest\x1a .snowload.v1.ListWorkersResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15snowload/v1/run.proto\x12\x0bsnowload.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18snowload/v1/common.proto\x1a\x19snowload/v1/control.proto\"\xd4\x06\n\x03Run\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12!\n\x05state\x18\x03 \x01(\x0e\x32\x12.snowload.v1.State\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x0f\n\x07message\x18\x05 \x01(\t\x12#\n\x04mode\x18\x06 \x01(\x0e\x32\x15.snowload.v1.LoadMode\x12\x0e\n\x06target\x18\x07 \x01(\t\x12/\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12:\n\x16measurement_start_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x38\n\x14measurement_end_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07workers\x18\r \x01(\r\x12\x13\n\x0b\x63onnections\x18\x0e \x01(\r\x12)\n\x06warmup\x18\x0f \x01(\x0b\x32\x19.google.protobuf.Duration\x12+\n\x08\x64uration\x18\x10 \x01(\x0b\x32\x19.google.protobuf.Duration\x12(\n\x07summary\x18\x11 \x01(\x0b\x32\x17.snowload.v1.RunSummary\x12\x15\n\rworkload_json\x18\x12 \x01(\t\x12\'\n\x06\x65vents\x18\x13 \x03(\x0b\x32\x17.snowload.v1.PhaseEvent\x12$\n\x03slo\x18\x14 \x03(\x0b\x32\x17.snowload.v1.SloVerdict\x12\x12\n\nslo_passed\x18\x15 \x01(\x08\x12\x31\n\nenrichment\x18\x16 \x01(\x0e\x32\x1d.snowload.v1.EnrichmentStatus\x12+\n\x0brun_workers\x18\x17 \x03(\x0b\x32\x16.snowload.v1.RunWorker\x12/\n\rerror_samples\x18\x18 \x03(\x0b\x32\x18.snowload.v1.ErrorSample\"\x99\x02\n\tRunWorker\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t\x12\r\n\x05index\x18\x03 \x01(\r\x12\x13\n\x0b\x63onnections\x18\x04 \x01(\r\x12.\n\nready_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tintervals\x18\x06 \x01(\x04\x12\r\n\x05\x63ount\x18\x07 \x01(\x04\x12\x0e\n\x06\x65rrors\x18\x08 \x01(\x04\x12\x0c\n\x04lost\x18\t \x01(\x08\x12/\n\x0c\x63lock_offset\x18\n \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x13\n\x0b\x63pu_percent\x18\x0b \x01(\x01\x12\x11\n\trss_bytes\x18\x0c \x01(\x04\"0\n\x0b\x45rrorSample\x12\x10\n\x08\x63\x61tegory\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"%\n\x13GetRunSeriesRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"@\n\x14GetRunSeriesResponse\x12(\n\x06points\x18\x01 \x03(\x0b\x32\x18.snowload.v1.SeriesPoint\"o\n\nPhaseEvent\x12!\n\x05state\x18\x01 \x01(\x0e\x32\x12.snowload.v1.State\x12.\n\nevent_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\x85\x01\n\x0fStartRunRequest\x12\x15\n\rworkload_toml\x18\x01 \x01(\t\x12\x0f\n\x07workers\x18\x02 \x01(\r\x12\x13\n\x0b\x63onnections\x18\x03 \x01(\r\x12\x0e\n\x06warmup\x18\x04 \x01(\t\x12\x10\n\x08\x64uration\x18\x05 \x01(\t\x12\x13\n\x0bsource_name\x18\x06 \x01(\t\"1\n\x10StartRunResponse\x12\x1d\n\x03run\x18\x01 \x01(\x0b\x32\x10.snowload.v1.Run\" \n\x0eStopRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"0\n\x0fStopRunResponse\x12\x1d\n\x03run\x18\x01 \x01(\x0b\x32\x10.snowload.v1.Run\"\x1f\n\rGetRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"/\n\x0eGetRunResponse\x12\x1d\n\x03run\x18\x01 \x01(\x0b\x32\x10.snowload.v1.Run\"8\n\x0fListRunsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\x12\x12\n\npage_token\x18\x02 \x01(\t\"K\n\x10ListRunsResponse\x12\x1e\n\x04runs\x18\x01 \x03(\x0b\x32\x10.snowload.v1.Run\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"!\n\x0fWatchRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"\xc6\x03\n\x08Progress\x12\x30\n\rstate_elapsed\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12.\n\x0brun_elapsed\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0b\n\x03qps\x18\x03 \x01(\x01\x12\x0e\n\x06p50_ms\x18\x04 \x01(\x01\x12\x0e\n\x06p95_ms\x18\x05 \x01(\x01\x12\x0e\n\x06p99_ms\x18\x06 \x01(\x01\x12\x0e\n\x06\x65rrors\x18\x07 \x01(\x04\x12\r\n\x05\x63ount\x18\x08 \x01(\x04\x12\x1a\n\x12\x61\x63tive_connections\x18\t \x01(\r\x12\x16\n\x0eworkers_active\x18\n \x01(\r\x12(\n\x06latest\x18\x0b \x01(\x0b\x32\x18.snowload.v1.SeriesPoint\x12\x0f\n\x07qps_10s\x18\x0c \x01(\x01\x12\x0f\n\x07qps_30s\x18\r \x01(\x01\x12\x32\n\x07\x62y_kind\x18\x0e \x03(\x0b\x32!.snowload.v1.Progress.ByKindEntry\x1aH\n\x0b\x42yKindEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12(\n\x05value\x18\x02 \x01(\x0b\x32\x19.snowload.v1.LatencyStats:\x02\x38\x01\"\x93\x01\n\x10WatchRunResponse\x12\x1d\n\x03run\x18\x01 \x01(\x0b\x32\x10.snowload.v1.Run\x12\'\n\x08progress\x18\x02 \x01(\x0b\x32\x15.snowload.v1.Progress\x12(\n\x07workers\x18\x03 \x03(\x0b\x32\x17.snowload.v1.WorkerInfo\x12\r\n\x05\x66inal\x18\x04 \x01(\x08\"\x14\n\x12ListWorkersRequest\"\xe5\x03\n\nWorkerInfo\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t\x12\x0b\n\x03pid\x18\x03 \x01(\x05\x12\x0f\n\x07version\x18\x04 \x01(\t\x12\'\n\x05state\x18\x05 \x01(\x0e\x32\x18.snowload.v1.WorkerState\x12\x0e\n\x06run_id\x18\x06 \x01(\t\x12\x10\n\x08\x63\x61pacity\x18\x07 \x01(\r\x12\x11\n\tconnected\x18\x08 \x01(\x08\x12\x30\n\rheartbeat_age\x18\t \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x1a\n\x12\x61\x63tive_connections\x18\n \x01(\r\x12\x13\n\x0b\x63pu_percent\x18\x0b \x01(\x01\x12\x11\n\trss_bytes\x18\x0c \x01(\x04\x12/\n\x0c\x63lock_offset\x18\r \x01(\x0b\x32\x19.google.protobuf.Duration\x12/\n\x0b\x61ttach_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x06labels\x18\x0f \x03(\x0b\x32#.snowload.v1.WorkerInfo.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"?\n\x13ListWorkersResponse\x12(\n\x07workers\x18\x01 \x03(\x0b\x32\x17.snowload.v1.WorkerInfo2\x99\x04\n\nRunService\x12G\n\x08StartRun\x12\x1c.snowload.v1.StartRunRequest\x1a\x1d.snowload.v1.StartRunResponse\x12\x44\n\x07StopRun\x12\x1b.snowload.v1.StopRunRequest\x1a\x1c.snowload.v1.StopRunResponse\x12\x41\n\x06GetRun\x12\x1a.snowload.v1.GetRunRequest\x1a\x1b.snowload.v1.GetRunResponse\x12S\n\x0cGetRunSeries\x12 .snowload.v1.GetRunSeriesRequest\x1a!.snowload.v1.GetRunSeriesResponse\x12G\n\x08ListRuns\x12\x1c.snowload.v1.ListRunsRequest\x1a\x1d.snowload.v1.ListRunsResponse\x12I\n\x08WatchRun\x12\x1c.snowload.v1.WatchRunRequest\x1a\x1d.snowload.v1.WatchRunResponse0\x01\x12P\n\x0bListWorkers\x12\x1f.snowload.v1.ListWorkersRequest\x1a .snowload.v1.ListWorkersResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'snowload.v1.run_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_PROGRESS_BYKINDENTRY']._loaded_options = None
+  _globals['_PROGRESS_BYKINDENTRY']._serialized_options = b'8\001'
   _globals['_WORKERINFO_LABELSENTRY']._loaded_options = None
   _globals['_WORKERINFO_LABELSENTRY']._serialized_options = b'8\001'
   _globals['_RUN']._serialized_start=157
-  _globals['_RUN']._serialized_end=806
-  _globals['_PHASEEVENT']._serialized_start=808
-  _globals['_PHASEEVENT']._serialized_end=919
-  _globals['_STARTRUNREQUEST']._serialized_start=922
-  _globals['_STARTRUNREQUEST']._serialized_end=1055
-  _globals['_STARTRUNRESPONSE']._serialized_start=1057
-  _globals['_STARTRUNRESPONSE']._serialized_end=1106
-  _globals['_STOPRUNREQUEST']._serialized_start=1108
-  _globals['_STOPRUNREQUEST']._serialized_end=1140
-  _globals['_STOPRUNRESPONSE']._serialized_start=1142
-  _globals['_STOPRUNRESPONSE']._serialized_end=1190
-  _globals['_GETRUNREQUEST']._serialized_start=1192
-  _globals['_GETRUNREQUEST']._serialized_end=1223
-  _globals['_GETRUNRESPONSE']._serialized_start=1225
-  _globals['_GETRUNRESPONSE']._serialized_end=1272
-  _globals['_LISTRUNSREQUEST']._serialized_start=1274
-  _globals['_LISTRUNSREQUEST']._serialized_end=1330
-  _globals['_LISTRUNSRESPONSE']._serialized_start=1332
-  _globals['_LISTRUNSRESPONSE']._serialized_end=1407
-  _globals['_WATCHRUNREQUEST']._serialized_start=1409
-  _globals['_WATCHRUNREQUEST']._serialized_end=1442
-  _globals['_PROGRESS']._serialized_start=1445
-  _globals['_PROGRESS']._serialized_end=1697
-  _globals['_WATCHRUNRESPONSE']._serialized_start=1700
-  _globals['_WATCHRUNRESPONSE']._serialized_end=1847
-  _globals['_LISTWORKERSREQUEST']._serialized_start=1849
-  _globals['_LISTWORKERSREQUEST']._serialized_end=1869
-  _globals['_WORKERINFO']._serialized_start=1872
-  _globals['_WORKERINFO']._serialized_end=2357
-  _globals['_WORKERINFO_LABELSENTRY']._serialized_start=2312
-  _globals['_WORKERINFO_LABELSENTRY']._serialized_end=2357
-  _globals['_LISTWORKERSRESPONSE']._serialized_start=2359
-  _globals['_LISTWORKERSRESPONSE']._serialized_end=2422
-  _globals['_RUNSERVICE']._serialized_start=2425
-  _globals['_RUNSERVICE']._serialized_end=2877
+  _globals['_RUN']._serialized_end=1009
+  _globals['_RUNWORKER']._serialized_start=1012
+  _globals['_RUNWORKER']._serialized_end=1293
+  _globals['_ERRORSAMPLE']._serialized_start=1295
+  _globals['_ERRORSAMPLE']._serialized_end=1343
+  _globals['_GETRUNSERIESREQUEST']._serialized_start=1345
+  _globals['_GETRUNSERIESREQUEST']._serialized_end=1382
+  _globals['_GETRUNSERIESRESPONSE']._serialized_start=1384
+  _globals['_GETRUNSERIESRESPONSE']._serialized_end=1448
+  _globals['_PHASEEVENT']._serialized_start=1450
+  _globals['_PHASEEVENT']._serialized_end=1561
+  _globals['_STARTRUNREQUEST']._serialized_start=1564
+  _globals['_STARTRUNREQUEST']._serialized_end=1697
+  _globals['_STARTRUNRESPONSE']._serialized_start=1699
+  _globals['_STARTRUNRESPONSE']._serialized_end=1748
+  _globals['_STOPRUNREQUEST']._serialized_start=1750
+  _globals['_STOPRUNREQUEST']._serialized_end=1782
+  _globals['_STOPRUNRESPONSE']._serialized_start=1784
+  _globals['_STOPRUNRESPONSE']._serialized_end=1832
+  _globals['_GETRUNREQUEST']._serialized_start=1834
+  _globals['_GETRUNREQUEST']._serialized_end=1865
+  _globals['_GETRUNRESPONSE']._serialized_start=1867
+  _globals['_GETRUNRESPONSE']._serialized_end=1914
+  _globals['_LISTRUNSREQUEST']._serialized_start=1916
+  _globals['_LISTRUNSREQUEST']._serialized_end=1972
+  _globals['_LISTRUNSRESPONSE']._serialized_start=1974
+  _globals['_LISTRUNSRESPONSE']._serialized_end=2049
+  _globals['_WATCHRUNREQUEST']._serialized_start=2051
+  _globals['_WATCHRUNREQUEST']._serialized_end=2084
+  _globals['_PROGRESS']._serialized_start=2087
+  _globals['_PROGRESS']._serialized_end=2541
+  _globals['_PROGRESS_BYKINDENTRY']._serialized_start=2469
+  _globals['_PROGRESS_BYKINDENTRY']._serialized_end=2541
+  _globals['_WATCHRUNRESPONSE']._serialized_start=2544
+  _globals['_WATCHRUNRESPONSE']._serialized_end=2691
+  _globals['_LISTWORKERSREQUEST']._serialized_start=2693
+  _globals['_LISTWORKERSREQUEST']._serialized_end=2713
+  _globals['_WORKERINFO']._serialized_start=2716
+  _globals['_WORKERINFO']._serialized_end=3201
+  _globals['_WORKERINFO_LABELSENTRY']._serialized_start=3156
+  _globals['_WORKERINFO_LABELSENTRY']._serialized_end=3201
+  _globals['_LISTWORKERSRESPONSE']._serialized_start=3203
+  _globals['_LISTWORKERSRESPONSE']._serialized_end=3266
+  _globals['_RUNSERVICE']._serialized_start=3269
+  _globals['_RUNSERVICE']._serialized_end=3806
 # @@protoc_insertion_point(module_scope)

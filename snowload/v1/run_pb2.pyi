@@ -13,7 +13,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Run(_message.Message):
-    __slots__ = ("run_id", "name", "state", "reason", "message", "mode", "target", "create_time", "start_time", "measurement_start_time", "measurement_end_time", "end_time", "workers", "connections", "warmup", "duration", "summary", "workload_json", "events")
+    __slots__ = ("run_id", "name", "state", "reason", "message", "mode", "target", "create_time", "start_time", "measurement_start_time", "measurement_end_time", "end_time", "workers", "connections", "warmup", "duration", "summary", "workload_json", "events", "slo", "slo_passed", "enrichment", "run_workers", "error_samples")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -33,6 +33,11 @@ class Run(_message.Message):
     SUMMARY_FIELD_NUMBER: _ClassVar[int]
     WORKLOAD_JSON_FIELD_NUMBER: _ClassVar[int]
     EVENTS_FIELD_NUMBER: _ClassVar[int]
+    SLO_FIELD_NUMBER: _ClassVar[int]
+    SLO_PASSED_FIELD_NUMBER: _ClassVar[int]
+    ENRICHMENT_FIELD_NUMBER: _ClassVar[int]
+    RUN_WORKERS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_SAMPLES_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     name: str
     state: _common_pb2.State
@@ -52,7 +57,60 @@ class Run(_message.Message):
     summary: _common_pb2.RunSummary
     workload_json: str
     events: _containers.RepeatedCompositeFieldContainer[PhaseEvent]
-    def __init__(self, run_id: _Optional[str] = ..., name: _Optional[str] = ..., state: _Optional[_Union[_common_pb2.State, str]] = ..., reason: _Optional[str] = ..., message: _Optional[str] = ..., mode: _Optional[_Union[_common_pb2.LoadMode, str]] = ..., target: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., measurement_start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., measurement_end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., workers: _Optional[int] = ..., connections: _Optional[int] = ..., warmup: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., summary: _Optional[_Union[_common_pb2.RunSummary, _Mapping]] = ..., workload_json: _Optional[str] = ..., events: _Optional[_Iterable[_Union[PhaseEvent, _Mapping]]] = ...) -> None: ...
+    slo: _containers.RepeatedCompositeFieldContainer[_common_pb2.SloVerdict]
+    slo_passed: bool
+    enrichment: _common_pb2.EnrichmentStatus
+    run_workers: _containers.RepeatedCompositeFieldContainer[RunWorker]
+    error_samples: _containers.RepeatedCompositeFieldContainer[ErrorSample]
+    def __init__(self, run_id: _Optional[str] = ..., name: _Optional[str] = ..., state: _Optional[_Union[_common_pb2.State, str]] = ..., reason: _Optional[str] = ..., message: _Optional[str] = ..., mode: _Optional[_Union[_common_pb2.LoadMode, str]] = ..., target: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., measurement_start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., measurement_end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., workers: _Optional[int] = ..., connections: _Optional[int] = ..., warmup: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., summary: _Optional[_Union[_common_pb2.RunSummary, _Mapping]] = ..., workload_json: _Optional[str] = ..., events: _Optional[_Iterable[_Union[PhaseEvent, _Mapping]]] = ..., slo: _Optional[_Iterable[_Union[_common_pb2.SloVerdict, _Mapping]]] = ..., slo_passed: _Optional[bool] = ..., enrichment: _Optional[_Union[_common_pb2.EnrichmentStatus, str]] = ..., run_workers: _Optional[_Iterable[_Union[RunWorker, _Mapping]]] = ..., error_samples: _Optional[_Iterable[_Union[ErrorSample, _Mapping]]] = ...) -> None: ...
+
+class RunWorker(_message.Message):
+    __slots__ = ("worker_id", "host", "index", "connections", "ready_time", "intervals", "count", "errors", "lost", "clock_offset", "cpu_percent", "rss_bytes")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    CONNECTIONS_FIELD_NUMBER: _ClassVar[int]
+    READY_TIME_FIELD_NUMBER: _ClassVar[int]
+    INTERVALS_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    LOST_FIELD_NUMBER: _ClassVar[int]
+    CLOCK_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    CPU_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    RSS_BYTES_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    host: str
+    index: int
+    connections: int
+    ready_time: _timestamp_pb2.Timestamp
+    intervals: int
+    count: int
+    errors: int
+    lost: bool
+    clock_offset: _duration_pb2.Duration
+    cpu_percent: float
+    rss_bytes: int
+    def __init__(self, worker_id: _Optional[str] = ..., host: _Optional[str] = ..., index: _Optional[int] = ..., connections: _Optional[int] = ..., ready_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., intervals: _Optional[int] = ..., count: _Optional[int] = ..., errors: _Optional[int] = ..., lost: _Optional[bool] = ..., clock_offset: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., cpu_percent: _Optional[float] = ..., rss_bytes: _Optional[int] = ...) -> None: ...
+
+class ErrorSample(_message.Message):
+    __slots__ = ("category", "message")
+    CATEGORY_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    category: str
+    message: str
+    def __init__(self, category: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
+class GetRunSeriesRequest(_message.Message):
+    __slots__ = ("run_id",)
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    def __init__(self, run_id: _Optional[str] = ...) -> None: ...
+
+class GetRunSeriesResponse(_message.Message):
+    __slots__ = ("points",)
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    points: _containers.RepeatedCompositeFieldContainer[_common_pb2.SeriesPoint]
+    def __init__(self, points: _Optional[_Iterable[_Union[_common_pb2.SeriesPoint, _Mapping]]] = ...) -> None: ...
 
 class PhaseEvent(_message.Message):
     __slots__ = ("state", "event_time", "reason")
@@ -133,7 +191,14 @@ class WatchRunRequest(_message.Message):
     def __init__(self, run_id: _Optional[str] = ...) -> None: ...
 
 class Progress(_message.Message):
-    __slots__ = ("state_elapsed", "run_elapsed", "qps", "p50_ms", "p95_ms", "p99_ms", "errors", "count", "active_connections", "workers_active")
+    __slots__ = ("state_elapsed", "run_elapsed", "qps", "p50_ms", "p95_ms", "p99_ms", "errors", "count", "active_connections", "workers_active", "latest", "qps_10s", "qps_30s", "by_kind")
+    class ByKindEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: _common_pb2.LatencyStats
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[_common_pb2.LatencyStats, _Mapping]] = ...) -> None: ...
     STATE_ELAPSED_FIELD_NUMBER: _ClassVar[int]
     RUN_ELAPSED_FIELD_NUMBER: _ClassVar[int]
     QPS_FIELD_NUMBER: _ClassVar[int]
@@ -144,6 +209,10 @@ class Progress(_message.Message):
     COUNT_FIELD_NUMBER: _ClassVar[int]
     ACTIVE_CONNECTIONS_FIELD_NUMBER: _ClassVar[int]
     WORKERS_ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    LATEST_FIELD_NUMBER: _ClassVar[int]
+    QPS_10S_FIELD_NUMBER: _ClassVar[int]
+    QPS_30S_FIELD_NUMBER: _ClassVar[int]
+    BY_KIND_FIELD_NUMBER: _ClassVar[int]
     state_elapsed: _duration_pb2.Duration
     run_elapsed: _duration_pb2.Duration
     qps: float
@@ -154,7 +223,11 @@ class Progress(_message.Message):
     count: int
     active_connections: int
     workers_active: int
-    def __init__(self, state_elapsed: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., run_elapsed: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., qps: _Optional[float] = ..., p50_ms: _Optional[float] = ..., p95_ms: _Optional[float] = ..., p99_ms: _Optional[float] = ..., errors: _Optional[int] = ..., count: _Optional[int] = ..., active_connections: _Optional[int] = ..., workers_active: _Optional[int] = ...) -> None: ...
+    latest: _common_pb2.SeriesPoint
+    qps_10s: float
+    qps_30s: float
+    by_kind: _containers.MessageMap[str, _common_pb2.LatencyStats]
+    def __init__(self, state_elapsed: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., run_elapsed: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., qps: _Optional[float] = ..., p50_ms: _Optional[float] = ..., p95_ms: _Optional[float] = ..., p99_ms: _Optional[float] = ..., errors: _Optional[int] = ..., count: _Optional[int] = ..., active_connections: _Optional[int] = ..., workers_active: _Optional[int] = ..., latest: _Optional[_Union[_common_pb2.SeriesPoint, _Mapping]] = ..., qps_10s: _Optional[float] = ..., qps_30s: _Optional[float] = ..., by_kind: _Optional[_Mapping[str, _common_pb2.LatencyStats]] = ...) -> None: ...
 
 class WatchRunResponse(_message.Message):
     __slots__ = ("run", "progress", "workers", "final")

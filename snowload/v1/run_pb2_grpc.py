@@ -51,6 +51,11 @@ class RunServiceStub:
                 request_serializer=snowload_dot_v1_dot_run__pb2.GetRunRequest.SerializeToString,
                 response_deserializer=snowload_dot_v1_dot_run__pb2.GetRunResponse.FromString,
                 _registered_method=True)
+        self.GetRunSeries = channel.unary_unary(
+                '/snowload.v1.RunService/GetRunSeries',
+                request_serializer=snowload_dot_v1_dot_run__pb2.GetRunSeriesRequest.SerializeToString,
+                response_deserializer=snowload_dot_v1_dot_run__pb2.GetRunSeriesResponse.FromString,
+                _registered_method=True)
         self.ListRuns = channel.unary_unary(
                 '/snowload.v1.RunService/ListRuns',
                 request_serializer=snowload_dot_v1_dot_run__pb2.ListRunsRequest.SerializeToString,
@@ -89,6 +94,13 @@ class RunServiceServicer:
 
     def GetRun(self, request, context):
         """GetRun returns a run's current (or final) state and summary.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRunSeries(self, request, context):
+        """GetRunSeries returns a run's per-second series (overall and per query kind).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -133,6 +145,11 @@ def add_RunServiceServicer_to_server(servicer, server):
                     servicer.GetRun,
                     request_deserializer=snowload_dot_v1_dot_run__pb2.GetRunRequest.FromString,
                     response_serializer=snowload_dot_v1_dot_run__pb2.GetRunResponse.SerializeToString,
+            ),
+            'GetRunSeries': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRunSeries,
+                    request_deserializer=snowload_dot_v1_dot_run__pb2.GetRunSeriesRequest.FromString,
+                    response_serializer=snowload_dot_v1_dot_run__pb2.GetRunSeriesResponse.SerializeToString,
             ),
             'ListRuns': grpc.unary_unary_rpc_method_handler(
                     servicer.ListRuns,
@@ -233,6 +250,33 @@ class RunService:
             '/snowload.v1.RunService/GetRun',
             snowload_dot_v1_dot_run__pb2.GetRunRequest.SerializeToString,
             snowload_dot_v1_dot_run__pb2.GetRunResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRunSeries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/snowload.v1.RunService/GetRunSeries',
+            snowload_dot_v1_dot_run__pb2.GetRunSeriesRequest.SerializeToString,
+            snowload_dot_v1_dot_run__pb2.GetRunSeriesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,385 @@
+"""The results store in an embedded SQLite database (WAL, versioned schema).
+
+Runs have scalar columns for listing and filtering plus their summary and SLO verdicts as
+protobuf blobs; workers, phase events, the per-second series, histograms and error
+samples have tables of their own. ``PRAGMA user_version`` is the schema version; each
+entry of ``MIGRATIONS`` moves the schema one version up, in one transaction.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from google.protobuf.duration_pb2 import Duration
+
+from controller.store import IntervalHistogram, RunRecord, RunStore
+from snowload.v1 import common_pb2, run_pb2
+
+MIGRATIONS: list[str] = [
+    # version 1
+    """
+    CREATE TABLE runs (
+        run_id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        state INTEGER NOT NULL,
+        reason TEXT NOT NULL DEFAULT '',
+        message TEXT NOT NULL DEFAULT '',
+        mode INTEGER NOT NULL,
+        target TEXT NOT NULL,
+        create_ns INTEGER NOT NULL,
+        start_ns INTEGER,
+        measurement_start_ns INTEGER,
+        measurement_end_ns INTEGER,
+        end_ns INTEGER,
+        workers INTEGER NOT NULL,
+        connections INTEGER NOT NULL,
+        warmup_ns INTEGER NOT NULL,
+        duration_ns INTEGER NOT NULL,
+        workload_json TEXT NOT NULL DEFAULT '',
+        summary BLOB,
+        slo BLOB,
+        slo_passed INTEGER NOT NULL DEFAULT 1,
+        enrichment INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX runs_by_time ON runs (create_ns DESC);
+    CREATE TABLE run_events (
+        run_id TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+        seq INTEGER NOT NULL,
+        state INTEGER NOT NULL,
+        event_ns INTEGER NOT NULL,
+        reason TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (run_id, seq)
+    );
+    CREATE TABLE run_workers (
+        run_id TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+        worker_index INTEGER NOT NULL,
+        record BLOB NOT NULL,
+        PRIMARY KEY (run_id, worker_index)
+    );
+    CREATE TABLE series (
+        run_id TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+        second INTEGER NOT NULL,
+        phase INTEGER NOT NULL,
+        qps REAL NOT NULL,
+        p95_ms REAL NOT NULL,
+        errors INTEGER NOT NULL,
+        point BLOB NOT NULL,
+        PRIMARY KEY (run_id, second)
+    );
+    CREATE TABLE histograms (
+        run_id TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+        phase INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        encoded BLOB NOT NULL,
+        PRIMARY KEY (run_id, phase, kind)
+    );
+    CREATE TABLE interval_histograms (
+        run_id TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+        second INTEGER NOT NULL,
+        phase INTEGER NOT NULL,
+        start_ns INTEGER NOT NULL,
+        end_ns INTEGER NOT NULL,
+        encoded BLOB NOT NULL,
+        PRIMARY KEY (run_id, second, phase)
+    );
+    CREATE TABLE error_samples (
+        run_id TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+        category TEXT NOT NULL,
+        message TEXT NOT NULL,
+        PRIMARY KEY (run_id, category, message)
+    );
+    """,
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class SchemaTooNew(RuntimeError):
+    pass
+
+
+class SqliteRunStore(RunStore):
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        if str(path) != ":memory:":
+            path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self._lock = threading.Lock()
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._migrate()
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    def _migrate(self) -> None:
+        version = self.schema_version
+        if version > SCHEMA_VERSION:
+            raise SchemaTooNew(
+                f"{self.path} has schema version {version}; this snowload knows up to "
+                f"{SCHEMA_VERSION}. Upgrade snowload or use another --db."
+            )
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            with self._tx() as db:
+                for statement in MIGRATIONS[target - 1].split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version = {target}")
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    # -- writes --------------------------------------------------------------------------
+
+    def put(self, run: run_pb2.Run) -> None:
+        with self._tx() as db:
+            self._put(db, run)
+
+    def save(self, record: RunRecord) -> None:
+        run_id = record.run.run_id
+        with self._tx() as db:
+            self._put(db, record.run)
+            db.execute("DELETE FROM series WHERE run_id = ?", (run_id,))
+            db.executemany(
+                "INSERT INTO series VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        run_id,
+                        p.second,
+                        p.phase,
+                        p.overall.qps,
+                        p.overall.p95_ms,
+                        p.overall.errors,
+                        p.SerializeToString(),
+                    )
+                    for p in record.series
+                ],
+            )
+            db.execute("DELETE FROM histograms WHERE run_id = ?", (run_id,))
+            db.executemany(
+                "INSERT INTO histograms VALUES (?, ?, ?, ?)",
+                [(run_id, ph, kind, enc) for (ph, kind), enc in record.histograms.items()],
+            )
+            db.execute("DELETE FROM interval_histograms WHERE run_id = ?", (run_id,))
+            db.executemany(
+                "INSERT INTO interval_histograms VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (run_id, i.second, i.phase, i.start_ns, i.end_ns, i.histogram)
+                    for i in record.intervals
+                ],
+            )
+
+    def _put(self, db: sqlite3.Connection, run: run_pb2.Run) -> None:
+        def ns(field: str) -> int | None:
+            return getattr(run, field).ToNanoseconds() if run.HasField(field) else None
+
+        slo = run_pb2.Run(slo=run.slo).SerializeToString()
+        db.execute(
+            """
+            INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+            ON CONFLICT (run_id) DO UPDATE SET
+                state = excluded.state, reason = excluded.reason, message = excluded.message,
+                start_ns = excluded.start_ns,
+                measurement_start_ns = excluded.measurement_start_ns,
+                measurement_end_ns = excluded.measurement_end_ns, end_ns = excluded.end_ns,
+                workload_json = CASE WHEN excluded.workload_json != ''
+                                THEN excluded.workload_json ELSE runs.workload_json END,
+                summary = excluded.summary, slo = excluded.slo,
+                slo_passed = excluded.slo_passed, enrichment = excluded.enrichment
+            """,
+            (
+                run.run_id,
+                run.name,
+                run.state,
+                run.reason,
+                run.message,
+                run.mode,
+                run.target,
+                run.create_time.ToNanoseconds(),
+                ns("start_time"),
+                ns("measurement_start_time"),
+                ns("measurement_end_time"),
+                ns("end_time"),
+                run.workers,
+                run.connections,
+                run.warmup.ToNanoseconds(),
+                run.duration.ToNanoseconds(),
+                run.workload_json,
+                run.summary.SerializeToString(),
+                slo,
+                int(run.slo_passed),
+                run.enrichment,
+            ),
+        )
+        if run.events:
+            db.execute("DELETE FROM run_events WHERE run_id = ?", (run.run_id,))
+            db.executemany(
+                "INSERT INTO run_events VALUES (?, ?, ?, ?, ?)",
+                [
+                    (run.run_id, i, e.state, e.event_time.ToNanoseconds(), e.reason)
+                    for i, e in enumerate(run.events)
+                ],
+            )
+        if run.run_workers:
+            db.execute("DELETE FROM run_workers WHERE run_id = ?", (run.run_id,))
+            db.executemany(
+                "INSERT INTO run_workers VALUES (?, ?, ?)",
+                [(run.run_id, w.index, w.SerializeToString()) for w in run.run_workers],
+            )
+        if run.error_samples:
+            db.execute("DELETE FROM error_samples WHERE run_id = ?", (run.run_id,))
+            db.executemany(
+                "INSERT OR IGNORE INTO error_samples VALUES (?, ?, ?)",
+                [(run.run_id, e.category, e.message) for e in run.error_samples],
+            )
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def _rows(self, sql: str, args: tuple[object, ...]) -> list[tuple[object, ...]]:
+        with self._lock:
+            return list(self._db.execute(sql, args).fetchall())
+
+    def get(self, run_id: str) -> run_pb2.Run | None:
+        rows = self._rows("SELECT * FROM runs WHERE run_id = ?", (run_id,))
+        if not rows:
+            return None
+        run = _run_from_row(rows[0])
+        for state, event_ns, reason in self._rows(
+            "SELECT state, event_ns, reason FROM run_events WHERE run_id = ? ORDER BY seq",
+            (run_id,),
+        ):
+            event = run.events.add(state=state, reason=reason)
+            event.event_time.FromNanoseconds(int(event_ns))  # type: ignore[call-overload]
+        for (blob,) in self._rows(
+            "SELECT record FROM run_workers WHERE run_id = ? ORDER BY worker_index", (run_id,)
+        ):
+            run.run_workers.add().ParseFromString(blob)  # type: ignore[arg-type]
+        for category, message in self._rows(
+            "SELECT category, message FROM error_samples WHERE run_id = ? ORDER BY 1, 2",
+            (run_id,),
+        ):
+            run.error_samples.add(category=category, message=message)
+        return run
+
+    def list_runs(self, limit: int, offset: int = 0) -> list[run_pb2.Run]:
+        rows = self._rows(
+            "SELECT * FROM runs ORDER BY create_ns DESC, run_id DESC LIMIT ? OFFSET ?",
+            (limit, offset),
+        )
+        runs = [_run_from_row(r) for r in rows]
+        for run in runs:
+            run.workload_json = ""
+        return runs
+
+    def series(self, run_id: str) -> list[common_pb2.SeriesPoint]:
+        out = []
+        for (blob,) in self._rows(
+            "SELECT point FROM series WHERE run_id = ? ORDER BY second", (run_id,)
+        ):
+            point = common_pb2.SeriesPoint()
+            point.ParseFromString(blob)  # type: ignore[arg-type]
+            out.append(point)
+        return out
+
+    def histograms(self, run_id: str) -> dict[tuple[int, str], bytes]:
+        return {
+            (int(ph), str(kind)): bytes(enc)  # type: ignore[call-overload]
+            for ph, kind, enc in self._rows(
+                "SELECT phase, kind, encoded FROM histograms WHERE run_id = ?", (run_id,)
+            )
+        }
+
+    def intervals(self, run_id: str) -> list[IntervalHistogram]:
+        return [
+            IntervalHistogram(int(s), int(ph), int(a), int(b), bytes(enc))  # type: ignore[call-overload]
+            for s, ph, a, b, enc in self._rows(
+                "SELECT second, phase, start_ns, end_ns, encoded FROM interval_histograms "
+                "WHERE run_id = ? ORDER BY second, phase",
+                (run_id,),
+            )
+        ]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+COLUMNS = [
+    "run_id",
+    "name",
+    "state",
+    "reason",
+    "message",
+    "mode",
+    "target",
+    "create_ns",
+    "start_ns",
+    "measurement_start_ns",
+    "measurement_end_ns",
+    "end_ns",
+    "workers",
+    "connections",
+    "warmup_ns",
+    "duration_ns",
+    "workload_json",
+    "summary",
+    "slo",
+    "slo_passed",
+    "enrichment",
+]
+
+
+def _run_from_row(row: tuple[object, ...]) -> run_pb2.Run:
+    r = dict(zip(COLUMNS, row, strict=True))
+    run = run_pb2.Run(
+        run_id=str(r["run_id"]),
+        name=str(r["name"]),
+        state=int(r["state"]),  # type: ignore[call-overload]
+        reason=str(r["reason"]),
+        message=str(r["message"]),
+        mode=int(r["mode"]),  # type: ignore[call-overload]
+        target=str(r["target"]),
+        workers=int(r["workers"]),  # type: ignore[call-overload]
+        connections=int(r["connections"]),  # type: ignore[call-overload]
+        workload_json=str(r["workload_json"]),
+        slo_passed=bool(r["slo_passed"]),
+        enrichment=int(r["enrichment"]),  # type: ignore[call-overload]
+    )
+    for column, field in (
+        ("create_ns", "create_time"),
+        ("start_ns", "start_time"),
+        ("measurement_start_ns", "measurement_start_time"),
+        ("measurement_end_ns", "measurement_end_time"),
+        ("end_ns", "end_time"),
+    ):
+        if r[column] is not None:
+            getattr(run, field).FromNanoseconds(int(r[column]))  # type: ignore[call-overload]
+    run.warmup.CopyFrom(_ns_duration(int(r["warmup_ns"])))  # type: ignore[call-overload]
+    run.duration.CopyFrom(_ns_duration(int(r["duration_ns"])))  # type: ignore[call-overload]
+    if r["summary"]:
+        run.summary.ParseFromString(r["summary"])  # type: ignore[arg-type]
+    if r["slo"]:
+        holder = run_pb2.Run()
+        holder.ParseFromString(r["slo"])  # type: ignore[arg-type]
+        run.slo.extend(holder.slo)
+    return run
+
+
+def _ns_duration(ns: int) -> Duration:
+    d = Duration()
+    d.FromNanoseconds(ns)
+    return d
