@@ -20,6 +20,7 @@ from pathlib import Path
 import grpc
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from controller import lifecycle as lc
 from controller import runs_cli
@@ -105,7 +106,7 @@ def run_main(args: argparse.Namespace) -> int:
     try:
         workload = load_file(args.workload, overrides)
     except WorkloadError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False, markup=True, soft_wrap=True)
+        _error(err, str(exc))
         return EXIT_BAD_INPUT
     text = Path(args.workload).read_text(encoding="utf-8")
     request = run_pb2.StartRunRequest(
@@ -119,17 +120,26 @@ def run_main(args: argparse.Namespace) -> int:
     try:
         store = open_store(args.db)
     except (OSError, sqlite3.Error, SchemaTooNew) as exc:
-        err.print(f"[red]error:[/red] results database: {exc}", highlight=False)
+        _error(err, f"results database: {exc}")
         return EXIT_BAD_INPUT
     final = asyncio.run(_run_headless(request, workload.load.workers, err, store))
     err.print(summary_table(final))
     if final.message:
-        err.print(f"{lc.state_name(final.state)}: {final.reason} — {final.message}")
+        err.print(
+            f"{lc.state_name(final.state)}: {final.reason} — {final.message}",
+            markup=False,
+            highlight=False,
+        )
     if args.json:
         print(json.dumps(summary_dict(final), indent=2))
     if final.state != lc.COMPLETED:
         return EXIT_RUN_FAILED
     return EXIT_OK if final.slo_passed else EXIT_SLO_FAILED
+
+
+def _error(err: Console, message: str) -> None:
+    """Print an error verbatim: messages quote TOML ([[query]]) and file names."""
+    err.print(Text("error: ", style="red") + Text(message), highlight=False, soft_wrap=True)
 
 
 async def _run_headless(

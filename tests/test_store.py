@@ -1,0 +1,187 @@
+"""One suite for every RunStore implementation, plus what only the SQLite store does."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from controller import lifecycle as lc
+from controller.store import IntervalHistogram, MemoryRunStore, RunRecord, RunStore, open_store
+from controller.store_sqlite import SCHEMA_VERSION, SchemaTooNew, SqliteRunStore
+from snowload import hdr
+from snowload.v1 import common_pb2, run_pb2
+
+
+def make_run(run_id: str, create_s: int, state: lc.State = lc.COMPLETED) -> run_pb2.Run:
+    run = run_pb2.Run(
+        run_id=run_id,
+        name=f"name-{run_id}",
+        state=state,
+        reason="duration_elapsed" if state == lc.COMPLETED else "",
+        target="sqlite",
+        mode=common_pb2.LOAD_MODE_CLOSED,
+        workers=2,
+        connections=8,
+        workload_json='{"name": "x"}',
+        slo_passed=True,
+        enrichment=common_pb2.ENRICHMENT_STATUS_SKIPPED,
+    )
+    run.create_time.FromSeconds(create_s)
+    run.start_time.FromSeconds(create_s + 1)
+    run.warmup.FromSeconds(2)
+    run.duration.FromSeconds(10)
+    phase = run.summary.phases.add(phase=lc.MEASUREMENT)
+    phase.overall.count = 1000
+    phase.overall.p95_ms = 1.5
+    phase.by_kind["get"].count = 600
+    phase.by_kind["put"].count = 400
+    run.events.add(state=lc.PENDING).event_time.FromSeconds(create_s)
+    run.events.add(state=lc.PREPARING).event_time.FromSeconds(create_s + 1)
+    run.run_workers.add(worker_id="w0", index=0, connections=4, count=600)
+    run.run_workers.add(worker_id="w1", index=1, connections=4, count=400)
+    run.slo.add(metric="p95_ms", limit=2.0, actual=1.5, passed=True)
+    run.error_samples.add(category="constraint", message="UNIQUE constraint failed: t.k")
+    return run
+
+
+class StoreSuite:
+    """Subclasses provide ``store``; every test here runs against each implementation."""
+
+    @pytest.fixture
+    def store(self, tmp_path: Path) -> RunStore:
+        raise NotImplementedError
+
+    def test_get_unknown_is_none(self, store: RunStore) -> None:
+        assert store.get("nope") is None
+        assert store.series("nope") == []
+        assert store.histograms("nope") == {}
+
+    def test_put_then_get_round_trips_everything(self, store: RunStore) -> None:
+        run = make_run("r1", 1000)
+        store.put(run)
+        assert store.get("r1") == run
+
+    def test_put_updates_state_in_place(self, store: RunStore) -> None:
+        run = make_run("r1", 1000, state=lc.MEASUREMENT)
+        store.put(run)
+        run.state = lc.FAILED
+        run.reason = "worker_lost"
+        run.events.add(state=lc.FAILED, reason="worker_lost").event_time.FromSeconds(1005)
+        store.put(run)
+        got = store.get("r1")
+        assert got is not None
+        assert got.state == lc.FAILED and got.reason == "worker_lost"
+        assert [e.state for e in got.events] == [lc.PENDING, lc.PREPARING, lc.FAILED]
+        assert len(store.list_runs(10)) == 1
+
+    def test_list_is_newest_first_paged_and_brief(self, store: RunStore) -> None:
+        for i in range(7):
+            store.put(make_run(f"r{i}", 1000 + i))
+        page1 = store.list_runs(3)
+        page2 = store.list_runs(3, 3)
+        page3 = store.list_runs(3, 6)
+        assert [r.run_id for r in page1] == ["r6", "r5", "r4"]
+        assert [r.run_id for r in page2] == ["r3", "r2", "r1"]
+        assert [r.run_id for r in page3] == ["r0"]
+        assert page1[0].summary.phases[0].overall.count == 1000
+        assert page1[0].workload_json == ""  # details stay out of listings
+
+    def test_save_keeps_series_and_histograms(self, store: RunStore) -> None:
+        h = hdr.new_histogram()
+        for v in (100, 200, 300, 5000):
+            h.record_value(v)
+        encoded = hdr.encode(h)
+        points = [
+            common_pb2.SeriesPoint(
+                second=s,
+                phase=lc.MEASUREMENT,
+                overall=common_pb2.LatencyStats(count=10 * s, qps=10.0 * s, p95_ms=0.3),
+            )
+            for s in range(1, 6)
+        ]
+        record = RunRecord(
+            run=make_run("r1", 1000),
+            series=points,
+            histograms={(lc.MEASUREMENT, ""): encoded, (lc.MEASUREMENT, "get"): encoded},
+            intervals=[IntervalHistogram(1, lc.MEASUREMENT, 10, 20, encoded)],
+        )
+        store.save(record)
+        assert store.series("r1") == points
+        hists = store.histograms("r1")
+        assert set(hists) == {(lc.MEASUREMENT, ""), (lc.MEASUREMENT, "get")}
+        assert hdr.decode(hists[(lc.MEASUREMENT, "get")]).get_total_count() == 4
+        assert store.intervals("r1") == [IntervalHistogram(1, lc.MEASUREMENT, 10, 20, encoded)]
+
+    def test_find_by_unique_prefix(self, store: RunStore) -> None:
+        store.put(make_run("abcd1234", 1000))
+        store.put(make_run("abce9999", 1001))
+        found = store.find("abcd")
+        assert found is not None and found.run_id == "abcd1234"
+        assert store.find("abc") is None  # too short to guess
+
+    def test_close_interrupted_closes_only_active_runs(self, store: RunStore) -> None:
+        store.put(make_run("done", 1000))
+        store.put(make_run("busy", 1001, state=lc.MEASUREMENT))
+        store.put(make_run("waiting", 1002, state=lc.PENDING))
+        assert sorted(store.close_interrupted()) == ["busy", "waiting"]
+        for run_id in ("busy", "waiting"):
+            run = store.get(run_id)
+            assert run is not None
+            assert run.state == lc.FAILED
+            assert run.reason == "controller_restarted"
+            assert run.events[-1].state == lc.FAILED
+            assert run.HasField("end_time")
+        done = store.get("done")
+        assert done is not None and done.state == lc.COMPLETED
+        assert store.close_interrupted() == []
+
+
+class TestMemoryStore(StoreSuite):
+    @pytest.fixture
+    def store(self, tmp_path: Path) -> RunStore:
+        return MemoryRunStore()
+
+
+class TestSqliteStore(StoreSuite):
+    @pytest.fixture
+    def store(self, tmp_path: Path) -> RunStore:
+        return SqliteRunStore(tmp_path / "results.db")
+
+    def test_history_survives_reopening(self, tmp_path: Path) -> None:
+        path = tmp_path / "r.db"
+        first = SqliteRunStore(path)
+        first.put(make_run("r1", 1000))
+        first.close()
+        again = SqliteRunStore(path)
+        assert again.get("r1") == make_run("r1", 1000)
+
+    def test_wal_and_schema_version(self, tmp_path: Path) -> None:
+        store = SqliteRunStore(tmp_path / "r.db")
+        assert store.schema_version == SCHEMA_VERSION
+        db = sqlite3.connect(tmp_path / "r.db")
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+    def test_newer_schema_is_refused_and_left_untouched(self, tmp_path: Path) -> None:
+        path = tmp_path / "future.db"
+        db = sqlite3.connect(path)
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+        db.close()
+        with pytest.raises(SchemaTooNew, match="schema version"):
+            SqliteRunStore(path)
+        db = sqlite3.connect(path)
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION + 1
+
+    def test_default_location_honours_env(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("SNOWLOAD_DB", str(tmp_path / "env.db"))
+        store = open_store()
+        assert isinstance(store, SqliteRunStore)
+        assert store.path == tmp_path / "env.db"
+        monkeypatch.delenv("SNOWLOAD_DB")
+        monkeypatch.setenv("SNOWLOAD_HOME", str(tmp_path / "home"))
+        store = open_store()
+        assert isinstance(store, SqliteRunStore)
+        assert store.path == tmp_path / "home" / "results.db"
