@@ -131,8 +131,7 @@ class RunManager:
         run.start_ns = time.time_ns()
         run.start_mono = time.monotonic()
         first = lc.WARMUP if load.warmup_s > 0 else lc.MEASUREMENT
-        self._enter_phase(run, first)
-        self._broadcast_start(run)
+        self._enter_phase(run, first, start=True)
         if first == lc.WARMUP:
             await self._sleep(run, load.warmup_s)
             run.warmup_end_ns = time.time_ns()
@@ -145,6 +144,7 @@ class RunManager:
     async def _await_workers(self, run: ActiveRun, n: int, timeout_s: float) -> list[WorkerRecord]:
         deadline = time.monotonic() + timeout_s
         while True:
+            changed = self.registry.changed
             idle = self.registry.idle()
             if len(idle) >= n:
                 return idle[:n]
@@ -157,7 +157,7 @@ class RunManager:
                         f"needed {n} idle workers, {len(idle)} attached within {timeout_s:g}s",
                     )
                 )
-            await self._race(run, self.registry.wait_change(), min(remaining, 0.5))
+            await self._race(run, changed.wait(), remaining)
 
     def _assign(self, run: ActiveRun, workers: list[WorkerRecord]) -> None:
         load = run.workload.load
@@ -182,8 +182,9 @@ class RunManager:
             run.phase_applied_ns[rec.worker_id] = {}
             self.registry.send(rec, control_pb2.AttachResponse(assign=assign))
 
-    def _enter_phase(self, run: ActiveRun, phase: lc.State) -> None:
-        self._transition(run, phase)
+    def _enter_phase(self, run: ActiveRun, phase: lc.State, *, start: bool = False) -> None:
+        """Change phase: commands go out first, bookkeeping (store, watchers) after."""
+        run.transition(phase)
         stamp = Timestamp()
         stamp.FromNanoseconds(run.phase_ns[phase])
         for rec in run.workers:
@@ -200,6 +201,9 @@ class RunManager:
                 ),
             )
             run.pending_phase_seqs[(rec.worker_id, seq)] = phase
+        if start:
+            self._broadcast_start(run)
+        self._publish_state(run)
 
     def _broadcast_start(self, run: ActiveRun) -> None:
         stamp = Timestamp()
@@ -303,6 +307,9 @@ class RunManager:
 
     def _transition(self, run: ActiveRun, target: lc.State) -> None:
         run.transition(target)
+        self._publish_state(run)
+
+    def _publish_state(self, run: ActiveRun) -> None:
         self.store.put(run.to_proto())
         run.broadcaster.publish(run.update())
 

@@ -125,13 +125,17 @@ class WorkerRegistry:
         return sorted((w for w in self.workers.values() if w.idle), key=lambda w: w.attach_time_ns)
 
     def _notify(self) -> None:
+        # a fresh event per change: a waiter that took the event before checking the
+        # registry cannot miss a change that happens in between
         self._changed.set()
+        self._changed = asyncio.Event()
         if self.on_change is not None:
             self.on_change()
 
-    async def wait_change(self) -> None:
-        self._changed.clear()
-        await self._changed.wait()
+    @property
+    def changed(self) -> asyncio.Event:
+        """Set on the next change of the registry (take it before checking)."""
+        return self._changed
 
     async def watchdog(self) -> None:
         """Mark workers silent for longer than the loss timeout as lost."""

@@ -122,15 +122,19 @@ class RunServicer(run_pb2_grpc.RunServiceServicer):
             )
         if not request.workload_toml.strip():
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "workload_toml is empty")
-        try:
-            overrides = Overrides(
-                workers=request.workers or None,
-                connections=request.connections or None,
-                warmup_s=parse_duration(request.warmup) if request.warmup else None,
-                duration_s=parse_duration(request.duration) if request.duration else None,
-            )
-        except ValueError as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"override: {exc}")
+        durations: dict[str, float | None] = {}
+        for name in ("warmup", "duration"):
+            text = getattr(request, name)
+            try:
+                durations[name] = parse_duration(text) if text else None
+            except ValueError as exc:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"override {name}: {exc}")
+        overrides = Overrides(
+            workers=request.workers or None,
+            connections=request.connections or None,
+            warmup_s=durations["warmup"],
+            duration_s=durations["duration"],
+        )
         try:
             workload = parse_toml(
                 request.workload_toml,

@@ -58,6 +58,7 @@ class OnWorkerLost(StrEnum):
 
 
 IMPLEMENTED_MODES = frozenset({Mode.CLOSED})
+_DSN_PASSWORD = re.compile(r"(?i)(\bpassword\s*=|://[^/@:]+:[^/@]*@)")
 NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
 
 # Limits that keep a single request from exhausting a controller or a worker.
@@ -435,6 +436,11 @@ class _Parser:
             raise self.error("target.database", "is required for the sqlite driver")
         if driver is Driver.POSTGRES and not dsn:
             raise self.error("target.dsn", "is required for the postgres driver")
+        if driver is Driver.POSTGRES and _DSN_PASSWORD.search(dsn):
+            raise self.error(
+                "target.dsn",
+                "must not contain a password; workers read it from PGPASSWORD or ~/.pgpass",
+            )
         if driver is Driver.SNOWFLAKE:
             if not connection:
                 raise self.error(

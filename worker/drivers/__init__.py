@@ -11,6 +11,10 @@ def get_driver(name: DriverName) -> Driver:
         from worker.drivers.sqlite import SqliteDriver
 
         return SqliteDriver()
+    if name is DriverName.POSTGRES:
+        from worker.drivers.postgres import PostgresDriver
+
+        return PostgresDriver()
     raise DriverError(
         ErrorCategory.OTHER, f"the {name.value} driver is not available in this worker yet"
     )

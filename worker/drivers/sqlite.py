@@ -51,6 +51,23 @@ class SqliteConnection(Connection):
             self._trace.close()
 
 
+def _set_journal_mode(conn: sqlite3.Connection, mode: str, timeout_s: float) -> None:
+    """Switch to ``mode`` unless the file is already in it. Converting a fresh file to WAL
+    needs an exclusive lock, and SQLite answers "database is locked" at once (without its
+    busy handler) when other connections race for it, so retry until the busy timeout."""
+    deadline = time.monotonic() + max(timeout_s, 1.0)
+    while True:
+        try:
+            current = conn.execute("PRAGMA journal_mode").fetchone()[0]
+            if str(current).lower() != mode.lower():
+                conn.execute(f"PRAGMA journal_mode={mode}").fetchall()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 class SqliteDriver(Driver):
     name = "sqlite"
 
@@ -68,7 +85,7 @@ class SqliteDriver(Driver):
                 check_same_thread=False,
                 cached_statements=512,
             )
-            conn.execute(f"PRAGMA journal_mode={journal}").fetchall()
+            _set_journal_mode(conn, journal, busy_ms / 1000.0)
             conn.execute("PRAGMA synchronous=NORMAL").fetchall()
         except sqlite3.Error as exc:
             raise DriverError(self.classify(exc), self.describe_error(exc)) from exc

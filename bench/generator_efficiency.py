@@ -1,0 +1,539 @@
+"""Generator efficiency: how much of one process's query throughput snowload keeps.
+
+One worker process's worth of load, 16 connections, SQLite ``SELECT 1`` (each connection
+its own in-memory database), measured four ways:
+
+  a) bare     16 threads, each with its own sqlite3 connection, running
+              ``conn.execute("SELECT 1").fetchall()`` in a tight loop: the ceiling.
+  b) executor snowload's worker.executor.Executor in-process: 16 connection threads,
+              phase MEASUREMENT, ``collect()`` once a second as the agent does (so
+              histogram building is counted); queries = samples in the histograms.
+  c) e2e      ``snowload run bench/workloads/select1.toml --workers 1 --connections 16
+              --warmup 0s --json``: controller + 1 worker process over gRPC; queries/s is
+              the MEASUREMENT qps snowload itself reports.
+  d) locust   Locust 2.x, 16 users of a plain ``User`` (bench/locustfile_select1.py),
+              wait_time constant(0), one sqlite3 connection per user, headless, one
+              process; counts requests after all users are spawned.
+
+Every measurement runs in a fresh process; within a repetition the order of the methods
+rotates. Before each measurement the script waits (up to --quiet-wait seconds) for the
+host's other processes to go quiet, and for each measurement it records how many cores
+other processes used meanwhile ("other cores"): client and database share 2 cores, so
+anything else running on the host changes the numbers.
+
+A second, single-threaded table ("where the time goes") times the pieces of the
+executor's per-query path one by one, in ns per query, which is far less noisy than the
+16-thread numbers and shows where the executor's cost over the bare loop comes from.
+
+    python bench/generator_efficiency.py             # 3 x 10 s per method, ~3 min
+    python bench/generator_efficiency.py --quick     # 1 x 2 s per method, smoke test
+    python bench/generator_efficiency.py --seconds 10 --reps 5 --json out.json
+
+Locust is a benchmark-only dependency: ``pip install locust``. Without it the locust row
+is skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from benchenv import CpuWatch, print_header, wait_for_quiet
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+WORKLOAD = HERE / "workloads" / "select1.toml"
+LOCUSTFILE = HERE / "locustfile_select1.py"
+METHODS = ("bare", "executor", "e2e", "locust")
+LABELS = {
+    "bare": "a) bare threaded loop (ceiling)",
+    "executor": "b) snowload executor, in-process",
+    "e2e": "c) snowload run, 1 worker (e2e)",
+    "locust": "d) Locust (User, 16 users)",
+}
+GOAL_OF_BARE = 0.80
+GOAL_VS_LOCUST = 1.5
+
+SELECT1_TOML = """
+name = "bench-select1"
+[target]
+driver = "sqlite"
+database = ":memory:"
+[load]
+workers = 1
+connections = {connections}
+warmup = "0s"
+duration = "{seconds}s"
+[[query]]
+name = "select1"
+sql = "SELECT 1"
+"""
+
+
+# ------------------------------------------------------------------ child: bare loop
+
+
+def child_bare(connections: int, seconds: float) -> dict[str, Any]:
+    import sqlite3
+
+    go = [True]
+    counts = [0] * connections
+    ready = threading.Barrier(connections + 1)
+    start = threading.Event()
+
+    def loop(i: int) -> None:
+        conn = sqlite3.connect(":memory:", check_same_thread=False)
+        ready.wait()
+        start.wait()
+        n = 0
+        while go[0]:
+            conn.execute("SELECT 1").fetchall()
+            n += 1
+        counts[i] = n
+        conn.close()
+
+    threads = [threading.Thread(target=loop, args=(i,), daemon=True) for i in range(connections)]
+    for t in threads:
+        t.start()
+    ready.wait()
+    t0 = time.perf_counter()
+    start.set()
+    time.sleep(seconds)
+    go[0] = False
+    elapsed = time.perf_counter() - t0
+    for t in threads:
+        t.join()
+    total = sum(counts)
+    return {"queries": total, "elapsed_s": elapsed, "qps": total / elapsed}
+
+
+# ------------------------------------------------------------------- child: executor
+
+
+def _select1_workload(connections: int, seconds: float) -> Any:
+    from snowload.workload import parse_toml
+
+    return parse_toml(SELECT1_TOML.format(connections=connections, seconds=seconds))
+
+
+def child_executor(connections: int, seconds: float) -> dict[str, Any]:
+    from snowload.v1 import common_pb2
+    from worker.drivers import get_driver
+    from worker.executor import Executor, RunPlan
+    from worker.generators import Sequences
+
+    workload = _select1_workload(connections, seconds)
+    plan = RunPlan(
+        run_id="bench-generator-efficiency",
+        workload=workload,
+        worker_index=0,
+        connections=connections,
+        sequences=Sequences(0, 1),
+    )
+    ex = Executor(plan, get_driver(workload.target.driver), phase=common_pb2.STATE_PREPARING)
+    ex.open_connections()
+    measurement = common_pb2.STATE_MEASUREMENT
+    ex.set_phase(measurement)
+
+    total = 0
+    other_phase = 0
+    collect_s = 0.0
+    collects = 0
+
+    def take() -> None:
+        nonlocal total, other_phase, collect_s, collects
+        c0 = time.perf_counter()
+        cells = ex.collect()
+        collect_s += time.perf_counter() - c0
+        collects += 1
+        for (phase, _kind), cell in cells.items():
+            if phase == measurement:
+                total += cell.count
+            else:
+                other_phase += cell.count
+
+    t0 = time.perf_counter()
+    ex.start()
+    k = 1
+    while True:
+        due = t0 + k  # once per second, as worker.agent's report loop does
+        end = t0 + seconds
+        if due >= end:
+            break
+        time.sleep(max(0.0, due - time.perf_counter()))
+        take()
+        k += 1
+    time.sleep(max(0.0, t0 + seconds - time.perf_counter()))
+    elapsed = time.perf_counter() - t0
+    ex.stop(5.0)
+    take()
+    assert other_phase == 0, f"{other_phase} samples outside MEASUREMENT"
+    return {
+        "queries": total,
+        "elapsed_s": elapsed,
+        "qps": total / elapsed,
+        "collect_s": collect_s,
+        "collects": collects,
+    }
+
+
+# ------------------------------------------------------------------ child: breakdown
+
+
+def child_breakdown(iterations: int) -> dict[str, Any]:
+    """Single thread, ns per query for the executor's per-query path, piece by piece."""
+    import sqlite3
+
+    from snowload.v1 import common_pb2
+    from worker.drivers import get_driver
+    from worker.executor import LAT_SHIFT, PHASE_SHIFT, Executor, RunPlan
+    from worker.generators import Sequences
+    from worker.tags import Tag
+
+    workload = _select1_workload(1, 1)
+    query = workload.queries[0]
+    driver = get_driver(workload.target.driver)
+    tagged = driver.connect(workload.target, 5.0)
+    tag = Tag("bench-generator-efficiency", 0, common_pb2.STATE_MEASUREMENT, query.name)
+    compiled = tagged.compile(query, tag)
+    raw = sqlite3.connect(":memory:", check_same_thread=False)
+    perf = time.perf_counter_ns
+
+    def best_of(fn: Any, reps: int = 3) -> float:
+        best = float("inf")
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            fn()
+            best = min(best, time.perf_counter() - t0)
+        return best / iterations * 1e9
+
+    def bare() -> None:
+        for _ in range(iterations):
+            raw.execute("SELECT 1").fetchall()
+
+    def driver_execute() -> None:
+        execute = tagged.execute
+        for _ in range(iterations):
+            execute(compiled, ())
+
+    def driver_timed() -> None:
+        execute = tagged.execute
+        samples: list[int] = []
+        append = samples.append
+        key = common_pb2.STATE_MEASUREMENT << PHASE_SHIFT
+        for _ in range(iterations):
+            t0 = perf()
+            execute(compiled, ())
+            append(((perf() - t0 + 500) // 1000) << LAT_SHIFT | key)
+
+    rows: list[tuple[str, float]] = [
+        ("raw sqlite3: conn.execute('SELECT 1').fetchall()", best_of(bare)),
+        ("+ snowload driver: tagged SQL, params (), Python method", best_of(driver_execute)),
+        ("+ recording: 2 x perf_counter_ns, pack, list.append", best_of(driver_timed)),
+    ]
+
+    # the real hot loop: an Executor with one connection, for a fixed time
+    plan = RunPlan(
+        run_id="bench-generator-efficiency",
+        workload=workload,
+        worker_index=0,
+        connections=1,
+        sequences=Sequences(0, 1),
+    )
+    ex = Executor(plan, driver, phase=common_pb2.STATE_MEASUREMENT)
+    ex.open_connections()
+    seconds = max(1.0, iterations / 300_000)
+    t0 = time.perf_counter()
+    ex.start()
+    time.sleep(seconds)
+    elapsed = time.perf_counter() - t0
+    ex.stop(5.0)
+    c0 = time.perf_counter()
+    cells = ex.collect()
+    collect_s = time.perf_counter() - c0
+    n = sum(c.count for c in cells.values())
+    rows.append(("executor hot loop, 1 connection (whole loop)", elapsed / n * 1e9))
+    rows.append((f"collect() of {n:,} samples, per sample", collect_s / n * 1e9))
+    tagged.close()
+    raw.close()
+    return {"rows": rows, "iterations": iterations}
+
+
+# ------------------------------------------------------------------------- parent
+
+
+def _run_child(cmd: list[str], timeout_s: float) -> tuple[dict[str, Any] | None, str]:
+    watch = CpuWatch()
+    try:
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=timeout_s, cwd=ROOT, check=False
+        )
+    except subprocess.TimeoutExpired:
+        return None, f"timed out after {timeout_s:.0f}s"
+    use = watch.stop()
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        return None, f"exit {proc.returncode}: {' | '.join(tail)}"
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if not lines:
+        return None, "no JSON on stdout"
+    out: dict[str, Any] = json.loads(lines[-1])
+    out["own_cores"] = use.own_cores
+    out["other_cores"] = use.other_cores
+    return out, ""
+
+
+def _run_e2e(connections: int, seconds: float) -> tuple[dict[str, Any] | None, str]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "snowload.cli",
+        "run",
+        str(WORKLOAD),
+        "--workers",
+        "1",
+        "--connections",
+        str(connections),
+        "--warmup",
+        "0s",
+        "--duration",
+        f"{seconds:g}s",
+        "--json",
+    ]
+    watch = CpuWatch()
+    try:
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=seconds + 120, cwd=ROOT, check=False
+        )
+    except subprocess.TimeoutExpired:
+        return None, "timed out"
+    use = watch.stop()
+    if proc.returncode != 0:
+        tail = proc.stderr.strip().splitlines()[-3:]
+        return None, f"exit {proc.returncode}: {' | '.join(tail)}"
+    summary = json.loads(proc.stdout)
+    m = summary["phases"]["MEASUREMENT"]
+    return {
+        "queries": m["count"],
+        "elapsed_s": m["duration_s"],
+        "qps": m["qps"],
+        "p99_ms": m["p99_ms"],
+        "errors": m["errors"],
+        "own_cores": use.own_cores,
+        "other_cores": use.other_cores,
+    }, ""
+
+
+def _locust_available() -> bool:
+    try:
+        import importlib.util
+
+        return importlib.util.find_spec("locust") is not None
+    except ImportError:
+        return False
+
+
+def measure(method: str, connections: int, seconds: float) -> tuple[dict[str, Any] | None, str]:
+    me = [sys.executable, str(Path(__file__).resolve())]
+    common = ["--connections", str(connections), "--seconds", f"{seconds:g}"]
+    if method in ("bare", "executor"):
+        return _run_child([*me, "--child", method, *common], seconds + 60)
+    if method == "e2e":
+        return _run_e2e(connections, seconds)
+    if method == "locust":
+        cmd = [sys.executable, str(LOCUSTFILE), "--users", str(connections)]
+        return _run_child([*cmd, "--seconds", f"{seconds:g}"], seconds + 60)
+    raise ValueError(method)
+
+
+def _fmt_qps(v: float) -> str:
+    return f"{v:,.0f}"
+
+
+def report(results: dict[str, list[dict[str, Any]]], skipped: dict[str, str]) -> dict[str, Any]:
+    med = {m: statistics.median(r["qps"] for r in rs) for m, rs in results.items() if rs}
+    bare = med.get("bare")
+    locust = med.get("locust")
+    header = (
+        f"{'method':<36} {'queries/s (median)':>19} {'range (min - max)':>23} "
+        f"{'% of bare':>10} {'x Locust':>9} {'other cores':>12} {'n':>3}"
+    )
+    print(header)
+    print("-" * len(header))
+    summary: dict[str, Any] = {}
+    for m in METHODS:
+        if m not in results or not results[m]:
+            if m in skipped:
+                print(f"{LABELS[m]:<36} {'skipped: ' + skipped[m]}")
+            continue
+        qs = [r["qps"] for r in results[m]]
+        other = statistics.median(r["other_cores"] for r in results[m])
+        pct = f"{med[m] / bare * 100:.0f} %" if bare else "n/a"
+        ratio = f"{med[m] / locust:.2f}" if locust else "n/a"
+        rng = f"{_fmt_qps(min(qs))} - {_fmt_qps(max(qs))}"
+        print(
+            f"{LABELS[m]:<36} {_fmt_qps(med[m]):>19} {rng:>23} {pct:>10} {ratio:>9} "
+            f"{other:>12.2f} {len(qs):>3}"
+        )
+        summary[m] = {
+            "median_qps": med[m],
+            "min_qps": min(qs),
+            "max_qps": max(qs),
+            "runs": results[m],
+        }
+    print()
+    print("other cores: average number of cores used by processes outside this benchmark")
+    print("during each measurement (median over repetitions); the host has 2 in total.")
+    ex = results.get("executor") or []
+    if ex:
+        per_s = [r["collect_s"] / max(1, r["collects"]) * 1000 for r in ex]
+        print(
+            f"executor collect(): {statistics.median(per_s):.1f} ms per call "
+            f"(once a second, holding the GIL for most of it)"
+        )
+    print()
+    print("Goals:")
+    for m in ("executor", "e2e"):
+        if m not in med:
+            continue
+        if bare:
+            share = med[m] / bare
+            ok = "MET" if share >= GOAL_OF_BARE else "NOT MET"
+            print(f"  {LABELS[m]}: {share * 100:.0f} % of bare loop (goal >= 80 %): {ok}")
+            summary.setdefault(m, {})["of_bare"] = share
+        if locust:
+            ratio = med[m] / locust
+            ok = "MET" if ratio >= GOAL_VS_LOCUST else "NOT MET"
+            print(f"  {LABELS[m]}: {ratio:.2f} x Locust (goal >= 1.5 x): {ok}")
+            summary.setdefault(m, {})["vs_locust"] = ratio
+    return summary
+
+
+def print_breakdown(rows: list[tuple[str, float]]) -> None:
+    print("Where the time goes (1 thread, 1 connection, best of 3; ns per query):")
+    base = rows[0][1]
+    for name, ns in rows:
+        extra = "" if ns == base else f"  (+{ns - base:,.0f})"
+        if name.startswith("collect"):
+            extra = ""
+        print(f"  {name:<58} {ns:>7,.0f}{extra}")
+    print()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=10.0, help="per measurement")
+    parser.add_argument("--reps", type=int, default=3, help="repetitions per method")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument(
+        "--methods", default=",".join(METHODS), help=f"comma-separated subset of {METHODS}"
+    )
+    parser.add_argument("--quick", action="store_true", help="smoke test: 1 x 2 s per method")
+    parser.add_argument("--no-breakdown", action="store_true", help="skip the 1-thread table")
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=30.0,
+        help="before each measurement wait up to this many seconds for the host's other "
+        "processes to use < 0.3 cores (0: don't wait; --quick: 0)",
+    )
+    parser.add_argument("--json", metavar="FILE", help="also write every number to FILE")
+    parser.add_argument(
+        "--child", choices=("bare", "executor", "breakdown"), help=argparse.SUPPRESS
+    )
+    parser.add_argument("--iterations", type=int, default=300_000, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.child == "bare":
+        print(json.dumps(child_bare(args.connections, args.seconds)))
+        return 0
+    if args.child == "executor":
+        print(json.dumps(child_executor(args.connections, args.seconds)))
+        return 0
+    if args.child == "breakdown":
+        print(json.dumps(child_breakdown(args.iterations)))
+        return 0
+
+    if args.quick:
+        args.seconds, args.reps, args.quiet_wait = 2.0, 1, 0.0
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = set(methods) - set(METHODS)
+    if unknown:
+        parser.error(f"unknown methods: {sorted(unknown)}")
+
+    env = print_header("generator efficiency: SELECT 1 on in-memory SQLite")
+    print(
+        f"{args.connections} connections, {args.seconds:g} s per measurement, "
+        f"{args.reps} repetition(s), pid {os.getpid()}"
+    )
+    skipped: dict[str, str] = {}
+    if "locust" in methods and not _locust_available():
+        skipped["locust"] = "locust is not installed (pip install locust)"
+        methods.remove("locust")
+    print(flush=True)
+
+    breakdown: list[tuple[str, float]] = []
+    if not args.no_breakdown:
+        if args.quiet_wait > 0:
+            wait_for_quiet(args.quiet_wait)
+        iterations = 50_000 if args.quick else 300_000
+        out, err = _run_child(
+            [
+                sys.executable,
+                str(Path(__file__).resolve()),
+                "--child",
+                "breakdown",
+                "--iterations",
+                str(iterations),
+            ],
+            300,
+        )
+        if out is None:
+            print(f"breakdown failed: {err}")
+        else:
+            breakdown = [(str(n), float(v)) for n, v in out["rows"]]
+            print_breakdown(breakdown)
+
+    results: dict[str, list[dict[str, Any]]] = {m: [] for m in methods}
+    for rep in range(args.reps):
+        order = methods[rep % len(methods) :] + methods[: rep % len(methods)]
+        for m in order:
+            before = wait_for_quiet(args.quiet_wait) if args.quiet_wait > 0 else float("nan")
+            out, err = measure(m, args.connections, args.seconds)
+            if out is None:
+                print(f"  rep {rep + 1} {m:<9} FAILED: {err}", flush=True)
+                continue
+            out["rep"] = rep + 1
+            out["other_cores_before"] = before
+            results[m].append(out)
+            print(
+                f"  rep {rep + 1} {m:<9} {out['qps']:>12,.0f} q/s  "
+                f"(own {out['own_cores']:.2f} cores, other {out['other_cores']:.2f} cores)",
+                flush=True,
+            )
+    for m, rs in results.items():
+        if not rs:
+            skipped.setdefault(m, "every repetition failed")
+    print()
+    summary = report(results, skipped)
+    if args.json:
+        Path(args.json).write_text(
+            json.dumps(
+                {"environment": env, "args": vars(args), "breakdown": breakdown, **summary},
+                indent=2,
+            ),
+            encoding="utf-8",
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,5 @@
+"""Fixtures shared across test modules."""
+
+from tests.pg import pg
+
+__all__ = ["pg"]

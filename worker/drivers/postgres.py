@@ -1,0 +1,136 @@
+"""PostgreSQL through psycopg 3 (synchronous, one connection per thread).
+
+Tags: each session's ``application_name`` names run, worker and phase
+(``sl/<run8>/w<i>/<P>``, at most 63 ASCII bytes), changed with ``set_config`` before the
+first query of a new phase; each statement also carries the full tag, query kind
+included, as a leading SQL comment. Passwords never appear in workload files: libpq reads
+them from ``PGPASSWORD`` or ``~/.pgpass`` on the worker host.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+from psycopg import errors as pgerrors
+from psycopg.conninfo import make_conninfo
+
+from snowload.workload import Query, Target
+from worker.drivers.base import Connection, Driver, DriverError, ErrorCategory, redact
+from worker.tags import Tag
+
+_QMARK = re.compile(r"'(?:[^']|'')*'|\"[^\"]*\"|--[^\n]*|/\*.*?\*/|\?|%", re.DOTALL)
+
+
+def to_pyformat(sql: str) -> str:
+    """Workload SQL uses ``?``; psycopg wants ``%s`` (and ``%%`` for a literal percent)."""
+
+    def repl(m: re.Match[str]) -> str:
+        token = m.group(0)
+        if token == "?":
+            return "%s"
+        if token == "%":
+            return "%%"
+        return token
+
+    return _QMARK.sub(repl, sql)
+
+
+def session_tag(tag: Tag) -> str:
+    """``application_name`` for a session: run, worker and phase (kind is per statement)."""
+    compact = tag.compact()
+    return compact.rsplit("/", 1)[0]
+
+
+class PostgresConnection(Connection):
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self._conn = conn
+        self._app = ""
+
+    def apply_tag(self, tag: Tag) -> None:
+        name = session_tag(tag)
+        if name != self._app:
+            self._conn.execute("SELECT set_config('application_name', %s, false)", (name,))
+            self._app = name
+
+    def compile(self, query: Query, tag: Tag) -> Any:
+        return tag.comment() + to_pyformat(query.sql)
+
+    def execute(self, compiled: Any, params: Sequence[Any]) -> None:
+        cur = self._conn.execute(compiled, params)
+        if cur.description is not None:
+            cur.fetchall()
+
+    def execute_script(self, statements: Sequence[str]) -> None:
+        for sql in statements:
+            self._conn.execute(sql.encode())
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        cur = self._conn.execute(sql.encode(), params)
+        return list(cur.fetchall()) if cur.description is not None else []
+
+    def cancel(self) -> None:
+        with contextlib.suppress(psycopg.Error):
+            self._conn.cancel_safe(timeout=2.0)
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+class PostgresDriver(Driver):
+    name = "postgres"
+
+    def connect(self, target: Target, timeout_s: float) -> Connection:
+        options = dict(target.options)
+        statement_timeout = options.pop("statement_timeout_ms", None)
+        try:
+            conninfo = make_conninfo(
+                target.dsn,
+                connect_timeout=str(max(1, int(timeout_s))),
+                application_name="snowload",
+                **{k: str(v) for k, v in options.items()},
+            )
+            conn = psycopg.connect(conninfo, autocommit=True)
+            if statement_timeout is not None:
+                conn.execute(
+                    "SELECT set_config('statement_timeout', %s, false)", (str(statement_timeout),)
+                )
+        except psycopg.Error as exc:
+            raise DriverError(self.classify(exc), self.describe_error(exc)) from exc
+        return PostgresConnection(conn)
+
+    def classify(self, exc: BaseException) -> ErrorCategory:
+        state = getattr(exc, "sqlstate", None) or ""
+        if state.startswith("28") or state == "42501":
+            return ErrorCategory.AUTH
+        if state.startswith("08") or state in ("57P01", "57P02", "57P03"):
+            return ErrorCategory.NETWORK
+        if state == "57014":
+            return ErrorCategory.TIMEOUT
+        if state.startswith("42"):
+            return ErrorCategory.SYNTAX
+        if state.startswith("23"):
+            return ErrorCategory.CONSTRAINT
+        if state in ("40001", "40P01", "55P03"):
+            return ErrorCategory.LOCK
+        if state.startswith("53"):
+            return ErrorCategory.THROTTLED
+        if isinstance(exc, pgerrors.ConnectionTimeout):
+            return ErrorCategory.TIMEOUT
+        if isinstance(exc, psycopg.OperationalError):
+            text = str(exc).lower()
+            if "password authentication failed" in text or "authentication" in text:
+                return ErrorCategory.AUTH
+            if "timeout" in text or "timed out" in text:
+                return ErrorCategory.TIMEOUT
+            return ErrorCategory.NETWORK
+        return ErrorCategory.OTHER
+
+    def describe_error(self, exc: BaseException) -> str:
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        state = getattr(exc, "sqlstate", None)
+        prefix = f"{type(exc).__name__}" + (f" [{state}]" if state else "")
+        return redact(f"{prefix}: {text}")
