@@ -1,4 +1,14 @@
-"""Fixtures shared across test modules."""
+"""Fixtures shared across test modules.
+
+The snowflake connector fixes where connections.toml lives (``$SNOWFLAKE_HOME``) when it
+is first imported, so the test session points it at a private directory before any test
+module imports it; tests/test_snowflake.py writes the file there.
+"""
+
+import os
+import tempfile
+
+os.environ["SNOWFLAKE_HOME"] = tempfile.mkdtemp(prefix="snowload-sfhome-")
 
 from tests.pg import pg
 

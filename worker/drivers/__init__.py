@@ -15,6 +15,10 @@ def get_driver(name: DriverName) -> Driver:
         from worker.drivers.postgres import PostgresDriver
 
         return PostgresDriver()
+    if name is DriverName.SNOWFLAKE:
+        from worker.drivers.snowflake import SnowflakeDriver
+
+        return SnowflakeDriver()
     raise DriverError(
         ErrorCategory.OTHER, f"the {name.value} driver is not available in this worker yet"
     )

@@ -1,0 +1,154 @@
+"""Snowflake through snowflake-connector-python (synchronous, one connection per thread).
+
+Configuration is translated purely (``connect_kwargs``) from the workload's target: a
+connection *name* from the worker host's ``connections.toml`` plus non-secret options.
+Credentials and key files never leave the worker host.
+
+Tags: ``QUERY_TAG`` per statement (``_statement_params``), so every statement carries its
+exact phase and query kind with no extra round trip when the phase changes (an
+``ALTER SESSION SET QUERY_TAG`` per connection per phase would cost one, cannot bind
+parameters, and leaves a window in which a session tag and the client's record differ).
+Parameters are bound server side (``paramstyle="qmark"``), never interpolated.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from typing import Any
+
+import snowflake.connector
+from snowflake.connector import errors as sferrors
+
+from snowload.workload import Query, Target
+from worker.drivers.base import Connection, Driver, DriverError, ErrorCategory, redact
+from worker.tags import Tag
+
+DEFAULT_SESSION_PARAMETERS = {"USE_CACHED_RESULT": "FALSE"}
+# options a workload may set; everything secret stays in connections.toml
+ALLOWED_OPTIONS = frozenset(
+    {
+        "warehouse",
+        "role",
+        "database",
+        "schema",
+        "login_timeout",
+        "network_timeout",
+        "socket_timeout",
+        "session_parameters",
+        "query_tag_prefix",
+    }
+)
+AUTH_ERRNOS = frozenset({390100, 390101, 390102, 390144, 251005, 251006})
+TIMEOUT_ERRNOS = frozenset({604, 630, 250008, 251004})
+LOCK_ERRNOS = frozenset({625, 2084, 3700})
+THROTTLE_ERRNOS = frozenset({429, 621, 3001, 90064})
+
+
+def connect_kwargs(target: Target, timeout_s: float) -> dict[str, Any]:
+    """Pure translation of the workload's target into connector arguments."""
+    unknown = set(target.options) - ALLOWED_OPTIONS
+    if unknown:
+        raise DriverError(
+            ErrorCategory.OTHER,
+            f"unsupported snowflake option(s): {', '.join(sorted(unknown))}; "
+            f"allowed: {', '.join(sorted(ALLOWED_OPTIONS))}",
+        )
+    options = dict(target.options)
+    session = dict(DEFAULT_SESSION_PARAMETERS)  # a fresh dict per connection: the
+    session.update({str(k): str(v) for k, v in dict(options.pop("session_parameters", {})).items()})
+    options.pop("query_tag_prefix", None)
+    timeout = max(1, int(timeout_s))
+    kwargs: dict[str, Any] = {
+        "connection_name": target.connection,
+        "login_timeout": int(options.pop("login_timeout", timeout)),
+        "network_timeout": int(options.pop("network_timeout", max(timeout, 60))),
+        "socket_timeout": int(options.pop("socket_timeout", max(timeout, 60))),
+        "platform_detection_timeout_seconds": 0.0,  # detection added ~10 s per connect
+        "client_session_keep_alive": False,  # no heartbeat thread per connection
+        "session_parameters": session,  # (the connector mutates the dict it is given)
+        "paramstyle": "qmark",
+        "autocommit": True,
+    }
+    kwargs.update(options)
+    return kwargs
+
+
+class SnowflakeConnection(Connection):
+    def __init__(self, conn: Any, prefix: str = "") -> None:
+        self._conn = conn
+        self._cursor = conn.cursor()
+        self._prefix = prefix
+        self.last_query_id = ""
+
+    def compile(self, query: Query, tag: Tag) -> Any:
+        return (query.sql, {"QUERY_TAG": self._prefix + tag.compact()})
+
+    def execute(self, compiled: Any, params: Sequence[Any]) -> None:
+        sql, statement_params = compiled
+        cur = self._cursor
+        cur.execute(sql, params, _statement_params=statement_params)
+        self.last_query_id = cur.sfqid or ""
+        if cur.description:
+            cur.fetchall()
+
+    def execute_script(self, statements: Sequence[str]) -> None:
+        for sql in statements:
+            self._cursor.execute(sql)
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        cur = self._cursor
+        cur.execute(sql, params)
+        return list(cur.fetchall()) if cur.description else []
+
+    def cancel(self) -> None:
+        with contextlib.suppress(Exception):
+            if self.last_query_id:
+                self._conn.cursor().execute(f"SELECT SYSTEM$CANCEL_QUERY('{self.last_query_id}')")
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._cursor.close()
+        self._conn.close()
+
+
+class SnowflakeDriver(Driver):
+    name = "snowflake"
+
+    def connect(self, target: Target, timeout_s: float) -> Connection:
+        kwargs = connect_kwargs(target, timeout_s)
+        try:
+            conn = snowflake.connector.connect(**kwargs)
+        except Exception as exc:
+            raise DriverError(self.classify(exc), self.describe_error(exc)) from exc
+        return SnowflakeConnection(conn, str(target.options.get("query_tag_prefix", "")))
+
+    def classify(self, exc: BaseException) -> ErrorCategory:
+        errno = int(getattr(exc, "errno", 0) or 0)
+        state = str(getattr(exc, "sqlstate", "") or "")
+        text = str(exc).lower()
+        if errno in AUTH_ERRNOS or state.startswith("28") or "incorrect username" in text:
+            return ErrorCategory.AUTH
+        if errno == 250001 or "could not connect" in text:
+            return ErrorCategory.NETWORK
+        if errno in TIMEOUT_ERRNOS or state == "57014" or "timed out" in text:
+            return ErrorCategory.TIMEOUT
+        if errno in THROTTLE_ERRNOS or "too many requests" in text:
+            return ErrorCategory.THROTTLED
+        if errno in LOCK_ERRNOS or ("lock" in text and "wait" in text):
+            return ErrorCategory.LOCK
+        if state.startswith("23") or "constraint" in text or "duplicate key" in text:
+            return ErrorCategory.CONSTRAINT
+        if state.startswith("42") or "syntax error" in text or "does not exist" in text:
+            return ErrorCategory.SYNTAX
+        if isinstance(
+            exc, sferrors.OperationalError | ConnectionError | OSError
+        ) or state.startswith("08"):
+            return ErrorCategory.NETWORK
+        if isinstance(exc, sferrors.Error) and "connection" in text:
+            return ErrorCategory.NETWORK
+        return ErrorCategory.OTHER
+
+    def describe_error(self, exc: BaseException) -> str:
+        text = " ".join(str(exc).split())
+        return redact(f"{type(exc).__name__}: {text}")[:500]
