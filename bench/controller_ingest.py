@@ -43,7 +43,11 @@ the nominal N x 4 x 250 x intervals.
     python bench/controller_ingest.py                       # 256 workers, 30 s
     python bench/controller_ingest.py --quick               # 256 workers, 10 s
     python bench/controller_ingest.py --workers 64 128 256  # scaling curve
-    python bench/controller_ingest.py --quick --profile cprofile --profile-out /tmp/ctl.prof
+    python bench/controller_ingest.py --quick --profile py-spy --profile-out /tmp/ctl.txt
+
+--profile py-spy samples the controller during the measurement window only (py-spy
+attaches to it; pip install py-spy). --profile cprofile runs the whole controller under
+cProfile (wall-clock timer, so the event loop's idle epoll time shows up too).
 """
 
 from __future__ import annotations
@@ -83,6 +87,7 @@ SCRIPT = str(Path(__file__).resolve())
 REPO = str(Path(__file__).resolve().parent.parent)
 GOAL_CPU = 0.10
 GOAL_WORKERS = 256
+PY_SPY_RATE = 200
 KINDS = ("k0", "k1", "k2", "k3")
 # median latency (ms) of each kind: lognormal around it, sigma 0.6
 KIND_MEDIAN_MS = (2.0, 8.0, 25.0, 120.0)
@@ -437,11 +442,6 @@ def start_controller(
         cmd += ["-m", "cProfile", "-o", str(profile_out)]
     cmd += ["-m", "snowload.cli", "controller", "--listen", "127.0.0.1:0"]
     cmd += ["--db", db, "--log-level", "WARNING"]
-    if profile == "py-spy":
-        spy = shutil.which("py-spy")
-        if spy is None:
-            raise SystemExit("--profile py-spy: py-spy is not installed (pip install py-spy)")
-        cmd = [spy, "record", "--format", "raw", "-o", str(profile_out), "--", *cmd]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, cwd=REPO)
     assert proc.stderr is not None
     lines: list[str] = []
@@ -467,14 +467,16 @@ def peak_rss_mib(pid: int) -> float:
     return 0.0
 
 
-def controller_pid(proc: subprocess.Popen[str], profile: str | None) -> int:
-    """The Python process that runs the controller (py-spy's child when profiling)."""
-    if profile != "py-spy":
-        return proc.pid
-    for child in psutil.Process(proc.pid).children(recursive=True):
-        if "snowload.cli" in " ".join(child.cmdline()):
-            return child.pid
-    raise RuntimeError("controller process not found under py-spy")
+def start_py_spy(pid: int, duration_s: float, out: str, native: bool) -> subprocess.Popen[str]:
+    """Sample the controller (not pausing it) for ``duration_s``: folded stacks in ``out``."""
+    spy = shutil.which("py-spy")
+    if spy is None:
+        raise SystemExit("--profile py-spy: py-spy is not installed (pip install py-spy)")
+    cmd = [spy, "record", "--pid", str(pid), "--duration", str(max(1, int(duration_s)))]
+    cmd += ["--rate", str(PY_SPY_RATE), "--format", "raw", "--output", out]
+    # native unwinding needs the process paused; otherwise do not slow the controller down
+    cmd.append("--native" if native else "--nonblocking")
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
 def start_clients(address: str, n: int, procs: int) -> list[subprocess.Popen[str]]:
@@ -528,7 +530,8 @@ async def measure(n: int, args: argparse.Namespace, tmp: str) -> Result:
     ctl, address, ctl_log = start_controller(
         os.path.join(tmp, f"results-{n}.db"), args.profile, out
     )
-    pid = controller_pid(ctl, args.profile)
+    pid = ctl.pid
+    spy: subprocess.Popen[str] | None = None
     clients: list[subprocess.Popen[str]] = []
     sampler = CpuSampler({"controller": pid})
     try:
@@ -554,6 +557,8 @@ async def measure(n: int, args: argparse.Namespace, tmp: str) -> Result:
                 run_pb2.StartRunRequest(workload_toml=toml, source_name="controller_ingest")
             )
             run_id = started.run.run_id
+            if args.profile == "py-spy":
+                spy = start_py_spy(pid, args.duration, out, args.native)
             updates = await asyncio.wait_for(watch(stub, run_id), args.duration + 120)
             run = (await stub.GetRun(run_pb2.GetRunRequest(run_id=run_id))).run
             sampler.stop()
@@ -570,7 +575,11 @@ async def measure(n: int, args: argparse.Namespace, tmp: str) -> Result:
                 client_out.append(stdout)
             except subprocess.TimeoutExpired:
                 c.kill()
-        ctl.send_signal(signal.SIGINT if args.profile == "py-spy" else signal.SIGTERM)
+        if spy is not None:
+            _, err = spy.communicate(timeout=args.duration + 60)
+            if spy.returncode != 0:
+                print(f"  py-spy failed ({spy.returncode}): {err.strip()[-2000:]}", flush=True)
+        ctl.send_signal(signal.SIGTERM)
         try:
             ctl.wait(timeout=60)
         except subprocess.TimeoutExpired:
@@ -616,13 +625,13 @@ async def measure(n: int, args: argparse.Namespace, tmp: str) -> Result:
     if result.state != "STATE_COMPLETED":
         print("  controller log:\n" + "".join(ctl_log[-20:]), flush=True)
     if args.profile == "cprofile":
-        print_profile(out, args.profile_top)
+        print_cprofile(out, args.profile_top)
     elif args.profile == "py-spy":
-        print(f"  py-spy raw profile written to {out}", flush=True)
+        print_py_spy(out, args.profile_top, args.duration)
     return result
 
 
-def print_profile(path: str, top: int) -> None:
+def print_cprofile(path: str, top: int) -> None:
     if not os.path.exists(path):
         print(f"  no profile written to {path}")
         return
@@ -640,6 +649,50 @@ def print_profile(path: str, top: int) -> None:
         share = f"{tt:8.2f} {100 * tt / total:5.1f}% {ct:8.2f} {100 * ct / total:5.1f}%"
         print(f"  {share}  {where}:{line}({func})")
     print(flush=True)
+
+
+def print_py_spy(path: str, top: int, duration_s: float) -> None:
+    """Self and inclusive share of each function in py-spy's folded stacks."""
+    if not os.path.exists(path):
+        print(f"  no profile written to {path}")
+        return
+    own: Counter[str] = Counter()
+    incl: Counter[str] = Counter()
+    total = 0
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            stack, _, n = line.rstrip("\n").rpartition(" ")
+            if not stack:
+                continue
+            count = int(n)
+            total += count
+            frames = [short_frame(x) for x in stack.split(";")]
+            own[frames[-1]] += count
+            for frame in set(frames):
+                incl[frame] += count
+    busy = total / (PY_SPY_RATE * duration_s)
+    print(
+        f"\n  py-spy profile of the controller ({path}): {total} non-idle samples at "
+        f"{PY_SPY_RATE} Hz over {duration_s:g}s ~ {100 * busy:.0f} % of one core (sampled)"
+    )
+    print(f"  {'self %':>7} {'incl %':>7}  function (shares of non-idle samples)")
+    for frame, n in own.most_common(top):
+        print(f"  {100 * n / total:6.1f}% {100 * incl[frame] / total:6.1f}%  {frame}")
+    print(f"\n  {'incl %':>7}  function (inclusive, top {top})")
+    for frame, n in incl.most_common(top):
+        print(f"  {100 * n / total:6.1f}%  {frame}")
+    print(flush=True)
+
+
+def short_frame(frame: str) -> str:
+    """'func (path/to/file.py:12)' -> 'func (file.py:12)' relative to the repo or site-packages."""
+    frame = frame.replace(REPO + "/", "")
+    head, sep, tail = frame.partition(" (")
+    if sep and "site-packages/" in tail:
+        tail = tail.split("site-packages/")[-1]
+    elif sep and "/lib/python3" in tail:
+        tail = "stdlib/" + tail.rsplit("/", 1)[-1]
+    return f"{head}{sep}{tail}"
 
 
 def fmt3(values: list[float]) -> str:
@@ -739,7 +792,8 @@ def main() -> int:
     p.add_argument("--quick", action="store_true", help="10 s measurement")
     p.add_argument("--profile", choices=("cprofile", "py-spy"), help="profile the controller")
     p.add_argument("--profile-out", default="/tmp/controller_ingest.prof", help="profile output")
-    p.add_argument("--profile-top", type=int, default=30, help="cProfile rows to print")
+    p.add_argument("--profile-top", type=int, default=30, help="profile rows to print")
+    p.add_argument("--native", action="store_true", help="py-spy: include native frames")
     p.add_argument(
         "--quiet-wait",
         type=float,

@@ -362,9 +362,16 @@ def report(results: dict[str, list[dict[str, Any]]], skipped: dict[str, str]) ->
     med = {m: statistics.median(r["qps"] for r in rs) for m, rs in results.items() if rs}
     bare = med.get("bare")
     locust = med.get("locust")
+    by_rep = {m: {r["rep"]: r["qps"] for r in rs} for m, rs in results.items()}
+
+    def paired(m: str, ref: str) -> list[float]:
+        """Ratio to ``ref`` within each repetition (same minute, same host load)."""
+        a, b = by_rep.get(m, {}), by_rep.get(ref, {})
+        return [a[k] / b[k] for k in a if b.get(k)]
+
     header = (
         f"{'method':<36} {'queries/s (median)':>19} {'range (min - max)':>23} "
-        f"{'% of bare':>10} {'x Locust':>9} {'other cores':>12} {'n':>3}"
+        f"{'% of bare':>10} {'paired':>11} {'x Locust':>9} {'other cores':>12} {'n':>3}"
     )
     print(header)
     print("-" * len(header))
@@ -379,25 +386,31 @@ def report(results: dict[str, list[dict[str, Any]]], skipped: dict[str, str]) ->
         pct = f"{med[m] / bare * 100:.0f} %" if bare else "n/a"
         ratio = f"{med[m] / locust:.2f}" if locust else "n/a"
         rng = f"{_fmt_qps(min(qs))} - {_fmt_qps(max(qs))}"
+        pb = paired(m, "bare")
+        prange = f"{min(pb) * 100:.0f}-{max(pb) * 100:.0f} %" if pb and m != "bare" else ""
         print(
-            f"{LABELS[m]:<36} {_fmt_qps(med[m]):>19} {rng:>23} {pct:>10} {ratio:>9} "
-            f"{other:>12.2f} {len(qs):>3}"
+            f"{LABELS[m]:<36} {_fmt_qps(med[m]):>19} {rng:>23} {pct:>10} {prange:>11} "
+            f"{ratio:>9} {other:>12.2f} {len(qs):>3}"
         )
         summary[m] = {
             "median_qps": med[m],
             "min_qps": min(qs),
             "max_qps": max(qs),
+            "paired_of_bare": pb,
+            "paired_vs_locust": paired(m, "locust"),
             "runs": results[m],
         }
     print()
+    print("% of bare: median / median of the bare loop; paired: range over repetitions of")
+    print("the ratio to the bare loop measured in the same repetition.")
     print("other cores: average number of cores used by processes outside this benchmark")
     print("during each measurement (median over repetitions); the host has 2 in total.")
     ex = results.get("executor") or []
     if ex:
         per_s = [r["collect_s"] / max(1, r["collects"]) * 1000 for r in ex]
         print(
-            f"executor collect(): {statistics.median(per_s):.1f} ms per call "
-            f"(once a second, holding the GIL for most of it)"
+            f"executor collect(): {statistics.median(per_s):.1f} ms wall time per call, once a "
+            "second (includes waiting for the GIL; its CPU cost is the per-sample figure above)"
         )
     print()
     print("Goals:")
@@ -445,6 +458,10 @@ def main() -> int:
         help="before each measurement wait up to this many seconds for the host's other "
         "processes to use < 0.3 cores (0: don't wait; --quick: 0)",
     )
+    parser.add_argument(
+        "--cpus",
+        help="pin this script and every process it starts to these CPUs, e.g. 0 or 0,1",
+    )
     parser.add_argument("--json", metavar="FILE", help="also write every number to FILE")
     parser.add_argument(
         "--child", choices=("bare", "executor", "breakdown"), help=argparse.SUPPRESS
@@ -464,6 +481,8 @@ def main() -> int:
 
     if args.quick:
         args.seconds, args.reps, args.quiet_wait = 2.0, 1, 0.0
+    if args.cpus:
+        os.sched_setaffinity(0, {int(c) for c in args.cpus.split(",")})
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = set(methods) - set(METHODS)
     if unknown:
@@ -472,7 +491,8 @@ def main() -> int:
     env = print_header("generator efficiency: SELECT 1 on in-memory SQLite")
     print(
         f"{args.connections} connections, {args.seconds:g} s per measurement, "
-        f"{args.reps} repetition(s), pid {os.getpid()}"
+        f"{args.reps} repetition(s), pid {os.getpid()}, "
+        f"CPUs {sorted(os.sched_getaffinity(0))}"
     )
     skipped: dict[str, str] = {}
     if "locust" in methods and not _locust_available():

@@ -117,7 +117,7 @@ class Load:
     duration_s: float = 30.0
     think_time_s: float = 0.0
     ready_timeout_s: float = 60.0
-    max_parallel_connects: int = 32
+    max_parallel_connects: int = 128
     on_worker_lost: OnWorkerLost = OnWorkerLost.FAIL
 
 
@@ -512,7 +512,7 @@ class _Parser:
                 data, "ready_timeout", "load.ready_timeout", 60.0, minimum=0.1
             ),
             max_parallel_connects=self.integer(
-                data, "max_parallel_connects", "load.max_parallel_connects", 32, 1, 1024
+                data, "max_parallel_connects", "load.max_parallel_connects", 128, 1, 4096
             ),
             on_worker_lost=self.enum(
                 data, "on_worker_lost", "load.on_worker_lost", OnWorkerLost, OnWorkerLost.FAIL
