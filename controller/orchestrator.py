@@ -24,7 +24,7 @@ from controller.runs import Aborted, ActiveRun, Outcome, seconds
 from controller.store import IntervalHistogram, RunRecord, RunStore
 from snowload import hdr
 from snowload.v1 import common_pb2, control_pb2, run_pb2
-from snowload.workload import Workload
+from snowload.workload import Driver, Workload
 
 log = logging.getLogger("snowload.controller")
 DRAIN_TIMEOUT_S = 5.0
@@ -105,7 +105,7 @@ class RunManager:
                 run.measurement_end_ns = now
             if lc.WARMUP in run.phase_ns and not run.warmup_end_ns:
                 run.warmup_end_ns = run.phase_ns.get(lc.MEASUREMENT, now)
-            await self._release_workers(run, outcome.reason)
+            await self._release_workers(run, outcome)
         finally:
             ticker.cancel()
             self._finish(run, outcome)
@@ -219,36 +219,86 @@ class RunManager:
                 ),
             )
 
-    async def _release_workers(self, run: ActiveRun, reason: str) -> None:
-        """Stop every worker of the run and wait (bounded) for its last interval."""
+    async def _release_workers(self, run: ActiveRun, outcome: Outcome) -> None:
+        """Stop every worker of the run and wait (bounded) for its last interval; the
+        setup worker also fetches server-side timings when the run completed."""
+        load = run.workload.load
+        enricher = self._enrichment_worker(run, outcome)
         for rec in run.workers:
             if rec.worker_id in run.finished:
                 continue
-            self.registry.send(
-                rec,
-                control_pb2.AttachResponse(
-                    stop=control_pb2.Stop(
-                        run_id=run.run_id,
-                        reason=reason,
-                        drain_timeout=seconds(self.drain_timeout_s),
-                    )
-                ),
+            stop = control_pb2.Stop(
+                run_id=run.run_id,
+                reason=outcome.reason,
+                drain_timeout=seconds(self.drain_timeout_s),
             )
+            if rec is enricher:
+                stop.enrich = True
+                stop.enrich_timeout.CopyFrom(seconds(load.enrichment_timeout_s))
+                stop.measurement_start_time.FromNanoseconds(run.phase_ns[lc.MEASUREMENT])
+                stop.measurement_end_time.FromNanoseconds(run.measurement_end_ns)
+                stop.expected_queries = sum(c.count for c in run.metrics.cells.values())
+            self.registry.send(rec, control_pb2.AttachResponse(stop=stop))
+        if enricher is not None:
+            run.enrichment = common_pb2.ENRICHMENT_STATUS_PENDING
+            run.broadcaster.publish(run.update())
 
         def all_done() -> bool:
             return all(r.worker_id in run.finished or r.lost for r in run.workers)
 
-        deadline = time.monotonic() + self.drain_timeout_s + 5.0
+        extra = load.enrichment_timeout_s if enricher is not None else 0.0
+        deadline = time.monotonic() + self.drain_timeout_s + extra + 5.0
         while not all_done() and time.monotonic() < deadline:
             run.changed.clear()
             try:
                 await asyncio.wait_for(run.changed.wait(), deadline - time.monotonic())
             except TimeoutError:
                 break
+        if enricher is not None:
+            fin = run.finished.get(enricher.worker_id)
+            if fin is not None and fin.HasField("enrichment"):
+                run.server.CopyFrom(fin.enrichment)
+            else:
+                run.server.CopyFrom(
+                    common_pb2.Enrichment(
+                        status=common_pb2.ENRICHMENT_STATUS_FAILED,
+                        message="no enrichment result before the time limit",
+                    )
+                )
+            run.enrichment = run.server.status
         for rec in run.workers:
             if rec.run_id == run.run_id:
                 rec.run_id = ""
                 rec.assignment = None
+
+    @staticmethod
+    def _enrichment_worker(run: ActiveRun, outcome: Outcome) -> WorkerRecord | None:
+        """The setup worker enriches completed runs on targets that keep history."""
+        if run.workload.target.driver is Driver.SQLITE:
+            run.server.CopyFrom(
+                common_pb2.Enrichment(
+                    status=common_pb2.ENRICHMENT_STATUS_SKIPPED,
+                    message="sqlite keeps no server-side history",
+                )
+            )
+        elif not run.workload.load.enrich:
+            run.server.CopyFrom(
+                common_pb2.Enrichment(
+                    status=common_pb2.ENRICHMENT_STATUS_SKIPPED,
+                    message="enrichment is off in the workload",
+                )
+            )
+        elif outcome.state != lc.COMPLETED or lc.MEASUREMENT not in run.phase_ns:
+            run.server.CopyFrom(
+                common_pb2.Enrichment(
+                    status=common_pb2.ENRICHMENT_STATUS_SKIPPED,
+                    message="the run did not complete",
+                )
+            )
+        elif run.workers and not run.workers[0].lost:
+            return run.workers[0]
+        run.enrichment = run.server.status or common_pb2.ENRICHMENT_STATUS_SKIPPED
+        return None
 
     def _finish(self, run: ActiveRun, outcome: Outcome) -> None:
         run.end_ns = time.time_ns()
@@ -261,8 +311,8 @@ class RunManager:
         )
         if outcome.state == lc.COMPLETED:
             run.slo = slo.evaluate(run.workload.slo, measurement)
-        # server-side enrichment arrives with the real-target drivers
-        run.enrichment = common_pb2.ENRICHMENT_STATUS_SKIPPED
+        if run.enrichment == common_pb2.ENRICHMENT_STATUS_UNSPECIFIED:
+            run.enrichment = common_pb2.ENRICHMENT_STATUS_SKIPPED
         try:
             self.store.save(self._record(run))
         except Exception:  # the run must still end, and the stream must still say so

@@ -22,6 +22,30 @@ def stats_dict(stats: common_pb2.LatencyStats) -> dict[str, Any]:
     return out
 
 
+def server_dict(server: common_pb2.Enrichment) -> dict[str, Any]:
+    """Server-side timings per kind and phase (what was set; Postgres has means only)."""
+    timings = []
+    for t in server.timings:
+        row: dict[str, Any] = {
+            "kind": t.kind,
+            "phase": lc.state_name(t.phase),
+            "calls": t.calls,
+            "mean_ms": round(t.mean_ms, 4),
+        }
+        if t.stddev_ms:
+            row["stddev_ms"] = round(t.stddev_ms, 4)
+        for name in ("total", "compilation", "execution", "queued", "blocked", "app_overhead"):
+            stats = getattr(t, name)
+            if stats.count:
+                row[name] = {
+                    k: round(getattr(stats, k), 4) for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")
+                }
+        if t.matched:
+            row["matched"] = t.matched
+        timings.append(row)
+    return {"message": server.message, "timings": timings}
+
+
 def summary_dict(run: run_pb2.Run) -> dict[str, Any]:
     phases: dict[str, Any] = {}
     for ps in run.summary.phases:
@@ -47,6 +71,7 @@ def summary_dict(run: run_pb2.Run) -> dict[str, Any]:
         "enrichment": common_pb2.EnrichmentStatus.Name(run.enrichment).removeprefix(
             "ENRICHMENT_STATUS_"
         ),
+        "server": server_dict(run.server),
         "run_id": run.run_id,
         "name": run.name,
         "state": lc.state_name(run.state),
@@ -89,6 +114,21 @@ def summary_table(run: run_pb2.Run) -> Table:
                 style="bold" if i == 0 else None,
             )
         table.add_section()
+    if run.server.timings:
+        table.add_row()
+        for t in run.server.timings:
+            table.add_row(
+                "server",
+                t.kind,
+                f"{t.calls:,}",
+                "",
+                "",
+                f"{t.total.p50_ms:.3f}" if t.total.count else f"mean {t.mean_ms:.3f}",
+                f"{t.total.p95_ms:.3f}" if t.total.count else f"sd {t.stddev_ms:.3f}",
+                f"{t.total.p99_ms:.3f}" if t.total.count else "",
+                f"{t.total.max_ms:.3f}" if t.total.count else "",
+                style="dim",
+            )
     if run.slo:
         verdicts = ", ".join(describe(v) for v in run.slo)
         table.caption = f"SLO {'passed' if run.slo_passed else 'FAILED'}: {verdicts}"

@@ -78,6 +78,7 @@ class ActiveRun:
     shares: dict[str, int] = field(default_factory=dict)
     """Connections assigned to each worker."""
     enrichment: common_pb2.EnrichmentStatus = common_pb2.ENRICHMENT_STATUS_UNSPECIFIED
+    server: common_pb2.Enrichment = field(default_factory=common_pb2.Enrichment)
 
     @property
     def terminal(self) -> bool:
@@ -149,6 +150,8 @@ class ActiveRun:
         run.slo.extend(self.slo)
         run.slo_passed = all(v.passed for v in self.slo)
         run.enrichment = self.enrichment
+        if self.server.ByteSize():
+            run.server.CopyFrom(self.server)
         if with_details:
             run.workload_json = w.to_json()
             run.events.extend(self.events)

@@ -93,6 +93,10 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (run_id, category, message)
     );
     """,
+    # version 2: server-side timings (enrichment results)
+    """
+    ALTER TABLE runs ADD COLUMN server BLOB
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -190,7 +194,7 @@ class SqliteRunStore(RunStore):
         slo = run_pb2.Run(slo=run.slo).SerializeToString()
         db.execute(
             """
-            INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+            INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
             ON CONFLICT (run_id) DO UPDATE SET
                 state = excluded.state, reason = excluded.reason, message = excluded.message,
                 start_ns = excluded.start_ns,
@@ -199,7 +203,8 @@ class SqliteRunStore(RunStore):
                 workload_json = CASE WHEN excluded.workload_json != ''
                                 THEN excluded.workload_json ELSE runs.workload_json END,
                 summary = excluded.summary, slo = excluded.slo,
-                slo_passed = excluded.slo_passed, enrichment = excluded.enrichment
+                slo_passed = excluded.slo_passed, enrichment = excluded.enrichment,
+                server = excluded.server
             """,
             (
                 run.run_id,
@@ -223,6 +228,7 @@ class SqliteRunStore(RunStore):
                 slo,
                 int(run.slo_passed),
                 run.enrichment,
+                run.server.SerializeToString() if run.HasField("server") else None,
             ),
         )
         if run.events:
@@ -340,6 +346,7 @@ COLUMNS = [
     "slo",
     "slo_passed",
     "enrichment",
+    "server",
 ]
 
 
@@ -372,6 +379,8 @@ def _run_from_row(row: tuple[object, ...]) -> run_pb2.Run:
     run.duration.CopyFrom(_ns_duration(int(r["duration_ns"])))  # type: ignore[call-overload]
     if r["summary"]:
         run.summary.ParseFromString(r["summary"])  # type: ignore[arg-type]
+    if r["server"]:
+        run.server.ParseFromString(r["server"])  # type: ignore[arg-type]
     if r["slo"]:
         holder = run_pb2.Run()
         holder.ParseFromString(r["slo"])  # type: ignore[arg-type]

@@ -119,6 +119,10 @@ class Load:
     ready_timeout_s: float = 60.0
     max_parallel_connects: int = 128
     on_worker_lost: OnWorkerLost = OnWorkerLost.FAIL
+    enrich: bool = True
+    """Fetch server-side timings in PROCESSING (PostgreSQL, Snowflake)."""
+    enrichment_timeout_s: float = 120.0
+    """Enrichment never holds a run longer than this."""
 
 
 @dataclass(frozen=True)
@@ -163,6 +167,8 @@ class Workload:
                 "ready_timeout": format_duration(load.ready_timeout_s),
                 "max_parallel_connects": load.max_parallel_connects,
                 "on_worker_lost": load.on_worker_lost.value,
+                "enrich": load.enrich,
+                "enrichment_timeout": format_duration(load.enrichment_timeout_s),
             },
             "query": [
                 {
@@ -364,6 +370,12 @@ class _Parser:
             raise self.error(path, f"must be between {lo} and {hi}, got {value}")
         return value
 
+    def boolean(self, data: Mapping[str, Any], key: str, path: str, default: bool) -> bool:
+        value = data.get(key, default)
+        if not isinstance(value, bool):
+            raise self.error(path, f"must be true or false, got {_type_name(value)}")
+        return value
+
     def number(self, data: Mapping[str, Any], key: str, path: str) -> float | None:
         if key not in data:
             return None
@@ -476,6 +488,8 @@ class _Parser:
             "ready_timeout",
             "max_parallel_connects",
             "on_worker_lost",
+            "enrich",
+            "enrichment_timeout",
         )
         self.only_keys(data, allowed, "load")
         mode = self.enum(data, "mode", "load.mode", Mode, Mode.CLOSED)
@@ -516,6 +530,10 @@ class _Parser:
             ),
             on_worker_lost=self.enum(
                 data, "on_worker_lost", "load.on_worker_lost", OnWorkerLost, OnWorkerLost.FAIL
+            ),
+            enrich=self.boolean(data, "enrich", "load.enrich", True),
+            enrichment_timeout_s=self.duration(
+                data, "enrichment_timeout", "load.enrichment_timeout", 120.0, minimum=1.0
             ),
         )
 

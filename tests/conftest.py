@@ -2,7 +2,7 @@
 
 The snowflake connector fixes where connections.toml lives (``$SNOWFLAKE_HOME``) when it
 is first imported, so the test session points it at a private directory before any test
-module imports it; tests/test_snowflake.py writes the file there.
+module imports it; tests/fakesnow.py writes the file there.
 """
 
 import os
@@ -10,6 +10,7 @@ import tempfile
 
 os.environ["SNOWFLAKE_HOME"] = tempfile.mkdtemp(prefix="snowload-sfhome-")
 
+from tests.fakesnow import fakesnow_port, snowflake_home
 from tests.pg import pg
 
-__all__ = ["pg"]
+__all__ = ["fakesnow_port", "pg", "snowflake_home"]

@@ -185,3 +185,30 @@ class TestSqliteStore(StoreSuite):
         store = open_store()
         assert isinstance(store, SqliteRunStore)
         assert store.path == tmp_path / "home" / "results.db"
+
+
+def test_a_version_1_database_is_migrated_in_place(tmp_path: Path) -> None:
+    from controller.store_sqlite import MIGRATIONS
+
+    path = tmp_path / "v1.db"
+    db = sqlite3.connect(path)
+    for statement in MIGRATIONS[0].split(";"):
+        if statement.strip():
+            db.execute(statement)
+    db.execute("PRAGMA user_version = 1")
+    db.execute(
+        "INSERT INTO runs (run_id, name, state, mode, target, create_ns, workers, connections,"
+        " warmup_ns, duration_ns) VALUES ('old', 'old-run', 6, 1, 'sqlite', 5, 1, 1, 0, 1)"
+    )
+    db.commit()
+    db.close()
+    store = SqliteRunStore(path)
+    assert store.schema_version == SCHEMA_VERSION > 1
+    old = store.get("old")
+    assert old is not None and old.name == "old-run" and old.state == lc.COMPLETED
+    assert not old.HasField("server")
+    run = make_run("new", 2000)
+    run.server.status = common_pb2.ENRICHMENT_STATUS_COMPLETED
+    run.server.timings.add(kind="get", calls=5, mean_ms=1.5)
+    store.put(run)
+    assert store.get("new") == run

@@ -26,6 +26,7 @@ from snowload.v1 import common_pb2, control_pb2, control_pb2_grpc
 from snowload.workload import Workload, parse_json
 from worker import state_machine as sm
 from worker.drivers import Driver, DriverError, get_driver
+from worker.enrichment import Enricher, SnowflakeEnricher, Window, enricher_for
 from worker.executor import Executor, KindPhaseData, RunPlan
 from worker.generators import Sequences
 
@@ -63,6 +64,8 @@ class RunContext:
     last_report_ns: int = 0
     reporter: asyncio.Task[None] | None = None
     prepare_s: float = 0.0
+    enricher: Enricher | None = None
+    enrichment: common_pb2.Enrichment | None = None
     totals: dict[tuple[int, int], list[int]] = field(default_factory=dict)
 
 
@@ -93,6 +96,7 @@ class Agent:
         self._rtt_ns = 0
         self._channel_options = channel_options or []
         self.attached = asyncio.Event()
+        self._background: set[asyncio.Task[None]] = set()
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -231,6 +235,7 @@ class Agent:
             elif isinstance(eff, sm.ApplyPhase):
                 if self.run is not None and self.run.executor is not None:
                     self.run.executor.set_phase(eff.phase)
+                    self._phase_hooks(eff.phase)
             elif isinstance(eff, sm.ApplyLoad):
                 if self.run is not None and self.run.executor is not None:
                     self.run.executor.set_connections(eff.connections)
@@ -270,6 +275,8 @@ class Agent:
                 connections=a.connections,
                 sequences=Sequences(a.sequence_slot if a.sequence_slots else a.worker_index, slots),
             )
+            if a.run_setup:
+                ctx.enricher = enricher_for(workload)
             executor = Executor(
                 plan,
                 driver,
@@ -327,11 +334,21 @@ class Agent:
             )
         )
 
+    def _phase_hooks(self, phase: int) -> None:
+        ctx = self.run
+        if ctx is not None and ctx.enricher is not None and phase == common_pb2.STATE_MEASUREMENT:
+            task = asyncio.get_running_loop().create_task(
+                asyncio.to_thread(ctx.enricher.on_measurement_start)
+            )
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
     def _begin_load(self, phase: int) -> None:
         ctx = self.run
         if ctx is None or ctx.executor is None:
             return
         ctx.executor.set_phase(phase)
+        self._phase_hooks(phase)
         ctx.executor.start()
         ctx.load_started = time.monotonic()
         ctx.last_report_ns = time.time_ns()
@@ -398,13 +415,44 @@ class Agent:
             await asyncio.to_thread(ctx.executor.stop, eff.drain_timeout_s)
             if ctx.load_started is not None:
                 self._report(ctx, last=True)
+        if ctx.enricher is not None:
+            stop = eff.stop
+            if stop is not None and stop.enrich:
+                ctx.enrichment = await self._enrich(ctx, ctx.enricher, stop)
+            await asyncio.to_thread(ctx.enricher.close)
         self._event(sm.drained(self.model, eff.run_id))
+
+    async def _enrich(
+        self, ctx: RunContext, enricher: Enricher, stop: control_pb2.Stop
+    ) -> common_pb2.Enrichment:
+        if isinstance(enricher, SnowflakeEnricher) and ctx.executor is not None:
+            for thread in ctx.executor.threads:
+                enricher.client_samples.update(getattr(thread.conn, "query_samples", ()))
+        window = Window(
+            run_id=ctx.assign.run_id,
+            start_ns=stop.measurement_start_time.ToNanoseconds(),
+            end_ns=stop.measurement_end_time.ToNanoseconds(),
+            expected_queries=stop.expected_queries,
+        )
+        timeout = stop.enrich_timeout.ToTimedelta().total_seconds() or 60.0
+        deadline = time.monotonic() + timeout
+        try:
+            return await asyncio.wait_for(
+                asyncio.to_thread(enricher.collect, window, deadline), timeout + 5
+            )
+        except TimeoutError:
+            return common_pb2.Enrichment(
+                status=common_pb2.ENRICHMENT_STATUS_FAILED,
+                message=f"enrichment did not finish within {timeout:g}s",
+            )
 
     def _send_finished(self, run_id: str) -> None:
         ctx = self.run
         finished = control_pb2.Finished(run_id=run_id)
         if ctx is not None and ctx.assign.run_id == run_id:
             finished.intervals = ctx.interval_id
+            if ctx.enrichment is not None:
+                finished.enrichment.CopyFrom(ctx.enrichment)
             queries = ctx.executor.plan.workload.queries if ctx.executor else ()
             for (phase, kind), (count, errors) in sorted(ctx.totals.items()):
                 finished.totals.append(

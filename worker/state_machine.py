@@ -78,6 +78,8 @@ class Drain:
     run_id: str
     reason: str
     drain_timeout_s: float
+    stop: control_pb2.Stop | None = field(default=None, compare=False)
+    """The Stop command (enrichment request and measurement window), when there was one."""
 
 
 @dataclass(frozen=True)
@@ -333,7 +335,7 @@ def _stop_loaded(model: Model, msg: control_pb2.AttachResponse) -> Result:
     timeout = (
         st.drain_timeout.ToTimedelta().total_seconds() if st.HasField("drain_timeout") else 5.0
     )
-    return replace(model, state=DRAINING), [Drain(model.run_id, st.reason, timeout)]
+    return replace(model, state=DRAINING), [Drain(model.run_id, st.reason, timeout, st)]
 
 
 TABLE: dict[tuple[int, Command], Handler] = {

@@ -148,6 +148,44 @@ class SeriesPoint(_message.Message):
     workers_active: int
     def __init__(self, second: _Optional[int] = ..., phase: _Optional[_Union[State, str]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., overall: _Optional[_Union[LatencyStats, _Mapping]] = ..., by_kind: _Optional[_Mapping[str, LatencyStats]] = ..., errors_by_category: _Optional[_Mapping[str, int]] = ..., active_connections: _Optional[int] = ..., workers_active: _Optional[int] = ...) -> None: ...
 
+class ServerTiming(_message.Message):
+    __slots__ = ("kind", "phase", "calls", "total", "compilation", "execution", "queued", "blocked", "mean_ms", "stddev_ms", "app_overhead", "matched")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    PHASE_FIELD_NUMBER: _ClassVar[int]
+    CALLS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    COMPILATION_FIELD_NUMBER: _ClassVar[int]
+    EXECUTION_FIELD_NUMBER: _ClassVar[int]
+    QUEUED_FIELD_NUMBER: _ClassVar[int]
+    BLOCKED_FIELD_NUMBER: _ClassVar[int]
+    MEAN_MS_FIELD_NUMBER: _ClassVar[int]
+    STDDEV_MS_FIELD_NUMBER: _ClassVar[int]
+    APP_OVERHEAD_FIELD_NUMBER: _ClassVar[int]
+    MATCHED_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    phase: State
+    calls: int
+    total: LatencyStats
+    compilation: LatencyStats
+    execution: LatencyStats
+    queued: LatencyStats
+    blocked: LatencyStats
+    mean_ms: float
+    stddev_ms: float
+    app_overhead: LatencyStats
+    matched: int
+    def __init__(self, kind: _Optional[str] = ..., phase: _Optional[_Union[State, str]] = ..., calls: _Optional[int] = ..., total: _Optional[_Union[LatencyStats, _Mapping]] = ..., compilation: _Optional[_Union[LatencyStats, _Mapping]] = ..., execution: _Optional[_Union[LatencyStats, _Mapping]] = ..., queued: _Optional[_Union[LatencyStats, _Mapping]] = ..., blocked: _Optional[_Union[LatencyStats, _Mapping]] = ..., mean_ms: _Optional[float] = ..., stddev_ms: _Optional[float] = ..., app_overhead: _Optional[_Union[LatencyStats, _Mapping]] = ..., matched: _Optional[int] = ...) -> None: ...
+
+class Enrichment(_message.Message):
+    __slots__ = ("status", "message", "timings")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    TIMINGS_FIELD_NUMBER: _ClassVar[int]
+    status: EnrichmentStatus
+    message: str
+    timings: _containers.RepeatedCompositeFieldContainer[ServerTiming]
+    def __init__(self, status: _Optional[_Union[EnrichmentStatus, str]] = ..., message: _Optional[str] = ..., timings: _Optional[_Iterable[_Union[ServerTiming, _Mapping]]] = ...) -> None: ...
+
 class SloVerdict(_message.Message):
     __slots__ = ("kind", "metric", "limit", "actual", "passed")
     KIND_FIELD_NUMBER: _ClassVar[int]

@@ -185,14 +185,16 @@ class MetricsReport(_message.Message):
     def __init__(self, run_id: _Optional[str] = ..., interval_id: _Optional[int] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., send_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., active_connections: _Optional[int] = ..., kinds: _Optional[_Iterable[_Union[KindInterval, _Mapping]]] = ..., last: _Optional[bool] = ...) -> None: ...
 
 class Finished(_message.Message):
-    __slots__ = ("run_id", "intervals", "totals")
+    __slots__ = ("run_id", "intervals", "totals", "enrichment")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     INTERVALS_FIELD_NUMBER: _ClassVar[int]
     TOTALS_FIELD_NUMBER: _ClassVar[int]
+    ENRICHMENT_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     intervals: int
     totals: _containers.RepeatedCompositeFieldContainer[KindInterval]
-    def __init__(self, run_id: _Optional[str] = ..., intervals: _Optional[int] = ..., totals: _Optional[_Iterable[_Union[KindInterval, _Mapping]]] = ...) -> None: ...
+    enrichment: _common_pb2.Enrichment
+    def __init__(self, run_id: _Optional[str] = ..., intervals: _Optional[int] = ..., totals: _Optional[_Iterable[_Union[KindInterval, _Mapping]]] = ..., enrichment: _Optional[_Union[_common_pb2.Enrichment, _Mapping]] = ...) -> None: ...
 
 class Failure(_message.Message):
     __slots__ = ("run_id", "reason", "message")
@@ -273,14 +275,24 @@ class SetLoad(_message.Message):
     def __init__(self, run_id: _Optional[str] = ..., connections: _Optional[int] = ..., rate: _Optional[float] = ...) -> None: ...
 
 class Stop(_message.Message):
-    __slots__ = ("run_id", "reason", "drain_timeout")
+    __slots__ = ("run_id", "reason", "drain_timeout", "enrich", "enrich_timeout", "measurement_start_time", "measurement_end_time", "expected_queries")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     DRAIN_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    ENRICH_FIELD_NUMBER: _ClassVar[int]
+    ENRICH_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    MEASUREMENT_START_TIME_FIELD_NUMBER: _ClassVar[int]
+    MEASUREMENT_END_TIME_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_QUERIES_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     reason: str
     drain_timeout: _duration_pb2.Duration
-    def __init__(self, run_id: _Optional[str] = ..., reason: _Optional[str] = ..., drain_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+    enrich: bool
+    enrich_timeout: _duration_pb2.Duration
+    measurement_start_time: _timestamp_pb2.Timestamp
+    measurement_end_time: _timestamp_pb2.Timestamp
+    expected_queries: int
+    def __init__(self, run_id: _Optional[str] = ..., reason: _Optional[str] = ..., drain_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., enrich: _Optional[bool] = ..., enrich_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., measurement_start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., measurement_end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expected_queries: _Optional[int] = ...) -> None: ...
 
 class Pong(_message.Message):
     __slots__ = ("heartbeat_send_time", "controller_receive_time")

@@ -14,6 +14,7 @@ Parameters are bound server side (``paramstyle="qmark"``), never interpolated.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -37,6 +38,8 @@ ALLOWED_OPTIONS = frozenset(
         "socket_timeout",
         "session_parameters",
         "query_tag_prefix",
+        "query_history",
+        "query_id_samples",
     }
 )
 AUTH_ERRNOS = frozenset({390100, 390101, 390102, 390144, 251005, 251006})
@@ -57,7 +60,8 @@ def connect_kwargs(target: Target, timeout_s: float) -> dict[str, Any]:
     options = dict(target.options)
     session = dict(DEFAULT_SESSION_PARAMETERS)  # a fresh dict per connection: the
     session.update({str(k): str(v) for k, v in dict(options.pop("session_parameters", {})).items()})
-    options.pop("query_tag_prefix", None)
+    for local in ("query_tag_prefix", "query_history", "query_id_samples"):
+        options.pop(local, None)
     timeout = max(1, int(timeout_s))
     kwargs: dict[str, Any] = {
         "connection_name": target.connection,
@@ -75,11 +79,15 @@ def connect_kwargs(target: Target, timeout_s: float) -> dict[str, Any]:
 
 
 class SnowflakeConnection(Connection):
-    def __init__(self, conn: Any, prefix: str = "") -> None:
+    def __init__(self, conn: Any, prefix: str = "", max_samples: int = 100_000) -> None:
         self._conn = conn
         self._cursor = conn.cursor()
         self._prefix = prefix
         self.last_query_id = ""
+        self.max_samples = max_samples
+        self.query_samples: list[tuple[str, int]] = []
+        """(query id, client latency µs) of this connection's first ``max_samples`` queries,
+        joined with the server's history during enrichment."""
 
     def compile(self, query: Query, tag: Tag) -> Any:
         return (query.sql, {"QUERY_TAG": self._prefix + tag.compact()})
@@ -87,10 +95,15 @@ class SnowflakeConnection(Connection):
     def execute(self, compiled: Any, params: Sequence[Any]) -> None:
         sql, statement_params = compiled
         cur = self._cursor
+        began = time.perf_counter_ns()
         cur.execute(sql, params, _statement_params=statement_params)
-        self.last_query_id = cur.sfqid or ""
         if cur.description:
             cur.fetchall()
+        self.last_query_id = cur.sfqid or ""
+        if len(self.query_samples) < self.max_samples and self.last_query_id:
+            self.query_samples.append(
+                (self.last_query_id, (time.perf_counter_ns() - began) // 1000)
+            )
 
     def execute_script(self, statements: Sequence[str]) -> None:
         for sql in statements:
@@ -121,7 +134,11 @@ class SnowflakeDriver(Driver):
             conn = snowflake.connector.connect(**kwargs)
         except Exception as exc:
             raise DriverError(self.classify(exc), self.describe_error(exc)) from exc
-        return SnowflakeConnection(conn, str(target.options.get("query_tag_prefix", "")))
+        return SnowflakeConnection(
+            conn,
+            str(target.options.get("query_tag_prefix", "")),
+            int(target.options.get("query_id_samples", 100_000)),
+        )
 
     def classify(self, exc: BaseException) -> ErrorCategory:
         errno = int(getattr(exc, "errno", 0) or 0)
