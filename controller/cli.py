@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import signal
 import sqlite3
 import sys
@@ -29,6 +30,7 @@ from controller.report import summary_dict, summary_table
 from controller.server import Controller, ControllerSettings
 from controller.store import RunStore, open_store
 from controller.store_sqlite import SchemaTooNew
+from snowload.channel import TOKEN_ENV
 from snowload.durations import format_duration, parse_duration
 from snowload.v1 import run_pb2, run_pb2_grpc
 from snowload.workload import Overrides, WorkloadError, load_file
@@ -67,6 +69,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ctl.add_argument("--local-workers", type=int, default=0, help="start N local workers")
     ctl.add_argument("--db", help=DB_HELP)
+    ctl.add_argument(
+        "--token",
+        default=os.environ.get(TOKEN_ENV, ""),
+        help="bearer token every client must send (default: $SNOWLOAD_TOKEN)",
+    )
+    ctl.add_argument("--tls-cert", default="", help="PEM certificate chain: serve TLS")
+    ctl.add_argument("--tls-key", default="", help="PEM private key for --tls-cert")
+    ctl.add_argument(
+        "--tls-client-ca", default="", help="PEM CA: require client certificates (mutual TLS)"
+    )
+    ctl.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow listening beyond loopback without a token",
+    )
+    ctl.add_argument(
+        "--max-active-runs", type=int, default=16, help="refuse new runs beyond this many"
+    )
     ctl.add_argument("--log-level", default="INFO")
     runs_cli.add_parser(sub)
     return parser
@@ -278,20 +298,53 @@ class _ProgressLines:
 # ---------------------------------------------------------------------------- daemon
 
 
+def _check_exposure(args: argparse.Namespace) -> str:
+    """Why this daemon configuration is refused, or '' if it is fine."""
+    host = args.listen.rsplit(":", 1)[0].strip("[]")
+    loopback = host in ("localhost", "") or host.startswith("127.") or host == "::1"
+    if not loopback and not args.token and not args.insecure:
+        return (
+            f"refusing to listen on {args.listen} without a token: anyone who reaches it "
+            "could start load against your databases. Set --token (or SNOWLOAD_TOKEN), "
+            "or pass --insecure if the network is trusted"
+        )
+    if bool(args.tls_cert) != bool(args.tls_key):
+        return "--tls-cert and --tls-key go together"
+    if args.tls_client_ca and not args.tls_cert:
+        return "--tls-client-ca needs --tls-cert and --tls-key"
+    if args.tls_client_ca and args.local_workers:
+        return "--local-workers cannot present client certificates; start workers with --tls-cert"
+    return ""
+
+
 async def controller_main(args: argparse.Namespace) -> int:
+    refusal = _check_exposure(args)
+    if refusal:
+        print(f"error: {refusal}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     try:
         store = open_store(args.db)
     except (OSError, sqlite3.Error, SchemaTooNew) as exc:
         print(f"error: results database: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    controller = Controller(ControllerSettings(listen=args.listen), store)
+    settings = ControllerSettings(
+        listen=args.listen,
+        token=args.token,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        tls_client_ca=args.tls_client_ca,
+        max_active_runs=args.max_active_runs,
+    )
+    controller = Controller(settings, store)
     try:
         await controller.start()
     except (OSError, RuntimeError) as exc:
         print(f"error: cannot listen on {args.listen}: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     print(f"snowload controller listening on {controller.address}", file=sys.stderr, flush=True)
-    local = LocalWorkers(controller.address, args.local_workers)
+    local = LocalWorkers(
+        controller.address, args.local_workers, token=args.token, tls_ca=args.tls_cert
+    )
     local.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -52,6 +52,7 @@ class Reason(StrEnum):
     CONTROLLER_RESTARTED = "controller_restarted"
     CONTROLLER_SHUTDOWN = "controller_shutdown"
     WORKER_ERROR = "worker_error"
+    CAPACITY = "capacity"
 
 
 class IllegalTransition(Exception):

@@ -13,15 +13,28 @@ import sys
 
 
 class LocalWorkers:
-    def __init__(self, controller: str, count: int, *, log_level: str = "WARNING") -> None:
+    def __init__(
+        self,
+        controller: str,
+        count: int,
+        *,
+        log_level: str = "WARNING",
+        token: str = "",
+        tls_ca: str = "",
+    ) -> None:
         self.controller = controller
         self.count = count
         self.log_level = log_level
+        self.token = token
+        self.tls_ca = tls_ca
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def start(self) -> None:
         env = dict(os.environ)
         env.setdefault("PYTHONUNBUFFERED", "1")
+        if self.token:
+            env["SNOWLOAD_TOKEN"] = self.token  # in the environment, not on the command line
+        extra = ["--tls-ca", self.tls_ca] if self.tls_ca else []
         for i in range(self.count):
             self.procs.append(
                 subprocess.Popen(
@@ -39,6 +52,7 @@ class LocalWorkers:
                         self.log_level,
                         "--parent-pid",
                         str(os.getpid()),
+                        *extra,
                     ],
                     env=env,
                     stdin=subprocess.DEVNULL,

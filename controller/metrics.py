@@ -170,6 +170,10 @@ class RunMetrics:
                         samples.append(s)
         return True
 
+    def retire(self, worker_id: str) -> None:
+        """A lost worker reports no more: later seconds are complete without it."""
+        self._done.add(worker_id)
+
     def intervals_from(self, worker_id: str) -> int:
         return sum(1 for w, _ in self._seen if w == worker_id)
 

@@ -24,7 +24,7 @@ from controller.runs import Aborted, ActiveRun, Outcome, seconds
 from controller.store import IntervalHistogram, RunRecord, RunStore
 from snowload import hdr
 from snowload.v1 import common_pb2, control_pb2, run_pb2
-from snowload.workload import Driver, Workload
+from snowload.workload import Driver, OnWorkerLoss, Workload
 
 log = logging.getLogger("snowload.controller")
 DRAIN_TIMEOUT_S = 5.0
@@ -41,6 +41,8 @@ class RunManager:
         self.store = store
         self.active: dict[str, ActiveRun] = {}
         self.drain_timeout_s = DRAIN_TIMEOUT_S
+        self.saturation_cpu_percent = 90.0
+        """A worker at or above this CPU (% of one core) is at a Python process's ceiling."""
         self.on_run_end: Callable[[ActiveRun], None] | None = None
         registry.on_lost = self.worker_lost
 
@@ -163,6 +165,20 @@ class RunManager:
         load = run.workload.load
         base, extra = divmod(load.connections, len(workers))
         workload_json = run.workload.to_json()
+        shares = [base + (1 if i < extra else 0) for i in range(len(workers))]
+        short = [
+            f"{rec.worker_id} (capacity {rec.hello.capacity}, share {share})"
+            for rec, share in zip(workers, shares, strict=True)
+            if rec.hello.capacity and share > rec.hello.capacity
+        ]
+        if short:
+            raise Aborted(
+                Outcome(
+                    lc.FAILED,
+                    Reason.CAPACITY,
+                    "connections exceed what workers accept: " + ", ".join(short),
+                )
+            )
         for i, rec in enumerate(workers):
             assign = control_pb2.Assign(
                 run_id=run.run_id,
@@ -311,6 +327,7 @@ class RunManager:
         )
         if outcome.state == lc.COMPLETED:
             run.slo = slo.evaluate(run.workload.slo, measurement)
+        self._saturation_warnings(run)
         if run.enrichment == common_pb2.ENRICHMENT_STATUS_UNSPECIFIED:
             run.enrichment = common_pb2.ENRICHMENT_STATUS_SKIPPED
         try:
@@ -426,6 +443,26 @@ class RunManager:
         )
         run.changed.set()
 
+    def worker_heartbeat(self, rec: WorkerRecord, hb: control_pb2.Heartbeat) -> None:
+        run = self.active.get(rec.run_id)
+        if run is not None and run.state == lc.MEASUREMENT:
+            run.cpu_samples.setdefault(rec.worker_id, []).append(hb.cpu_percent)
+
+    def _saturation_warnings(self, run: ActiveRun) -> None:
+        """Flag workers whose CPU stayed at the ceiling through MEASUREMENT: the numbers
+        may then measure the load generator, not the database."""
+        for worker_id, samples in sorted(run.cpu_samples.items()):
+            if len(samples) < 3:
+                continue
+            high = sum(1 for s in samples if s >= self.saturation_cpu_percent)
+            if high / len(samples) >= 0.8:
+                mean = sum(samples) / len(samples)
+                run.warnings.append(
+                    f"load generator saturated: worker {worker_id} used {mean:.0f}% CPU "
+                    f"(of one core) through MEASUREMENT; the numbers may measure the "
+                    f"generator, not the database: add workers or connections per worker"
+                )
+
     def worker_metrics(self, rec: WorkerRecord, report: control_pb2.MetricsReport) -> None:
         run = self._run_of(rec, report.run_id)
         if run is not None:
@@ -446,12 +483,30 @@ class RunManager:
         if run is None:
             return
         run.changed.set()
+        silent = f"silent for more than {self.registry.loss_timeout_s:g}s"
+        survivors = [w for w in run.workers if not w.lost]
+        if (
+            run.workload.load.on_worker_loss is OnWorkerLoss.CONTINUE
+            and run.state in lc.LOAD_PHASES
+            and survivors
+        ):
+            # the run goes on without it; what it reported so far is kept
+            run.degraded = True
+            run.warnings.append(
+                f"worker {rec.worker_id} on {rec.hello.host} was lost in "
+                f"{lc.state_name(run.state)} ({silent}); the run went on with "
+                f"{len(survivors)} worker(s) and keeps the intervals it reported"
+            )
+            run.metrics.retire(rec.worker_id)
+            rec.run_id = ""
+            rec.assignment = None
+            run.broadcaster.publish(run.update())
+            return
         run.request_abort(
             Outcome(
                 lc.FAILED,
                 Reason.WORKER_LOST,
-                f"worker {rec.worker_id} on {rec.hello.host} silent for "
-                f"more than {self.registry.loss_timeout_s:g}s",
+                f"worker {rec.worker_id} on {rec.hello.host} {silent}",
             )
         )
 

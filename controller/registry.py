@@ -36,7 +36,13 @@ class WorkerRecord:
 
     @property
     def idle(self) -> bool:
-        return self.connected and not self.lost and not self.run_id
+        """Attached, in no run, and done with any previous one (not still draining it)."""
+        return (
+            self.connected
+            and not self.lost
+            and not self.run_id
+            and self.state == control_pb2.WORKER_STATE_IDLE
+        )
 
     def info(self, now: float | None = None) -> run_pb2.WorkerInfo:
         now = time.monotonic() if now is None else now

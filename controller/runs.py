@@ -79,6 +79,10 @@ class ActiveRun:
     """Connections assigned to each worker."""
     enrichment: common_pb2.EnrichmentStatus = common_pb2.ENRICHMENT_STATUS_UNSPECIFIED
     server: common_pb2.Enrichment = field(default_factory=common_pb2.Enrichment)
+    degraded: bool = False
+    warnings: list[str] = field(default_factory=list)
+    cpu_samples: dict[str, list[float]] = field(default_factory=dict)
+    """Worker CPU (% of one core) from heartbeats received during MEASUREMENT."""
 
     @property
     def terminal(self) -> bool:
@@ -150,6 +154,8 @@ class ActiveRun:
         run.slo.extend(self.slo)
         run.slo_passed = all(v.passed for v in self.slo)
         run.enrichment = self.enrichment
+        run.degraded = self.degraded
+        run.warnings.extend(self.warnings)
         if self.server.ByteSize():
             run.server.CopyFrom(self.server)
         if with_details:

@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from controller.auth import TokenAuth
 from controller.orchestrator import RunManager
 from controller.registry import WorkerRegistry
 from controller.services import ControlServicer, RunServicer
@@ -38,6 +40,17 @@ class ControllerSettings:
     """How long workers may take to finish in-flight queries at the end of a run."""
     grace_s: float = 2.0
     """How long in-flight RPCs get when the server stops."""
+    token: str = ""
+    """When set, every call (health checks excepted) needs ``authorization: Bearer``."""
+    tls_cert: str = ""
+    """PEM certificate chain and key files: serve TLS instead of plaintext."""
+    tls_key: str = ""
+    tls_client_ca: str = ""
+    """PEM CA file: require client certificates signed by it (mutual TLS)."""
+    max_active_runs: int = 16
+    """StartRun answers RESOURCE_EXHAUSTED beyond this many unfinished runs."""
+    max_watchers_per_run: int = 256
+    """WatchRun answers RESOURCE_EXHAUSTED beyond this many subscribers of one run."""
 
 
 @dataclass
@@ -49,7 +62,7 @@ class Controller:
         self.registry = WorkerRegistry(self.settings.loss_timeout_s)
         self.runs = RunManager(self.registry, self.store)
         self.runs.drain_timeout_s = self.settings.drain_timeout_s
-        self.run_service = RunServicer(self.registry, self.runs)
+        self.run_service = RunServicer(self.registry, self.runs, self.settings)
         self.control_service = ControlServicer(self.registry, self.runs)
         self.server: grpc.aio.Server | None = None
         self.port = 0
@@ -71,7 +84,8 @@ class Controller:
             ("grpc.keepalive_permit_without_calls", 1),
             ("grpc.http2.min_recv_ping_interval_without_data_ms", 5000),
         ]
-        server = grpc.aio.server(options=options)
+        interceptors = [TokenAuth(self.settings.token)] if self.settings.token else []
+        server = grpc.aio.server(options=options, interceptors=interceptors)
         run_pb2_grpc.add_RunServiceServicer_to_server(self.run_service, server)
         control_pb2_grpc.add_ControlServiceServicer_to_server(self.control_service, server)
         health_servicer = _health_servicer()
@@ -84,7 +98,11 @@ class Controller:
             ),
             server,
         )
-        self.port = server.add_insecure_port(self.settings.listen)
+        if self.settings.tls_cert:
+            credentials = _server_credentials(self.settings)
+            self.port = server.add_secure_port(self.settings.listen, credentials)
+        else:
+            self.port = server.add_insecure_port(self.settings.listen)
         if self.port == 0:
             raise OSError(f"cannot listen on {self.settings.listen}")
         await server.start()
@@ -107,6 +125,15 @@ class Controller:
     async def wait(self) -> None:
         if self.server is not None:
             await self.server.wait_for_termination()
+
+
+def _server_credentials(settings: ControllerSettings) -> grpc.ServerCredentials:
+    key = Path(settings.tls_key).read_bytes()
+    chain = Path(settings.tls_cert).read_bytes()
+    client_ca = Path(settings.tls_client_ca).read_bytes() if settings.tls_client_ca else None
+    return grpc.ssl_server_credentials(
+        [(key, chain)], root_certificates=client_ca, require_client_auth=client_ca is not None
+    )
 
 
 def _health_servicer() -> health_pb2_grpc.HealthServicer:

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from typing import Protocol
 
 import grpc
 
@@ -19,6 +20,13 @@ from snowload.v1 import control_pb2, control_pb2_grpc, run_pb2, run_pb2_grpc
 from snowload.workload import Overrides, WorkloadError, parse_toml
 
 log = logging.getLogger("snowload.controller")
+
+
+class Limits(Protocol):
+    max_active_runs: int
+    max_watchers_per_run: int
+
+
 MAX_WORKLOAD_BYTES = 1 << 20
 MAX_PAGE_SIZE = 1000
 
@@ -99,15 +107,17 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
         hb = msg.heartbeat
         rec.heartbeat = hb
         rec.state = hb.state or rec.state
+        self.runs.worker_heartbeat(rec, hb)
         pong = control_pb2.Pong(heartbeat_send_time=hb.send_time)
         pong.controller_receive_time.FromNanoseconds(time.time_ns())
         self.registry.send_unsequenced(rec, control_pb2.AttachResponse(pong=pong))
 
 
 class RunServicer(run_pb2_grpc.RunServiceServicer):
-    def __init__(self, registry: WorkerRegistry, runs: RunManager) -> None:
+    def __init__(self, registry: WorkerRegistry, runs: RunManager, limits: Limits) -> None:
         self.registry = registry
         self.runs = runs
+        self.limits = limits
         self.accepting = True
 
     async def StartRun(
@@ -122,6 +132,12 @@ class RunServicer(run_pb2_grpc.RunServiceServicer):
             )
         if not request.workload_toml.strip():
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "workload_toml is empty")
+        if len(self.runs.active) >= self.limits.max_active_runs:
+            await context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"{len(self.runs.active)} runs are already active "
+                f"(the limit is {self.limits.max_active_runs}); try again when one ends",
+            )
         durations: dict[str, float | None] = {}
         for name in ("warmup", "duration"):
             text = getattr(request, name)
@@ -208,6 +224,11 @@ class RunServicer(run_pb2_grpc.RunServiceServicer):
             # ended before the client subscribed: its terminal state is the whole stream
             yield run_pb2.WatchRunResponse(run=stored, final=True)
             return
+        if active.broadcaster.subscribers >= self.limits.max_watchers_per_run:
+            await context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"run {request.run_id} already has {active.broadcaster.subscribers} watchers",
+            )
         sub = active.broadcaster.subscribe(active.update())
         try:
             async for update in sub.updates():

@@ -52,7 +52,7 @@ class Mode(StrEnum):
     FIND_MAX = "find_max"
 
 
-class OnWorkerLost(StrEnum):
+class OnWorkerLoss(StrEnum):
     FAIL = "fail"
     CONTINUE = "continue"
 
@@ -118,7 +118,7 @@ class Load:
     think_time_s: float = 0.0
     ready_timeout_s: float = 60.0
     max_parallel_connects: int = 128
-    on_worker_lost: OnWorkerLost = OnWorkerLost.FAIL
+    on_worker_loss: OnWorkerLoss = OnWorkerLoss.FAIL
     enrich: bool = True
     """Fetch server-side timings in PROCESSING (PostgreSQL, Snowflake)."""
     enrichment_timeout_s: float = 120.0
@@ -166,7 +166,7 @@ class Workload:
                 "think_time": format_duration(load.think_time_s),
                 "ready_timeout": format_duration(load.ready_timeout_s),
                 "max_parallel_connects": load.max_parallel_connects,
-                "on_worker_lost": load.on_worker_lost.value,
+                "on_worker_loss": load.on_worker_loss.value,
                 "enrich": load.enrich,
                 "enrichment_timeout": format_duration(load.enrichment_timeout_s),
             },
@@ -487,7 +487,7 @@ class _Parser:
             "think_time",
             "ready_timeout",
             "max_parallel_connects",
-            "on_worker_lost",
+            "on_worker_loss",
             "enrich",
             "enrichment_timeout",
         )
@@ -528,8 +528,8 @@ class _Parser:
             max_parallel_connects=self.integer(
                 data, "max_parallel_connects", "load.max_parallel_connects", 128, 1, 4096
             ),
-            on_worker_lost=self.enum(
-                data, "on_worker_lost", "load.on_worker_lost", OnWorkerLost, OnWorkerLost.FAIL
+            on_worker_loss=self.enum(
+                data, "on_worker_loss", "load.on_worker_loss", OnWorkerLoss, OnWorkerLoss.FAIL
             ),
             enrich=self.boolean(data, "enrich", "load.enrich", True),
             enrichment_timeout_s=self.duration(

@@ -452,7 +452,7 @@ duration = "2h"
 think_time = "5ms"
 ready_timeout = "45s"
 max_parallel_connects = 8
-on_worker_lost = "continue"
+on_worker_loss = "continue"
 
 [[query]]
 name = "insert"
@@ -475,7 +475,7 @@ error_rate = 0
 """
     w = parse_toml(text)
     assert w.load.warmup_s == 90.0 and w.load.duration_s == 7200.0
-    assert w.load.think_time_s == 0.005 and w.load.on_worker_lost == "continue"
+    assert w.load.think_time_s == 0.005 and w.load.on_worker_loss == "continue"
     assert w.queries[0].params == (ParamSpec("sequence", (7,)), ParamSpec("string", (12, 12)))
     assert w.queries[1].weight == 1.0
     assert w.slo.by_kind["insert"].error_rate == 0.0

@@ -13,6 +13,7 @@ import os
 import socket
 import time
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -22,6 +23,7 @@ from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from snowload import __version__, hdr
+from snowload.channel import ChannelConfig, open_channel
 from snowload.v1 import common_pb2, control_pb2, control_pb2_grpc
 from snowload.workload import Workload, parse_json
 from worker import state_machine as sm
@@ -34,6 +36,8 @@ log = logging.getLogger("snowload.worker")
 HEARTBEAT_INTERVAL_S = 1.0
 REPORT_INTERVAL_S = 1.0
 OUTBOX_LIMIT = 10_000
+RESEND_REPORTS = 16
+ORPHAN_TIMEOUT_S = 5.0
 
 
 def now_ts() -> Timestamp:
@@ -66,6 +70,11 @@ class RunContext:
     prepare_s: float = 0.0
     enricher: Enricher | None = None
     enrichment: common_pb2.Enrichment | None = None
+    recent_reports: deque[control_pb2.AttachRequest] = field(
+        default_factory=lambda: deque(maxlen=RESEND_REPORTS)
+    )
+    """Sent again after a re-attach (the controller deduplicates on interval id)."""
+    paused: bool = False
     totals: dict[tuple[int, int], list[int]] = field(default_factory=dict)
 
 
@@ -79,7 +88,13 @@ class Agent:
         worker_id: str | None = None,
         channel_options: list[tuple[str, int]] | None = None,
         connect_delay_s: float = 0.0,
+        orphan_timeout_s: float = ORPHAN_TIMEOUT_S,
+        channel: ChannelConfig | None = None,
     ) -> None:
+        self.orphan_timeout_s = orphan_timeout_s
+        """Without word from the controller for this long, stop issuing queries."""
+        self._last_contact = time.monotonic()
+        self.channel = channel or ChannelConfig(controller)
         self.connect_delay_s = connect_delay_s
         """Fault injection for tests and benchmarks: extra time per connection open."""
         self.controller = controller
@@ -103,6 +118,13 @@ class Agent:
     async def serve(self) -> None:
         """Attach, and re-attach with backoff, until shutdown."""
         backoff = 0.2
+        guard = asyncio.get_running_loop().create_task(self._orphan_guard())
+        try:
+            await self._serve(backoff)
+        finally:
+            guard.cancel()
+
+    async def _serve(self, backoff: float) -> None:
         while not self._stopping.is_set():
             try:
                 await self._session()
@@ -139,8 +161,21 @@ class Agent:
         while not self._outbox.empty() and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
 
+    async def _orphan_guard(self) -> None:
+        """No orphaned load: a worker that lost its controller stops issuing queries."""
+        while True:
+            await asyncio.sleep(0.25)
+            ctx = self.run
+            if ctx is None or ctx.executor is None or ctx.paused:
+                continue
+            silent = time.monotonic() - self._last_contact
+            if silent > self.orphan_timeout_s and self.model.state == sm.RUNNING:
+                log.warning("no word from the controller for %.1fs: pausing the load", silent)
+                ctx.paused = True
+                ctx.executor.set_connections(0)
+
     async def _session(self) -> None:
-        async with grpc.aio.insecure_channel(self.controller, options=self._channel_options) as ch:
+        async with open_channel(self.channel, options=self._channel_options) as ch:
             stub = control_pb2_grpc.ControlServiceStub(ch)
             call = stub.Attach(self._outgoing())
             heartbeat = asyncio.create_task(self._heartbeats())
@@ -173,6 +208,7 @@ class Agent:
                 run_id=self.model.run_id,
                 last_applied_seq=self.model.last_seq,
                 state=self.model.state,
+                cpu_count=len(os.sched_getaffinity(0)),
             )
         )
         while True:
@@ -187,14 +223,39 @@ class Agent:
     # -- incoming ----------------------------------------------------------------------
 
     def _on_message(self, msg: control_pb2.AttachResponse) -> None:
+        self._last_contact = time.monotonic()
         kind = msg.WhichOneof("command")
         if kind == "welcome":
             self.attached.set()
+            self._after_reattach()
             return
+        ctx = self.run
+        if (
+            kind == "assign"
+            and msg.assign.resync
+            and ctx is not None
+            and ctx.paused
+            and msg.assign.run_id == ctx.assign.run_id
+            and ctx.executor is not None
+        ):
+            # the controller still counts on this worker: resume where the run is now
+            log.info("re-attached to run %s: resuming the load", ctx.assign.run_id)
+            ctx.paused = False
+            ctx.executor.set_connections(msg.assign.connections or ctx.assign.connections)
         if kind == "pong":
             self._on_pong(msg.pong)
             return
         self._handle(msg)
+
+    def _after_reattach(self) -> None:
+        """Whatever the previous stream may have lost: READY and recent intervals."""
+        ctx = self.run
+        if ctx is None:
+            return
+        if self.model.state in (sm.READY, sm.RUNNING):
+            self._send_ready(ctx.assign.run_id)
+        for report in ctx.recent_reports:
+            self._send(report)
 
     def _on_pong(self, pong: control_pb2.Pong) -> None:
         t3 = time.time_ns()
@@ -386,7 +447,9 @@ class Agent:
             total[0] += cell.count
             total[1] += sum(t.count for t in cell.errors.values())
         report.send_time.CopyFrom(now_ts())
-        self._send(control_pb2.AttachRequest(metrics=report))
+        message = control_pb2.AttachRequest(metrics=report)
+        ctx.recent_reports.append(message)
+        self._send(message)
 
     @staticmethod
     def _kind_interval(name: str, phase: int, cell: KindPhaseData) -> control_pb2.KindInterval:

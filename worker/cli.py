@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 
+from snowload.channel import ChannelConfig
 from snowload.durations import parse_duration
 from worker.agent import Agent
 
@@ -37,6 +38,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="fault injection for tests: extra delay per connection open (e.g. 2s)",
     )
     p.add_argument(
+        "--token", default=None, help="bearer token for the controller (default: $SNOWLOAD_TOKEN)"
+    )
+    p.add_argument("--tls", action="store_true", help="TLS with the system trust store")
+    p.add_argument("--tls-ca", default=None, help="PEM CA of the controller's certificate")
+    p.add_argument("--tls-cert", default=None, help="PEM client certificate (mutual TLS)")
+    p.add_argument("--tls-key", default=None, help="PEM client key (mutual TLS)")
+    p.add_argument(
+        "--orphan-timeout",
+        type=_duration,
+        default=5.0,
+        help="stop issuing queries after this long without the controller (default 5s)",
+    )
+    p.add_argument(
         "--parent-pid", type=int, default=0, help="drain and exit when this process dies"
     )
     return p
@@ -50,6 +64,15 @@ async def _amain(args: argparse.Namespace) -> int:
         labels=labels,
         worker_id=args.worker_id,
         connect_delay_s=args.connect_delay,
+        orphan_timeout_s=args.orphan_timeout,
+        channel=ChannelConfig.from_env(
+            args.controller,
+            token=args.token,
+            tls_ca=args.tls_ca,
+            tls_cert=args.tls_cert,
+            tls_key=args.tls_key,
+            tls=args.tls,
+        ),
     )
     loop = asyncio.get_running_loop()
     shutdown: list[asyncio.Task[None]] = []

@@ -66,7 +66,7 @@ class AttachResponse(_message.Message):
     def __init__(self, seq: _Optional[int] = ..., welcome: _Optional[_Union[Welcome, _Mapping]] = ..., assign: _Optional[_Union[Assign, _Mapping]] = ..., set_phase: _Optional[_Union[SetPhase, _Mapping]] = ..., start: _Optional[_Union[Start, _Mapping]] = ..., set_load: _Optional[_Union[SetLoad, _Mapping]] = ..., stop: _Optional[_Union[Stop, _Mapping]] = ..., pong: _Optional[_Union[Pong, _Mapping]] = ...) -> None: ...
 
 class Hello(_message.Message):
-    __slots__ = ("worker_id", "host", "pid", "version", "capacity", "labels", "run_id", "last_applied_seq", "state")
+    __slots__ = ("worker_id", "host", "pid", "version", "capacity", "labels", "run_id", "last_applied_seq", "state", "cpu_count")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -83,6 +83,7 @@ class Hello(_message.Message):
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     LAST_APPLIED_SEQ_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
+    CPU_COUNT_FIELD_NUMBER: _ClassVar[int]
     worker_id: str
     host: str
     pid: int
@@ -92,7 +93,8 @@ class Hello(_message.Message):
     run_id: str
     last_applied_seq: int
     state: WorkerState
-    def __init__(self, worker_id: _Optional[str] = ..., host: _Optional[str] = ..., pid: _Optional[int] = ..., version: _Optional[str] = ..., capacity: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ..., run_id: _Optional[str] = ..., last_applied_seq: _Optional[int] = ..., state: _Optional[_Union[WorkerState, str]] = ...) -> None: ...
+    cpu_count: int
+    def __init__(self, worker_id: _Optional[str] = ..., host: _Optional[str] = ..., pid: _Optional[int] = ..., version: _Optional[str] = ..., capacity: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ..., run_id: _Optional[str] = ..., last_applied_seq: _Optional[int] = ..., state: _Optional[_Union[WorkerState, str]] = ..., cpu_count: _Optional[int] = ...) -> None: ...
 
 class Ack(_message.Message):
     __slots__ = ("seq", "applied_time", "state")

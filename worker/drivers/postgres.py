@@ -122,7 +122,9 @@ class PostgresDriver(Driver):
             return ErrorCategory.TIMEOUT
         if isinstance(exc, psycopg.OperationalError):
             text = str(exc).lower()
-            if "password authentication failed" in text or "authentication" in text:
+            # "password authentication failed", or libpq's own "fe_sendauth: no password
+            # supplied" when the server wants a password and none was found
+            if "authentication" in text or "no password supplied" in text:
                 return ErrorCategory.AUTH
             if "timeout" in text or "timed out" in text:
                 return ErrorCategory.TIMEOUT
