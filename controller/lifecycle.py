@@ -45,6 +45,7 @@ class Reason(StrEnum):
     USER_REQUESTED = "user_requested"
     SLO_VIOLATED = "slo_violated"
     WORKER_LOST = "worker_lost"
+    WORKER_LEFT = "worker_left"
     TARGET_UNREACHABLE = "target_unreachable"
     SETUP_FAILED = "setup_failed"
     READY_TIMEOUT = "ready_timeout"

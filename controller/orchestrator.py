@@ -416,7 +416,7 @@ class RunManager:
 
     def _run_of(self, rec: WorkerRecord, run_id: str) -> ActiveRun | None:
         run = self.active.get(run_id)
-        if run is None or rec not in run.workers:
+        if run is None or rec not in run.workers or rec.worker_id in run.dropped:
             return None
         return run
 
@@ -428,9 +428,13 @@ class RunManager:
 
     def worker_finished(self, rec: WorkerRecord, finished: control_pb2.Finished) -> None:
         run = self._run_of(rec, finished.run_id)
-        if run is not None:
-            run.finished[rec.worker_id] = finished
-            run.changed.set()
+        if run is None:
+            return
+        run.finished[rec.worker_id] = finished
+        run.changed.set()
+        if run.state in (lc.PREPARING, *lc.LOAD_PHASES) and not run.abort.done():
+            # it left on its own (e.g. SIGTERM drains a worker): same policy as a loss
+            self._worker_gone(run, rec, "left the run (it was shut down)", Reason.WORKER_LEFT)
 
     def worker_failed(self, rec: WorkerRecord, failure: control_pb2.Failure) -> None:
         run = self._run_of(rec, failure.run_id)
@@ -484,7 +488,15 @@ class RunManager:
             return
         run.changed.set()
         silent = f"silent for more than {self.registry.loss_timeout_s:g}s"
-        survivors = [w for w in run.workers if not w.lost]
+        self._worker_gone(run, rec, silent, Reason.WORKER_LOST)
+
+    def _worker_gone(self, run: ActiveRun, rec: WorkerRecord, why: str, reason: str) -> None:
+        """A worker dropped out: the run fails, or goes on degraded (on_worker_loss)."""
+        survivors = [
+            w
+            for w in run.workers
+            if not w.lost and w is not rec and w.worker_id not in run.finished
+        ]
         if (
             run.workload.load.on_worker_loss is OnWorkerLoss.CONTINUE
             and run.state in lc.LOAD_PHASES
@@ -493,22 +505,36 @@ class RunManager:
             # the run goes on without it; what it reported so far is kept
             run.degraded = True
             run.warnings.append(
-                f"worker {rec.worker_id} on {rec.hello.host} was lost in "
-                f"{lc.state_name(run.state)} ({silent}); the run went on with "
+                f"worker {rec.worker_id} on {rec.hello.host} {why} in "
+                f"{lc.state_name(run.state)}; the run went on with "
                 f"{len(survivors)} worker(s) and keeps the intervals it reported"
             )
             run.metrics.retire(rec.worker_id)
+            run.dropped.add(rec.worker_id)
             rec.run_id = ""
             rec.assignment = None
             run.broadcaster.publish(run.update())
             return
         run.request_abort(
-            Outcome(
-                lc.FAILED,
-                Reason.WORKER_LOST,
-                f"worker {rec.worker_id} on {rec.hello.host} {silent}",
-            )
+            Outcome(lc.FAILED, reason, f"worker {rec.worker_id} on {rec.hello.host} {why}")
         )
+
+    def worker_revived(self, rec: WorkerRecord, claimed_run: str) -> None:
+        """A worker marked lost speaks again on its old stream: if it still works for a run
+        it was dropped from (or that ended), tell it to stop; no orphaned load."""
+        if claimed_run and claimed_run != rec.run_id and claimed_run not in rec.told_to_stop:
+            rec.told_to_stop.add(claimed_run)
+            log.warning(
+                "worker %s came back working for run %s: stopping it", rec.worker_id, claimed_run
+            )
+            self.registry.send(
+                rec,
+                control_pb2.AttachResponse(
+                    stop=control_pb2.Stop(
+                        run_id=claimed_run, reason="dropped_from_run", drain_timeout=seconds(0)
+                    )
+                ),
+            )
 
     def worker_attached(self, rec: WorkerRecord, hello: control_pb2.Hello) -> None:
         """(Re)attach: resend the full desired state, or tell it to drop a stale run."""

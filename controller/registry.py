@@ -33,6 +33,7 @@ class WorkerRecord:
     assignment: control_pb2.Assign | None = None
     """Desired state for the run this worker is in; re-sent (resync) on re-attach."""
     unacked: dict[int, str] = field(default_factory=dict)
+    told_to_stop: set[str] = field(default_factory=set)
 
     @property
     def idle(self) -> bool:
@@ -88,6 +89,9 @@ class WorkerRegistry:
         elif rec.outbox is not None:
             rec.outbox.put_nowait(None)  # close the previous stream of this worker
         rec.hello = hello
+        # a worker that outlived a previous controller has applied commands numbered by
+        # it: continue after them, or its next commands would look like duplicates
+        rec.next_seq = max(rec.next_seq, hello.last_applied_seq + 1)
         rec.attach_time_ns = time.time_ns()
         rec.connected = True
         rec.lost = False
@@ -124,8 +128,14 @@ class WorkerRegistry:
         rec.state = ack.state or rec.state
         return rec.unacked.pop(ack.seq, "")
 
-    def seen(self, rec: WorkerRecord) -> None:
+    def seen(self, rec: WorkerRecord) -> bool:
+        """Note a sign of life; True if the worker had been marked lost."""
         rec.last_seen = time.monotonic()
+        if rec.lost and rec.connected:
+            rec.lost = False
+            self._notify()
+            return True
+        return False
 
     def idle(self) -> list[WorkerRecord]:
         return sorted((w for w in self.workers.values() if w.idle), key=lambda w: w.attach_time_ns)

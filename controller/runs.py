@@ -80,6 +80,8 @@ class ActiveRun:
     enrichment: common_pb2.EnrichmentStatus = common_pb2.ENRICHMENT_STATUS_UNSPECIFIED
     server: common_pb2.Enrichment = field(default_factory=common_pb2.Enrichment)
     degraded: bool = False
+    dropped: set[str] = field(default_factory=set)
+    """Workers the run went on without; anything they still send is ignored."""
     warnings: list[str] = field(default_factory=list)
     cpu_samples: dict[str, list[float]] = field(default_factory=dict)
     """Worker CPU (% of one core) from heartbeats received during MEASUREMENT."""

@@ -47,6 +47,9 @@ class ControllerSettings:
     tls_key: str = ""
     tls_client_ca: str = ""
     """PEM CA file: require client certificates signed by it (mutual TLS)."""
+    saturation_cpu_percent: float = 90.0
+    """A worker whose CPU (% of one core) stays at or above this through MEASUREMENT
+    flags the run: the numbers may measure the generator rather than the database."""
     max_active_runs: int = 16
     """StartRun answers RESOURCE_EXHAUSTED beyond this many unfinished runs."""
     max_watchers_per_run: int = 256
@@ -62,6 +65,7 @@ class Controller:
         self.registry = WorkerRegistry(self.settings.loss_timeout_s)
         self.runs = RunManager(self.registry, self.store)
         self.runs.drain_timeout_s = self.settings.drain_timeout_s
+        self.runs.saturation_cpu_percent = self.settings.saturation_cpu_percent
         self.run_service = RunServicer(self.registry, self.runs, self.settings)
         self.control_service = ControlServicer(self.registry, self.runs)
         self.server: grpc.aio.Server | None = None

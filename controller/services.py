@@ -89,8 +89,13 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
             async for msg in requests:
                 if rec.outbox is not outbox:
                     return  # superseded by a newer stream of the same worker
+                kind = msg.WhichOneof("message") or ""
                 self.registry.seen(rec)
-                handler = self._handlers.get(msg.WhichOneof("message") or "")
+                claimed = _claimed_run(msg, kind)
+                if claimed and claimed != rec.run_id:
+                    # working for a run it is no longer part of (dropped, or the run ended)
+                    self.runs.worker_revived(rec, claimed)
+                handler = self._handlers.get(kind)
                 if handler is not None:
                     handler(rec, msg)
         except (grpc.aio.AioRpcError, asyncio.CancelledError):
@@ -111,6 +116,13 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
         pong = control_pb2.Pong(heartbeat_send_time=hb.send_time)
         pong.controller_receive_time.FromNanoseconds(time.time_ns())
         self.registry.send_unsequenced(rec, control_pb2.AttachResponse(pong=pong))
+
+
+def _claimed_run(msg: control_pb2.AttachRequest, kind: str) -> str:
+    """The run a worker message says it belongs to (empty if it says nothing)."""
+    if kind in ("heartbeat", "metrics", "ready", "finished", "failure"):
+        return str(getattr(msg, kind).run_id)
+    return ""
 
 
 class RunServicer(run_pb2_grpc.RunServiceServicer):
