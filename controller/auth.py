@@ -25,15 +25,20 @@ else:  # the runtime class is not subscriptable
 
 class TokenAuth(_Interceptor):
     def __init__(self, token: str) -> None:
-        self._expected = f"Bearer {token}".encode()
+        self._expected = token.encode()
 
     def _allowed(self, details: grpc.HandlerCallDetails) -> bool:
         if details.method.startswith(OPEN_PREFIXES):
             return True
         for key, value in details.invocation_metadata or ():
             if key == "authorization":
-                got = value.encode() if isinstance(value, str) else bytes(value)
-                return hmac.compare_digest(got, self._expected)
+                text = value if isinstance(value, str) else bytes(value).decode("latin-1")
+                scheme, _, credential = text.partition(" ")
+                # the scheme is case-insensitive (RFC 7235); the token is compared in
+                # constant time
+                return scheme.lower() == "bearer" and hmac.compare_digest(
+                    credential.strip().encode("latin-1", "replace"), self._expected
+                )
         return False
 
     async def intercept_service(

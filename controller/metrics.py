@@ -20,6 +20,7 @@ from google.protobuf.duration_pb2 import Duration
 from hdrh.histogram import HdrHistogram
 
 from snowload import hdr
+from snowload.credits import credits_between
 from snowload.v1 import common_pb2, control_pb2
 
 MAX_ERROR_SAMPLES = 5
@@ -82,6 +83,7 @@ class SeriesPoint:
     duration_s: float = 0.0
     end_ns: int = 0
     phase_counts: Counter[int] = field(default_factory=Counter)
+    warehouse: common_pb2.WarehouseSample | None = None
 
     @property
     def overall(self) -> Cell:
@@ -119,6 +121,8 @@ class SeriesPoint:
         )
         if self.end_ns:
             point.end_time.FromNanoseconds(self.end_ns)
+        if self.warehouse is not None:
+            point.warehouse.CopyFrom(self.warehouse)
         for kind, cell in sorted(self.kinds.items()):
             point.by_kind[kind].CopyFrom(cell.stats(duration))
         return point
@@ -133,6 +137,7 @@ class RunMetrics:
         self._latest: dict[str, int] = {}
         self._done: set[str] = set()
         self.reports = 0
+        self.warehouse_samples: list[common_pb2.WarehouseSample] = []
 
     def add(self, worker_id: str, report: control_pb2.MetricsReport) -> bool:
         """Merge one report; False if it was a duplicate."""
@@ -152,6 +157,9 @@ class RunMetrics:
         start, end = report.start_time.ToNanoseconds(), report.end_time.ToNanoseconds()
         point.duration_s = max(point.duration_s, (end - start) / 1e9)
         point.end_ns = max(point.end_ns, end)
+        if report.HasField("warehouse"):
+            point.warehouse = report.warehouse
+            self.warehouse_samples.append(report.warehouse)
         for kind in report.kinds:
             histogram = hdr.decode(kind.histogram) if kind.histogram else None
             cell = self.cells.get((kind.phase, kind.kind))
@@ -176,6 +184,16 @@ class RunMetrics:
 
     def intervals_from(self, worker_id: str) -> int:
         return sum(1 for w, _ in self._seen if w == worker_id)
+
+    def credits(self, until_ns: int) -> float:
+        """Credits between the first warehouse sample and ``until_ns`` (each sample's
+        state holds until the next one)."""
+        total = 0.0
+        samples = sorted(self.warehouse_samples, key=lambda s: s.sample_time.ToNanoseconds())
+        for a, b in zip(samples, [*samples[1:], None], strict=True):
+            end = b.sample_time.ToNanoseconds() if b is not None else until_ns
+            total += credits_between(a, max(0, end - a.sample_time.ToNanoseconds()) / 1e9)
+        return total
 
     def phase_summary(self, phase: int, duration_s: float) -> common_pb2.PhaseSummary | None:
         overall = Cell()

@@ -125,8 +125,16 @@ class WorkerRegistry:
 
     def acked(self, rec: WorkerRecord, ack: control_pb2.Ack) -> str:
         rec.acked_seq = max(rec.acked_seq, ack.seq)
-        rec.state = ack.state or rec.state
+        self.set_state(rec, ack.state)
         return rec.unacked.pop(ack.seq, "")
+
+    def set_state(self, rec: WorkerRecord, state: control_pb2.WorkerState) -> None:
+        """The worker's own state, from its acks and heartbeats; a worker becoming idle
+        wakes whoever waits for one."""
+        if state and state != rec.state:
+            rec.state = state
+            if rec.idle:
+                self._notify()
 
     def seen(self, rec: WorkerRecord) -> bool:
         """Note a sign of life; True if the worker had been marked lost."""

@@ -158,6 +158,12 @@ class ActiveRun:
         run.enrichment = self.enrichment
         run.degraded = self.degraded
         run.warnings.extend(self.warnings)
+        samples = self.metrics.warehouse_samples
+        if samples:
+            run.warehouse.CopyFrom(samples[0])
+            run.credits = self.metrics.credits(self.end_ns or time.time_ns())
+            price = float(self.workload.target.options.get("credit_price", 0) or 0)
+            run.cost = run.credits * price
         if self.server.ByteSize():
             run.server.CopyFrom(self.server)
         if with_details:

@@ -111,7 +111,7 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
     def _on_heartbeat(self, rec: WorkerRecord, msg: control_pb2.AttachRequest) -> None:
         hb = msg.heartbeat
         rec.heartbeat = hb
-        rec.state = hb.state or rec.state
+        self.registry.set_state(rec, hb.state)
         self.runs.worker_heartbeat(rec, hb)
         pong = control_pb2.Pong(heartbeat_send_time=hb.send_time)
         pong.controller_receive_time.FromNanoseconds(time.time_ns())

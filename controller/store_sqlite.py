@@ -97,7 +97,12 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE runs ADD COLUMN server BLOB
     """,
+    # version 3: flags, warnings and warehouse figures (a Run message holding just those)
+    """
+    ALTER TABLE runs ADD COLUMN extra BLOB
+    """,
 ]
+EXTRA_FIELDS = ("degraded", "warnings", "warehouse", "credits", "cost")
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -194,7 +199,7 @@ class SqliteRunStore(RunStore):
         slo = run_pb2.Run(slo=run.slo).SerializeToString()
         db.execute(
             """
-            INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+            INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
             ON CONFLICT (run_id) DO UPDATE SET
                 state = excluded.state, reason = excluded.reason, message = excluded.message,
                 start_ns = excluded.start_ns,
@@ -204,7 +209,7 @@ class SqliteRunStore(RunStore):
                                 THEN excluded.workload_json ELSE runs.workload_json END,
                 summary = excluded.summary, slo = excluded.slo,
                 slo_passed = excluded.slo_passed, enrichment = excluded.enrichment,
-                server = excluded.server
+                server = excluded.server, extra = excluded.extra
             """,
             (
                 run.run_id,
@@ -229,6 +234,7 @@ class SqliteRunStore(RunStore):
                 int(run.slo_passed),
                 run.enrichment,
                 run.server.SerializeToString() if run.HasField("server") else None,
+                _extra(run),
             ),
         )
         if run.events:
@@ -347,6 +353,7 @@ COLUMNS = [
     "slo_passed",
     "enrichment",
     "server",
+    "extra",
 ]
 
 
@@ -379,6 +386,8 @@ def _run_from_row(row: tuple[object, ...]) -> run_pb2.Run:
     run.duration.CopyFrom(_ns_duration(int(r["duration_ns"])))  # type: ignore[call-overload]
     if r["summary"]:
         run.summary.ParseFromString(r["summary"])  # type: ignore[arg-type]
+    if r["extra"]:
+        run.MergeFromString(r["extra"])  # type: ignore[arg-type]
     if r["server"]:
         run.server.ParseFromString(r["server"])  # type: ignore[arg-type]
     if r["slo"]:
@@ -386,6 +395,19 @@ def _run_from_row(row: tuple[object, ...]) -> run_pb2.Run:
         holder.ParseFromString(r["slo"])  # type: ignore[arg-type]
         run.slo.extend(holder.slo)
     return run
+
+
+def _extra(run: run_pb2.Run) -> bytes:
+    extra = run_pb2.Run()
+    for name in EXTRA_FIELDS:
+        if name == "warnings":
+            extra.warnings.extend(run.warnings)
+        elif name == "warehouse":
+            if run.HasField("warehouse"):
+                extra.warehouse.CopyFrom(run.warehouse)
+        else:
+            setattr(extra, name, getattr(run, name))
+    return extra.SerializeToString()
 
 
 def _ns_duration(ns: int) -> Duration:

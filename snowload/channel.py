@@ -74,7 +74,7 @@ else:  # the runtime classes are not subscriptable
     _SS = grpc.aio.StreamStreamClientInterceptor
 
 
-class _BearerToken(_UU, _US, _SU, _SS):
+class _BearerToken:
     def __init__(self, token: str) -> None:
         self._token = token
 
@@ -95,11 +95,33 @@ class _BearerToken(_UU, _US, _SU, _SS):
         return await continuation(_metadata(details, self._token), request_iterator)
 
 
+class _BearerUU(_BearerToken, _UU):
+    pass
+
+
+class _BearerUS(_BearerToken, _US):
+    pass
+
+
+class _BearerSU(_BearerToken, _SU):
+    pass
+
+
+class _BearerSS(_BearerToken, _SS):
+    pass
+
+
 def open_channel(
     config: ChannelConfig, options: Sequence[tuple[str, Any]] = ()
 ) -> grpc.aio.Channel:
     """A grpc.aio channel; create it inside the running event loop."""
-    interceptors: list[Any] | None = [_BearerToken(config.token)] if config.token else None
+    # grpc.aio files each interceptor under the first call type it implements only: one
+    # interceptor per call type, or streaming calls (WatchRun, Attach) go without the token
+    interceptors: list[Any] | None = (
+        [cls(config.token) for cls in (_BearerUU, _BearerUS, _BearerSU, _BearerSS)]
+        if config.token
+        else None
+    )
     if not config.secure:
         return grpc.aio.insecure_channel(
             config.address, options=list(options), interceptors=interceptors

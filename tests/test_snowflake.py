@@ -49,6 +49,16 @@ def test_connect_kwargs_are_finite_fresh_and_secret_free() -> None:
         )
 
 
+def test_credits_follow_size_clusters_and_time() -> None:
+    from snowload.credits import credits_between
+
+    sample = common_pb2.WarehouseSample(size="Large", state="STARTED", started_clusters=3)
+    assert credits_between(sample, 3600) == 24  # 8 credits/h x 3 clusters
+    assert credits_between(sample, 450) == 3
+    suspended = common_pb2.WarehouseSample(size="Large", state="SUSPENDED", started_clusters=0)
+    assert credits_between(suspended, 3600) == 0
+
+
 def test_credentials_in_workload_files_are_refused() -> None:
     text = """
 name = "x"
@@ -128,6 +138,7 @@ name = "sf-e2e"
 [target]
 driver = "snowflake"
 connection = "{connection}"
+options = {{ login_timeout = 5 }}
 [setup]
 sql = [
   "CREATE DATABASE IF NOT EXISTS SLDB",
@@ -165,10 +176,21 @@ async def test_a_whole_run_through_real_workers(
         await attached(controller, 1)
         run = await run_to_end(controller, workload(WORKLOAD.format(connection="fake")))
         assert run.state == lc.COMPLETED, run.message
+        # fakesnow has no INFORMATION_SCHEMA.QUERY_HISTORY: enrichment fails, the run does not
+        assert run.enrichment == common_pb2.ENRICHMENT_STATUS_FAILED
+        assert run.server.message
         summary = {p.phase: p for p in run.summary().phases}
         assert summary[lc.MEASUREMENT].overall.count > 0
         assert summary[lc.MEASUREMENT].overall.errors == 0
         assert summary[lc.WARMUP].overall.count > 0
+        # the setup worker polled the warehouse: snapshot, series and a credit estimate
+        proto = run.to_proto()
+        assert proto.warehouse.name == "FAKESNOW_WAREHOUSE"
+        assert proto.warehouse.size == "X-Small"
+        assert proto.warehouse.started_clusters == 1
+        assert any(p.HasField("warehouse") for p in run.metrics.series_protos())
+        seconds = (run.end_ns - run.metrics.warehouse_samples[0].sample_time.ToNanoseconds()) / 1e9
+        assert proto.credits == pytest.approx(seconds / 3600, rel=0.05)  # 1 credit/h, 1 cluster
 
         failed = await run_to_end(controller, workload(WORKLOAD.format(connection="unreachable")))
         assert failed.state == lc.FAILED

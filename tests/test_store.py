@@ -43,6 +43,12 @@ def make_run(run_id: str, create_s: int, state: lc.State = lc.COMPLETED) -> run_
     run.run_workers.add(worker_id="w1", index=1, connections=4, count=400)
     run.slo.add(metric="p95_ms", limit=2.0, actual=1.5, passed=True)
     run.error_samples.add(category="constraint", message="UNIQUE constraint failed: t.k")
+    run.degraded = True
+    run.warnings.append("worker w1 was lost")
+    run.warehouse.name = "LOAD_WH"
+    run.warehouse.size = "Medium"
+    run.credits = 0.25
+    run.cost = 0.75
     return run
 
 

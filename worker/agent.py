@@ -31,6 +31,7 @@ from worker.drivers import Driver, DriverError, get_driver
 from worker.enrichment import Enricher, SnowflakeEnricher, Window, enricher_for
 from worker.executor import Executor, KindPhaseData, RunPlan
 from worker.generators import Sequences
+from worker.warehouse import POLL_INTERVAL_S, WarehouseWatcher
 
 log = logging.getLogger("snowload.worker")
 HEARTBEAT_INTERVAL_S = 1.0
@@ -75,6 +76,9 @@ class RunContext:
     )
     """Sent again after a re-attach (the controller deduplicates on interval id)."""
     paused: bool = False
+    warehouse: WarehouseWatcher | None = None
+    warehouse_sample: common_pb2.WarehouseSample | None = None
+    warehouse_task: asyncio.Task[None] | None = None
     totals: dict[tuple[int, int], list[int]] = field(default_factory=dict)
 
 
@@ -130,7 +134,16 @@ class Agent:
                 await self._session()
                 backoff = 0.2
             except grpc.aio.AioRpcError as exc:
-                log.info("controller unavailable (%s); retrying in %.1fs", exc.code().name, backoff)
+                refused = exc.code() in (
+                    grpc.StatusCode.UNAUTHENTICATED,
+                    grpc.StatusCode.PERMISSION_DENIED,
+                )
+                log.log(
+                    logging.WARNING if refused else logging.INFO,
+                    "controller unavailable (%s); retrying in %.1fs",
+                    exc.code().name,
+                    backoff,
+                )
             self.attached.clear()
             if self._stopping.is_set():
                 break
@@ -348,6 +361,11 @@ class Agent:
             if a.run_setup and workload.setup_sql:
                 await asyncio.to_thread(self._run_setup, driver, workload)
             await asyncio.to_thread(executor.open_connections)
+            if a.run_setup and WarehouseWatcher.applies(workload):
+                ctx.warehouse = WarehouseWatcher(workload)
+                ctx.warehouse_task = asyncio.get_running_loop().create_task(
+                    self._poll_warehouse(ctx, ctx.warehouse)
+                )
         except SetupError as exc:
             self._after_prepare_failure(ctx, "setup_failed", str(exc))
             return
@@ -380,6 +398,18 @@ class Agent:
             raise SetupError(driver.classify(exc), driver.describe_error(exc)) from exc
         finally:
             conn.close()
+
+    async def _poll_warehouse(self, ctx: RunContext, watcher: WarehouseWatcher) -> None:
+        """SHOW WAREHOUSES every few seconds for the run's series (failures only logged)."""
+        try:
+            while True:
+                try:
+                    ctx.warehouse_sample = await asyncio.to_thread(watcher.sample)
+                except Exception as exc:
+                    log.info("warehouse poll failed: %s", str(exc).splitlines()[0])
+                await asyncio.sleep(POLL_INTERVAL_S)
+        finally:
+            await asyncio.to_thread(watcher.close)
 
     def _send_ready(self, run_id: str) -> None:
         ctx = self.run
@@ -446,6 +476,8 @@ class Agent:
             total = ctx.totals.setdefault((phase, kind), [0, 0])
             total[0] += cell.count
             total[1] += sum(t.count for t in cell.errors.values())
+        if ctx.warehouse_sample is not None:
+            report.warehouse.CopyFrom(ctx.warehouse_sample)
         report.send_time.CopyFrom(now_ts())
         message = control_pb2.AttachRequest(metrics=report)
         ctx.recent_reports.append(message)
@@ -474,6 +506,8 @@ class Agent:
     async def _drain_async(self, ctx: RunContext, eff: sm.Drain) -> None:
         if ctx.reporter is not None:
             ctx.reporter.cancel()
+        if ctx.warehouse_task is not None:
+            ctx.warehouse_task.cancel()
         if ctx.executor is not None:
             await asyncio.to_thread(ctx.executor.stop, eff.drain_timeout_s)
             if ctx.load_started is not None:

@@ -113,7 +113,7 @@ class RunSummary(_message.Message):
     def __init__(self, phases: _Optional[_Iterable[_Union[PhaseSummary, _Mapping]]] = ...) -> None: ...
 
 class SeriesPoint(_message.Message):
-    __slots__ = ("second", "phase", "end_time", "duration", "overall", "by_kind", "errors_by_category", "active_connections", "workers_active")
+    __slots__ = ("second", "phase", "end_time", "duration", "overall", "by_kind", "errors_by_category", "active_connections", "workers_active", "warehouse")
     class ByKindEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -137,6 +137,7 @@ class SeriesPoint(_message.Message):
     ERRORS_BY_CATEGORY_FIELD_NUMBER: _ClassVar[int]
     ACTIVE_CONNECTIONS_FIELD_NUMBER: _ClassVar[int]
     WORKERS_ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    WAREHOUSE_FIELD_NUMBER: _ClassVar[int]
     second: int
     phase: State
     end_time: _timestamp_pb2.Timestamp
@@ -146,7 +147,30 @@ class SeriesPoint(_message.Message):
     errors_by_category: _containers.ScalarMap[str, int]
     active_connections: int
     workers_active: int
-    def __init__(self, second: _Optional[int] = ..., phase: _Optional[_Union[State, str]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., overall: _Optional[_Union[LatencyStats, _Mapping]] = ..., by_kind: _Optional[_Mapping[str, LatencyStats]] = ..., errors_by_category: _Optional[_Mapping[str, int]] = ..., active_connections: _Optional[int] = ..., workers_active: _Optional[int] = ...) -> None: ...
+    warehouse: WarehouseSample
+    def __init__(self, second: _Optional[int] = ..., phase: _Optional[_Union[State, str]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., overall: _Optional[_Union[LatencyStats, _Mapping]] = ..., by_kind: _Optional[_Mapping[str, LatencyStats]] = ..., errors_by_category: _Optional[_Mapping[str, int]] = ..., active_connections: _Optional[int] = ..., workers_active: _Optional[int] = ..., warehouse: _Optional[_Union[WarehouseSample, _Mapping]] = ...) -> None: ...
+
+class WarehouseSample(_message.Message):
+    __slots__ = ("name", "size", "state", "min_cluster_count", "max_cluster_count", "started_clusters", "running", "queued", "sample_time")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    MIN_CLUSTER_COUNT_FIELD_NUMBER: _ClassVar[int]
+    MAX_CLUSTER_COUNT_FIELD_NUMBER: _ClassVar[int]
+    STARTED_CLUSTERS_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_FIELD_NUMBER: _ClassVar[int]
+    QUEUED_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_TIME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    size: str
+    state: str
+    min_cluster_count: int
+    max_cluster_count: int
+    started_clusters: int
+    running: int
+    queued: int
+    sample_time: _timestamp_pb2.Timestamp
+    def __init__(self, name: _Optional[str] = ..., size: _Optional[str] = ..., state: _Optional[str] = ..., min_cluster_count: _Optional[int] = ..., max_cluster_count: _Optional[int] = ..., started_clusters: _Optional[int] = ..., running: _Optional[int] = ..., queued: _Optional[int] = ..., sample_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ServerTiming(_message.Message):
     __slots__ = ("kind", "phase", "calls", "total", "compilation", "execution", "queued", "blocked", "mean_ms", "stddev_ms", "app_overhead", "matched")

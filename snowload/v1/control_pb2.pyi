@@ -167,7 +167,7 @@ class KindInterval(_message.Message):
     def __init__(self, kind: _Optional[str] = ..., phase: _Optional[_Union[_common_pb2.State, str]] = ..., count: _Optional[int] = ..., errors: _Optional[_Iterable[_Union[ErrorCount, _Mapping]]] = ..., histogram: _Optional[bytes] = ...) -> None: ...
 
 class MetricsReport(_message.Message):
-    __slots__ = ("run_id", "interval_id", "start_time", "end_time", "send_time", "active_connections", "kinds", "last")
+    __slots__ = ("run_id", "interval_id", "start_time", "end_time", "send_time", "active_connections", "kinds", "last", "warehouse")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     INTERVAL_ID_FIELD_NUMBER: _ClassVar[int]
     START_TIME_FIELD_NUMBER: _ClassVar[int]
@@ -176,6 +176,7 @@ class MetricsReport(_message.Message):
     ACTIVE_CONNECTIONS_FIELD_NUMBER: _ClassVar[int]
     KINDS_FIELD_NUMBER: _ClassVar[int]
     LAST_FIELD_NUMBER: _ClassVar[int]
+    WAREHOUSE_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     interval_id: int
     start_time: _timestamp_pb2.Timestamp
@@ -184,7 +185,8 @@ class MetricsReport(_message.Message):
     active_connections: int
     kinds: _containers.RepeatedCompositeFieldContainer[KindInterval]
     last: bool
-    def __init__(self, run_id: _Optional[str] = ..., interval_id: _Optional[int] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., send_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., active_connections: _Optional[int] = ..., kinds: _Optional[_Iterable[_Union[KindInterval, _Mapping]]] = ..., last: _Optional[bool] = ...) -> None: ...
+    warehouse: _common_pb2.WarehouseSample
+    def __init__(self, run_id: _Optional[str] = ..., interval_id: _Optional[int] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., send_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., active_connections: _Optional[int] = ..., kinds: _Optional[_Iterable[_Union[KindInterval, _Mapping]]] = ..., last: _Optional[bool] = ..., warehouse: _Optional[_Union[_common_pb2.WarehouseSample, _Mapping]] = ...) -> None: ...
 
 class Finished(_message.Message):
     __slots__ = ("run_id", "intervals", "totals", "enrichment")

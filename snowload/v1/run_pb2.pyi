@@ -13,7 +13,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Run(_message.Message):
-    __slots__ = ("run_id", "name", "state", "reason", "message", "mode", "target", "create_time", "start_time", "measurement_start_time", "measurement_end_time", "end_time", "workers", "connections", "warmup", "duration", "summary", "workload_json", "events", "slo", "slo_passed", "enrichment", "run_workers", "error_samples", "server", "degraded", "warnings")
+    __slots__ = ("run_id", "name", "state", "reason", "message", "mode", "target", "create_time", "start_time", "measurement_start_time", "measurement_end_time", "end_time", "workers", "connections", "warmup", "duration", "summary", "workload_json", "events", "slo", "slo_passed", "enrichment", "run_workers", "error_samples", "server", "degraded", "warnings", "warehouse", "credits", "cost")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -41,6 +41,9 @@ class Run(_message.Message):
     SERVER_FIELD_NUMBER: _ClassVar[int]
     DEGRADED_FIELD_NUMBER: _ClassVar[int]
     WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    WAREHOUSE_FIELD_NUMBER: _ClassVar[int]
+    CREDITS_FIELD_NUMBER: _ClassVar[int]
+    COST_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     name: str
     state: _common_pb2.State
@@ -68,7 +71,10 @@ class Run(_message.Message):
     server: _common_pb2.Enrichment
     degraded: bool
     warnings: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, run_id: _Optional[str] = ..., name: _Optional[str] = ..., state: _Optional[_Union[_common_pb2.State, str]] = ..., reason: _Optional[str] = ..., message: _Optional[str] = ..., mode: _Optional[_Union[_common_pb2.LoadMode, str]] = ..., target: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., measurement_start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., measurement_end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., workers: _Optional[int] = ..., connections: _Optional[int] = ..., warmup: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., summary: _Optional[_Union[_common_pb2.RunSummary, _Mapping]] = ..., workload_json: _Optional[str] = ..., events: _Optional[_Iterable[_Union[PhaseEvent, _Mapping]]] = ..., slo: _Optional[_Iterable[_Union[_common_pb2.SloVerdict, _Mapping]]] = ..., slo_passed: _Optional[bool] = ..., enrichment: _Optional[_Union[_common_pb2.EnrichmentStatus, str]] = ..., run_workers: _Optional[_Iterable[_Union[RunWorker, _Mapping]]] = ..., error_samples: _Optional[_Iterable[_Union[ErrorSample, _Mapping]]] = ..., server: _Optional[_Union[_common_pb2.Enrichment, _Mapping]] = ..., degraded: _Optional[bool] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
+    warehouse: _common_pb2.WarehouseSample
+    credits: float
+    cost: float
+    def __init__(self, run_id: _Optional[str] = ..., name: _Optional[str] = ..., state: _Optional[_Union[_common_pb2.State, str]] = ..., reason: _Optional[str] = ..., message: _Optional[str] = ..., mode: _Optional[_Union[_common_pb2.LoadMode, str]] = ..., target: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., measurement_start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., measurement_end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., workers: _Optional[int] = ..., connections: _Optional[int] = ..., warmup: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., summary: _Optional[_Union[_common_pb2.RunSummary, _Mapping]] = ..., workload_json: _Optional[str] = ..., events: _Optional[_Iterable[_Union[PhaseEvent, _Mapping]]] = ..., slo: _Optional[_Iterable[_Union[_common_pb2.SloVerdict, _Mapping]]] = ..., slo_passed: _Optional[bool] = ..., enrichment: _Optional[_Union[_common_pb2.EnrichmentStatus, str]] = ..., run_workers: _Optional[_Iterable[_Union[RunWorker, _Mapping]]] = ..., error_samples: _Optional[_Iterable[_Union[ErrorSample, _Mapping]]] = ..., server: _Optional[_Union[_common_pb2.Enrichment, _Mapping]] = ..., degraded: _Optional[bool] = ..., warnings: _Optional[_Iterable[str]] = ..., warehouse: _Optional[_Union[_common_pb2.WarehouseSample, _Mapping]] = ..., credits: _Optional[float] = ..., cost: _Optional[float] = ...) -> None: ...
 
 class RunWorker(_message.Message):
     __slots__ = ("worker_id", "host", "index", "connections", "ready_time", "intervals", "count", "errors", "lost", "clock_offset", "cpu_percent", "rss_bytes")

@@ -40,6 +40,7 @@ ALLOWED_OPTIONS = frozenset(
         "query_tag_prefix",
         "query_history",
         "query_id_samples",
+        "credit_price",
     }
 )
 AUTH_ERRNOS = frozenset({390100, 390101, 390102, 390144, 251005, 251006})
@@ -60,7 +61,7 @@ def connect_kwargs(target: Target, timeout_s: float) -> dict[str, Any]:
     options = dict(target.options)
     session = dict(DEFAULT_SESSION_PARAMETERS)  # a fresh dict per connection: the
     session.update({str(k): str(v) for k, v in dict(options.pop("session_parameters", {})).items()})
-    for local in ("query_tag_prefix", "query_history", "query_id_samples"):
+    for local in ("query_tag_prefix", "query_history", "query_id_samples", "credit_price"):
         options.pop(local, None)
     timeout = max(1, int(timeout_s))
     kwargs: dict[str, Any] = {
@@ -113,6 +114,15 @@ class SnowflakeConnection(Connection):
         cur = self._cursor
         cur.execute(sql, params)
         return list(cur.fetchall()) if cur.description else []
+
+    def query_dicts(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Rows as dicts keyed by lower-case column name (SHOW commands)."""
+        cur = self._cursor
+        cur.execute(sql, params or None)
+        if not cur.description:
+            return []
+        names = [str(d[0]).lower() for d in cur.description]
+        return [dict(zip(names, row, strict=False)) for row in cur.fetchall()]
 
     def cancel(self) -> None:
         with contextlib.suppress(Exception):
