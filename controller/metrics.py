@@ -32,6 +32,8 @@ class Cell:
 
     histogram: HdrHistogram = field(default_factory=hdr.new_histogram)
     errors: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    service: HdrHistogram | None = None
+    """Open mode: uncorrected service times."""
 
     @property
     def successes(self) -> int:
@@ -45,14 +47,27 @@ class Cell:
     def count(self) -> int:
         return self.successes + self.error_count
 
-    def add(self, histogram: HdrHistogram | None, kind: control_pb2.KindInterval) -> None:
+    def add(
+        self,
+        histogram: HdrHistogram | None,
+        kind: control_pb2.KindInterval,
+        service: HdrHistogram | None = None,
+    ) -> None:
         if histogram is not None:
             self.histogram.add(histogram)
+        if service is not None:
+            if self.service is None:
+                self.service = hdr.new_histogram()
+            self.service.add(service)
         for err in kind.errors:
             self.errors[err.category] += err.count
 
     def merge(self, other: Cell) -> None:
         self.histogram.add(other.histogram)
+        if other.service is not None:
+            if self.service is None:
+                self.service = hdr.new_histogram()
+            self.service.add(other.service)
         for cat, n in other.errors.items():
             self.errors[cat] += n
 
@@ -73,6 +88,23 @@ class Cell:
 
 
 @dataclass
+class Schedule:
+    """Open mode: lag, late and dropped queries, and the target rate."""
+
+    lag: HdrHistogram = field(default_factory=hdr.new_histogram)
+    late: int = 0
+    dropped: int = 0
+    target_rate: float = 0.0
+
+    def add(self, sched: control_pb2.PhaseSchedule) -> None:
+        if sched.lag_histogram:
+            self.lag.add(hdr.decode(sched.lag_histogram))
+        self.late += sched.late
+        self.dropped += sched.dropped
+        self.target_rate += sched.target_rate
+
+
+@dataclass
 class SeriesPoint:
     """One second of the run (interval k of every worker)."""
 
@@ -84,6 +116,7 @@ class SeriesPoint:
     end_ns: int = 0
     phase_counts: Counter[int] = field(default_factory=Counter)
     warehouse: common_pb2.WarehouseSample | None = None
+    schedule: Schedule | None = None
 
     @property
     def overall(self) -> Cell:
@@ -123,6 +156,13 @@ class SeriesPoint:
             point.end_time.FromNanoseconds(self.end_ns)
         if self.warehouse is not None:
             point.warehouse.CopyFrom(self.warehouse)
+        if self.schedule is not None:
+            point.target_rate = self.schedule.target_rate
+            point.lag_p99_ms = hdr.percentiles(self.schedule.lag).p99_ms
+            point.late = self.schedule.late
+            point.dropped = self.schedule.dropped
+            if overall.service is not None:
+                point.service_p99_ms = hdr.percentiles(overall.service).p99_ms
         for kind, cell in sorted(self.kinds.items()):
             point.by_kind[kind].CopyFrom(cell.stats(duration))
         return point
@@ -138,6 +178,9 @@ class RunMetrics:
         self._done: set[str] = set()
         self.reports = 0
         self.warehouse_samples: list[common_pb2.WarehouseSample] = []
+        self.schedules: dict[int, Schedule] = {}
+        """Open mode, per phase."""
+        self.rate_samples: dict[int, list[float]] = {}
 
     def add(self, worker_id: str, report: control_pb2.MetricsReport) -> bool:
         """Merge one report; False if it was a duplicate."""
@@ -160,16 +203,23 @@ class RunMetrics:
         if report.HasField("warehouse"):
             point.warehouse = report.warehouse
             self.warehouse_samples.append(report.warehouse)
+        for sched in report.schedule:
+            if point.schedule is None:
+                point.schedule = Schedule()
+            point.schedule.add(sched)
+            self.schedules.setdefault(sched.phase, Schedule()).add(sched)
+            self.rate_samples.setdefault(sched.phase, []).append(sched.target_rate)
         for kind in report.kinds:
             histogram = hdr.decode(kind.histogram) if kind.histogram else None
+            service = hdr.decode(kind.service_histogram) if kind.service_histogram else None
             cell = self.cells.get((kind.phase, kind.kind))
             if cell is None:
                 cell = self.cells[(kind.phase, kind.kind)] = Cell()
-            cell.add(histogram, kind)
+            cell.add(histogram, kind, service)
             pcell = point.kinds.get(kind.kind)
             if pcell is None:
                 pcell = point.kinds[kind.kind] = Cell()
-            pcell.add(histogram, kind)
+            pcell.add(histogram, kind, service)
             point.phase_counts[kind.phase] += kind.count + sum(e.count for e in kind.errors)
             for err in kind.errors:
                 samples = self.error_samples[err.category]
@@ -211,6 +261,15 @@ class RunMetrics:
             overall=overall.stats(duration_s),
             errors_by_category=dict(overall.errors),
         )
+        sched = self.schedules.get(phase)
+        if sched is not None:
+            if overall.service is not None:
+                summary.service.CopyFrom(_stats_of(overall.service))
+            summary.lag.CopyFrom(_stats_of(sched.lag))
+            summary.late = sched.late
+            summary.dropped = sched.dropped
+            summary.achieved_rate = summary.overall.qps
+            summary.target_rate = self.mean_target_rate(phase)
         for kind, stats in by_kind.items():
             summary.by_kind[kind].CopyFrom(stats)
         return summary
@@ -244,6 +303,28 @@ class RunMetrics:
 
     def series_protos(self) -> list[common_pb2.SeriesPoint]:
         return [p.to_proto() for _, p in sorted(self.series.items())]
+
+    def mean_target_rate(self, phase: int) -> float:
+        """The total target rate, averaged over the seconds of a phase."""
+        points = [
+            p.schedule.target_rate
+            for p in self.series.values()
+            if p.schedule is not None and p.phase == phase and p.duration_s > 0.5
+        ]
+        return sum(points) / len(points) if points else 0.0
+
+
+def _stats_of(histogram: HdrHistogram) -> common_pb2.LatencyStats:
+    p = hdr.percentiles(histogram)
+    return common_pb2.LatencyStats(
+        count=p.count,
+        p50_ms=p.p50_ms,
+        p95_ms=p.p95_ms,
+        p99_ms=p.p99_ms,
+        max_ms=p.max_ms,
+        mean_ms=p.mean_ms,
+        min_ms=p.min_ms,
+    )
 
 
 def _duration(seconds: float) -> Duration:

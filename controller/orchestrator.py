@@ -19,12 +19,14 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from controller import lifecycle as lc
 from controller import slo
 from controller.lifecycle import Reason
+from controller.load_control import split_rate
+from controller.load_driver import SEQUENCE_SLOTS, LoadDriver
 from controller.registry import WorkerRecord, WorkerRegistry
 from controller.runs import Aborted, ActiveRun, Outcome, seconds
 from controller.store import IntervalHistogram, RunRecord, RunStore
 from snowload import hdr
 from snowload.v1 import common_pb2, control_pb2, run_pb2
-from snowload.workload import Driver, OnWorkerLoss, Workload
+from snowload.workload import Driver, Mode, OnWorkerLoss, Workload
 
 log = logging.getLogger("snowload.controller")
 DRAIN_TIMEOUT_S = 5.0
@@ -116,7 +118,10 @@ class RunManager:
         load = run.workload.load
         workers = await self._await_workers(run, load.workers, load.ready_timeout_s)
         self._transition(run, lc.PREPARING)
-        self._assign(run, workers)
+        driver = LoadDriver(run, self.registry, self._sleep)
+        self._assign(run, workers, driver)
+        if driver.controls_level:
+            driver.apply(driver.initial_level())
         await self._until(
             run,
             lambda: len(run.ready) == len(run.workers),
@@ -138,10 +143,13 @@ class RunManager:
             await self._sleep(run, load.warmup_s)
             run.warmup_end_ns = time.time_ns()
             self._enter_phase(run, lc.MEASUREMENT)
-        await self._sleep(run, load.duration_s)
+        reason = await driver.measure()
         run.measurement_end_ns = time.time_ns()
+        outcome = Outcome(lc.COMPLETED, reason)
+        # the load stops first, bookkeeping after: the window ends when it says it does
+        self._send_stops(run, outcome)
         self._transition(run, lc.PROCESSING)
-        return Outcome(lc.COMPLETED, Reason.DURATION_ELAPSED)
+        return outcome
 
     async def _await_workers(self, run: ActiveRun, n: int, timeout_s: float) -> list[WorkerRecord]:
         deadline = time.monotonic() + timeout_s
@@ -161,7 +169,7 @@ class RunManager:
                 )
             await self._race(run, changed.wait(), remaining)
 
-    def _assign(self, run: ActiveRun, workers: list[WorkerRecord]) -> None:
+    def _assign(self, run: ActiveRun, workers: list[WorkerRecord], driver: LoadDriver) -> None:
         load = run.workload.load
         base, extra = divmod(load.connections, len(workers))
         workload_json = run.workload.to_json()
@@ -171,7 +179,14 @@ class RunManager:
             for rec, share in zip(workers, shares, strict=True)
             if rec.hello.capacity and share > rec.hello.capacity
         ]
-        if short:
+        recruiting = driver.controls_level and not load.stepped_by_rate
+        if short and recruiting:
+            # staged and find-max runs take what each worker accepts and recruit the rest
+            shares = [
+                min(share, rec.hello.capacity or share)
+                for rec, share in zip(workers, shares, strict=True)
+            ]
+        elif short:
             raise Aborted(
                 Outcome(
                     lc.FAILED,
@@ -179,17 +194,19 @@ class RunManager:
                     "connections exceed what workers accept: " + ", ".join(short),
                 )
             )
+        rates = split_rate(load.rate if load.mode is Mode.OPEN else 0.0, len(workers))
         for i, rec in enumerate(workers):
             assign = control_pb2.Assign(
                 run_id=run.run_id,
                 workload_json=workload_json,
                 worker_index=i,
                 worker_count=len(workers),
-                connections=base + (1 if i < extra else 0),
+                connections=shares[i],
+                rate=rates[i],
                 run_setup=i == 0,
                 phase=lc.PREPARING,
                 sequence_slot=i,
-                sequence_slots=len(workers),
+                sequence_slots=max(SEQUENCE_SLOTS, len(workers)),
             )
             rec.run_id = run.run_id
             rec.assignment = assign
@@ -235,13 +252,17 @@ class RunManager:
                 ),
             )
 
-    async def _release_workers(self, run: ActiveRun, outcome: Outcome) -> None:
-        """Stop every worker of the run and wait (bounded) for its last interval; the
-        setup worker also fetches server-side timings when the run completed."""
+    def _send_stops(self, run: ActiveRun, outcome: Outcome) -> None:
+        """Stop every worker of the run (once); the setup worker also fetches server-side
+        timings when the run completed."""
+        if run.stops_sent:
+            return
+        run.stops_sent = True
         load = run.workload.load
         enricher = self._enrichment_worker(run, outcome)
+        run.enricher_id = enricher.worker_id if enricher is not None else ""
         for rec in run.workers:
-            if rec.worker_id in run.finished:
+            if rec.worker_id in run.finished or rec.worker_id in run.dropped:
                 continue
             stop = control_pb2.Stop(
                 run_id=run.run_id,
@@ -257,6 +278,13 @@ class RunManager:
             self.registry.send(rec, control_pb2.AttachResponse(stop=stop))
         if enricher is not None:
             run.enrichment = common_pb2.ENRICHMENT_STATUS_PENDING
+
+    async def _release_workers(self, run: ActiveRun, outcome: Outcome) -> None:
+        """Stop the workers (if not yet) and wait, bounded, for their last intervals."""
+        self._send_stops(run, outcome)
+        load = run.workload.load
+        enricher = next((w for w in run.workers if w.worker_id == run.enricher_id), None)
+        if enricher is not None:
             run.broadcaster.publish(run.update())
 
         def all_done() -> bool:

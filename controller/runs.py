@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from google.protobuf.duration_pb2 import Duration
 
 from controller import lifecycle as lc
+from controller.load_control import FindMaxSearch
 from controller.metrics import RunMetrics
 from controller.registry import WorkerRecord
 from controller.watch import Broadcaster
@@ -79,6 +80,13 @@ class ActiveRun:
     """Connections assigned to each worker."""
     enrichment: common_pb2.EnrichmentStatus = common_pb2.ENRICHMENT_STATUS_UNSPECIFIED
     server: common_pb2.Enrichment = field(default_factory=common_pb2.Enrichment)
+    level: float = 0.0
+    """The load currently asked for (connections, or queries/s in open mode)."""
+    sent_load: dict[str, tuple[int, float]] = field(default_factory=dict)
+    recruited: list[str] = field(default_factory=list)
+    stops_sent: bool = False
+    enricher_id: str = ""
+    find_max: FindMaxSearch | None = None
     degraded: bool = False
     dropped: set[str] = field(default_factory=set)
     """Workers the run went on without; anything they still send is ignored."""
@@ -156,6 +164,9 @@ class ActiveRun:
         run.slo.extend(self.slo)
         run.slo_passed = all(v.passed for v in self.slo)
         run.enrichment = self.enrichment
+        if self.find_max is not None:
+            run.find_max.CopyFrom(self.find_max.to_proto())
+        run.target_rate = w.load.rate
         run.degraded = self.degraded
         run.warnings.extend(self.warnings)
         samples = self.metrics.warehouse_samples
@@ -218,6 +229,7 @@ class ActiveRun:
             prog.p99_ms = latest.overall.p99_ms
             prog.active_connections = latest.active_connections
             prog.workers_active = latest.workers_active
+        prog.target_level = self.level
         prog.qps_10s = self.metrics.rolling_qps(10)
         prog.qps_30s = self.metrics.rolling_qps(30)
         phase = self.state if self.state in lc.LOAD_PHASES else lc.MEASUREMENT

@@ -57,7 +57,18 @@ class OnWorkerLoss(StrEnum):
     CONTINUE = "continue"
 
 
-IMPLEMENTED_MODES = frozenset({Mode.CLOSED})
+class Arrival(StrEnum):
+    CONSTANT = "constant"
+    POISSON = "poisson"
+
+
+class StepBy(StrEnum):
+    CONNECTIONS = "connections"
+    RATE = "rate"
+
+
+IMPLEMENTED_MODES = frozenset(Mode)
+MAX_RATE = 10_000_000.0
 _DSN_PASSWORD = re.compile(r"(?i)(\bpassword\s*=|://[^/@:]+:[^/@]*@)")
 NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
 
@@ -92,7 +103,7 @@ class ParamSpec:
     args: tuple[Any, ...]
 
     def to_toml_value(self) -> dict[str, Any]:
-        if self.kind in ("int", "float", "string"):
+        if self.kind in ("int", "float", "string", "zipf", "hotspot"):
             return {self.kind: list(self.args)}
         if self.kind == "sequence":
             return {"sequence": self.args[0]}
@@ -105,6 +116,32 @@ class Query:
     sql: str
     weight: float = 1.0
     params: tuple[ParamSpec, ...] = ()
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One ramp of a [[load.stage]]: reach ``connections`` (closed) or ``rate`` (open)
+    linearly over ``duration_s``, from where the previous stage ended."""
+
+    duration_s: float
+    connections: int | None = None
+    rate: float | None = None
+
+
+@dataclass(frozen=True)
+class FindMax:
+    """Step load: add ``step`` every ``step_duration_s`` from ``start`` up to ``max``."""
+
+    start: float = 4
+    step: float = 4
+    step_duration_s: float = 10.0
+    max: float = 64
+    p95_drift: float = 0.3
+    """Degraded when a step's p95 exceeds the first step's by this fraction."""
+    max_error_rate: float = 0.01
+    min_gain: float = 0.05
+    """Degraded when throughput grows by less than this fraction over the best step."""
+    by: StepBy = StepBy.CONNECTIONS
 
 
 @dataclass(frozen=True)
@@ -123,7 +160,19 @@ class Load:
     """Fetch server-side timings in PROCESSING (PostgreSQL, Snowflake)."""
     enrichment_timeout_s: float = 120.0
     """Enrichment never holds a run longer than this."""
+    rate: float = 0.0
+    """Open mode: total target queries per second, split across workers."""
+    arrival: Arrival = Arrival.CONSTANT
+    max_lag_s: float | None = None
+    """Open mode: drop a query whose start is later than this behind schedule."""
+    stages: tuple[Stage, ...] = ()
+    find_max: FindMax | None = None
 
+    @property
+    def stepped_by_rate(self) -> bool:
+        return self.mode is Mode.OPEN or (
+            self.find_max is not None and self.find_max.by is StepBy.RATE
+        )
 
 @dataclass(frozen=True)
 class Slo:
@@ -169,6 +218,7 @@ class Workload:
                 "on_worker_loss": load.on_worker_loss.value,
                 "enrich": load.enrich,
                 "enrichment_timeout": format_duration(load.enrichment_timeout_s),
+                **_load_extras(load),
             },
             "query": [
                 {
@@ -191,6 +241,36 @@ class Workload:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+
+def _load_extras(load: Load) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if load.rate:
+        out["rate"] = load.rate
+    if load.arrival is not Arrival.CONSTANT:
+        out["arrival"] = load.arrival.value
+    if load.max_lag_s is not None:
+        out["max_lag"] = format_duration(load.max_lag_s)
+    if load.stages:
+        out["stage"] = [
+            {"duration": format_duration(s.duration_s)}
+            | ({"connections": s.connections} if s.connections is not None else {})
+            | ({"rate": s.rate} if s.rate is not None else {})
+            for s in load.stages
+        ]
+    if load.find_max is not None:
+        f = load.find_max
+        out["find_max"] = {
+            "start": f.start,
+            "step": f.step,
+            "step_duration": format_duration(f.step_duration_s),
+            "max": f.max,
+            "p95_drift": f.p95_drift,
+            "max_error_rate": f.max_error_rate,
+            "min_gain": f.min_gain,
+            "by": f.by.value,
+        }
+    return out
 
 
 def _slo_to_dict(slo: Slo) -> dict[str, Any]:
@@ -490,11 +570,14 @@ class _Parser:
             "on_worker_loss",
             "enrich",
             "enrichment_timeout",
+            "rate",
+            "arrival",
+            "max_lag",
+            "stage",
+            "find_max",
         )
         self.only_keys(data, allowed, "load")
         mode = self.enum(data, "mode", "load.mode", Mode, Mode.CLOSED)
-        if mode not in IMPLEMENTED_MODES:
-            raise self.error("load.mode", f"mode {mode.value!r} is not available yet; use 'closed'")
         workers = self.integer(data, "workers", "load.workers", 1, 1, MAX_WORKERS)
         connections = self.integer(
             data, "connections", "load.connections", max(4, workers), 1, MAX_CONNECTIONS
@@ -515,6 +598,23 @@ class _Parser:
             if ov.connections is not None or ov.workers is not None:
                 raise WorkloadError("overrides", None, "connections", problem)
             raise self.error(path, problem)
+        rate = self.number(data, "rate", "load.rate") or 0.0
+        if rate > MAX_RATE:
+            raise self.error("load.rate", f"must be at most {MAX_RATE:,.0f} queries per second")
+        stages = self.stages(data.get("stage"), mode, connections)
+        find_max = self.find_max(data.get("find_max"), mode)
+        if mode is Mode.OPEN and not rate and not stages:
+            raise self.error("load.rate", "open mode needs a target rate (queries per second)")
+        if find_max is not None and stages:
+            raise self.error("load.stage", "find_max chooses its own steps; drop [[load.stage]]")
+        if stages and ov.duration_s is None:
+            duration = sum(s.duration_s for s in stages)
+        if find_max is not None:
+            if find_max.by is StepBy.CONNECTIONS:
+                connections = max(connections, int(find_max.max))
+            if ov.duration_s is None and "duration" not in data:
+                levels = int((find_max.max - find_max.start) / find_max.step) + 1
+                duration = min(MAX_DURATION_S, find_max.step_duration_s * (2 * levels + 8))
         return Load(
             mode=mode,
             workers=workers,
@@ -535,7 +635,75 @@ class _Parser:
             enrichment_timeout_s=self.duration(
                 data, "enrichment_timeout", "load.enrichment_timeout", 120.0, minimum=1.0
             ),
+            rate=rate,
+            arrival=self.enum(data, "arrival", "load.arrival", Arrival, Arrival.CONSTANT),
+            max_lag_s=self.duration(data, "max_lag", "load.max_lag", 0.0) or None,
+            stages=stages,
+            find_max=find_max,
         )
+
+    def stages(self, raw: Any, mode: Mode, connections: int) -> tuple[Stage, ...]:
+        if raw is None:
+            return ()
+        if not isinstance(raw, list):
+            raise self.error("load.stage", "must be an array of tables ([[load.stage]])")
+        out = []
+        for i, item in enumerate(raw):
+            path = f"load.stage[{i}]"
+            if not isinstance(item, Mapping):
+                raise self.error(path, "must be a table")
+            self.only_keys(item, ("duration", "connections", "rate"), path)
+            if "duration" not in item:
+                raise self.error(f"{path}.duration", "is required")
+            duration = self.duration(item, "duration", f"{path}.duration", 0.0, minimum=0.001)
+            if mode is Mode.OPEN:
+                if "connections" in item or "rate" not in item:
+                    raise self.error(path, "an open-mode stage sets a rate")
+                out.append(Stage(duration, rate=self.number(item, "rate", f"{path}.rate")))
+            else:
+                if "rate" in item or "connections" not in item:
+                    raise self.error(path, "a closed-mode stage sets connections")
+                n = self.integer(item, "connections", f"{path}.connections", 0, 0, connections)
+                out.append(Stage(duration, connections=n))
+        return tuple(out)
+
+    def find_max(self, raw: Any, mode: Mode) -> FindMax | None:
+        if raw is None:
+            if mode is Mode.FIND_MAX:
+                return FindMax()
+            return None
+        path = "load.find_max"
+        if mode is not Mode.FIND_MAX:
+            raise self.error(path, 'needs mode = "find_max"')
+        if not isinstance(raw, Mapping):
+            raise self.error(path, "must be a table")
+        keys = ("start", "step", "step_duration", "max", "p95_drift", "max_error_rate")
+        self.only_keys(raw, (*keys, "min_gain", "by"), path)
+        d = FindMax()
+
+        def num(key: str, default: float) -> float:
+            value = self.number(raw, key, f"{path}.{key}")
+            return default if value is None else value
+
+        found = FindMax(
+            start=num("start", d.start),
+            step=num("step", d.step),
+            step_duration_s=self.duration(
+                raw, "step_duration", f"{path}.step_duration", d.step_duration_s, minimum=1.0
+            ),
+            max=num("max", d.max),
+            p95_drift=num("p95_drift", d.p95_drift),
+            max_error_rate=num("max_error_rate", d.max_error_rate),
+            min_gain=num("min_gain", d.min_gain),
+            by=self.enum(raw, "by", f"{path}.by", StepBy, StepBy.CONNECTIONS),
+        )
+        if found.start <= 0 or found.step <= 0:
+            raise self.error(path, "start and step must be positive")
+        if found.max < found.start:
+            raise self.error(f"{path}.max", f"must be at least start ({found.start:g})")
+        if found.by is StepBy.CONNECTIONS and found.max > MAX_CONNECTIONS:
+            raise self.error(f"{path}.max", f"must be at most {MAX_CONNECTIONS}")
+        return found
 
     def queries(self, raw: Any) -> tuple[Query, ...]:
         if raw is None:
@@ -585,7 +753,7 @@ class _Parser:
         return tuple(self.param(p, f"{path}[{i}]") for i, p in enumerate(raw))
 
     def param(self, raw: Any, path: str) -> ParamSpec:
-        kinds = ("int", "float", "sequence", "string", "choice")
+        kinds = ("int", "float", "sequence", "string", "choice", "zipf", "hotspot")
         if not isinstance(raw, Mapping) or len(raw) != 1:
             raise self.error(
                 path, "must be an inline table with one generator, e.g. { int = [1, 100] }"
@@ -605,6 +773,35 @@ class _Parser:
             if value[0] > value[1]:
                 raise self.error(path, f"{kind} range is empty: low {value[0]} > high {value[1]}")
             return ParamSpec(kind, (value[0], value[1]))
+        if kind == "zipf":
+            if (
+                not isinstance(value, list)
+                or len(value) != 3
+                or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+                or not isinstance(value[0], int)
+                or not isinstance(value[1], int)
+                or value[0] > value[1]
+                or not 0 < value[2] <= 10
+            ):
+                raise self.error(path, f"zipf takes [low, high, s] with 0 < s <= 10, got {value!r}")
+            return ParamSpec(kind, (value[0], value[1], float(value[2])))
+        if kind == "hotspot":
+            if (
+                not isinstance(value, list)
+                or len(value) != 4
+                or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+                or not isinstance(value[0], int)
+                or not isinstance(value[1], int)
+                or value[0] > value[1]
+                or not 0 < value[2] < 1
+                or not 0 < value[3] < 1
+            ):
+                raise self.error(
+                    path,
+                    "hotspot takes [low, high, hot_fraction_of_keys, hot_fraction_of_traffic], "
+                    f"e.g. [1, 100000, 0.1, 0.9], got {value!r}",
+                )
+            return ParamSpec(kind, (value[0], value[1], float(value[2]), float(value[3])))
         if kind == "sequence":
             if isinstance(value, list) and len(value) == 1:
                 value = value[0]

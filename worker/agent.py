@@ -311,8 +311,14 @@ class Agent:
                     self.run.executor.set_phase(eff.phase)
                     self._phase_hooks(eff.phase)
             elif isinstance(eff, sm.ApplyLoad):
-                if self.run is not None and self.run.executor is not None:
-                    self.run.executor.set_connections(eff.connections)
+                executor = self.run.executor if self.run is not None else None
+                if executor is not None and executor.schedule is not None:
+                    # open mode: the rate is the level; connections (in flight) if given
+                    executor.set_rate(eff.rate)
+                    if eff.connections:
+                        executor.set_connections(eff.connections)
+                elif executor is not None:
+                    executor.set_connections(eff.connections)
             elif isinstance(eff, sm.Drain):
                 self._drain(eff)
             elif isinstance(eff, sm.SendReady):
@@ -343,6 +349,7 @@ class Agent:
             driver = get_driver(workload.target.driver)
             slots = max(1, a.sequence_slots or a.worker_count)
             plan = RunPlan(
+                rate=a.rate,
                 run_id=a.run_id,
                 workload=workload,
                 worker_index=a.worker_index,
@@ -478,6 +485,19 @@ class Agent:
             total[1] += sum(t.count for t in cell.errors.values())
         if ctx.warehouse_sample is not None:
             report.warehouse.CopyFrom(ctx.warehouse_sample)
+        if executor.schedule is not None:
+            phases = set(executor.last_schedule) | {int(executor.control.phase)}
+            for phase in sorted(phases):
+                sched = executor.last_schedule.get(phase)
+                report.schedule.append(
+                    control_pb2.PhaseSchedule(
+                        phase=phase,  # type: ignore[arg-type]
+                        lag_histogram=hdr.encode(sched.lag) if sched else b"",
+                        late=sched.late if sched else 0,
+                        dropped=sched.dropped if sched else 0,
+                        target_rate=executor.rate,
+                    )
+                )
         report.send_time.CopyFrom(now_ts())
         message = control_pb2.AttachRequest(metrics=report)
         ctx.recent_reports.append(message)
@@ -490,6 +510,7 @@ class Agent:
             phase=phase,  # type: ignore[arg-type]
             count=cell.count,
             histogram=hdr.encode(cell.histogram),
+            service_histogram=hdr.encode(cell.service) if cell.service is not None else b"",
             errors=[
                 control_pb2.ErrorCount(category=cat, count=t.count, samples=t.samples)
                 for cat, t in sorted(cell.errors.items())

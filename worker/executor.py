@@ -48,10 +48,21 @@ class KindPhaseData:
 
     histogram: HdrHistogram = field(default_factory=hdr.new_histogram)
     errors: dict[str, ErrorTally] = field(default_factory=dict)
+    service: HdrHistogram | None = None
+    """Open mode: uncorrected service times."""
 
     @property
     def count(self) -> int:
         return int(self.histogram.get_total_count())
+
+
+@dataclass
+class ScheduleData:
+    """Open mode, one phase of an interval: lag, late and dropped."""
+
+    lag: HdrHistogram = field(default_factory=hdr.new_histogram)
+    late: int = 0
+    dropped: int = 0
 
 
 @dataclass(frozen=True)
@@ -64,6 +75,10 @@ class RunPlan:
     connections: int
     sequences: Sequences
     seed: int | None = None
+    rate: float = 0.0
+    """Open mode: this worker's share of the target rate."""
+    active_connections: int | None = None
+    """Connections issuing load at first (the rest wait for SetLoad); None: all."""
 
 
 class LoadControl:
@@ -76,6 +91,47 @@ class LoadControl:
         self.target_connections = 0
 
 
+DROPPED = 0xF0
+LATE_NS = 10_000_000
+"""Open mode: a query that starts more than 10 ms behind its schedule counts as late."""
+
+
+class Schedule:
+    """Open mode: intended start times at a target rate, constant or Poisson.
+
+    Connection threads take the next slot when they are free; a slot in the past is
+    started at once and its latency is still measured from the slot (no coordinated
+    omission). Changing the rate re-bases the schedule at the current time."""
+
+    def __init__(self, rate: float, poisson: bool, seed: int | None = None) -> None:
+        self._lock = threading.Lock()
+        self._rnd = random.Random(seed)
+        self.poisson = poisson
+        self.rate = 0.0
+        self._next_ns = 0
+        self.set_rate(rate)
+
+    def set_rate(self, rate: float) -> None:
+        with self._lock:
+            now = time.perf_counter_ns()
+            self.rate = max(0.0, rate)
+            self._next_ns = max(now, self._next_ns) if self.rate else now
+
+    def start(self) -> None:
+        with self._lock:
+            self._next_ns = time.perf_counter_ns()
+
+    def next(self) -> int:
+        """The next intended start (perf_counter ns), or -1 while the rate is 0."""
+        with self._lock:
+            if not self.rate:
+                return -1
+            slot = self._next_ns
+            gap = self._rnd.expovariate(self.rate) if self.poisson else 1.0 / self.rate
+            self._next_ns = slot + int(gap * 1e9)
+            return slot
+
+
 class ConnectionWorker(threading.Thread):
     def __init__(
         self,
@@ -86,6 +142,11 @@ class ConnectionWorker(threading.Thread):
         self.index = index
         self.ex = executor
         self.samples: list[int] = []
+        self.service: list[int] = []
+        """Open mode: uncorrected service times, packed like ``samples``."""
+        self.lags: list[int] = []
+        """Open mode: ``lag_us << 4 | phase``; a dropped query has its low bit pattern 0xF
+        in bits 4..7 (see Executor.collect)."""
         self.errors: list[tuple[int, str, str]] = []
         self.conn: Connection | None = None
         self.connect_error: DriverError | None = None
@@ -112,7 +173,10 @@ class ConnectionWorker(threading.Thread):
             ex.control.go.wait()
             if not ex.control.stopping:
                 self.active = True
-                self.hot_loop(self.conn)
+                if ex.schedule is not None:
+                    self.open_loop(self.conn, ex.schedule)
+                else:
+                    self.hot_loop(self.conn)
         finally:
             self.active = False
             self.conn.close()
@@ -163,6 +227,69 @@ class ConnectionWorker(threading.Thread):
             if think:
                 sleep(think)
 
+    def open_loop(self, conn: Connection, schedule: Schedule) -> None:  # noqa: PLR0915
+        """Open model: each free connection takes the next intended start time."""
+        ex = self.ex
+        control = ex.control
+        plan = ex.plan
+        queries = plan.workload.queries
+        rnd = random.Random(None if plan.seed is None else plan.seed * 7919 + self.index)
+        pick = weighted_picker([q.weight for q in queries], rnd)
+        makers: list[Maker] = [
+            compile_query(i, q, rnd, plan.sequences) for i, q in enumerate(queries)
+        ]
+        max_lag = int((plan.workload.load.max_lag_s or 0) * 1e9)
+        sleep = time.sleep
+        perf = time.perf_counter_ns
+        append = self.samples.append
+        service = self.service.append
+        lags = self.lags.append
+        classify = ex.driver.classify
+        describe = ex.driver.describe_error
+        execute = conn.execute
+        next_slot = schedule.next
+        index = self.index
+        phase = -1
+        compiled: list[Any] = []
+        key_base = 0
+        while not control.stopping:
+            if index >= control.target_connections:
+                self.active = False
+                sleep(0.01)
+                continue
+            self.active = True
+            intended = next_slot()
+            if intended < 0:
+                sleep(0.01)
+                continue
+            wait = intended - perf()
+            if wait > 0:
+                sleep(wait / 1e9)
+                if control.stopping:
+                    break
+            if control.phase != phase:
+                phase = control.phase
+                tags = [Tag(plan.run_id, plan.worker_index, phase, q.name) for q in queries]
+                conn.apply_tag(tags[0])
+                compiled = [conn.compile(q, t) for q, t in zip(queries, tags, strict=True)]
+                key_base = phase << PHASE_SHIFT
+            started = perf()
+            lag = started - intended
+            if max_lag and lag > max_lag:
+                lags(((lag // 1000) << 8) | DROPPED | phase)
+                continue
+            lags(((lag // 1000) << 8) | phase)
+            k = pick()
+            params = makers[k]()
+            try:
+                execute(compiled[k], params)
+            except Exception as exc:
+                self.errors.append((key_base | k, str(classify(exc)), describe(exc)))
+            else:
+                end = perf()
+                append(((end - intended + 500) // 1000) << LAT_SHIFT | key_base | k)
+                service(((end - started + 500) // 1000) << LAT_SHIFT | key_base | k)
+
     def cancel(self) -> None:
         if self.conn is not None:
             self.conn.cancel()
@@ -184,7 +311,13 @@ class Executor:
         self.driver = driver
         self.connect_timeout_s = connect_timeout_s
         self.control = LoadControl(phase)
-        self.control.target_connections = plan.connections
+        self.control.target_connections = (
+            plan.connections if plan.active_connections is None else plan.active_connections
+        )
+        load = plan.workload.load
+        self.schedule: Schedule | None = None
+        if load.stepped_by_rate:
+            self.schedule = Schedule(plan.rate, load.arrival.value == "poisson", plan.seed)
         self.connect_gate = threading.BoundedSemaphore(
             max(1, plan.workload.load.max_parallel_connects)
         )
@@ -193,6 +326,8 @@ class Executor:
         self._connected = 0
         self._all_connected = threading.Event()
         self.on_progress: Callable[[int], None] | None = None
+        self.last_schedule: dict[int, ScheduleData] = {}
+        """Open mode: per phase, what the last ``collect`` found about the schedule."""
 
     # -- preparation -------------------------------------------------------------------
 
@@ -220,13 +355,23 @@ class Executor:
     # -- control -------------------------------------------------------------------------
 
     def start(self) -> None:
+        if self.schedule is not None:
+            self.schedule.start()
         self.control.go.set()
 
     def set_phase(self, phase: int) -> None:
         self.control.phase = phase
 
     def set_connections(self, n: int) -> None:
-        self.control.target_connections = max(0, min(n, len(self.threads)))
+        self.control.target_connections = max(0, min(n, self.plan.connections))
+
+    def set_rate(self, rate: float) -> None:
+        if self.schedule is not None:
+            self.schedule.set_rate(rate)
+
+    @property
+    def rate(self) -> float:
+        return self.schedule.rate if self.schedule is not None else 0.0
 
     def stop(self, drain_timeout_s: float) -> None:
         """Blocking: stop issuing, let in-flight queries finish, cancel stragglers, close."""
@@ -250,14 +395,14 @@ class Executor:
     def collect(self) -> dict[tuple[int, int], KindPhaseData]:
         """Everything recorded since the last call, keyed by (phase, kind index)."""
         counts: Counter[int] = Counter()
+        service: Counter[int] = Counter()
+        lags: Counter[int] = Counter()
         errors: list[tuple[int, str, str]] = []
         for t in self.threads:
-            lst = t.samples
-            n = len(lst)
-            if n:
-                chunk = lst[:n]
-                del lst[:n]
-                counts.update(chunk)
+            _drain(t.samples, counts)
+            if self.schedule is not None:
+                _drain(t.service, service)
+                _drain(t.lags, lags)
             errs = t.errors
             m = len(errs)
             if m:
@@ -276,4 +421,30 @@ class Executor:
             tally.count += 1
             if len(tally.samples) < MAX_ERROR_SAMPLES and message not in tally.samples:
                 tally.samples.append(message)
+        for packed, c in service.items():
+            key = packed & KEY_MASK
+            cell = cells.setdefault((key >> PHASE_SHIFT, key & 0xFF), KindPhaseData())
+            if cell.service is None:
+                cell.service = hdr.new_histogram()
+            cell.service.record_value(packed >> LAT_SHIFT, c)
+        self.last_schedule = {}
+        for packed, c in lags.items():
+            phase = packed & 0x0F
+            sched = self.last_schedule.setdefault(phase, ScheduleData())
+            lag_us = packed >> 8
+            if packed & DROPPED == DROPPED:
+                sched.dropped += c
+                continue
+            sched.lag.record_value(lag_us, c)
+            if lag_us * 1000 > LATE_NS:
+                sched.late += c
         return cells
+
+
+def _drain(lst: list[int], into: Counter[int]) -> None:
+    """Move everything appended so far into ``into`` (appends may continue meanwhile)."""
+    n = len(lst)
+    if n:
+        chunk = lst[:n]
+        del lst[:n]
+        into.update(chunk)

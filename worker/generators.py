@@ -9,6 +9,7 @@ its counter, so no two connections anywhere issue the same key.
 from __future__ import annotations
 
 import itertools
+import math
 import random
 import string
 from collections.abc import Callable, Sequence
@@ -69,11 +70,71 @@ def compile_param(
         if smin == smax:
             return lambda: "".join(choices(_ALPHABET, k=smin))
         return lambda: "".join(choices(_ALPHABET, k=smin + int(r() * (smax - smin + 1))))
+    if spec.kind == "zipf":
+        return zipf_sampler(int(spec.args[0]), int(spec.args[1]), float(spec.args[2]), r)
+    if spec.kind == "hotspot":
+        hlo, hhi = int(spec.args[0]), int(spec.args[1])
+        n = hhi - hlo + 1
+        hot_n = max(1, int(n * float(spec.args[2])))
+        cold_n = max(1, n - hot_n)
+        traffic = float(spec.args[3])
+
+        def hotspot() -> int:
+            if r() < traffic:
+                return hlo + int(r() * hot_n)
+            return min(hhi, hlo + hot_n + int(r() * cold_n))
+
+        return hotspot
     if spec.kind == "choice":
         values: Sequence[Any] = spec.args
         n = len(values)
         return lambda: values[int(r() * n)]
     raise ValueError(f"unknown generator {spec.kind!r}")
+
+
+def _log1p_over(x: float) -> float:
+    """log(1 + x) / x, accurate near 0."""
+    return math.log1p(x) / x if abs(x) > 1e-8 else 1.0 - x * (0.5 - x * (1.0 / 3.0 - 0.25 * x))
+
+
+def _expm1_over(x: float) -> float:
+    """(exp(x) - 1) / x, accurate near 0."""
+    return (
+        math.expm1(x) / x if abs(x) > 1e-8 else 1.0 + x * 0.5 * (1.0 + x / 3.0 * (1.0 + 0.25 * x))
+    )
+
+
+def zipf_sampler(lo: int, hi: int, s: float, r: Callable[[], float]) -> Callable[[], int]:
+    """Keys lo..hi with P(lo + k - 1) proportional to 1 / k**s (k = 1 is the hottest).
+
+    Rejection-inversion (Hörmann and Derflinger): exact for the discrete law, O(1)
+    expected time per value whatever the range."""
+    n = hi - lo + 1
+
+    def h(x: float) -> float:
+        return math.exp(-s * math.log(x))
+
+    def h_integral(x: float) -> float:
+        log_x = math.log(x)
+        return _expm1_over((1.0 - s) * log_x) * log_x
+
+    def h_integral_inverse(x: float) -> float:
+        t = max(-1.0, x * (1.0 - s))
+        return math.exp(_log1p_over(t) * x)
+
+    h_x1 = h_integral(1.5) - 1.0
+    h_n = h_integral(n + 0.5)
+    squeeze = 2.0 - h_integral_inverse(h_integral(2.5) - h(2.0))
+
+    def zipf() -> int:
+        while True:
+            u = h_n + r() * (h_x1 - h_n)
+            x = h_integral_inverse(u)
+            k = min(n, max(1, int(x + 0.5)))
+            if k - x <= squeeze or u >= h_integral(k + 0.5) - h(k):
+                return lo + k - 1
+
+    return zipf
 
 
 def compile_query(index: int, query: Query, rnd: random.Random, sequences: Sequences) -> Maker:

@@ -308,7 +308,7 @@ def _set_load(model: Model, msg: control_pb2.AttachResponse) -> Result:
     sl = msg.set_load
     if _other_run(model, sl.run_id):
         return model, [Ignored(f"set_load for another run {sl.run_id}")]
-    return replace(model, connections=sl.connections), [
+    return replace(model, connections=sl.connections or model.connections), [
         ApplyLoad(model.run_id, sl.connections, sl.rate)
     ]
 

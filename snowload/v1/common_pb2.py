@@ -26,7 +26,7 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18snowload/v1/common.proto\x12\x0bsnowload.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9b\x01\n\x0cLatencyStats\x12\r\n\x05\x63ount\x18\x01 \x01(\x04\x12\x0e\n\x06\x65rrors\x18\x02 \x01(\x04\x12\x0b\n\x03qps\x18\x03 \x01(\x01\x12\x0e\n\x06p50_ms\x18\x04 \x01(\x01\x12\x0e\n\x06p95_ms\x18\x05 \x01(\x01\x12\x0e\n\x06p99_ms\x18\x06 \x01(\x01\x12\x0e\n\x06max_ms\x18\x07 \x01(\x01\x12\x0f\n\x07mean_ms\x18\x08 \x01(\x01\x12\x0e\n\x06min_ms\x18\t \x01(\x01\"\x92\x03\n\x0cPhaseSummary\x12!\n\x05phase\x18\x01 \x01(\x0e\x32\x12.snowload.v1.State\x12+\n\x08\x64uration\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12*\n\x07overall\x18\x03 \x01(\x0b\x32\x19.snowload.v1.LatencyStats\x12\x36\n\x07\x62y_kind\x18\x04 \x03(\x0b\x32%.snowload.v1.PhaseSummary.ByKindEntry\x12K\n\x12\x65rrors_by_category\x18\x05 \x03(\x0b\x32/.snowload.v1.PhaseSummary.ErrorsByCategoryEntry\x1aH\n\x0b\x42yKindEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12(\n\x05value\x18\x02 \x01(\x0b\x32\x19.snowload.v1.LatencyStats:\x02\x38\x01\x1a\x37\n\x15\x45rrorsByCategoryEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"7\n\nRunSummary\x12)\n\x06phases\x18\x01 \x03(\x0b\x32\x19.snowload.v1.PhaseSummary\"\xb2\x04\n\x0bSeriesPoint\x12\x0e\n\x06second\x18\x01 \x01(\x04\x12!\n\x05phase\x18\x02 \x01(\x0e\x32\x12.snowload.v1.State\x12,\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x08\x64uration\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12*\n\x07overall\x18\x05 \x01(\x0b\x32\x19.snowload.v1.LatencyStats\x12\x35\n\x07\x62y_kind\x18\x06 \x03(\x0b\x32$.snowload.v1.SeriesPoint.ByKindEntry\x12J\n\x12\x65rrors_by_category\x18\x07 \x03(\x0b\x32..snowload.v1.SeriesPoint.ErrorsByCategoryEntry\x12\x1a\n\x12\x61\x63tive_connections\x18\x08 \x01(\r\x12\x16\n\x0eworkers_active\x18\t \x01(\r\x12/\n\twarehouse\x18\n \x01(\x0b\x32\x1c.snowload.v1.WarehouseSample\x1aH\n\x0b\x42yKindEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12(\n\x05value\x18\x02 \x01(\x0b\x32\x19.snowload.v1.LatencyStats:\x02\x38\x01\x1a\x37\n\x15\x45rrorsByCategoryEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"\xde\x01\n\x0fWarehouseSample\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\t\x12\r\n\x05state\x18\x03 \x01(\t\x12\x19\n\x11min_cluster_count\x18\x04 \x01(\r\x12\x19\n\x11max_cluster_count\x18\x05 \x01(\r\x12\x18\n\x10started_clusters\x18\x06 \x01(\r\x12\x0f\n\x07running\x18\x07 \x01(\r\x12\x0e\n\x06queued\x18\x08 \x01(\r\x12/\n\x0bsample_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x93\x03\n\x0cServerTiming\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12!\n\x05phase\x18\x02 \x01(\x0e\x32\x12.snowload.v1.State\x12\r\n\x05\x63\x61lls\x18\x03 \x01(\x04\x12(\n\x05total\x18\x04 \x01(\x0b\x32\x19.snowload.v1.LatencyStats\x12.\n\x0b\x63ompilation\x18\x05 \x01(\x0b\x32\x19.snowload.v1.LatencyStats\x12,\n\texecution\x18\x06 \x01(\x0b\x32\x19.snowload.v1.LatencyStats\x12)\n\x06queued\x18\x07 \x01(\x0b\x32\x19.snowload.v1.LatencyStats\x12*\n\x07\x62locked\x18\x08 \x01(\x0b\x32\x19.snowload.v1.LatencyStats\x12\x0f\n\x07mean_ms\x18\t \x01(\x01\x12\x11\n\tstddev_ms\x18\n \x01(\x01\x12/\n\x0c\x61pp_overhead\x18\x0b \x01(\x0b\x32\x19.snowload.v1.LatencyStats\x12\x0f\n\x07matched\x18\x0c \x01(\x04\"x\n\nEnrichment\x12-\n\x06status\x18\x01 \x01(\x0e\x32\x1d.snowload.v1.EnrichmentStatus\x12\x0f\n\x07message\x18\x02 \x01(\t\x12*\n\x07timings\x18\x03 \x03(\x0b\x32\x19.snowload.v1.ServerTiming\"Y\n\nSloVerdict\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0e\n\x06metric\x18\x02 \x01(\t\x12\r\n\x05limit\x18\x03 \x01(\x01\x12\x0e\n\x06\x61\x63tual\x18\x04 \x01(\x01\x12\x0e\n\x06passed\x18\x05 \x01(\x08*\xc1\x01\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x11\n\rSTATE_PENDING\x10\x01\x12\x13\n\x0fSTATE_PREPARING\x10\x02\x12\x10\n\x0cSTATE_WARMUP\x10\x03\x12\x15\n\x11STATE_MEASUREMENT\x10\x04\x12\x14\n\x10STATE_PROCESSING\x10\x05\x12\x13\n\x0fSTATE_COMPLETED\x10\x06\x12\x10\n\x0cSTATE_FAILED\x10\x07\x12\x13\n\x0fSTATE_CANCELLED\x10\x08*g\n\x08LoadMode\x12\x19\n\x15LOAD_MODE_UNSPECIFIED\x10\x00\x12\x14\n\x10LOAD_MODE_CLOSED\x10\x01\x12\x12\n\x0eLOAD_MODE_OPEN\x10\x02\x12\x16\n\x12LOAD_MODE_FIND_MAX\x10\x03*\xb2\x01\n\x10\x45nrichmentStatus\x12!\n\x1d\x45NRICHMENT_STATUS_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x45NRICHMENT_STATUS_PENDING\x10\x01\x12\x1f\n\x1b\x45NRICHMENT_STATUS_COMPLETED\x10\x02\x12\x1c\n\x18\x45NRICHMENT_STATUS_FAILED\x10\x03\x12\x1d\n\x19\x45NRICHMENT_STATUS_SKIPPED\x10\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18snowload/v1/common.proto\x12\x0bsnowload.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9b\x01\n\x0cLatencyStats\x12\r\n\x05\x63ount\x18\x01 \x01(\x04\x12\x0e\n\x06\x65rrors\x18\x02 \x01(\x04\x12\x0b\n\x03qps\x18\x03 \x01(\x01\x12\x0e\n\x06p50_ms\x18\x04 \x01(\x01\x12\x0e\n\x06p95_ms\x18\x05 \x01(\x01\x12\x0e\n\x06p99_ms\x18\x06 \x01(\x01\x12\x0e\n\x06max_ms\x18\x07 \x01(\x01\x12\x0f\n\x07mean_ms\x18\x08 \x01(\x01\x12\x0e\n\x06min_ms\x18\t \x01(\x01\"\xb1\x04\n\x0cPhaseSummary\x12!\n\x05phase\x18\x01 \x01(\x0e\x32\x12.snowload.v1.State\x12+\n\x08\x64uration\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12*\n\x07overall\x18\x03 \x01(\x0b\x32\x19.snowload.v1.LatencyStats\x12\x36\n\x07\x62y_kind\x18\x04 \x03(\x0b\x32%.snowload.v1.PhaseSummary.ByKindEntry\x12K\n\x12\x65rrors_by_category\x18\x05 \x03(\x0b\x32/.snowload.v1.PhaseSummary.ErrorsByCategoryEntry\x12*\n\x07service\x18\x06 \x01(\x0b\x32\x19.snowload.v1.LatencyStats\x12&\n\x03lag\x18\x07 \x01(\x0b\x32\x19.snowload.v1.LatencyStats\x12\x0c\n\x04late\x18\x08 \x01(\x04\x12\x0f\n\x07\x64ropped\x18\t \x01(\x04\x12\x13\n\x0btarget_rate\x18\n \x01(\x01\x12\x15\n\rachieved_rate\x18\x0b \x01(\x01\x1aH\n\x0b\x42yKindEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12(\n\x05value\x18\x02 \x01(\x0b\x32\x19.snowload.v1.LatencyStats:\x02\x38\x01\x1a\x37\n\x15\x45rrorsByCategoryEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"\xd9\x01\n\x0b\x46indMaxStep\x12\r\n\x05level\x18\x01 \x01(\x01\x12(\n\x05stats\x18\x02 \x01(\x0b\x32\x19.snowload.v1.LatencyStats\x12\x12\n\nerror_rate\x18\x03 \x01(\x01\x12\x0f\n\x07verdict\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12.\n\nstart_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xa4\x01\n\rFindMaxResult\x12\'\n\x05steps\x18\x01 \x03(\x0b\x32\x18.snowload.v1.FindMaxStep\x12\n\n\x02\x62y\x18\x02 \x01(\t\x12\x11\n\tconcluded\x18\x03 \x01(\x08\x12\x12\n\nbest_level\x18\x04 \x01(\x01\x12\'\n\x04\x62\x65st\x18\x05 \x01(\x0b\x32\x19.snowload.v1.LatencyStats\x12\x0e\n\x06reason\x18\x06 \x01(\t\"7\n\nRunSummary\x12)\n\x06phases\x18\x01 \x03(\x0b\x32\x19.snowload.v1.PhaseSummary\"\x92\x05\n\x0bSeriesPoint\x12\x0e\n\x06second\x18\x01 \x01(\x04\x12!\n\x05phase\x18\x02 \x01(\x0e\x32\x12.snowload.v1.State\x12,\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x08\x64uration\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12*\n\x07overall\x18\x05 \x01(\x0b\x32\x19.snowload.v1.LatencyStats\x12\x35\n\x07\x62y_kind\x18\x06 \x03(\x0b\x32$.snowload.v1.SeriesPoint.ByKindEntry\x12J\n\x12\x65rrors_by_category\x18\x07 \x03(\x0b\x32..snowload.v1.SeriesPoint.ErrorsByCategoryEntry\x12\x1a\n\x12\x61\x63tive_connections\x18\x08 \x01(\r\x12\x16\n\x0eworkers_active\x18\t \x01(\r\x12/\n\twarehouse\x18\n \x01(\x0b\x32\x1c.snowload.v1.WarehouseSample\x12\x13\n\x0btarget_rate\x18\x0b \x01(\x01\x12\x12\n\nlag_p99_ms\x18\x0c \x01(\x01\x12\x0c\n\x04late\x18\r \x01(\x04\x12\x0f\n\x07\x64ropped\x18\x0e \x01(\x04\x12\x16\n\x0eservice_p99_ms\x18\x0f \x01(\x01\x1aH\n\x0b\x42yKindEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12(\n\x05value\x18\x02 \x01(\x0b\x32\x19.snowload.v1.LatencyStats:\x02\x38\x01\x1a\x37\n\x15\x45rrorsByCategoryEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"\xde\x01\n\x0fWarehouseSample\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\t\x12\r\n\x05state\x18\x03 \x01(\t\x12\x19\n\x11min_cluster_count\x18\x04 \x01(\r\x12\x19\n\x11max_cluster_count\x18\x05 \x01(\r\x12\x18\n\x10started_clusters\x18\x06 \x01(\r\x12\x0f\n\x07running\x18\x07 \x01(\r\x12\x0e\n\x06queued\x18\x08 \x01(\r\x12/\n\x0bsample_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x93\x03\n\x0cServerTiming\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12!\n\x05phase\x18\x02 \x01(\x0e\x32\x12.snowload.v1.State\x12\r\n\x05\x63\x61lls\x18\x03 \x01(\x04\x12(\n\x05total\x18\x04 \x01(\x0b\x32\x19.snowload.v1.LatencyStats\x12.\n\x0b\x63ompilation\x18\x05 \x01(\x0b\x32\x19.snowload.v1.LatencyStats\x12,\n\texecution\x18\x06 \x01(\x0b\x32\x19.snowload.v1.LatencyStats\x12)\n\x06queued\x18\x07 \x01(\x0b\x32\x19.snowload.v1.LatencyStats\x12*\n\x07\x62locked\x18\x08 \x01(\x0b\x32\x19.snowload.v1.LatencyStats\x12\x0f\n\x07mean_ms\x18\t \x01(\x01\x12\x11\n\tstddev_ms\x18\n \x01(\x01\x12/\n\x0c\x61pp_overhead\x18\x0b \x01(\x0b\x32\x19.snowload.v1.LatencyStats\x12\x0f\n\x07matched\x18\x0c \x01(\x04\"x\n\nEnrichment\x12-\n\x06status\x18\x01 \x01(\x0e\x32\x1d.snowload.v1.EnrichmentStatus\x12\x0f\n\x07message\x18\x02 \x01(\t\x12*\n\x07timings\x18\x03 \x03(\x0b\x32\x19.snowload.v1.ServerTiming\"Y\n\nSloVerdict\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0e\n\x06metric\x18\x02 \x01(\t\x12\r\n\x05limit\x18\x03 \x01(\x01\x12\x0e\n\x06\x61\x63tual\x18\x04 \x01(\x01\x12\x0e\n\x06passed\x18\x05 \x01(\x08*\xc1\x01\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x11\n\rSTATE_PENDING\x10\x01\x12\x13\n\x0fSTATE_PREPARING\x10\x02\x12\x10\n\x0cSTATE_WARMUP\x10\x03\x12\x15\n\x11STATE_MEASUREMENT\x10\x04\x12\x14\n\x10STATE_PROCESSING\x10\x05\x12\x13\n\x0fSTATE_COMPLETED\x10\x06\x12\x10\n\x0cSTATE_FAILED\x10\x07\x12\x13\n\x0fSTATE_CANCELLED\x10\x08*g\n\x08LoadMode\x12\x19\n\x15LOAD_MODE_UNSPECIFIED\x10\x00\x12\x14\n\x10LOAD_MODE_CLOSED\x10\x01\x12\x12\n\x0eLOAD_MODE_OPEN\x10\x02\x12\x16\n\x12LOAD_MODE_FIND_MAX\x10\x03*\xb2\x01\n\x10\x45nrichmentStatus\x12!\n\x1d\x45NRICHMENT_STATUS_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x45NRICHMENT_STATUS_PENDING\x10\x01\x12\x1f\n\x1b\x45NRICHMENT_STATUS_COMPLETED\x10\x02\x12\x1c\n\x18\x45NRICHMENT_STATUS_FAILED\x10\x03\x12\x1d\n\x19\x45NRICHMENT_STATUS_SKIPPED\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,34 +41,38 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SERIESPOINT_BYKINDENTRY']._serialized_options = b'8\001'
   _globals['_SERIESPOINT_ERRORSBYCATEGORYENTRY']._loaded_options = None
   _globals['_SERIESPOINT_ERRORSBYCATEGORYENTRY']._serialized_options = b'8\001'
-  _globals['_STATE']._serialized_start=2136
-  _globals['_STATE']._serialized_end=2329
-  _globals['_LOADMODE']._serialized_start=2331
-  _globals['_LOADMODE']._serialized_end=2434
-  _globals['_ENRICHMENTSTATUS']._serialized_start=2437
-  _globals['_ENRICHMENTSTATUS']._serialized_end=2615
+  _globals['_STATE']._serialized_start=2778
+  _globals['_STATE']._serialized_end=2971
+  _globals['_LOADMODE']._serialized_start=2973
+  _globals['_LOADMODE']._serialized_end=3076
+  _globals['_ENRICHMENTSTATUS']._serialized_start=3079
+  _globals['_ENRICHMENTSTATUS']._serialized_end=3257
   _globals['_LATENCYSTATS']._serialized_start=107
   _globals['_LATENCYSTATS']._serialized_end=262
   _globals['_PHASESUMMARY']._serialized_start=265
-  _globals['_PHASESUMMARY']._serialized_end=667
-  _globals['_PHASESUMMARY_BYKINDENTRY']._serialized_start=538
-  _globals['_PHASESUMMARY_BYKINDENTRY']._serialized_end=610
-  _globals['_PHASESUMMARY_ERRORSBYCATEGORYENTRY']._serialized_start=612
-  _globals['_PHASESUMMARY_ERRORSBYCATEGORYENTRY']._serialized_end=667
-  _globals['_RUNSUMMARY']._serialized_start=669
-  _globals['_RUNSUMMARY']._serialized_end=724
-  _globals['_SERIESPOINT']._serialized_start=727
-  _globals['_SERIESPOINT']._serialized_end=1289
-  _globals['_SERIESPOINT_BYKINDENTRY']._serialized_start=538
-  _globals['_SERIESPOINT_BYKINDENTRY']._serialized_end=610
-  _globals['_SERIESPOINT_ERRORSBYCATEGORYENTRY']._serialized_start=612
-  _globals['_SERIESPOINT_ERRORSBYCATEGORYENTRY']._serialized_end=667
-  _globals['_WAREHOUSESAMPLE']._serialized_start=1292
-  _globals['_WAREHOUSESAMPLE']._serialized_end=1514
-  _globals['_SERVERTIMING']._serialized_start=1517
-  _globals['_SERVERTIMING']._serialized_end=1920
-  _globals['_ENRICHMENT']._serialized_start=1922
-  _globals['_ENRICHMENT']._serialized_end=2042
-  _globals['_SLOVERDICT']._serialized_start=2044
-  _globals['_SLOVERDICT']._serialized_end=2133
+  _globals['_PHASESUMMARY']._serialized_end=826
+  _globals['_PHASESUMMARY_BYKINDENTRY']._serialized_start=697
+  _globals['_PHASESUMMARY_BYKINDENTRY']._serialized_end=769
+  _globals['_PHASESUMMARY_ERRORSBYCATEGORYENTRY']._serialized_start=771
+  _globals['_PHASESUMMARY_ERRORSBYCATEGORYENTRY']._serialized_end=826
+  _globals['_FINDMAXSTEP']._serialized_start=829
+  _globals['_FINDMAXSTEP']._serialized_end=1046
+  _globals['_FINDMAXRESULT']._serialized_start=1049
+  _globals['_FINDMAXRESULT']._serialized_end=1213
+  _globals['_RUNSUMMARY']._serialized_start=1215
+  _globals['_RUNSUMMARY']._serialized_end=1270
+  _globals['_SERIESPOINT']._serialized_start=1273
+  _globals['_SERIESPOINT']._serialized_end=1931
+  _globals['_SERIESPOINT_BYKINDENTRY']._serialized_start=697
+  _globals['_SERIESPOINT_BYKINDENTRY']._serialized_end=769
+  _globals['_SERIESPOINT_ERRORSBYCATEGORYENTRY']._serialized_start=771
+  _globals['_SERIESPOINT_ERRORSBYCATEGORYENTRY']._serialized_end=826
+  _globals['_WAREHOUSESAMPLE']._serialized_start=1934
+  _globals['_WAREHOUSESAMPLE']._serialized_end=2156
+  _globals['_SERVERTIMING']._serialized_start=2159
+  _globals['_SERVERTIMING']._serialized_end=2562
+  _globals['_ENRICHMENT']._serialized_start=2564
+  _globals['_ENRICHMENT']._serialized_end=2684
+  _globals['_SLOVERDICT']._serialized_start=2686
+  _globals['_SLOVERDICT']._serialized_end=2775
 # @@protoc_insertion_point(module_scope)

@@ -79,7 +79,7 @@ class LatencyStats(_message.Message):
     def __init__(self, count: _Optional[int] = ..., errors: _Optional[int] = ..., qps: _Optional[float] = ..., p50_ms: _Optional[float] = ..., p95_ms: _Optional[float] = ..., p99_ms: _Optional[float] = ..., max_ms: _Optional[float] = ..., mean_ms: _Optional[float] = ..., min_ms: _Optional[float] = ...) -> None: ...
 
 class PhaseSummary(_message.Message):
-    __slots__ = ("phase", "duration", "overall", "by_kind", "errors_by_category")
+    __slots__ = ("phase", "duration", "overall", "by_kind", "errors_by_category", "service", "lag", "late", "dropped", "target_rate", "achieved_rate")
     class ByKindEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -99,12 +99,58 @@ class PhaseSummary(_message.Message):
     OVERALL_FIELD_NUMBER: _ClassVar[int]
     BY_KIND_FIELD_NUMBER: _ClassVar[int]
     ERRORS_BY_CATEGORY_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    LAG_FIELD_NUMBER: _ClassVar[int]
+    LATE_FIELD_NUMBER: _ClassVar[int]
+    DROPPED_FIELD_NUMBER: _ClassVar[int]
+    TARGET_RATE_FIELD_NUMBER: _ClassVar[int]
+    ACHIEVED_RATE_FIELD_NUMBER: _ClassVar[int]
     phase: State
     duration: _duration_pb2.Duration
     overall: LatencyStats
     by_kind: _containers.MessageMap[str, LatencyStats]
     errors_by_category: _containers.ScalarMap[str, int]
-    def __init__(self, phase: _Optional[_Union[State, str]] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., overall: _Optional[_Union[LatencyStats, _Mapping]] = ..., by_kind: _Optional[_Mapping[str, LatencyStats]] = ..., errors_by_category: _Optional[_Mapping[str, int]] = ...) -> None: ...
+    service: LatencyStats
+    lag: LatencyStats
+    late: int
+    dropped: int
+    target_rate: float
+    achieved_rate: float
+    def __init__(self, phase: _Optional[_Union[State, str]] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., overall: _Optional[_Union[LatencyStats, _Mapping]] = ..., by_kind: _Optional[_Mapping[str, LatencyStats]] = ..., errors_by_category: _Optional[_Mapping[str, int]] = ..., service: _Optional[_Union[LatencyStats, _Mapping]] = ..., lag: _Optional[_Union[LatencyStats, _Mapping]] = ..., late: _Optional[int] = ..., dropped: _Optional[int] = ..., target_rate: _Optional[float] = ..., achieved_rate: _Optional[float] = ...) -> None: ...
+
+class FindMaxStep(_message.Message):
+    __slots__ = ("level", "stats", "error_rate", "verdict", "reason", "start_time", "end_time")
+    LEVEL_FIELD_NUMBER: _ClassVar[int]
+    STATS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_RATE_FIELD_NUMBER: _ClassVar[int]
+    VERDICT_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_FIELD_NUMBER: _ClassVar[int]
+    level: float
+    stats: LatencyStats
+    error_rate: float
+    verdict: str
+    reason: str
+    start_time: _timestamp_pb2.Timestamp
+    end_time: _timestamp_pb2.Timestamp
+    def __init__(self, level: _Optional[float] = ..., stats: _Optional[_Union[LatencyStats, _Mapping]] = ..., error_rate: _Optional[float] = ..., verdict: _Optional[str] = ..., reason: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class FindMaxResult(_message.Message):
+    __slots__ = ("steps", "by", "concluded", "best_level", "best", "reason")
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    BY_FIELD_NUMBER: _ClassVar[int]
+    CONCLUDED_FIELD_NUMBER: _ClassVar[int]
+    BEST_LEVEL_FIELD_NUMBER: _ClassVar[int]
+    BEST_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    steps: _containers.RepeatedCompositeFieldContainer[FindMaxStep]
+    by: str
+    concluded: bool
+    best_level: float
+    best: LatencyStats
+    reason: str
+    def __init__(self, steps: _Optional[_Iterable[_Union[FindMaxStep, _Mapping]]] = ..., by: _Optional[str] = ..., concluded: _Optional[bool] = ..., best_level: _Optional[float] = ..., best: _Optional[_Union[LatencyStats, _Mapping]] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class RunSummary(_message.Message):
     __slots__ = ("phases",)
@@ -113,7 +159,7 @@ class RunSummary(_message.Message):
     def __init__(self, phases: _Optional[_Iterable[_Union[PhaseSummary, _Mapping]]] = ...) -> None: ...
 
 class SeriesPoint(_message.Message):
-    __slots__ = ("second", "phase", "end_time", "duration", "overall", "by_kind", "errors_by_category", "active_connections", "workers_active", "warehouse")
+    __slots__ = ("second", "phase", "end_time", "duration", "overall", "by_kind", "errors_by_category", "active_connections", "workers_active", "warehouse", "target_rate", "lag_p99_ms", "late", "dropped", "service_p99_ms")
     class ByKindEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -138,6 +184,11 @@ class SeriesPoint(_message.Message):
     ACTIVE_CONNECTIONS_FIELD_NUMBER: _ClassVar[int]
     WORKERS_ACTIVE_FIELD_NUMBER: _ClassVar[int]
     WAREHOUSE_FIELD_NUMBER: _ClassVar[int]
+    TARGET_RATE_FIELD_NUMBER: _ClassVar[int]
+    LAG_P99_MS_FIELD_NUMBER: _ClassVar[int]
+    LATE_FIELD_NUMBER: _ClassVar[int]
+    DROPPED_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_P99_MS_FIELD_NUMBER: _ClassVar[int]
     second: int
     phase: State
     end_time: _timestamp_pb2.Timestamp
@@ -148,7 +199,12 @@ class SeriesPoint(_message.Message):
     active_connections: int
     workers_active: int
     warehouse: WarehouseSample
-    def __init__(self, second: _Optional[int] = ..., phase: _Optional[_Union[State, str]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., overall: _Optional[_Union[LatencyStats, _Mapping]] = ..., by_kind: _Optional[_Mapping[str, LatencyStats]] = ..., errors_by_category: _Optional[_Mapping[str, int]] = ..., active_connections: _Optional[int] = ..., workers_active: _Optional[int] = ..., warehouse: _Optional[_Union[WarehouseSample, _Mapping]] = ...) -> None: ...
+    target_rate: float
+    lag_p99_ms: float
+    late: int
+    dropped: int
+    service_p99_ms: float
+    def __init__(self, second: _Optional[int] = ..., phase: _Optional[_Union[State, str]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., overall: _Optional[_Union[LatencyStats, _Mapping]] = ..., by_kind: _Optional[_Mapping[str, LatencyStats]] = ..., errors_by_category: _Optional[_Mapping[str, int]] = ..., active_connections: _Optional[int] = ..., workers_active: _Optional[int] = ..., warehouse: _Optional[_Union[WarehouseSample, _Mapping]] = ..., target_rate: _Optional[float] = ..., lag_p99_ms: _Optional[float] = ..., late: _Optional[int] = ..., dropped: _Optional[int] = ..., service_p99_ms: _Optional[float] = ...) -> None: ...
 
 class WarehouseSample(_message.Message):
     __slots__ = ("name", "size", "state", "min_cluster_count", "max_cluster_count", "started_clusters", "running", "queued", "sample_time")

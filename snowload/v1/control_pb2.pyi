@@ -153,21 +153,23 @@ class ErrorCount(_message.Message):
     def __init__(self, category: _Optional[str] = ..., count: _Optional[int] = ..., samples: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class KindInterval(_message.Message):
-    __slots__ = ("kind", "phase", "count", "errors", "histogram")
+    __slots__ = ("kind", "phase", "count", "errors", "histogram", "service_histogram")
     KIND_FIELD_NUMBER: _ClassVar[int]
     PHASE_FIELD_NUMBER: _ClassVar[int]
     COUNT_FIELD_NUMBER: _ClassVar[int]
     ERRORS_FIELD_NUMBER: _ClassVar[int]
     HISTOGRAM_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_HISTOGRAM_FIELD_NUMBER: _ClassVar[int]
     kind: str
     phase: _common_pb2.State
     count: int
     errors: _containers.RepeatedCompositeFieldContainer[ErrorCount]
     histogram: bytes
-    def __init__(self, kind: _Optional[str] = ..., phase: _Optional[_Union[_common_pb2.State, str]] = ..., count: _Optional[int] = ..., errors: _Optional[_Iterable[_Union[ErrorCount, _Mapping]]] = ..., histogram: _Optional[bytes] = ...) -> None: ...
+    service_histogram: bytes
+    def __init__(self, kind: _Optional[str] = ..., phase: _Optional[_Union[_common_pb2.State, str]] = ..., count: _Optional[int] = ..., errors: _Optional[_Iterable[_Union[ErrorCount, _Mapping]]] = ..., histogram: _Optional[bytes] = ..., service_histogram: _Optional[bytes] = ...) -> None: ...
 
 class MetricsReport(_message.Message):
-    __slots__ = ("run_id", "interval_id", "start_time", "end_time", "send_time", "active_connections", "kinds", "last", "warehouse")
+    __slots__ = ("run_id", "interval_id", "start_time", "end_time", "send_time", "active_connections", "kinds", "last", "warehouse", "schedule")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     INTERVAL_ID_FIELD_NUMBER: _ClassVar[int]
     START_TIME_FIELD_NUMBER: _ClassVar[int]
@@ -177,6 +179,7 @@ class MetricsReport(_message.Message):
     KINDS_FIELD_NUMBER: _ClassVar[int]
     LAST_FIELD_NUMBER: _ClassVar[int]
     WAREHOUSE_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULE_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     interval_id: int
     start_time: _timestamp_pb2.Timestamp
@@ -186,7 +189,22 @@ class MetricsReport(_message.Message):
     kinds: _containers.RepeatedCompositeFieldContainer[KindInterval]
     last: bool
     warehouse: _common_pb2.WarehouseSample
-    def __init__(self, run_id: _Optional[str] = ..., interval_id: _Optional[int] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., send_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., active_connections: _Optional[int] = ..., kinds: _Optional[_Iterable[_Union[KindInterval, _Mapping]]] = ..., last: _Optional[bool] = ..., warehouse: _Optional[_Union[_common_pb2.WarehouseSample, _Mapping]] = ...) -> None: ...
+    schedule: _containers.RepeatedCompositeFieldContainer[PhaseSchedule]
+    def __init__(self, run_id: _Optional[str] = ..., interval_id: _Optional[int] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., send_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., active_connections: _Optional[int] = ..., kinds: _Optional[_Iterable[_Union[KindInterval, _Mapping]]] = ..., last: _Optional[bool] = ..., warehouse: _Optional[_Union[_common_pb2.WarehouseSample, _Mapping]] = ..., schedule: _Optional[_Iterable[_Union[PhaseSchedule, _Mapping]]] = ...) -> None: ...
+
+class PhaseSchedule(_message.Message):
+    __slots__ = ("phase", "lag_histogram", "late", "dropped", "target_rate")
+    PHASE_FIELD_NUMBER: _ClassVar[int]
+    LAG_HISTOGRAM_FIELD_NUMBER: _ClassVar[int]
+    LATE_FIELD_NUMBER: _ClassVar[int]
+    DROPPED_FIELD_NUMBER: _ClassVar[int]
+    TARGET_RATE_FIELD_NUMBER: _ClassVar[int]
+    phase: _common_pb2.State
+    lag_histogram: bytes
+    late: int
+    dropped: int
+    target_rate: float
+    def __init__(self, phase: _Optional[_Union[_common_pb2.State, str]] = ..., lag_histogram: _Optional[bytes] = ..., late: _Optional[int] = ..., dropped: _Optional[int] = ..., target_rate: _Optional[float] = ...) -> None: ...
 
 class Finished(_message.Message):
     __slots__ = ("run_id", "intervals", "totals", "enrichment")

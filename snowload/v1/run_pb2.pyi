@@ -13,7 +13,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Run(_message.Message):
-    __slots__ = ("run_id", "name", "state", "reason", "message", "mode", "target", "create_time", "start_time", "measurement_start_time", "measurement_end_time", "end_time", "workers", "connections", "warmup", "duration", "summary", "workload_json", "events", "slo", "slo_passed", "enrichment", "run_workers", "error_samples", "server", "degraded", "warnings", "warehouse", "credits", "cost")
+    __slots__ = ("run_id", "name", "state", "reason", "message", "mode", "target", "create_time", "start_time", "measurement_start_time", "measurement_end_time", "end_time", "workers", "connections", "warmup", "duration", "summary", "workload_json", "events", "slo", "slo_passed", "enrichment", "run_workers", "error_samples", "server", "degraded", "warnings", "warehouse", "credits", "cost", "find_max", "target_rate")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -44,6 +44,8 @@ class Run(_message.Message):
     WAREHOUSE_FIELD_NUMBER: _ClassVar[int]
     CREDITS_FIELD_NUMBER: _ClassVar[int]
     COST_FIELD_NUMBER: _ClassVar[int]
+    FIND_MAX_FIELD_NUMBER: _ClassVar[int]
+    TARGET_RATE_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     name: str
     state: _common_pb2.State
@@ -74,7 +76,9 @@ class Run(_message.Message):
     warehouse: _common_pb2.WarehouseSample
     credits: float
     cost: float
-    def __init__(self, run_id: _Optional[str] = ..., name: _Optional[str] = ..., state: _Optional[_Union[_common_pb2.State, str]] = ..., reason: _Optional[str] = ..., message: _Optional[str] = ..., mode: _Optional[_Union[_common_pb2.LoadMode, str]] = ..., target: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., measurement_start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., measurement_end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., workers: _Optional[int] = ..., connections: _Optional[int] = ..., warmup: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., summary: _Optional[_Union[_common_pb2.RunSummary, _Mapping]] = ..., workload_json: _Optional[str] = ..., events: _Optional[_Iterable[_Union[PhaseEvent, _Mapping]]] = ..., slo: _Optional[_Iterable[_Union[_common_pb2.SloVerdict, _Mapping]]] = ..., slo_passed: _Optional[bool] = ..., enrichment: _Optional[_Union[_common_pb2.EnrichmentStatus, str]] = ..., run_workers: _Optional[_Iterable[_Union[RunWorker, _Mapping]]] = ..., error_samples: _Optional[_Iterable[_Union[ErrorSample, _Mapping]]] = ..., server: _Optional[_Union[_common_pb2.Enrichment, _Mapping]] = ..., degraded: _Optional[bool] = ..., warnings: _Optional[_Iterable[str]] = ..., warehouse: _Optional[_Union[_common_pb2.WarehouseSample, _Mapping]] = ..., credits: _Optional[float] = ..., cost: _Optional[float] = ...) -> None: ...
+    find_max: _common_pb2.FindMaxResult
+    target_rate: float
+    def __init__(self, run_id: _Optional[str] = ..., name: _Optional[str] = ..., state: _Optional[_Union[_common_pb2.State, str]] = ..., reason: _Optional[str] = ..., message: _Optional[str] = ..., mode: _Optional[_Union[_common_pb2.LoadMode, str]] = ..., target: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., measurement_start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., measurement_end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., workers: _Optional[int] = ..., connections: _Optional[int] = ..., warmup: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., summary: _Optional[_Union[_common_pb2.RunSummary, _Mapping]] = ..., workload_json: _Optional[str] = ..., events: _Optional[_Iterable[_Union[PhaseEvent, _Mapping]]] = ..., slo: _Optional[_Iterable[_Union[_common_pb2.SloVerdict, _Mapping]]] = ..., slo_passed: _Optional[bool] = ..., enrichment: _Optional[_Union[_common_pb2.EnrichmentStatus, str]] = ..., run_workers: _Optional[_Iterable[_Union[RunWorker, _Mapping]]] = ..., error_samples: _Optional[_Iterable[_Union[ErrorSample, _Mapping]]] = ..., server: _Optional[_Union[_common_pb2.Enrichment, _Mapping]] = ..., degraded: _Optional[bool] = ..., warnings: _Optional[_Iterable[str]] = ..., warehouse: _Optional[_Union[_common_pb2.WarehouseSample, _Mapping]] = ..., credits: _Optional[float] = ..., cost: _Optional[float] = ..., find_max: _Optional[_Union[_common_pb2.FindMaxResult, _Mapping]] = ..., target_rate: _Optional[float] = ...) -> None: ...
 
 class RunWorker(_message.Message):
     __slots__ = ("worker_id", "host", "index", "connections", "ready_time", "intervals", "count", "errors", "lost", "clock_offset", "cpu_percent", "rss_bytes")
@@ -203,7 +207,7 @@ class WatchRunRequest(_message.Message):
     def __init__(self, run_id: _Optional[str] = ...) -> None: ...
 
 class Progress(_message.Message):
-    __slots__ = ("state_elapsed", "run_elapsed", "qps", "p50_ms", "p95_ms", "p99_ms", "errors", "count", "active_connections", "workers_active", "latest", "qps_10s", "qps_30s", "by_kind")
+    __slots__ = ("state_elapsed", "run_elapsed", "qps", "p50_ms", "p95_ms", "p99_ms", "errors", "count", "active_connections", "workers_active", "latest", "qps_10s", "qps_30s", "by_kind", "target_level")
     class ByKindEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -225,6 +229,7 @@ class Progress(_message.Message):
     QPS_10S_FIELD_NUMBER: _ClassVar[int]
     QPS_30S_FIELD_NUMBER: _ClassVar[int]
     BY_KIND_FIELD_NUMBER: _ClassVar[int]
+    TARGET_LEVEL_FIELD_NUMBER: _ClassVar[int]
     state_elapsed: _duration_pb2.Duration
     run_elapsed: _duration_pb2.Duration
     qps: float
@@ -239,7 +244,8 @@ class Progress(_message.Message):
     qps_10s: float
     qps_30s: float
     by_kind: _containers.MessageMap[str, _common_pb2.LatencyStats]
-    def __init__(self, state_elapsed: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., run_elapsed: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., qps: _Optional[float] = ..., p50_ms: _Optional[float] = ..., p95_ms: _Optional[float] = ..., p99_ms: _Optional[float] = ..., errors: _Optional[int] = ..., count: _Optional[int] = ..., active_connections: _Optional[int] = ..., workers_active: _Optional[int] = ..., latest: _Optional[_Union[_common_pb2.SeriesPoint, _Mapping]] = ..., qps_10s: _Optional[float] = ..., qps_30s: _Optional[float] = ..., by_kind: _Optional[_Mapping[str, _common_pb2.LatencyStats]] = ...) -> None: ...
+    target_level: float
+    def __init__(self, state_elapsed: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., run_elapsed: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., qps: _Optional[float] = ..., p50_ms: _Optional[float] = ..., p95_ms: _Optional[float] = ..., p99_ms: _Optional[float] = ..., errors: _Optional[int] = ..., count: _Optional[int] = ..., active_connections: _Optional[int] = ..., workers_active: _Optional[int] = ..., latest: _Optional[_Union[_common_pb2.SeriesPoint, _Mapping]] = ..., qps_10s: _Optional[float] = ..., qps_30s: _Optional[float] = ..., by_kind: _Optional[_Mapping[str, _common_pb2.LatencyStats]] = ..., target_level: _Optional[float] = ...) -> None: ...
 
 class WatchRunResponse(_message.Message):
     __slots__ = ("run", "progress", "workers", "final")

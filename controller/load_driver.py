@@ -1,0 +1,162 @@
+"""Drives the load of one run while it is under way: fixed, staged, or a find-max search.
+
+Levels are connections (closed mode, find_max by connections) or queries per second
+(open mode, find_max by rate); SetLoad carries them to the workers. When a closed-mode
+level needs more connections than the run's workers hold, idle attached workers are
+recruited: they start directly in the current phase, with sequence slots of their own.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from controller import lifecycle as lc
+from controller.load_control import FindMaxSearch, split_connections, split_rate, stage_target
+from controller.metrics import Cell
+from controller.registry import WorkerRecord, WorkerRegistry
+from controller.runs import ActiveRun
+from snowload.v1 import common_pb2, control_pb2
+
+if TYPE_CHECKING:
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+SEQUENCE_SLOTS = 1024
+"""Sequences are striped over this many slots so recruited workers get disjoint keys."""
+TICK_S = 0.25
+
+
+class LoadDriver:
+    def __init__(
+        self,
+        run: ActiveRun,
+        registry: WorkerRegistry,
+        sleep: Callable[[ActiveRun, float], Awaitable[None]],
+    ) -> None:
+        self.run = run
+        self.registry = registry
+        self.sleep = sleep
+        self.load = run.workload.load
+        self.by_rate = self.load.stepped_by_rate
+        self.search = FindMaxSearch(self.load.find_max) if self.load.find_max else None
+        run.find_max = self.search
+
+    @property
+    def controls_level(self) -> bool:
+        """Whether the level changes during the run (else Assign says it all)."""
+        return bool(self.load.stages) or self.search is not None
+
+    def initial_level(self) -> float:
+        if self.search is not None:
+            return self.search.config.start
+        if self.load.stages:
+            first = self.load.stages[0]
+            return float(first.connections if first.connections is not None else first.rate or 0)
+        return self.load.rate if self.by_rate else float(self.load.connections)
+
+    def apply(self, level: float) -> None:
+        """Ask the workers for ``level`` in total (SetLoad only to those whose part changes)."""
+        run = self.run
+        run.level = level
+        workers = [w for w in run.workers if w.worker_id not in run.dropped and not w.lost]
+        if not workers:
+            return
+        if self.by_rate:
+            for rec, rate in zip(workers, split_rate(level, len(workers)), strict=True):
+                self._set_load(rec, connections=0, rate=rate)
+            return
+        needed = int(level)
+        if needed > sum(run.shares.get(w.worker_id, 0) for w in workers):
+            self._recruit(needed - sum(run.shares.get(w.worker_id, 0) for w in workers))
+            workers = [w for w in run.workers if w.worker_id not in run.dropped and not w.lost]
+        parts = split_connections(needed, [run.shares.get(w.worker_id, 0) for w in workers])
+        for rec, part in zip(workers, parts, strict=True):
+            self._set_load(rec, connections=part, rate=0.0)
+
+    def _set_load(self, rec: WorkerRecord, *, connections: int, rate: float) -> None:
+        key = (connections, rate)
+        if self.run.sent_load.get(rec.worker_id) == key:
+            return
+        self.run.sent_load[rec.worker_id] = key
+        self.registry.send(
+            rec,
+            control_pb2.AttachResponse(
+                set_load=control_pb2.SetLoad(
+                    run_id=self.run.run_id, connections=connections, rate=rate
+                )
+            ),
+        )
+
+    def _recruit(self, missing: int) -> None:
+        """Idle attached workers join the run in its current phase, no warmup of their own."""
+        run = self.run
+        for rec in self.registry.idle():
+            if missing <= 0:
+                break
+            share = min(missing, rec.hello.capacity or missing)
+            index = len(run.workers)
+            assign = control_pb2.Assign(
+                run_id=run.run_id,
+                workload_json=run.workload.to_json(),
+                worker_index=index,
+                worker_count=index + 1,
+                connections=share,
+                run_setup=False,
+                phase=run.state,
+                started=run.start_ns > 0,
+                sequence_slot=index,
+                sequence_slots=max(SEQUENCE_SLOTS, index + 1),
+            )
+            if run.start_ns:
+                stamp: Timestamp = assign.start_time
+                stamp.FromNanoseconds(run.start_ns)
+            rec.run_id = run.run_id
+            rec.assignment = assign
+            run.workers.append(rec)
+            run.shares[rec.worker_id] = share
+            run.phase_applied_ns[rec.worker_id] = {}
+            run.recruited.append(rec.worker_id)
+            self.registry.send(rec, control_pb2.AttachResponse(assign=assign))
+            missing -= share
+
+    async def measure(self) -> str:
+        """Run MEASUREMENT to its end; returns the reason it ended."""
+        if self.search is not None:
+            return await self._find_max()
+        if self.load.stages:
+            began = time.monotonic()
+            total = sum(s.duration_s for s in self.load.stages)
+            while (elapsed := time.monotonic() - began) < total:
+                self.apply(stage_target(self.load.stages, elapsed, 0.0))
+                await self.sleep(self.run, min(TICK_S, total - elapsed))
+            return lc.Reason.DURATION_ELAPSED
+        await self.sleep(self.run, self.load.duration_s)
+        return lc.Reason.DURATION_ELAPSED
+
+    async def _find_max(self) -> str:
+        search = self.search
+        assert search is not None
+        deadline = time.monotonic() + self.load.duration_s
+        while (level := search.next_level()) is not None:
+            if time.monotonic() + search.config.step_duration_s > deadline:
+                search.concluded = True
+                search.reason = f"time limit ({self.load.duration_s:g}s) reached; best so far kept"
+                break
+            self.apply(level)
+            began_ns = time.time_ns()
+            await self.sleep(self.run, search.config.step_duration_s)
+            stats = self.window_stats(began_ns + 1_000_000_000, time.time_ns())
+            search.record(level, stats)
+            self.run.broadcaster.publish(self.run.update())
+        return "search_concluded"
+
+    def window_stats(self, start_ns: int, end_ns: int) -> common_pb2.LatencyStats:
+        """Merged stats of the series seconds that ended inside the window."""
+        merged = Cell()
+        seconds = 0.0
+        for point in self.run.metrics.series.values():
+            if start_ns < point.end_ns <= end_ns + 500_000_000:
+                merged.merge(point.overall)
+                seconds += point.duration_s or 1.0
+        return merged.stats(seconds)
