@@ -22,8 +22,8 @@ from snowload.v1 import common_pb2, control_pb2
 if TYPE_CHECKING:
     from google.protobuf.timestamp_pb2 import Timestamp
 
-SEQUENCE_SLOTS = 1024
-"""Sequences are striped over this many slots so recruited workers get disjoint keys."""
+SPARE_SLOTS = 16
+"""Sequence slots kept free for workers recruited mid-run (their keys stay disjoint)."""
 TICK_S = 0.25
 
 
@@ -92,7 +92,7 @@ class LoadDriver:
         """Idle attached workers join the run in its current phase, no warmup of their own."""
         run = self.run
         for rec in self.registry.idle():
-            if missing <= 0:
+            if missing <= 0 or len(run.workers) >= run.sequence_slots:
                 break
             share = min(missing, rec.hello.capacity or missing)
             index = len(run.workers)
@@ -106,7 +106,7 @@ class LoadDriver:
                 phase=run.state,
                 started=run.start_ns > 0,
                 sequence_slot=index,
-                sequence_slots=max(SEQUENCE_SLOTS, index + 1),
+                sequence_slots=run.sequence_slots,
             )
             if run.start_ns:
                 stamp: Timestamp = assign.start_time

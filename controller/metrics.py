@@ -97,11 +97,11 @@ class Schedule:
     target_rate: float = 0.0
 
     def add(self, sched: control_pb2.PhaseSchedule) -> None:
+        """Lag, late and dropped add up; the target rate is added per report (once)."""
         if sched.lag_histogram:
             self.lag.add(hdr.decode(sched.lag_histogram))
         self.late += sched.late
         self.dropped += sched.dropped
-        self.target_rate += sched.target_rate
 
 
 @dataclass
@@ -180,7 +180,6 @@ class RunMetrics:
         self.warehouse_samples: list[common_pb2.WarehouseSample] = []
         self.schedules: dict[int, Schedule] = {}
         """Open mode, per phase."""
-        self.rate_samples: dict[int, list[float]] = {}
 
     def add(self, worker_id: str, report: control_pb2.MetricsReport) -> bool:
         """Merge one report; False if it was a duplicate."""
@@ -208,7 +207,9 @@ class RunMetrics:
                 point.schedule = Schedule()
             point.schedule.add(sched)
             self.schedules.setdefault(sched.phase, Schedule()).add(sched)
-            self.rate_samples.setdefault(sched.phase, []).append(sched.target_rate)
+        if report.schedule and point.schedule is not None:
+            # one worker's rate, whatever phases its interval touched
+            point.schedule.target_rate += max(s.target_rate for s in report.schedule)
         for kind in report.kinds:
             histogram = hdr.decode(kind.histogram) if kind.histogram else None
             service = hdr.decode(kind.service_histogram) if kind.service_histogram else None

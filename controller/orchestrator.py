@@ -20,7 +20,7 @@ from controller import lifecycle as lc
 from controller import slo
 from controller.lifecycle import Reason
 from controller.load_control import split_rate
-from controller.load_driver import SEQUENCE_SLOTS, LoadDriver
+from controller.load_driver import SPARE_SLOTS, LoadDriver
 from controller.registry import WorkerRecord, WorkerRegistry
 from controller.runs import Aborted, ActiveRun, Outcome, seconds
 from controller.store import IntervalHistogram, RunRecord, RunStore
@@ -195,6 +195,8 @@ class RunManager:
                 )
             )
         rates = split_rate(load.rate if load.mode is Mode.OPEN else 0.0, len(workers))
+        # sequences stripe over the workers; runs that may recruit keep spare slots
+        run.sequence_slots = len(workers) + (SPARE_SLOTS if recruiting else 0)
         for i, rec in enumerate(workers):
             assign = control_pb2.Assign(
                 run_id=run.run_id,
@@ -206,7 +208,7 @@ class RunManager:
                 run_setup=i == 0,
                 phase=lc.PREPARING,
                 sequence_slot=i,
-                sequence_slots=max(SEQUENCE_SLOTS, len(workers)),
+                sequence_slots=run.sequence_slots,
             )
             rec.run_id = run.run_id
             rec.assignment = assign

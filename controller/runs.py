@@ -85,6 +85,7 @@ class ActiveRun:
     sent_load: dict[str, tuple[int, float]] = field(default_factory=dict)
     recruited: list[str] = field(default_factory=list)
     stops_sent: bool = False
+    sequence_slots: int = 1
     enricher_id: str = ""
     find_max: FindMaxSearch | None = None
     degraded: bool = False

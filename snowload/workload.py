@@ -174,6 +174,7 @@ class Load:
             self.find_max is not None and self.find_max.by is StepBy.RATE
         )
 
+
 @dataclass(frozen=True)
 class Slo:
     p50_ms: float | None = None

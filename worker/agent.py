@@ -356,7 +356,7 @@ class Agent:
                 connections=a.connections,
                 sequences=Sequences(a.sequence_slot if a.sequence_slots else a.worker_index, slots),
             )
-            if a.run_setup:
+            if a.run_setup and workload.load.enrich:
                 ctx.enricher = enricher_for(workload)
             executor = Executor(
                 plan,

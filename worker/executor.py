@@ -86,12 +86,24 @@ class LoadControl:
 
     def __init__(self, phase: int) -> None:
         self.phase = phase
+        self.previous_phase = phase
+        self.phase_since_ns = 0
+        """perf_counter ns when ``phase`` took effect (open mode attributes a query to the
+        phase its intended start fell in)."""
         self.stopping = False
         self.go = threading.Event()
         self.target_connections = 0
 
+    def set_phase(self, phase: int) -> None:
+        if phase != self.phase:
+            self.previous_phase = self.phase
+            self.phase_since_ns = time.perf_counter_ns()
+            self.phase = phase
+
 
 DROPPED = 0xF0
+MAX_WAIT_NS = 50_000_000
+"""Open mode: threads wait for a slot in steps of at most this, to notice rate changes."""
 LATE_NS = 10_000_000
 """Open mode: a query that starts more than 10 ms behind its schedule counts as late."""
 
@@ -109,13 +121,21 @@ class Schedule:
         self.poisson = poisson
         self.rate = 0.0
         self._next_ns = 0
+        self.generation = 0
+        """Bumped on every rate change: a thread waiting for an older slot drops it."""
         self.set_rate(rate)
 
     def set_rate(self, rate: float) -> None:
         with self._lock:
             now = time.perf_counter_ns()
             self.rate = max(0.0, rate)
-            self._next_ns = max(now, self._next_ns) if self.rate else now
+            self.generation += 1
+            if not self.rate:
+                self._next_ns = now
+                return
+            # a backlog (next slot in the past) is kept; a slot far ahead, left by a lower
+            # rate, comes in to one new interval from now
+            self._next_ns = min(self._next_ns or now, now + int(1e9 / self.rate))
 
     def start(self) -> None:
         with self._lock:
@@ -258,17 +278,26 @@ class ConnectionWorker(threading.Thread):
                 sleep(0.01)
                 continue
             self.active = True
+            generation = schedule.generation
             intended = next_slot()
             if intended < 0:
                 sleep(0.01)
                 continue
             wait = intended - perf()
-            if wait > 0:
-                sleep(wait / 1e9)
-                if control.stopping:
-                    break
-            if control.phase != phase:
-                phase = control.phase
+            while wait > 0 and not control.stopping and generation == schedule.generation:
+                sleep(min(wait, MAX_WAIT_NS) / 1e9)
+                wait = intended - perf()
+            if control.stopping:
+                break
+            if generation != schedule.generation and wait > 0:
+                continue  # the rate changed while waiting: this slot is no longer planned
+            # a query belongs to the phase its intended start fell in: a slot scheduled
+            # before a phase change but started after it (late) stays in the old phase
+            slot_phase = (
+                control.phase if intended >= control.phase_since_ns else control.previous_phase
+            )
+            if slot_phase != phase:
+                phase = slot_phase
                 tags = [Tag(plan.run_id, plan.worker_index, phase, q.name) for q in queries]
                 conn.apply_tag(tags[0])
                 compiled = [conn.compile(q, t) for q, t in zip(queries, tags, strict=True)]
@@ -360,7 +389,7 @@ class Executor:
         self.control.go.set()
 
     def set_phase(self, phase: int) -> None:
-        self.control.phase = phase
+        self.control.set_phase(phase)
 
     def set_connections(self, n: int) -> None:
         self.control.target_connections = max(0, min(n, self.plan.connections))

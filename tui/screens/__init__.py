@@ -1,0 +1,1 @@
+"""The screens of the snowload TUI: runs, launch, live, detail, compare."""

@@ -1,0 +1,364 @@
+"""Live: one running run, followed over WatchRun by a single exclusive worker.
+
+The worker feeds a :class:`LiveModel` with every message and posts ``Changed``, which
+``can_replace`` an older ``Changed`` still queued: a burst of updates renders once, with the
+newest data. When the run ends the screen shows the final state and reason and stays.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.message import Message
+from textual.widgets import DataTable, Footer, Header, RichLog, Static
+
+from snowload.v1 import common_pb2
+from tui import format as fmt
+from tui.client import ControllerError
+from tui.live_model import Connection, Level, LiveModel
+from tui.screens.base import AppScreen
+from tui.screens.confirm import ConfirmScreen
+from tui.watcher import follow_run
+from tui.widgets.kpi import KpiBar
+from tui.widgets.plots import RunPlots
+from tui.widgets.tables import right, sync_rows
+from tui.widgets.timeline import PhaseTimeline
+
+LEVEL_STYLE = {
+    Level.INFO: "",
+    Level.PHASE: "bold cyan",
+    Level.OK: "green",
+    Level.WARN: "yellow",
+    Level.ERROR: "red",
+}
+KIND_COLUMNS = (
+    ("query", "kind"),
+    ("count", "count"),
+    ("errors", "errors"),
+    ("QPS", "qps"),
+    ("p50 ms", "p50"),
+    ("p95 ms", "p95"),
+    ("p99 ms", "p99"),
+    ("max ms", "max"),
+)
+WORKER_COLUMNS = (
+    ("worker", "id"),
+    ("host", "host"),
+    ("state", "state"),
+    ("heartbeat", "hb"),
+    ("conns", "conns"),
+    ("CPU", "cpu"),
+    ("RSS", "rss"),
+    ("clock offset", "offset"),
+)
+SLO_COLUMNS = (
+    ("scope", "scope"),
+    ("metric", "metric"),
+    ("limit", "limit"),
+    ("actual", "actual"),
+    ("verdict", "verdict"),
+)
+
+
+def kind_rows(by_kind: dict[str, common_pb2.LatencyStats]) -> list[tuple[str, list[Any]]]:
+    rows: list[tuple[str, list[Any]]] = []
+    for kind, s in sorted(by_kind.items()):
+        rows.append(
+            (
+                kind,
+                [
+                    kind,
+                    right(f"{s.count:,}"),
+                    right(f"{s.errors:,}", "bold red" if s.errors else ""),
+                    right(fmt.fmt_qps(s.qps)),
+                    right(fmt.fmt_ms(s.p50_ms)),
+                    right(fmt.fmt_ms(s.p95_ms)),
+                    right(fmt.fmt_ms(s.p99_ms)),
+                    right(fmt.fmt_ms(s.max_ms)),
+                ],
+            )
+        )
+    return rows
+
+
+def slo_rows(model: LiveModel) -> list[tuple[str, list[Any]]]:
+    run = model.run
+    rows: list[tuple[str, list[Any]]] = []
+    if run is not None and run.slo:
+        for i, v in enumerate(run.slo):
+            op = "≥" if v.metric == "min_qps" else "≤"
+            rows.append(
+                (
+                    f"v{i}",
+                    [
+                        v.kind or "overall",
+                        v.metric,
+                        right(f"{op} {fmt.fmt_slo_value(v.metric, v.limit)}"),
+                        right(fmt.fmt_slo_value(v.metric, v.actual)),
+                        Text("pass", "green") if v.passed else Text("FAIL", "bold red"),
+                    ],
+                )
+            )
+        return rows
+    pending = "not evaluated" if model.terminal else "at the end"
+    for i, lim in enumerate(model.slo_limits):
+        op = "≥" if lim.metric == "min_qps" else "≤"
+        rows.append(
+            (
+                f"l{i}",
+                [
+                    lim.kind or "overall",
+                    lim.metric,
+                    right(f"{op} {fmt.fmt_slo_value(lim.metric, lim.limit)}"),
+                    right("-"),
+                    Text(pending, "dim"),
+                ],
+            )
+        )
+    return rows
+
+
+def worker_rows(model: LiveModel) -> list[tuple[str, list[Any]]]:
+    rows: list[tuple[str, list[Any]]] = []
+    for w in model.workers:
+        state = fmt.worker_state_name(w.state) if w.connected else "LOST"
+        offset_ms = fmt.seconds_of(w.clock_offset) * 1000
+        rows.append(
+            (
+                w.worker_id,
+                [
+                    w.worker_id,
+                    w.host,
+                    Text(state, "bold red" if not w.connected else ""),
+                    right(f"{fmt.seconds_of(w.heartbeat_age):.1f}s"),
+                    right(str(w.active_connections)),
+                    right(f"{w.cpu_percent:.0f}%"),
+                    right(fmt.fmt_bytes(w.rss_bytes)),
+                    right(f"{offset_ms:+.1f} ms"),
+                ],
+            )
+        )
+    return rows
+
+
+class LiveScreen(AppScreen):
+    DEFAULT_CSS = """
+    LiveScreen #live-title {
+        height: 1;
+        padding: 0 1;
+        text-style: bold;
+    }
+    LiveScreen #live-status {
+        height: 1;
+        padding: 0 1;
+        color: $text-muted;
+    }
+    LiveScreen #live-status.warn {
+        color: $text-warning;
+        text-style: bold;
+    }
+    LiveScreen .row {
+        height: 1fr;
+        min-height: 6;
+    }
+    LiveScreen .row > * {
+        width: 1fr;
+        height: 1fr;
+        border: round $primary 50%;
+        border-title-color: $text-muted;
+    }
+    LiveScreen #slo, LiveScreen #events {
+        width: 2fr;
+    }
+    LiveScreen #kinds, LiveScreen #workers {
+        width: 3fr;
+    }
+    """
+    BINDINGS = [
+        Binding("s", "stop", "Stop run"),
+        Binding("d", "detail", "Details"),
+        Binding("escape", "back", "Back"),
+    ]
+
+    class Changed(Message):
+        """The model changed; a newer one supersedes an older one still queued."""
+
+        def can_replace(self, message: Message) -> bool:
+            return isinstance(message, LiveScreen.Changed)
+
+    def __init__(self, run_id: str, *, model: LiveModel | None = None) -> None:
+        """With ``model`` the screen shows it as it is and opens no stream."""
+        super().__init__()
+        self.run_id = run_id
+        self.frozen = model is not None
+        self.model = model if model is not None else LiveModel(run_id)
+        self._events_shown = 0
+        self._plotted: tuple[int, int] = (-1, -1)
+        self._was_terminal = False
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static(f"run {self.run_id}", id="live-title", markup=False)
+        yield Static("connecting…", id="live-status", markup=False)
+        yield PhaseTimeline(id="timeline")
+        yield KpiBar(id="kpis")
+        yield RunPlots(id="plots")
+        with Horizontal(classes="row"):
+            yield DataTable(id="kinds", cursor_type="row", show_cursor=False, zebra_stripes=True)
+            yield DataTable(id="slo", cursor_type="row", show_cursor=False)
+        with Horizontal(classes="row"):
+            yield DataTable(id="workers", cursor_type="row", show_cursor=False, zebra_stripes=True)
+            yield RichLog(id="events", wrap=True, markup=False, max_lines=1000)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        for table_id, columns, title in (
+            ("kinds", KIND_COLUMNS, "per query kind"),
+            ("workers", WORKER_COLUMNS, "workers"),
+            ("slo", SLO_COLUMNS, "SLO"),
+        ):
+            table = self.query_one(f"#{table_id}", DataTable)
+            table.border_title = title
+            for label, key in columns:
+                table.add_column(label, key=key)
+        self.query_one("#events", RichLog).border_title = "events"
+        self.render_model()
+        if not self.frozen:
+            self._follow()
+
+    # -- the stream ---------------------------------------------------------------------
+
+    @work(exclusive=True, group="live-stream")
+    async def _follow(self) -> None:
+        client = await self.snowload.wait_client()
+        if client is None:
+            self.model.give_up(self.snowload.connection_status)
+            self.render_model()
+            return
+        await follow_run(client, self.model, self._changed)
+
+    def _changed(self) -> None:
+        self.post_message(self.Changed())
+
+    def on_live_screen_changed(self, _message: LiveScreen.Changed) -> None:
+        self.render_model()
+
+    # -- rendering ---------------------------------------------------------------------------
+
+    def render_model(self) -> None:
+        model = self.model
+        run = model.run
+        title = self.query_one("#live-title", Static)
+        if run is not None:
+            text = Text()
+            text.append(run.name or "(unnamed)", "bold")
+            text.append(f" · run {run.run_id} · {run.target} · {fmt.mode_name(run.mode)} · ")
+            text.append(f"{run.workers} worker(s) x {run.connections} connections   ")
+            state_style = (
+                "bold green"
+                if run.state == fmt.COMPLETED
+                else "bold red"
+                if model.terminal
+                else "bold cyan"
+            )
+            text.append(fmt.state_name(run.state), state_style)
+            if run.reason:
+                text.append(f" ({run.reason})", state_style)
+            if run.degraded:
+                text.append("  DEGRADED", "bold yellow")
+            if run.warnings:
+                text.append(f"  {len(run.warnings)} warning(s)", "yellow")
+            if run.message:
+                text.append(f": {run.message}")
+            title.update(text)
+        self._render_status()
+        self.query_one("#timeline", PhaseTimeline).show(model.timeline(), model.total_elapsed())
+        self.query_one("#kpis", KpiBar).show(model.kpis())
+        key = (len(model.points), model.points[-1].second if model.points else -1)
+        if key != self._plotted or model.final:
+            self._plotted = key
+            self.query_one("#plots", RunPlots).show(list(model.points))
+        phase, by_kind = model.by_kind()
+        kinds = self.query_one("#kinds", DataTable)
+        kinds.border_title = f"per query kind · {phase}" if phase else "per query kind"
+        sync_rows(kinds, kind_rows(by_kind))
+        sync_rows(self.query_one("#workers", DataTable), worker_rows(model))
+        slo = self.query_one("#slo", DataTable)
+        if run is not None and run.slo:
+            slo.border_title = "SLO " + ("passed" if run.slo_passed else "FAILED")
+        else:
+            slo.border_title = "SLO limits" if model.slo_limits else "SLO (none configured)"
+        sync_rows(slo, slo_rows(model))
+        log = self.query_one("#events", RichLog)
+        for line in model.events:
+            if line.seq > self._events_shown:
+                entry = Text(fmt.fmt_clock(line.at) + "  ", "dim")
+                entry.append(line.text, LEVEL_STYLE[line.level])
+                log.write(entry)
+                self._events_shown = line.seq
+        if model.terminal != self._was_terminal:
+            self._was_terminal = model.terminal
+            self.refresh_bindings()
+
+    def _render_status(self) -> None:
+        model = self.model
+        status = self.query_one("#live-status", Static)
+        address = self.client.address if self.client is not None else "-"
+        conn = model.connection
+        if conn is Connection.LIVE:
+            text = f"live from {address} · {model.updates} updates"
+        elif conn is Connection.RECONNECTING:
+            text = f"stream lost, reconnecting: {model.connection_detail}"
+        elif conn is Connection.ENDED:
+            text = "the run has ended · d: details · escape: back"
+        elif conn is Connection.GAVE_UP:
+            text = model.connection_detail
+        else:
+            text = f"connecting to {address}…"
+        if self.frozen and conn is not Connection.ENDED:
+            text = "snapshot"
+        status.update(text)
+        status.set_class(conn in (Connection.RECONNECTING, Connection.GAVE_UP), "warn")
+
+    # -- actions -------------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "stop":
+            return not self.model.terminal
+        if action == "detail":
+            return self.model.terminal
+        return True
+
+    def action_stop(self) -> None:
+        if self.model.terminal:
+            self.notify("The run has already ended.")
+            return
+        name = self.model.run.name if self.model.run is not None else ""
+        self.app.push_screen(
+            ConfirmScreen(f"Stop run {self.run_id} {name}?\nIt ends as CANCELLED.", yes="Stop"),
+            self._confirmed,
+        )
+
+    def _confirmed(self, stop: bool | None) -> None:
+        if stop:
+            self._stop()
+
+    @work(group="live-stop")
+    async def _stop(self) -> None:
+        client = self.client
+        if client is None:
+            return
+        try:
+            await client.stop_run(self.run_id)
+        except ControllerError as exc:
+            self.notify(str(exc), title="StopRun failed", severity="error")
+            return
+        self.notify(f"stop requested for run {self.run_id}")
+
+    def action_detail(self) -> None:
+        self.snowload.open_detail(self.run_id)

@@ -1,0 +1,59 @@
+"""DataTable helpers: update rows in place so cursor and scroll survive refreshes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from rich.text import Text
+from textual.widgets import DataTable
+from textual.widgets.data_table import CellDoesNotExist, RowKey
+
+
+def sync_rows(table: DataTable[Any], rows: Sequence[tuple[str, Sequence[Any]]]) -> None:
+    """Make ``table`` show ``rows`` (key, cells) in order: cells are updated in place when
+    the keys are unchanged; otherwise the table is rebuilt and the cursor stays on its row."""
+    keys = [key for key, _ in rows]
+    current = [rk.value for rk in table.rows]
+    columns = list(table.columns)
+    if keys == current:
+        for key, cells in rows:
+            for column, value in zip(columns, cells, strict=False):
+                try:
+                    if _same(table.get_cell(key, column), value):
+                        continue
+                except CellDoesNotExist:
+                    pass
+                table.update_cell(key, column, value, update_width=True)
+        return
+    cursor_key = cursor_row_key(table)
+    table.clear()
+    for key, cells in rows:
+        table.add_row(*cells, key=key)
+    if cursor_key is not None and cursor_key in keys:
+        table.move_cursor(row=keys.index(cursor_key), animate=False)
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, Text) and isinstance(b, Text):
+        return a.plain == b.plain and a.style == b.style and a.spans == b.spans
+    return bool(a == b)
+
+
+def cursor_row_key(table: DataTable[Any]) -> str | None:
+    if not table.row_count:
+        return None
+    try:
+        key: RowKey = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
+    except CellDoesNotExist:
+        return None
+    return key.value
+
+
+def cell_text(table: DataTable[Any], row: str, column: str) -> str:
+    value = table.get_cell(row, column)
+    return value.plain if isinstance(value, Text) else str(value)
+
+
+def right(text: str, style: str = "") -> Text:
+    return Text(text, style=style, justify="right")
