@@ -87,6 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
     ctl.add_argument(
         "--max-active-runs", type=int, default=16, help="refuse new runs beyond this many"
     )
+    ctl.add_argument(
+        "--parent-pid",
+        type=int,
+        default=0,
+        help="shut down (cleanly) when this process dies, e.g. the TUI that started it",
+    )
     ctl.add_argument("--log-level", default="INFO")
     runs_cli.add_parser(sub)
     return parser
@@ -298,6 +304,12 @@ class _ProgressLines:
 # ---------------------------------------------------------------------------- daemon
 
 
+async def _watch_parent(pid: int, stop: asyncio.Event) -> None:
+    while os.getppid() == pid:
+        await asyncio.sleep(0.5)
+    stop.set()
+
+
 def _check_exposure(args: argparse.Namespace) -> str:
     """Why this daemon configuration is refused, or '' if it is fine."""
     host = args.listen.rsplit(":", 1)[0].strip("[]")
@@ -350,7 +362,10 @@ async def controller_main(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    watcher = loop.create_task(_watch_parent(args.parent_pid, stop)) if args.parent_pid else None
     await stop.wait()
+    if watcher is not None:
+        watcher.cancel()
     print("shutting down: cancelling active runs…", file=sys.stderr, flush=True)
     await controller.stop()
     await local.stop()

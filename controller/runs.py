@@ -10,7 +10,7 @@ from google.protobuf.duration_pb2 import Duration
 
 from controller import lifecycle as lc
 from controller.load_control import FindMaxSearch
-from controller.metrics import RunMetrics
+from controller.metrics import Cell, RunMetrics
 from controller.registry import WorkerRecord
 from controller.watch import Broadcaster
 from snowload.v1 import common_pb2, control_pb2, run_pb2
@@ -178,9 +178,9 @@ class ActiveRun:
             run.cost = run.credits * price
         if self.server.ByteSize():
             run.server.CopyFrom(self.server)
+        run.events.extend(self.events)  # small, and watchers want phase timestamps
         if with_details:
             run.workload_json = w.to_json()
-            run.events.extend(self.events)
             run.run_workers.extend(self.run_workers())
             for category, messages in sorted(self.metrics.error_samples.items()):
                 run.error_samples.extend(
@@ -235,11 +235,15 @@ class ActiveRun:
         prog.qps_30s = self.metrics.rolling_qps(30)
         phase = self.state if self.state in lc.LOAD_PHASES else lc.MEASUREMENT
         duration = self.phase_duration_s(phase)
+        overall = Cell()
         for (ph, kind), cell in sorted(self.metrics.cells.items()):
             if ph == phase:
                 prog.count += cell.count
                 prog.errors += cell.error_count
                 prog.by_kind[kind].CopyFrom(cell.stats(duration))
+                overall.merge(cell)
+        if prog.count:
+            prog.phase_overall.CopyFrom(overall.stats(duration))
         return prog
 
     def update(self, *, final: bool = False) -> run_pb2.WatchRunResponse:

@@ -62,6 +62,9 @@ class LocalController:
             str(self.workers),
             "--log-level",
             self.log_level,
+            # it shuts down with the TUI, even if the TUI is killed
+            "--parent-pid",
+            str(os.getpid()),
         ]
         if self.db:
             cmd += ["--db", self.db]

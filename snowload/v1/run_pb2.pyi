@@ -207,7 +207,7 @@ class WatchRunRequest(_message.Message):
     def __init__(self, run_id: _Optional[str] = ...) -> None: ...
 
 class Progress(_message.Message):
-    __slots__ = ("state_elapsed", "run_elapsed", "qps", "p50_ms", "p95_ms", "p99_ms", "errors", "count", "active_connections", "workers_active", "latest", "qps_10s", "qps_30s", "by_kind", "target_level")
+    __slots__ = ("state_elapsed", "run_elapsed", "qps", "p50_ms", "p95_ms", "p99_ms", "errors", "count", "active_connections", "workers_active", "latest", "qps_10s", "qps_30s", "by_kind", "target_level", "phase_overall")
     class ByKindEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -230,6 +230,7 @@ class Progress(_message.Message):
     QPS_30S_FIELD_NUMBER: _ClassVar[int]
     BY_KIND_FIELD_NUMBER: _ClassVar[int]
     TARGET_LEVEL_FIELD_NUMBER: _ClassVar[int]
+    PHASE_OVERALL_FIELD_NUMBER: _ClassVar[int]
     state_elapsed: _duration_pb2.Duration
     run_elapsed: _duration_pb2.Duration
     qps: float
@@ -245,7 +246,8 @@ class Progress(_message.Message):
     qps_30s: float
     by_kind: _containers.MessageMap[str, _common_pb2.LatencyStats]
     target_level: float
-    def __init__(self, state_elapsed: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., run_elapsed: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., qps: _Optional[float] = ..., p50_ms: _Optional[float] = ..., p95_ms: _Optional[float] = ..., p99_ms: _Optional[float] = ..., errors: _Optional[int] = ..., count: _Optional[int] = ..., active_connections: _Optional[int] = ..., workers_active: _Optional[int] = ..., latest: _Optional[_Union[_common_pb2.SeriesPoint, _Mapping]] = ..., qps_10s: _Optional[float] = ..., qps_30s: _Optional[float] = ..., by_kind: _Optional[_Mapping[str, _common_pb2.LatencyStats]] = ..., target_level: _Optional[float] = ...) -> None: ...
+    phase_overall: _common_pb2.LatencyStats
+    def __init__(self, state_elapsed: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., run_elapsed: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., qps: _Optional[float] = ..., p50_ms: _Optional[float] = ..., p95_ms: _Optional[float] = ..., p99_ms: _Optional[float] = ..., errors: _Optional[int] = ..., count: _Optional[int] = ..., active_connections: _Optional[int] = ..., workers_active: _Optional[int] = ..., latest: _Optional[_Union[_common_pb2.SeriesPoint, _Mapping]] = ..., qps_10s: _Optional[float] = ..., qps_30s: _Optional[float] = ..., by_kind: _Optional[_Mapping[str, _common_pb2.LatencyStats]] = ..., target_level: _Optional[float] = ..., phase_overall: _Optional[_Union[_common_pb2.LatencyStats, _Mapping]] = ...) -> None: ...
 
 class WatchRunResponse(_message.Message):
     __slots__ = ("run", "progress", "workers", "final")
