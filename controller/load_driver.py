@@ -118,6 +118,13 @@ class LoadDriver:
             run.phase_applied_ns[rec.worker_id] = {}
             run.recruited.append(rec.worker_id)
             self.registry.send(rec, control_pb2.AttachResponse(assign=assign))
+            if run.pools:
+                self.registry.send(
+                    rec,
+                    control_pb2.AttachResponse(
+                        set_pools=control_pb2.SetPools(run_id=run.run_id, pools=run.pools)
+                    ),
+                )
             missing -= share
 
     async def measure(self) -> str:

@@ -477,6 +477,24 @@ class RunManager:
         )
         run.changed.set()
 
+    def worker_pools(self, rec: WorkerRecord, sample: control_pb2.PoolSample) -> None:
+        """The setup worker sampled the pools: every worker of the run gets them."""
+        run = self._run_of(rec, sample.run_id)
+        if run is None:
+            return
+        run.pools = list(sample.pools)
+        for worker in run.workers:
+            self.send_pools(run, worker)
+
+    def send_pools(self, run: ActiveRun, rec: WorkerRecord) -> None:
+        if run.pools:
+            self.registry.send(
+                rec,
+                control_pb2.AttachResponse(
+                    set_pools=control_pb2.SetPools(run_id=run.run_id, pools=run.pools)
+                ),
+            )
+
     def worker_heartbeat(self, rec: WorkerRecord, hb: control_pb2.Heartbeat) -> None:
         run = self.active.get(rec.run_id)
         if run is not None and run.state == lc.MEASUREMENT:

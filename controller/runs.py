@@ -85,6 +85,7 @@ class ActiveRun:
     sent_load: dict[str, tuple[int, float]] = field(default_factory=dict)
     recruited: list[str] = field(default_factory=list)
     stops_sent: bool = False
+    pools: list[control_pb2.PoolValues] = field(default_factory=list)
     sequence_slots: int = 1
     enricher_id: str = ""
     find_max: FindMaxSearch | None = None
@@ -181,6 +182,7 @@ class ActiveRun:
         run.events.extend(self.events)  # small, and watchers want phase timestamps
         if with_details:
             run.workload_json = w.to_json()
+            run.pools.extend(self.pools)
             run.run_workers.extend(self.run_workers())
             for category, messages in sorted(self.metrics.error_samples.items()):
                 run.error_samples.extend(

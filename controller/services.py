@@ -42,6 +42,7 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
             "metrics": lambda rec, m: self.runs.worker_metrics(rec, m.metrics),
             "finished": lambda rec, m: self.runs.worker_finished(rec, m.finished),
             "failure": lambda rec, m: self.runs.worker_failed(rec, m.failure),
+            "pools": lambda rec, m: self.runs.worker_pools(rec, m.pools),
         }
 
     async def Attach(

@@ -143,7 +143,7 @@ def _copy(run: run_pb2.Run) -> run_pb2.Run:
 
 def _brief(run: run_pb2.Run) -> run_pb2.Run:
     out = _copy(run)
-    for name in ("events", "run_workers", "error_samples"):
+    for name in ("events", "run_workers", "error_samples", "pools"):
         out.ClearField(name)
     out.workload_json = ""
     return out

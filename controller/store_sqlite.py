@@ -102,7 +102,7 @@ MIGRATIONS: list[str] = [
     ALTER TABLE runs ADD COLUMN extra BLOB
     """,
 ]
-EXTRA_FIELDS = ("degraded", "warnings", "warehouse", "credits", "cost")
+EXTRA_FIELDS = ("degraded", "warnings", "warehouse", "credits", "cost", "find_max", "pools")
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -295,6 +295,7 @@ class SqliteRunStore(RunStore):
         runs = [_run_from_row(r) for r in rows]
         for run in runs:
             run.workload_json = ""
+            run.ClearField("pools")
         return runs
 
     def series(self, run_id: str) -> list[common_pb2.SeriesPoint]:
@@ -402,9 +403,11 @@ def _extra(run: run_pb2.Run) -> bytes:
     for name in EXTRA_FIELDS:
         if name == "warnings":
             extra.warnings.extend(run.warnings)
-        elif name == "warehouse":
-            if run.HasField("warehouse"):
-                extra.warehouse.CopyFrom(run.warehouse)
+        elif name == "pools":
+            extra.pools.extend(run.pools)
+        elif name in ("warehouse", "find_max"):
+            if run.HasField(name):
+                getattr(extra, name).CopyFrom(getattr(run, name))
         else:
             setattr(extra, name, getattr(run, name))
     return extra.SerializeToString()

@@ -105,8 +105,8 @@ class ParamSpec:
     def to_toml_value(self) -> dict[str, Any]:
         if self.kind in ("int", "float", "string", "zipf", "hotspot"):
             return {self.kind: list(self.args)}
-        if self.kind == "sequence":
-            return {"sequence": self.args[0]}
+        if self.kind in ("sequence", "pool"):
+            return {self.kind: self.args[0]}
         return {"choice": list(self.args)}
 
 
@@ -185,6 +185,9 @@ class Slo:
     by_kind: Mapping[str, Slo] = field(default_factory=dict)
 
 
+MAX_POOL_ROWS = 100_000
+
+
 @dataclass(frozen=True)
 class Workload:
     name: str
@@ -194,6 +197,15 @@ class Workload:
     setup_sql: tuple[str, ...] = ()
     slo: Slo = field(default_factory=Slo)
     description: str = ""
+
+    def pool_params(self) -> list[tuple[int, int, str]]:
+        """(query index, param index, pool SQL) of every ``pool`` parameter."""
+        return [
+            (qi, pi, str(p.args[0]))
+            for qi, q in enumerate(self.queries)
+            for pi, p in enumerate(q.params)
+            if p.kind == "pool"
+        ]
 
     def to_dict(self) -> dict[str, Any]:
         """The canonical mapping; ``parse_mapping`` reads it back to an equal Workload."""
@@ -754,7 +766,7 @@ class _Parser:
         return tuple(self.param(p, f"{path}[{i}]") for i, p in enumerate(raw))
 
     def param(self, raw: Any, path: str) -> ParamSpec:
-        kinds = ("int", "float", "sequence", "string", "choice", "zipf", "hotspot")
+        kinds = ("int", "float", "sequence", "string", "choice", "zipf", "hotspot", "pool")
         if not isinstance(raw, Mapping) or len(raw) != 1:
             raise self.error(
                 path, "must be an inline table with one generator, e.g. { int = [1, 100] }"
@@ -774,6 +786,12 @@ class _Parser:
             if value[0] > value[1]:
                 raise self.error(path, f"{kind} range is empty: low {value[0]} > high {value[1]}")
             return ParamSpec(kind, (value[0], value[1]))
+        if kind == "pool":
+            if not isinstance(value, str) or not value.strip():
+                raise self.error(
+                    path, 'pool takes a query whose first column is sampled, e.g. "SELECT id ..."'
+                )
+            return ParamSpec(kind, (value,))
         if kind == "zipf":
             if (
                 not isinstance(value, list)

@@ -4,6 +4,8 @@ stages, and a worker recruited mid-run."""
 from __future__ import annotations
 
 import asyncio
+import re
+import sqlite3
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -314,3 +316,60 @@ async def test_a_worker_recruited_mid_measurement_starts_in_it_with_disjoint_key
     assert meas.overall.errors == 0
     assert meas.overall.count > 0
     assert run.finished["reserve"].totals
+
+
+POOLS = """
+name = "pools"
+[target]
+database = "pools.db"
+[setup]
+sql = [
+  "DROP TABLE IF EXISTS sparse",
+  "CREATE TABLE sparse (id INTEGER PRIMARY KEY, hits INTEGER NOT NULL DEFAULT 0)",
+  '''INSERT INTO sparse (id) WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n
+     WHERE i < 500) SELECT i * 7919 FROM n''',
+]
+[load]
+workers = 2
+connections = 4
+warmup = "0s"
+duration = "2s"
+think_time = "2ms"
+[[query]]
+name = "touch"
+sql = "UPDATE sparse SET hits = hits + 1 WHERE id = ?"
+params = [{ pool = "SELECT id FROM sparse ORDER BY id" }]
+"""
+
+
+async def test_pools_are_sampled_once_and_walked_in_disjoint_slices(
+    controller: Controller, workers: WorkerProcs, traces: Path, tmp_path: Path
+) -> None:
+    workers.spawn("p0")
+    workers.spawn("p1")
+    await attached(controller, 2)
+    run = await run_to_end(controller, workload(POOLS))
+    assert run.state == lc.COMPLETED, run.message
+    # sampled once by the setup worker, stored with the run
+    assert len(run.pools) == 1 and run.pools[0].rows == 500
+    assert run.to_proto().pools[0].rows == 500
+    # every key used exists (random keys would mostly miss: ids are multiples of 7919)
+    db = sqlite3.connect(tmp_path / "home" / "targets" / "pools.db")
+    hits = db.execute("SELECT sum(hits) FROM sparse").fetchone()[0]
+    total = sum(c.count for c in run.metrics.cells.values())
+    assert hits == total > 0
+    # the two workers walked disjoint slices of the pool
+    by_worker = _touched_ids(traces)
+    assert by_worker[0] and by_worker[1]
+    assert not by_worker[0] & by_worker[1]
+
+
+def _touched_ids(traces: Path) -> dict[int, set[int]]:
+    """Ids each worker updated, as SQLite executed the statements."""
+    by_worker: dict[int, set[int]] = {0: set(), 1: set()}
+    for path in traces.glob("trace-*.log"):
+        for line in path.read_text().splitlines():
+            m = re.search(r"/\*sl/[^/]+/w(\d)/M/touch\*/ UPDATE .* WHERE id = (\d+)", line)
+            if m:
+                by_worker[int(m.group(1))].add(int(m.group(2)))
+    return by_worker

@@ -35,6 +35,10 @@ def cmd(
         )
     if command is Command.START:
         return control_pb2.AttachResponse(seq=seq, start=control_pb2.Start(run_id=run_id))
+    if command is Command.SET_POOLS:
+        return control_pb2.AttachResponse(
+            seq=seq, set_pools=control_pb2.SetPools(run_id=run_id, pools=[control_pb2.PoolValues()])
+        )
     if command is Command.SET_LOAD:
         return control_pb2.AttachResponse(
             seq=seq, set_load=control_pb2.SetLoad(run_id=run_id, connections=2)
@@ -60,6 +64,7 @@ EXPECTED: dict[int, dict[Command, tuple[int, list[str]]]] = {
         Command.START: (sm.IDLE, ["Ignored", "Acknowledge"]),
         Command.SET_LOAD: (sm.IDLE, ["Ignored", "Acknowledge"]),
         Command.STOP: (sm.IDLE, ["SendFinished", "Acknowledge"]),
+        Command.SET_POOLS: (sm.IDLE, ["Ignored", "Acknowledge"]),
     },
     sm.PREPARING: {
         Command.ASSIGN: (sm.PREPARING, ["Acknowledge"]),
@@ -67,6 +72,7 @@ EXPECTED: dict[int, dict[Command, tuple[int, list[str]]]] = {
         Command.START: (sm.PREPARING, ["Acknowledge"]),
         Command.SET_LOAD: (sm.PREPARING, ["ApplyLoad", "Acknowledge"]),
         Command.STOP: (sm.IDLE, ["AbortPrepare", "SendFinished", "Acknowledge"]),
+        Command.SET_POOLS: (sm.PREPARING, ["ApplyPools", "Acknowledge"]),
     },
     sm.READY: {
         Command.ASSIGN: (sm.READY, ["Acknowledge"]),
@@ -74,6 +80,7 @@ EXPECTED: dict[int, dict[Command, tuple[int, list[str]]]] = {
         Command.START: (sm.RUNNING, ["BeginLoad", "Acknowledge"]),
         Command.SET_LOAD: (sm.READY, ["ApplyLoad", "Acknowledge"]),
         Command.STOP: (sm.DRAINING, ["Drain", "Acknowledge"]),
+        Command.SET_POOLS: (sm.READY, ["ApplyPools", "Acknowledge"]),
     },
     sm.RUNNING: {
         Command.ASSIGN: (sm.RUNNING, ["Acknowledge"]),
@@ -81,6 +88,7 @@ EXPECTED: dict[int, dict[Command, tuple[int, list[str]]]] = {
         Command.START: (sm.RUNNING, ["Ignored", "Acknowledge"]),
         Command.SET_LOAD: (sm.RUNNING, ["ApplyLoad", "Acknowledge"]),
         Command.STOP: (sm.DRAINING, ["Drain", "Acknowledge"]),
+        Command.SET_POOLS: (sm.RUNNING, ["ApplyPools", "Acknowledge"]),
     },
     sm.DRAINING: {c: (sm.DRAINING, ["Ignored", "Acknowledge"]) for c in Command},
 }
@@ -214,7 +222,13 @@ def test_worker_joining_a_run_under_way_starts_directly_in_its_phase() -> None:
 def test_commands_for_another_run_are_ignored() -> None:
     for state in (sm.PREPARING, sm.READY, sm.RUNNING):
         model = model_in(state)
-        for command in (Command.SET_PHASE, Command.START, Command.SET_LOAD, Command.STOP):
+        for command in (
+            Command.SET_PHASE,
+            Command.START,
+            Command.SET_LOAD,
+            Command.STOP,
+            Command.SET_POOLS,
+        ):
             new, effects = sm.receive(model, cmd(6, command, run_id="other"))
             assert new.state == model.state
             assert new.phase == model.phase

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import socket
@@ -25,9 +26,9 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from snowload import __version__, hdr
 from snowload.channel import ChannelConfig, open_channel
 from snowload.v1 import common_pb2, control_pb2, control_pb2_grpc
-from snowload.workload import Workload, parse_json
+from snowload.workload import MAX_POOL_ROWS, Workload, parse_json
 from worker import state_machine as sm
-from worker.drivers import Driver, DriverError, get_driver
+from worker.drivers import Driver, DriverError, ErrorCategory, get_driver
 from worker.enrichment import Enricher, SnowflakeEnricher, Window, enricher_for
 from worker.executor import Executor, KindPhaseData, RunPlan
 from worker.generators import Sequences
@@ -76,6 +77,7 @@ class RunContext:
     )
     """Sent again after a re-attach (the controller deduplicates on interval id)."""
     paused: bool = False
+    pools_ready: asyncio.Event = field(default_factory=asyncio.Event)
     warehouse: WarehouseWatcher | None = None
     warehouse_sample: common_pb2.WarehouseSample | None = None
     warehouse_task: asyncio.Task[None] | None = None
@@ -319,6 +321,8 @@ class Agent:
                         executor.set_connections(eff.connections)
                 elif executor is not None:
                     executor.set_connections(eff.connections)
+            elif isinstance(eff, sm.ApplyPools):
+                self._apply_pools(eff.run_id, eff.pools)
             elif isinstance(eff, sm.Drain):
                 self._drain(eff)
             elif isinstance(eff, sm.SendReady):
@@ -367,7 +371,17 @@ class Agent:
             ctx.executor = executor
             if a.run_setup and workload.setup_sql:
                 await asyncio.to_thread(self._run_setup, driver, workload)
+            if a.run_setup and workload.pool_params():
+                pools = await asyncio.to_thread(self._sample_pools, driver, workload)
+                self._send(
+                    control_pb2.AttachRequest(
+                        pools=control_pb2.PoolSample(run_id=a.run_id, pools=pools)
+                    )
+                )
             await asyncio.to_thread(executor.open_connections)
+            if workload.pool_params():
+                # every worker walks its slice of the pools the setup worker sampled
+                await asyncio.wait_for(ctx.pools_ready.wait(), workload.load.ready_timeout_s)
             if a.run_setup and WarehouseWatcher.applies(workload):
                 ctx.warehouse = WarehouseWatcher(workload)
                 ctx.warehouse_task = asyncio.get_running_loop().create_task(
@@ -375,6 +389,9 @@ class Agent:
                 )
         except SetupError as exc:
             self._after_prepare_failure(ctx, "setup_failed", str(exc))
+            return
+        except TimeoutError:
+            self._after_prepare_failure(ctx, "setup_failed", "no value pools before the timeout")
             return
         except DriverError as exc:
             self._after_prepare_failure(ctx, "target_unreachable", str(exc))
@@ -417,6 +434,42 @@ class Agent:
                 await asyncio.sleep(POLL_INTERVAL_S)
         finally:
             await asyncio.to_thread(watcher.close)
+
+    @staticmethod
+    def _sample_pools(driver: Driver, workload: Workload) -> list[control_pb2.PoolValues]:
+        conn = driver.connect(workload.target, 30.0)
+        try:
+            out = []
+            for qi, pi, sql in workload.pool_params():
+                try:
+                    rows = conn.query(sql)
+                except Exception as exc:
+                    raise SetupError(driver.classify(exc), driver.describe_error(exc)) from exc
+                values = [row[0] for row in rows[:MAX_POOL_ROWS]]
+                if not values:
+                    raise SetupError(
+                        ErrorCategory.OTHER, f"pool for query {qi} returned no rows: {sql}"
+                    )
+                out.append(
+                    control_pb2.PoolValues(
+                        query_index=qi,
+                        param_index=pi,
+                        values_json=json.dumps(values, default=str),
+                        rows=len(values),
+                    )
+                )
+            return out
+        finally:
+            conn.close()
+
+    def _apply_pools(self, run_id: str, pools: tuple[control_pb2.PoolValues, ...]) -> None:
+        ctx = self.run
+        if ctx is None or ctx.assign.run_id != run_id or ctx.executor is None:
+            return
+        ctx.executor.plan.sequences.set_pools(
+            {(p.query_index, p.param_index): json.loads(p.values_json) for p in pools}
+        )
+        ctx.pools_ready.set()
 
     def _send_ready(self, run_id: str) -> None:
         ctx = self.run

@@ -123,7 +123,7 @@ class PostgresEnricher(Enricher):
         return self._conn
 
     def _snapshot(self) -> dict[int, tuple[str, _Stat]]:
-        rows = self._connection().query(self.SNAPSHOT)  # type: ignore[attr-defined]
+        rows = self._connection().query(self.SNAPSHOT)
         out = {}
         for queryid, query, calls, total, mean, stddev in rows:
             sumsq = (float(stddev) ** 2 + float(mean) ** 2) * int(calls)
@@ -143,7 +143,7 @@ class PostgresEnricher(Enricher):
         for i, q in enumerate(self.workload.queries):
             params = compile_query(i, q, rnd, Sequences(0, 1))()
             try:
-                plan = conn.query("EXPLAIN (VERBOSE, FORMAT JSON) " + to_pyformat(q.sql), params)  # type: ignore[attr-defined]
+                plan = conn.query("EXPLAIN (VERBOSE, FORMAT JSON) " + to_pyformat(q.sql), params)
             except Exception:  # e.g. a statement EXPLAIN refuses: fall back to its text
                 continue
             qid = plan[0][0][0].get("Query Identifier") if plan else None
@@ -284,7 +284,7 @@ class SnowflakeEnricher(Enricher):
             params: list[Any] = [pattern, start, end, cursor_time, cursor_time, cursor_id]
             if real:
                 params = [cursor_time.isoformat(), end.isoformat(), *params]
-            page = conn.query(sql, params)  # type: ignore[attr-defined]
+            page = conn.query(sql, params)
             self.pages += 1
             rows.extend(page)
             if len(page) < PAGE_ROWS:

@@ -34,7 +34,23 @@ class Sequences:
             raise ValueError(f"sequence slot {slot} outside 0..{slots - 1}")
         self.slot = slot
         self.slots = slots
-        self._counters: dict[tuple[int, int], itertools.count[int]] = {}
+        self._counters: dict[tuple[Any, ...], itertools.count[int]] = {}
+        self._pools: dict[tuple[int, int], list[Any]] = {}
+
+    def set_pools(self, pools: dict[tuple[int, int], list[Any]]) -> None:
+        """This worker's slice of every sampled pool (slot ``s`` of ``n`` takes values
+        s, s + n, s + 2n, ...), so workers walk disjoint slices."""
+        self._pools = {
+            key: values[self.slot :: self.slots] or values[:1] for key, values in pools.items()
+        }
+
+    def pool(self, key: tuple[int, int]) -> list[Any]:
+        return self._pools.get(key, [])
+
+    def walker(self, key: tuple[int, int]) -> Callable[[], int]:
+        """A worker-wide position in a pool slice, shared by the worker's threads."""
+        counter = self._counters.setdefault(("pool", *key), itertools.count())
+        return counter.__next__
 
     def generator(self, key: tuple[int, int], start: int) -> Callable[[], int]:
         counter = self._counters.setdefault(key, itertools.count())
@@ -85,6 +101,13 @@ def compile_param(
             return min(hhi, hlo + hot_n + int(r() * cold_n))
 
         return hotspot
+    if spec.kind == "pool":
+        slice_ = sequences.pool(key)
+        if not slice_:
+            raise ValueError(f"pool for query {key[0]} param {key[1]} is empty")
+        walk = sequences.walker(key)
+        size = len(slice_)
+        return lambda: slice_[walk() % size]
     if spec.kind == "choice":
         values: Sequence[Any] = spec.args
         n = len(values)

@@ -35,6 +35,7 @@ class Command(Enum):
     START = "start"
     SET_LOAD = "set_load"
     STOP = "stop"
+    SET_POOLS = "set_pools"
 
 
 # ---------------------------------------------------------------------------- effects
@@ -69,6 +70,14 @@ class ApplyLoad:
     run_id: str
     connections: int
     rate: float
+
+
+@dataclass(frozen=True)
+class ApplyPools:
+    """Take the sampled value pools (each worker walks its own slice)."""
+
+    run_id: str
+    pools: tuple[control_pb2.PoolValues, ...] = field(compare=False)
 
 
 @dataclass(frozen=True)
@@ -117,6 +126,7 @@ Effect = (
     | BeginLoad
     | ApplyPhase
     | ApplyLoad
+    | ApplyPools
     | Drain
     | SendReady
     | SendFinished
@@ -313,6 +323,13 @@ def _set_load(model: Model, msg: control_pb2.AttachResponse) -> Result:
     ]
 
 
+def _set_pools(model: Model, msg: control_pb2.AttachResponse) -> Result:
+    sp = msg.set_pools
+    if _other_run(model, sp.run_id):
+        return model, [Ignored(f"set_pools for another run {sp.run_id}")]
+    return model, [ApplyPools(model.run_id, tuple(sp.pools))]
+
+
 def _stop_idle(model: Model, msg: control_pb2.AttachResponse) -> Result:
     # e.g. a lost worker that came back is told to stop a run it no longer has
     if msg.stop.run_id:
@@ -364,4 +381,9 @@ TABLE: dict[tuple[int, Command], Handler] = {
     (DRAINING, Command.START): _ignore("draining"),
     (DRAINING, Command.SET_LOAD): _ignore("draining"),
     (DRAINING, Command.STOP): _ignore("already draining"),
+    (IDLE, Command.SET_POOLS): _ignore("no run assigned"),
+    (PREPARING, Command.SET_POOLS): _set_pools,
+    (READY, Command.SET_POOLS): _set_pools,
+    (RUNNING, Command.SET_POOLS): _set_pools,
+    (DRAINING, Command.SET_POOLS): _ignore("draining"),
 }

@@ -28,7 +28,7 @@ WORKER_STATE_RUNNING: WorkerState
 WORKER_STATE_DRAINING: WorkerState
 
 class AttachRequest(_message.Message):
-    __slots__ = ("hello", "ack", "ready", "heartbeat", "metrics", "finished", "failure")
+    __slots__ = ("hello", "ack", "ready", "heartbeat", "metrics", "finished", "failure", "pools")
     HELLO_FIELD_NUMBER: _ClassVar[int]
     ACK_FIELD_NUMBER: _ClassVar[int]
     READY_FIELD_NUMBER: _ClassVar[int]
@@ -36,6 +36,7 @@ class AttachRequest(_message.Message):
     METRICS_FIELD_NUMBER: _ClassVar[int]
     FINISHED_FIELD_NUMBER: _ClassVar[int]
     FAILURE_FIELD_NUMBER: _ClassVar[int]
+    POOLS_FIELD_NUMBER: _ClassVar[int]
     hello: Hello
     ack: Ack
     ready: Ready
@@ -43,10 +44,11 @@ class AttachRequest(_message.Message):
     metrics: MetricsReport
     finished: Finished
     failure: Failure
-    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., ack: _Optional[_Union[Ack, _Mapping]] = ..., ready: _Optional[_Union[Ready, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., metrics: _Optional[_Union[MetricsReport, _Mapping]] = ..., finished: _Optional[_Union[Finished, _Mapping]] = ..., failure: _Optional[_Union[Failure, _Mapping]] = ...) -> None: ...
+    pools: PoolSample
+    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., ack: _Optional[_Union[Ack, _Mapping]] = ..., ready: _Optional[_Union[Ready, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., metrics: _Optional[_Union[MetricsReport, _Mapping]] = ..., finished: _Optional[_Union[Finished, _Mapping]] = ..., failure: _Optional[_Union[Failure, _Mapping]] = ..., pools: _Optional[_Union[PoolSample, _Mapping]] = ...) -> None: ...
 
 class AttachResponse(_message.Message):
-    __slots__ = ("seq", "welcome", "assign", "set_phase", "start", "set_load", "stop", "pong")
+    __slots__ = ("seq", "welcome", "assign", "set_phase", "start", "set_load", "stop", "pong", "set_pools")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     WELCOME_FIELD_NUMBER: _ClassVar[int]
     ASSIGN_FIELD_NUMBER: _ClassVar[int]
@@ -55,6 +57,7 @@ class AttachResponse(_message.Message):
     SET_LOAD_FIELD_NUMBER: _ClassVar[int]
     STOP_FIELD_NUMBER: _ClassVar[int]
     PONG_FIELD_NUMBER: _ClassVar[int]
+    SET_POOLS_FIELD_NUMBER: _ClassVar[int]
     seq: int
     welcome: Welcome
     assign: Assign
@@ -63,7 +66,8 @@ class AttachResponse(_message.Message):
     set_load: SetLoad
     stop: Stop
     pong: Pong
-    def __init__(self, seq: _Optional[int] = ..., welcome: _Optional[_Union[Welcome, _Mapping]] = ..., assign: _Optional[_Union[Assign, _Mapping]] = ..., set_phase: _Optional[_Union[SetPhase, _Mapping]] = ..., start: _Optional[_Union[Start, _Mapping]] = ..., set_load: _Optional[_Union[SetLoad, _Mapping]] = ..., stop: _Optional[_Union[Stop, _Mapping]] = ..., pong: _Optional[_Union[Pong, _Mapping]] = ...) -> None: ...
+    set_pools: SetPools
+    def __init__(self, seq: _Optional[int] = ..., welcome: _Optional[_Union[Welcome, _Mapping]] = ..., assign: _Optional[_Union[Assign, _Mapping]] = ..., set_phase: _Optional[_Union[SetPhase, _Mapping]] = ..., start: _Optional[_Union[Start, _Mapping]] = ..., set_load: _Optional[_Union[SetLoad, _Mapping]] = ..., stop: _Optional[_Union[Stop, _Mapping]] = ..., pong: _Optional[_Union[Pong, _Mapping]] = ..., set_pools: _Optional[_Union[SetPools, _Mapping]] = ...) -> None: ...
 
 class Hello(_message.Message):
     __slots__ = ("worker_id", "host", "pid", "version", "capacity", "labels", "run_id", "last_applied_seq", "state", "cpu_count")
@@ -227,6 +231,34 @@ class Failure(_message.Message):
     reason: str
     message: str
     def __init__(self, run_id: _Optional[str] = ..., reason: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
+class PoolValues(_message.Message):
+    __slots__ = ("query_index", "param_index", "values_json", "rows")
+    QUERY_INDEX_FIELD_NUMBER: _ClassVar[int]
+    PARAM_INDEX_FIELD_NUMBER: _ClassVar[int]
+    VALUES_JSON_FIELD_NUMBER: _ClassVar[int]
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    query_index: int
+    param_index: int
+    values_json: str
+    rows: int
+    def __init__(self, query_index: _Optional[int] = ..., param_index: _Optional[int] = ..., values_json: _Optional[str] = ..., rows: _Optional[int] = ...) -> None: ...
+
+class PoolSample(_message.Message):
+    __slots__ = ("run_id", "pools")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    POOLS_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    pools: _containers.RepeatedCompositeFieldContainer[PoolValues]
+    def __init__(self, run_id: _Optional[str] = ..., pools: _Optional[_Iterable[_Union[PoolValues, _Mapping]]] = ...) -> None: ...
+
+class SetPools(_message.Message):
+    __slots__ = ("run_id", "pools")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    POOLS_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    pools: _containers.RepeatedCompositeFieldContainer[PoolValues]
+    def __init__(self, run_id: _Optional[str] = ..., pools: _Optional[_Iterable[_Union[PoolValues, _Mapping]]] = ...) -> None: ...
 
 class Welcome(_message.Message):
     __slots__ = ("controller_version", "heartbeat_interval", "controller_time")

@@ -56,6 +56,10 @@ class Connection(ABC):
         for sql in statements:
             self.execute(sql, ())
 
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Rows of a statement (setup-time sampling, enrichment); not on the hot path."""
+        raise NotImplementedError(f"{type(self).__name__} cannot return rows")
+
     @abstractmethod
     def cancel(self) -> None:
         """Interrupt the running statement; safe to call from another thread."""

@@ -42,6 +42,9 @@ class SqliteConnection(Connection):
         for sql in statements:
             self._conn.execute(sql).fetchall()
 
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return list(self._conn.execute(sql, params).fetchall())
+
     def cancel(self) -> None:
         self._conn.interrupt()
 
