@@ -9,6 +9,7 @@ taken on a busy host can be recognised as such.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import resource
@@ -38,6 +39,29 @@ def package_version(name: str) -> str:
         return "not installed"
 
 
+def git_revision() -> str:
+    """The commit under test, with "+dirty" when the working tree has changes."""
+    import subprocess
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        rev = subprocess.run(
+            ["git", "-C", root, "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", root, "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return rev + ("+dirty" if dirty else "")
+
+
 def describe() -> dict[str, object]:
     return {
         "platform": platform.platform(),
@@ -48,6 +72,7 @@ def describe() -> dict[str, object]:
         "implementation": platform.python_implementation(),
         "grpcio": package_version("grpcio"),
         "loadavg_1m": round(os.getloadavg()[0], 2),
+        "git": git_revision(),
     }
 
 
@@ -59,6 +84,7 @@ def print_header(title: str) -> dict[str, object]:
     print(f"memory:     {env['memory_gib']} GiB")
     print(f"python:     {env['implementation']} {env['python']}")
     print(f"grpcio:     {env['grpcio']}")
+    print(f"snowload:   git {env['git']}")
     print(f"load avg:   {env['loadavg_1m']} (1 min, at start)")
     print(flush=True)
     return env
@@ -76,16 +102,18 @@ def _own_s() -> float:
     return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
 
 
-def wait_for_quiet(max_wait_s: float, threshold_cores: float = 0.3) -> float:
-    """Wait (at most ``max_wait_s``) for a 1-second window in which the host's other
-    processes use fewer than ``threshold_cores`` cores; returns the last window's load.
-    Call it while this benchmark itself is idle."""
+def wait_for_quiet(max_wait_s: float, threshold_cores: float = 0.3, quiet_s: int = 2) -> float:
+    """Wait (at most ``max_wait_s``) until the host's other processes have used fewer than
+    ``threshold_cores`` cores for ``quiet_s`` consecutive seconds; returns the load of
+    the last one-second window. Call it while this benchmark itself is idle."""
     deadline = time.monotonic() + max_wait_s
+    quiet = 0
     while True:
         t0, b0 = time.monotonic(), _busy_s()
         time.sleep(1.0)
         load = (_busy_s() - b0) / (time.monotonic() - t0)
-        if load < threshold_cores or time.monotonic() >= deadline:
+        quiet = quiet + 1 if load < threshold_cores else 0
+        if quiet >= quiet_s or time.monotonic() >= deadline:
             return load
 
 
@@ -110,4 +138,34 @@ class CpuWatch:
         wall = max(1e-9, time.monotonic() - self._t0)
         busy = _busy_s() - self._busy0
         own = _own_s() - self._own0
+        return CpuUse(wall, own / wall, max(0.0, busy - own) / wall)
+
+
+class LiveCpuWatch:
+    """Like CpuWatch, for long-lived processes (e.g. workers that outlive one run): own
+    CPU is this process plus ``pids``, read from /proc while they run."""
+
+    def __init__(self, pids: list[int]) -> None:
+        self._procs = [psutil.Process()]
+        for pid in pids:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                self._procs.append(psutil.Process(pid))
+        self._t0 = time.monotonic()
+        self._busy0 = _busy_s()
+        self._own0 = self._own()
+
+    def _own(self) -> float:
+        total = 0.0
+        for p in self._procs:
+            try:
+                t = p.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += t.user + t.system
+        return total
+
+    def stop(self) -> CpuUse:
+        wall = max(1e-9, time.monotonic() - self._t0)
+        busy = _busy_s() - self._busy0
+        own = self._own() - self._own0
         return CpuUse(wall, own / wall, max(0.0, busy - own) / wall)

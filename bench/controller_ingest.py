@@ -157,8 +157,16 @@ class ClientStats:
 class SimWorker:
     """One simulated worker: one channel, one Attach stream, the worker protocol."""
 
-    def __init__(self, address: str, worker_id: str, kinds: list[bytes], stats: ClientStats):
+    def __init__(
+        self,
+        address: str,
+        worker_id: str,
+        kinds: list[bytes],
+        stats: ClientStats,
+        running_heartbeat_every: int = 1,
+    ) -> None:
         self.address = address
+        self.running_heartbeat_every = running_heartbeat_every
         self.worker_id = worker_id
         self.kinds = kinds
         self.stats = stats
@@ -211,7 +219,14 @@ class SimWorker:
             self.on_message(msg)
 
     async def heartbeats(self) -> None:
+        tick = 0
         while True:
+            tick += 1
+            if self.reporter is not None and tick % self.running_heartbeat_every:
+                # experiment (--running-heartbeat-every K): while reports flow every
+                # second they keep the worker alive; send only every K-th heartbeat
+                await asyncio.sleep(1.0)
+                continue
             hb = control_pb2.Heartbeat(
                 send_time=ts(time.time_ns()),
                 state=self.state,
@@ -304,7 +319,9 @@ class SimWorker:
         self.stats.count_by_phase[self.phase] += PER_KIND * len(KINDS)
 
 
-async def client_main(address: str, first: int, count: int, prefix: str) -> None:
+async def client_main(
+    address: str, first: int, count: int, prefix: str, running_heartbeat_every: int
+) -> None:
     """A client process: ``count`` simulated workers until SIGTERM; prints stats as JSON."""
     stats = ClientStats()
     kinds = build_kinds(seed=first)
@@ -313,7 +330,8 @@ async def client_main(address: str, first: int, count: int, prefix: str) -> None
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
     workers = [
-        SimWorker(address, f"{prefix}-{i:04d}", kinds, stats) for i in range(first, first + count)
+        SimWorker(address, f"{prefix}-{i:04d}", kinds, stats, running_heartbeat_every)
+        for i in range(first, first + count)
     ]
     tasks = []
     for w in workers:
@@ -407,6 +425,7 @@ class Update:
 class Result:
     workers: int
     duration_s: float
+    server: str = "controller"
     state: str = ""
     reason: str = ""
     window_s: float = 0.0
@@ -442,7 +461,8 @@ def start_controller(
         cmd += ["-m", "cProfile", "-o", str(profile_out)]
     cmd += ["-m", "snowload.cli", "controller", "--listen", "127.0.0.1:0"]
     cmd += ["--db", db, "--log-level", "WARNING"]
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    env = {k: v for k, v in os.environ.items() if k != "SNOWLOAD_TOKEN"}  # loopback, no token
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, cwd=REPO, env=env)
     assert proc.stderr is not None
     lines: list[str] = []
     address = ""
@@ -479,13 +499,16 @@ def start_py_spy(pid: int, duration_s: float, out: str, native: bool) -> subproc
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
-def start_clients(address: str, n: int, procs: int) -> list[subprocess.Popen[str]]:
+def start_clients(
+    address: str, n: int, procs: int, running_heartbeat_every: int = 1
+) -> list[subprocess.Popen[str]]:
     out = []
     per = math.ceil(n / procs)
     first = 0
     while first < n:
         count = min(per, n - first)
         cmd = [sys.executable, SCRIPT, "_client", address, str(first), str(count), "sim"]
+        cmd.append(str(running_heartbeat_every))
         out.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=REPO))
         first += count
     return out
@@ -539,7 +562,7 @@ async def measure(n: int, args: argparse.Namespace, tmp: str) -> Result:
             address, options=[("grpc.max_receive_message_length", 64 << 20)]
         ) as ch:
             stub = run_pb2_grpc.RunServiceStub(ch)
-            clients = start_clients(address, n, args.procs)
+            clients = start_clients(address, n, args.procs, args.running_heartbeat_every)
             for i, c in enumerate(clients):
                 sampler.add(f"client{i}", c.pid)
             result.attach_s = await wait_attached(stub, n, 60.0)
@@ -610,14 +633,11 @@ async def measure(n: int, args: argparse.Namespace, tmp: str) -> Result:
     result.gap_ms = [(b.recv_ns - a.recv_ns) / 1e6 for a, b in itertools.pairwise(measuring)]
     result.intervals_max = max((u.second for u in updates), default=0)
 
-    for text in client_out:
-        for line in text.splitlines():
-            with contextlib.suppress(ValueError):
-                s = json.loads(line)
-                result.reports_sent += s["reports"]
-                result.heartbeats_sent += s["heartbeats"]
-                result.streams_failed += s["streams_failed"]
-                result.expected_count += s["count_by_phase"].get(str(MEASUREMENT), 0)
+    stats = parse_client_stats(client_out)
+    result.reports_sent = stats.get("reports", 0)
+    result.heartbeats_sent = stats.get("heartbeats", 0)
+    result.streams_failed = stats.get("streams_failed", 0)
+    result.expected_count = stats.get("measured", 0)
     for phase in run.summary.phases:
         if phase.phase == MEASUREMENT:
             result.actual_count = phase.overall.count
@@ -629,6 +649,167 @@ async def measure(n: int, args: argparse.Namespace, tmp: str) -> Result:
     elif args.profile == "py-spy":
         print_py_spy(out, args.profile_top, args.duration)
     return result
+
+
+# ----------------------------------------------------------------- transport floor
+
+
+class BareControl(control_pb2_grpc.ControlServiceServicer):
+    """The floor: grpc.aio and the same message flow, no controller logic. It answers
+    Hello with Welcome and every Heartbeat with a Pong (as the controller does), counts
+    MetricsReports without looking into them, and drives one run by itself."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.outboxes: dict[str, asyncio.Queue[control_pb2.AttachResponse | None]] = {}
+        self.seq: dict[str, int] = {}
+        self.all_attached = asyncio.Event()
+        self.all_finished = asyncio.Event()
+        self.reports = 0
+        self.finished = 0
+
+    async def Attach(self, request_iterator: Any, context: Any) -> AsyncIterator[Any]:
+        first = await anext(aiter(request_iterator))
+        worker_id = first.hello.worker_id
+        outbox: asyncio.Queue[control_pb2.AttachResponse | None] = asyncio.Queue()
+        self.outboxes[worker_id] = outbox
+        self.seq[worker_id] = 0
+        reader = asyncio.get_running_loop().create_task(self.read(request_iterator, outbox))
+        welcome = control_pb2.Welcome(controller_version="bare")
+        welcome.controller_time.FromNanoseconds(time.time_ns())
+        yield control_pb2.AttachResponse(welcome=welcome)
+        if len(self.outboxes) >= self.n:
+            self.all_attached.set()
+        try:
+            while (msg := await outbox.get()) is not None:
+                yield msg
+        finally:
+            reader.cancel()
+
+    async def read(self, requests: Any, outbox: asyncio.Queue[Any]) -> None:
+        with contextlib.suppress(grpc.aio.AioRpcError, asyncio.CancelledError):
+            async for msg in requests:
+                kind = msg.WhichOneof("message")
+                if kind == "heartbeat":
+                    pong = control_pb2.Pong(heartbeat_send_time=msg.heartbeat.send_time)
+                    pong.controller_receive_time.FromNanoseconds(time.time_ns())
+                    outbox.put_nowait(control_pb2.AttachResponse(pong=pong))
+                elif kind == "metrics":
+                    self.reports += 1
+                elif kind == "finished":
+                    self.finished += 1
+                    if self.finished >= self.n:
+                        self.all_finished.set()
+        outbox.put_nowait(None)
+
+    def broadcast(self, **command: Any) -> None:
+        for worker_id, outbox in self.outboxes.items():
+            self.seq[worker_id] += 1
+            outbox.put_nowait(control_pb2.AttachResponse(seq=self.seq[worker_id], **command))
+
+
+async def baseline_main(n: int, duration_s: float) -> None:
+    """A bare-gRPC server process: one run of ``duration_s`` once ``n`` workers attached;
+    prints its measurement window as JSON on stdout."""
+    svc = BareControl(n)
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", 16 << 20),
+            ("grpc.max_send_message_length", 16 << 20),
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.http2.min_recv_ping_interval_without_data_ms", 5000),
+        ]
+    )
+    control_pb2_grpc.add_ControlServiceServicer_to_server(svc, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    print(f"snowload controller listening on 127.0.0.1:{port}", file=sys.stderr, flush=True)
+    await svc.all_attached.wait()
+    await asyncio.sleep(2.0)
+    run_id = "bare"
+    svc.broadcast(assign=control_pb2.Assign(run_id=run_id, connections=16, phase=MEASUREMENT))
+    svc.broadcast(set_phase=control_pb2.SetPhase(run_id=run_id, phase=MEASUREMENT))
+    await asyncio.sleep(0.5)
+    start_ns = time.time_ns()
+    svc.broadcast(start=control_pb2.Start(run_id=run_id, start_time=ts(start_ns)))
+    await asyncio.sleep(duration_s)
+    end_ns = time.time_ns()
+    svc.broadcast(stop=control_pb2.Stop(run_id=run_id, reason="duration_elapsed"))
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(svc.all_finished.wait(), 15.0)
+    result = {"start_ns": start_ns, "end_ns": end_ns, "reports": svc.reports}
+    print(json.dumps(result), flush=True)
+    for outbox in svc.outboxes.values():
+        outbox.put_nowait(None)  # end every stream with OK
+    await asyncio.sleep(0.5)
+    await server.stop(1.0)
+
+
+def start_baseline_server(n: int, duration_s: float) -> tuple[subprocess.Popen[str], str]:
+    cmd = [sys.executable, SCRIPT, "_baseline", str(n), str(duration_s)]
+    srv = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    assert srv.stderr is not None
+    line = srv.stderr.readline()
+    if "listening on" not in line:
+        raise RuntimeError(f"baseline server did not start: {line}")
+    return srv, line.rsplit(" ", 1)[1].strip()
+
+
+async def measure_baseline(n: int, args: argparse.Namespace) -> Result:
+    result = Result(workers=n, duration_s=args.duration, server="bare gRPC")
+    srv, address = start_baseline_server(n, args.duration)
+    sampler = CpuSampler({"controller": srv.pid})
+    sampler.start()
+    clients = start_clients(address, n, args.procs, args.running_heartbeat_every)
+    for i, c in enumerate(clients):
+        sampler.add(f"client{i}", c.pid)
+    try:
+        loop = asyncio.get_running_loop()
+        stdout, _ = await loop.run_in_executor(
+            None, lambda: srv.communicate(timeout=args.duration + 120)
+        )
+        result.peak_rss_mib = 0.0
+    finally:
+        sampler.stop()
+        for c in clients:
+            c.send_signal(signal.SIGTERM)
+        client_out = [c.communicate(timeout=30)[0] for c in clients]
+        if srv.poll() is None:
+            srv.kill()
+    window = json.loads(stdout.strip().splitlines()[-1])
+    result.state, result.reason = "STATE_COMPLETED", "bare"
+    wall, cpu, busy = sampler.window(window["start_ns"], window["end_ns"])
+    result.window_s = wall
+    result.controller_cpu = cpu["controller"] / wall
+    result.controller_cpu_per_s = sampler.per_second(
+        "controller", window["start_ns"], window["end_ns"]
+    )
+    own = sum(cpu.values())
+    result.clients_cpu = (own - cpu["controller"]) / wall
+    result.other_cpu = max(0.0, busy - own) / wall
+    stats = parse_client_stats(client_out)
+    result.reports_sent = stats["reports"]
+    result.heartbeats_sent = stats["heartbeats"]
+    result.streams_failed = stats["streams_failed"]
+    result.expected_count = result.actual_count = 0
+    print(
+        f"  N={n} bare gRPC: controller-equivalent CPU {100 * result.controller_cpu:.1f} %, "
+        f"{window['reports']} reports received",
+        flush=True,
+    )
+    return result
+
+
+def parse_client_stats(outputs: list[str]) -> dict[str, int]:
+    total: Counter[str] = Counter()
+    for text in outputs:
+        for line in text.splitlines():
+            with contextlib.suppress(ValueError):
+                s = json.loads(line)
+                for key in ("reports", "heartbeats", "streams_failed"):
+                    total[key] += s[key]
+                total["measured"] += s["count_by_phase"].get(str(MEASUREMENT), 0)
+    return dict(total)
 
 
 def print_cprofile(path: str, top: int) -> None:
@@ -704,33 +885,44 @@ def fmt3(values: list[float]) -> str:
 def report(results: list[Result]) -> None:
     print("\n## Results\n")
     print(
-        "| workers | controller CPU (of one core) | worst 1 s | RSS end / peak (MiB) "
-        "| update latency p50/p99/max (ms) | first-sight latency p50/p99/max (ms) "
-        "| update gap p50/p99/max (ms) | MEASUREMENT count: expected / actual |"
+        "| workers | server | CPU (of one core) | worst 1 s | RSS end / peak (MiB) "
+        "| update latency p50/p99/max (ms) | update gap p50/p99/max (ms) "
+        "| MEASUREMENT count: expected / actual |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|")
     for r in results:
         worst = max(r.controller_cpu_per_s, default=float("nan"))
-        ok = "ok" if r.expected_count == r.actual_count else "MISMATCH"
+        if r.server == "controller":
+            ok = "ok" if r.expected_count == r.actual_count else "MISMATCH"
+            rest = (
+                f"{r.rss_mib:.0f} / {r.peak_rss_mib:.0f} | {fmt3(r.latency_ms)} "
+                f"| {fmt3(r.gap_ms)} | {r.expected_count:,} / {r.actual_count:,} ({ok})"
+            )
+        else:
+            rest = "- | - | - | -"
         print(
-            f"| {r.workers} | {100 * r.controller_cpu:.1f} % | {100 * worst:.0f} % "
-            f"| {r.rss_mib:.0f} / {r.peak_rss_mib:.0f} | {fmt3(r.latency_ms)} "
-            f"| {fmt3(r.fresh_latency_ms)} | {fmt3(r.gap_ms)} "
-            f"| {r.expected_count:,} / {r.actual_count:,} ({ok}) |"
+            f"| {r.workers} | {r.server} | {100 * r.controller_cpu:.1f} % "
+            f"| {100 * worst:.0f} % | {rest} |"
         )
     print()
     for r in results:
-        print(
-            f"N={r.workers}: run {r.state} ({r.reason}); measurement window {r.window_s:.1f}s; "
-            f"simulated workers used {r.clients_cpu:.2f} cores, other processes "
-            f"{r.other_cpu:.2f} cores; {r.updates} WatchRun updates in MEASUREMENT, newest "
-            f"second {r.intervals_max}; reports sent {r.reports_sent:,}, heartbeats "
-            f"{r.heartbeats_sent:,}, failed streams {r.streams_failed}; nominal count "
-            f"N x 4 x {PER_KIND} x {round(r.duration_s)} s = {r.nominal_count:,}"
+        line = (
+            f"N={r.workers} {r.server}: measurement window {r.window_s:.1f}s; simulated "
+            f"workers used {r.clients_cpu:.2f} cores, other processes {r.other_cpu:.2f} cores; "
+            f"reports sent {r.reports_sent:,}, heartbeats {r.heartbeats_sent:,}"
         )
+        if r.server == "controller":
+            line += (
+                f"; failed streams {r.streams_failed}; run {r.state} ({r.reason}); "
+                f"{r.updates} WatchRun updates in MEASUREMENT, "
+                f"newest second {r.intervals_max}; first sight of each second p50/p99/max "
+                f"{fmt3(r.fresh_latency_ms)} ms; nominal count N x 4 x {PER_KIND} x "
+                f"{round(r.duration_s)} s = {r.nominal_count:,}"
+            )
+        print(line)
         per_s = " ".join(f"{100 * c:.0f}" for c in r.controller_cpu_per_s)
-        print(f"  controller CPU per second of the window (%): {per_s}")
-    goal = [r for r in results if r.workers == GOAL_WORKERS]
+        print(f"  CPU per second of the window (%): {per_s}")
+    goal = [r for r in results if r.workers == GOAL_WORKERS and r.server == "controller"]
     if goal:
         r = goal[0]
         verdict = "MET" if r.goal_met else "NOT MET"
@@ -744,7 +936,8 @@ async def amain(args: argparse.Namespace) -> int:
     env = print_header("controller ingest: simulated workers -> one controller process")
     print(
         f"workers {args.workers}, {args.procs} client processes, duration {args.duration:g}s, "
-        f"{len(KINDS)} kinds x {PER_KIND} per interval, profile {args.profile or 'none'}"
+        f"{len(KINDS)} kinds x {PER_KIND} per interval, profile {args.profile or 'none'}, "
+        f"heartbeat while running every {args.running_heartbeat_every} s"
     )
     if args.quiet_wait > 0:
         load = wait_for_quiet(args.quiet_wait)
@@ -753,6 +946,8 @@ async def amain(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="snowload-ingest-") as tmp:
         for n in args.workers:
             results.append(await measure(n, args, tmp))
+            if args.baseline:
+                results.append(await measure_baseline(n, args))
     report(results)
     if args.json:
         write_json(args.json, env, results)
@@ -774,8 +969,11 @@ def write_json(path: str, env: dict[str, object], results: list[Result]) -> None
 
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "_client":
-        address, first, count, prefix = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
-        asyncio.run(client_main(address, first, count, prefix))
+        address, first, count, prefix, every = sys.argv[2:7]
+        asyncio.run(client_main(address, int(first), int(count), prefix, int(every)))
+        return 0
+    if len(sys.argv) > 1 and sys.argv[1] == "_baseline":
+        asyncio.run(baseline_main(int(sys.argv[2]), float(sys.argv[3])))
         return 0
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument(
@@ -799,6 +997,19 @@ def main() -> int:
         type=float,
         default=20.0,
         help="wait up to S seconds for a quiet host (0: no)",
+    )
+    p.add_argument(
+        "--baseline",
+        action="store_true",
+        help="also measure the floor: a bare grpc.aio server with the same message flow",
+    )
+    p.add_argument(
+        "--running-heartbeat-every",
+        type=int,
+        default=1,
+        metavar="K",
+        help="experiment: while running, simulated workers send only every K-th heartbeat "
+        "(default 1: every second, as worker/agent.py does)",
     )
     p.add_argument("--json", help="also write the results as JSON to this file")
     args = p.parse_args()

@@ -69,7 +69,22 @@ class StepBy(StrEnum):
 
 IMPLEMENTED_MODES = frozenset(Mode)
 MAX_RATE = 10_000_000.0
-_DSN_PASSWORD = re.compile(r"(?i)(\bpassword\s*=|://[^/@:]+:[^/@]*@)")
+PG_SECRET_KEYS = frozenset({"password", "sslpassword"})
+_KEYWORD = re.compile(r"(?:^|\s)([A-Za-z_]+)\s*=")
+
+
+def dsn_has_secret(dsn: str) -> bool:
+    """Whether a libpq connection string (URL or key=value form) carries a password."""
+    from urllib.parse import parse_qsl, unquote, urlsplit
+
+    if "://" in dsn:
+        parts = urlsplit(dsn)
+        netloc_user = parts.netloc.rpartition("@")[0]
+        if ":" in netloc_user:  # user:password@ (an empty user name too)
+            return True
+        keys = {unquote(k).lower() for k, _ in parse_qsl(parts.query, keep_blank_values=True)}
+        return bool(keys & PG_SECRET_KEYS)
+    return any(m.group(1).lower() in PG_SECRET_KEYS for m in _KEYWORD.finditer(dsn))
 NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
 
 # Limits that keep a single request from exhausting a controller or a worker.
@@ -541,11 +556,19 @@ class _Parser:
             raise self.error("target.database", "is required for the sqlite driver")
         if driver is Driver.POSTGRES and not dsn:
             raise self.error("target.dsn", "is required for the postgres driver")
-        if driver is Driver.POSTGRES and _DSN_PASSWORD.search(dsn):
+        if driver is Driver.POSTGRES and dsn_has_secret(dsn):
             raise self.error(
                 "target.dsn",
                 "must not contain a password; workers read it from PGPASSWORD or ~/.pgpass",
             )
+        if driver is Driver.POSTGRES:
+            for key in options:
+                if str(key).lower() in PG_SECRET_KEYS:
+                    raise self.error(
+                        f"target.options.{key}",
+                        "credentials do not belong in workload files; "
+                        "workers read them from PGPASSWORD or ~/.pgpass",
+                    )
         if driver is Driver.SNOWFLAKE:
             if not connection:
                 raise self.error(

@@ -295,7 +295,7 @@ async def test_sigterm_cancels_active_runs_cleanly_and_exits_0(tmp_path: Path) -
             started = await stub.StartRun(run_pb2.StartRunRequest(workload_toml=text), timeout=10)
             run_id = started.run.run_id
             async for update in stub.WatchRun(run_pb2.WatchRunRequest(run_id=run_id), timeout=60):
-                if update.run.state == lc.MEASUREMENT:
+                if update.run.state == lc.MEASUREMENT and update.progress.latest.second >= 1:
                     break
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0

@@ -269,6 +269,131 @@ def live_model(*, final: bool) -> LiveModel:
     return model
 
 
+FIND_MAX_WORKLOAD_JSON = (
+    '{"load":{"connections":16,"duration":"1m20s","find_max":{"max":32,"start":4,"step":4,'
+    '"step_duration":"5s"},"mode":"find_max","warmup":"0s","workers":2},'
+    '"name":"orders-knee","query":[],"slo":{"p95_ms":20},'
+    '"target":{"database":"orders.db","driver":"sqlite"}}'
+)
+FIND_MAX_STEPS = (
+    # level, QPS, p50 ms, verdict reason ("" = stable)
+    (4, 1910.0, 0.8, ""),
+    (8, 3720.0, 0.85, ""),
+    (12, 5210.0, 0.95, ""),
+    (16, 5350.0, 1.6, "throughput stopped growing at 16 connections (5,350 vs 5,210 queries/s)"),
+    (14, 5330.0, 1.3, "throughput stopped growing at 14 connections (5,330 vs 5,210 queries/s)"),
+    (13, 5290.0, 1.1, "throughput stopped growing at 13 connections (5,290 vs 5,210 queries/s)"),
+)
+STEP_S = 5
+
+
+def find_max_result(steps: int, *, concluded: bool) -> common_pb2.FindMaxResult:
+    """The first ``steps`` steps of a search by connections that finds its knee at 12."""
+    out = common_pb2.FindMaxResult(by="connections", concluded=concluded)
+    for i, (level, qps, p50, reason) in enumerate(FIND_MAX_STEPS[:steps]):
+        step = out.steps.add(
+            level=level,
+            error_rate=0.0,
+            verdict="degraded" if reason else "stable",
+            reason=reason,
+        )
+        step.stats.CopyFrom(stats(int(qps * (STEP_S - 1)), 0, qps, p50))
+        set_ts(step.start_time, T0 + 1.0 + i * STEP_S)
+        set_ts(step.end_time, T0 + 1.0 + (i + 1) * STEP_S)
+        if not reason and level >= out.best_level:
+            out.best_level = level
+            out.best.CopyFrom(step.stats)
+    if concluded:
+        out.reason = FIND_MAX_STEPS[steps - 1][3]
+    return out
+
+
+def find_max_series(steps: int) -> list[common_pb2.SeriesPoint]:
+    points = []
+    for i, (level, qps, p50, _reason) in enumerate(FIND_MAX_STEPS[:steps]):
+        for j in range(STEP_S):
+            second = i * STEP_S + j + 1
+            q = qps * (0.8 if j == 0 else 1.0) * (1 + 0.03 * math.sin(second))
+            p = common_pb2.SeriesPoint(
+                second=second,
+                phase=fmt.MEASUREMENT,
+                overall=stats(int(q), 0, round(q, 1), p50 * (1 + 0.1 * math.cos(second))),
+                active_connections=level,
+                workers_active=2,
+            )
+            set_ts(p.end_time, T0 + 1.0 + second)
+            set_dur(p.duration, 1.0)
+            p.by_kind["point_lookup"].CopyFrom(p.overall)
+            points.append(p)
+    return points
+
+
+def find_max_run(steps: int, *, state: int) -> run_pb2.Run:
+    """A find_max run after ``steps`` steps; COMPLETED means the search concluded."""
+    done = fmt.is_terminal(state)
+    r = run_pb2.Run(
+        run_id="5d0c7e1f9a23",
+        name="orders-knee",
+        state=state,
+        mode=common_pb2.LOAD_MODE_FIND_MAX,
+        target="sqlite",
+        workers=2,
+        connections=16,
+        workload_json=FIND_MAX_WORKLOAD_JSON,
+        enrichment=common_pb2.ENRICHMENT_STATUS_SKIPPED,
+    )
+    set_dur(r.duration, 80.0)
+    set_ts(r.create_time, T0 - 0.4)
+    set_ts(r.start_time, T0)
+    r.find_max.CopyFrom(find_max_result(steps, concluded=done))
+    measured = steps * STEP_S
+    for st, at in ((fmt.PENDING, -0.4), (fmt.PREPARING, -0.2), (fmt.MEASUREMENT, 0.1)):
+        set_ts(r.events.add(state=st).event_time, T0 + at)
+    ps = r.summary.phases.add(phase=fmt.MEASUREMENT)
+    set_dur(ps.duration, measured)
+    total = sum(int(q * STEP_S) for _, q, _, _ in FIND_MAX_STEPS[:steps])
+    ps.overall.CopyFrom(stats(total, 0, total / measured, 1.0))
+    ps.by_kind["point_lookup"].CopyFrom(ps.overall)
+    if done:
+        set_ts(r.events.add(state=fmt.PROCESSING).event_time, T0 + measured + 0.2)
+        end = r.events.add(state=state, reason="search_concluded")
+        set_ts(end.event_time, T0 + measured + 0.5)
+        set_ts(r.end_time, T0 + measured + 0.5)
+        r.reason = "search_concluded"
+        r.slo.add(metric="p95_ms", limit=20, actual=ps.overall.p95_ms, passed=True)
+        r.slo_passed = True
+    return r
+
+
+def find_max_model() -> LiveModel:
+    """A concluded find_max run as the Live screen saw it: mid-search updates, then final."""
+    now = [T0 + 12.0]
+    model = LiveModel("5d0c7e1f9a23", clock=lambda: now[0])
+    model.apply_run(find_max_run(2, state=fmt.MEASUREMENT))
+    model.apply_series(find_max_series(2))
+    model.stream_ok()
+    points = find_max_series(len(FIND_MAX_STEPS))
+    update = run_pb2.WatchRunResponse(
+        run=find_max_run(5, state=fmt.MEASUREMENT),
+        progress=progress(points[:27], 2.0),
+        workers=workers(),
+    )
+    update.run.workload_json = ""
+    update.progress.target_level = 13
+    now[0] = T0 + 27.5
+    model.apply_update(update)
+    now[0] = T0 + 31.0
+    final = run_pb2.WatchRunResponse(
+        run=find_max_run(len(FIND_MAX_STEPS), state=fmt.COMPLETED),
+        progress=progress(points, 0.3),
+        workers=workers(0.2),
+        final=True,
+    )
+    model.apply_update(final)
+    model.apply_series(points)
+    return model
+
+
 def app_showing(
     make: Callable[[], Screen[None]],
 ) -> tuple[SnowloadApp, Callable[[Pilot[None]], object]]:
@@ -338,4 +463,11 @@ def test_compare_screen(snap_compare: SnapCompare) -> None:
         series(qps=3950.0, latency=1.6),
     )
     app, before = app_showing(lambda: CompareScreen(a.run.run_id, b.run.run_id, data=(a, b)))
+    assert snap_compare(app, terminal_size=SIZE, run_before=before)
+
+
+def test_live_screen_find_max(snap_compare: SnapCompare) -> None:
+    """The find_max step table (the best step starred) and the search's conclusion."""
+    model = find_max_model()
+    app, before = app_showing(lambda: LiveScreen(model.run_id, model=model))
     assert snap_compare(app, terminal_size=SIZE, run_before=before)
