@@ -85,6 +85,8 @@ def dsn_has_secret(dsn: str) -> bool:
         keys = {unquote(k).lower() for k, _ in parse_qsl(parts.query, keep_blank_values=True)}
         return bool(keys & PG_SECRET_KEYS)
     return any(m.group(1).lower() in PG_SECRET_KEYS for m in _KEYWORD.finditer(dsn))
+
+
 NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
 
 # Limits that keep a single request from exhausting a controller or a worker.
