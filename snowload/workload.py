@@ -77,14 +77,15 @@ def dsn_has_secret(dsn: str) -> bool:
     """Whether a libpq connection string (URL or key=value form) carries a password."""
     from urllib.parse import parse_qsl, unquote, urlsplit
 
-    if "://" in dsn:
-        parts = urlsplit(dsn)
+    keyword_secret = any(m.group(1).lower() in PG_SECRET_KEYS for m in _KEYWORD.finditer(dsn))
+    if dsn.lstrip().lower().startswith(("postgresql://", "postgres://")):
+        parts = urlsplit(dsn.strip())
         netloc_user = parts.netloc.rpartition("@")[0]
         if ":" in netloc_user:  # user:password@ (an empty user name too)
             return True
         keys = {unquote(k).lower() for k, _ in parse_qsl(parts.query, keep_blank_values=True)}
         return bool(keys & PG_SECRET_KEYS)
-    return any(m.group(1).lower() in PG_SECRET_KEYS for m in _KEYWORD.finditer(dsn))
+    return keyword_secret
 
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")

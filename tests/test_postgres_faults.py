@@ -438,6 +438,23 @@ def test_a_dsn_with_a_disguised_password_is_refused_at_parse_time(dsn: str) -> N
     assert info.value.field_path == "target.dsn"
 
 
+# key=value form, but a value contains "://": dsn_has_secret (snowload/workload.py) takes
+# it for a URL (it tests `"://" in dsn`, libpq tests the postgresql:// or postgres://
+# prefix), finds no user:password@ and no query, and lets the password through
+DSNS_WITH_PASSWORD_STILL_MISSED = [
+    "host=127.0.0.1 dbname=postgres user=u password=hunter2-xyz application_name=a://b",
+    "host=127.0.0.1 dbname=postgres user=u sslrootcert=file://x password=hunter2-xyz",
+]
+
+
+@pytest.mark.parametrize("dsn", DSNS_WITH_PASSWORD_STILL_MISSED)
+def test_a_keyword_dsn_with_a_url_like_value_is_still_checked(dsn: str) -> None:
+    assert psycopg.conninfo.conninfo_to_dict(dsn)["password"] == "hunter2-xyz"
+    with pytest.raises(WorkloadError) as info:
+        parse_toml(password_workload(dsn), source="secret.toml")
+    assert info.value.field_path == "target.dsn"
+
+
 @pytest.mark.parametrize("key", ["password", "sslpassword"])
 def test_a_password_in_postgres_options_is_refused_at_parse_time(key: str) -> None:
     # the driver hands target.options to libpq (make_conninfo), so this would log in
