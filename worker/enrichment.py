@@ -81,6 +81,13 @@ def enricher_for(workload: Workload) -> Enricher:
 _LEADING_COMMENTS = re.compile(r"^\s*(/\*.*?\*/\s*)+", re.DOTALL)
 
 
+def _literal(value: Any) -> str:
+    """A value as an untyped SQL literal (what a text-format parameter amounts to)."""
+    if value is None:
+        return "NULL"
+    return "'" + str(value).replace("'", "''") + "'"
+
+
 def normalise_sql(sql: str) -> str:
     """Leading comments off, ``?``/``%s`` placeholders as ``$n``, whitespace collapsed."""
     sql = _LEADING_COMMENTS.sub("", sql)
@@ -135,15 +142,24 @@ class PostgresEnricher(Enricher):
         normalised by the server, so identifiers beat comparing texts)."""
         import random
 
-        from worker.drivers.postgres import to_pyformat
+        from worker.drivers.postgres import to_numbered
         from worker.generators import Sequences, compile_query
 
         conn = self._connection()
         rnd = random.Random(0)
         for i, q in enumerate(self.workload.queries):
+            if any(p.kind == "pool" for p in q.params):
+                continue  # no values here to probe with: matched by text instead
             params = compile_query(i, q, rnd, Sequences(0, 1))()
+            # prepared exactly as the workers prepare it (untyped parameters), so the
+            # identifier is the one their executions are counted under
+            probe = f"snowload_probe_{i}"
+            literals = ", ".join(_literal(v) for v in params)
             try:
-                plan = conn.query("EXPLAIN (VERBOSE, FORMAT JSON) " + to_pyformat(q.sql), params)
+                conn.query(f"PREPARE {probe} AS {to_numbered(q.sql)}")
+                sql = f"EXPLAIN (VERBOSE, FORMAT JSON) EXECUTE {probe}"
+                plan = conn.query(sql + (f"({literals})" if params else ""))
+                conn.query(f"DEALLOCATE {probe}")
             except Exception:  # e.g. a statement EXPLAIN refuses: fall back to its text
                 continue
             qid = plan[0][0][0].get("Query Identifier") if plan else None
