@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import sys
+import time
 from datetime import UTC
 from typing import Any, TextIO
 
@@ -37,6 +38,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     cmp_.add_argument("run_a")
     cmp_.add_argument("run_b")
     cmp_.add_argument("--json", action="store_true")
+    enrich = verbs.add_parser(
+        "enrich",
+        help="a later pass from Snowflake's AGGREGATE_QUERY_HISTORY (hybrid tables); "
+        "connects from this host with its connections.toml",
+    )
+    enrich.add_argument("run_id")
     exp = verbs.add_parser("export", help="a run as JSON, CSV (per-second series) or hlog")
     exp.add_argument("run_id")
     exp.add_argument("--format", choices=("json", "csv", "hlog"), default="json")
@@ -52,6 +59,8 @@ def main(args: argparse.Namespace) -> int:
             return _show(store, args)
         if args.verb == "compare":
             return _compare(store, args)
+        if args.verb == "enrich":
+            return _enrich(store, args)
         return _export(store, args)
     finally:
         store.close()
@@ -247,6 +256,36 @@ def _fmt(value: float | None, *, signed: bool = False) -> str:
     if value is None:
         return "-"
     return f"{value:+,.3f}" if signed else f"{value:,.3f}"
+
+
+def _enrich(store: RunStore, args: argparse.Namespace) -> int:
+    from snowload.workload import Driver, parse_json
+    from worker.enrichment import AggregateEnricher, Window
+
+    run = _find(store, args.run_id)
+    if run is None:
+        return EXIT_NOT_FOUND
+    workload = parse_json(run.workload_json)
+    if workload.target.driver is not Driver.SNOWFLAKE:
+        print(f"error: run {run.run_id} is not a Snowflake run", file=sys.stderr)
+        return EXIT_NOT_FOUND
+    start = run.start_time if run.HasField("start_time") else run.create_time
+    end = run.end_time if run.HasField("end_time") else run.create_time
+    enricher = AggregateEnricher(workload)
+    try:
+        found = enricher.collect(
+            Window(run.run_id, start.ToNanoseconds(), end.ToNanoseconds()), time.monotonic() + 300
+        )
+    finally:
+        enricher.close()
+    if found.status != common_pb2.ENRICHMENT_STATUS_COMPLETED:
+        print(f"error: {found.message}", file=sys.stderr)
+        return 1
+    run.server.CopyFrom(found)
+    run.enrichment = found.status
+    store.put(run)
+    print(f"run {run.run_id}: {found.message}")
+    return 0
 
 
 def _export(store: RunStore, args: argparse.Namespace) -> int:

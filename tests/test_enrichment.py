@@ -3,6 +3,9 @@ stand-in relation with Snowflake's column names (fakesnow has no query history).
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -14,7 +17,7 @@ import pytest
 from controller import lifecycle as lc
 from controller.server import Controller, ControllerSettings
 from controller.store_sqlite import SqliteRunStore
-from snowload.v1 import common_pb2
+from snowload.v1 import common_pb2, run_pb2
 from snowload.workload import parse_toml
 from tests.cluster import WorkerProcs, attached, run_to_end, worker_env, workload
 from tests.pg import PgCluster
@@ -202,3 +205,79 @@ async def test_sqlite_runs_are_skipped_not_pending(controller: Controller, tmp_p
         assert "sqlite" in run.server.message
     finally:
         procs.stop_all()
+
+
+AQH = """CREATE OR REPLACE TABLE SLDB.PUBLIC.AQH_STANDIN (
+  INTERVAL_START_TIME TIMESTAMP_NTZ, INTERVAL_END_TIME TIMESTAMP_NTZ, QUERY_TAG TEXT,
+  QUERY_PARAMETERIZED_HASH TEXT, CALLS NUMBER, TOTAL_ELAPSED_TIME OBJECT,
+  COMPILATION_TIME OBJECT, EXECUTION_TIME OBJECT, QUEUED_OVERLOAD_TIME OBJECT,
+  TRANSACTION_BLOCKED_TIME OBJECT)"""
+
+
+def _bucket(minute: int, tag: str, calls: int, total_sum: float, tmax: float, p99: float) -> str:
+    def obj(s: float, mx: float, q: float) -> str:
+        return f"OBJECT_CONSTRUCT('sum', {s}, 'max', {mx}, 'p99', {q})"
+
+    return (
+        "INSERT INTO SLDB.PUBLIC.AQH_STANDIN SELECT "
+        f"DATEADD('minute', {minute}, '2026-01-01'::TIMESTAMP_NTZ), "
+        f"DATEADD('minute', {minute + 1}, '2026-01-01'::TIMESTAMP_NTZ), '{tag}', 'h', {calls}, "
+        f"{obj(total_sum, tmax, p99)}, {obj(calls * 0.5, 1, 1)}, {obj(calls * 2.0, 3, 3)}, "
+        f"{obj(0, 0, 0)}, {obj(0, 0, 0)}"
+    )
+
+
+def test_runs_enrich_reads_the_aggregate_history_of_hybrid_tables(
+    snowflake_home: Path, tmp_path: Path
+) -> None:
+    wl = parse_toml(
+        SF_WORKLOAD.replace("QH_STANDIN", "unused").replace(
+            "options = {", 'options = { aggregate_query_history = "SLDB.PUBLIC.AQH_STANDIN",'
+        ),
+        "sf.toml",
+    )
+    conn = SnowflakeDriver().connect(wl.target, 10)
+    try:
+        conn.execute_script(
+            [
+                "CREATE DATABASE IF NOT EXISTS SLDB",
+                "CREATE SCHEMA IF NOT EXISTS SLDB.PUBLIC",
+                AQH,
+                _bucket(1, "sl/abcdef12/w0/M/get", 600, 3000.0, 40.0, 20.0),
+                _bucket(2, "sl/abcdef12/w1/M/get", 400, 2400.0, 90.0, 30.0),
+                _bucket(2, "sl/abcdef12/w0/W/put", 50, 500.0, 15.0, 14.0),
+                _bucket(3, "sl/99999999/w0/M/get", 999, 1.0, 1.0, 1.0),  # another run
+            ]
+        )
+    finally:
+        conn.close()
+    db = tmp_path / "r.db"
+    store = SqliteRunStore(db)
+    run = run_pb2.Run(run_id="abcdef123456", name="hybrid", state=6, target="snowflake")
+    run.workload_json = wl.to_json()
+    run.create_time.FromSeconds(int(datetime(2026, 1, 1, tzinfo=UTC).timestamp()))
+    run.start_time.FromSeconds(int(datetime(2026, 1, 1, 0, 1, tzinfo=UTC).timestamp()))
+    run.end_time.FromSeconds(int(datetime(2026, 1, 1, 0, 3, tzinfo=UTC).timestamp()))
+    store.put(run)
+    store.close()
+    env = dict(os.environ, SNOWFLAKE_HOME=str(snowflake_home))
+    done = subprocess.run(
+        [sys.executable, "-m", "snowload.cli", "runs", "--db", str(db), "enrich", "abcdef"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "1050 calls" in done.stdout
+    stored = SqliteRunStore(db).get("abcdef123456")
+    assert stored is not None
+    assert stored.enrichment == common_pb2.ENRICHMENT_STATUS_COMPLETED
+    cells = {(t.kind, t.phase): t for t in stored.server.timings}
+    get = cells[("get", lc.MEASUREMENT)]
+    assert get.calls == 1000
+    assert get.mean_ms == pytest.approx(5.4)  # (3000 + 2400) / 1000: sums, not averages
+    assert get.total.max_ms == 90.0 and get.total.p99_ms == 30.0
+    assert get.execution.mean_ms == pytest.approx(2.0)
+    assert cells[("put", lc.WARMUP)].calls == 50

@@ -41,6 +41,7 @@ ALLOWED_OPTIONS = frozenset(
         "query_history",
         "query_id_samples",
         "credit_price",
+        "aggregate_query_history",
     }
 )
 AUTH_ERRNOS = frozenset({390100, 390101, 390102, 390144, 251005, 251006})
@@ -61,7 +62,13 @@ def connect_kwargs(target: Target, timeout_s: float) -> dict[str, Any]:
     options = dict(target.options)
     session = dict(DEFAULT_SESSION_PARAMETERS)  # a fresh dict per connection: the
     session.update({str(k): str(v) for k, v in dict(options.pop("session_parameters", {})).items()})
-    for local in ("query_tag_prefix", "query_history", "query_id_samples", "credit_price"):
+    for local in (
+        "query_tag_prefix",
+        "query_history",
+        "query_id_samples",
+        "credit_price",
+        "aggregate_query_history",
+    ):
         options.pop(local, None)
     timeout = max(1, int(timeout_s))
     kwargs: dict[str, Any] = {
