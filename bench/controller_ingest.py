@@ -45,9 +45,21 @@ the nominal N x 4 x 250 x intervals.
     python bench/controller_ingest.py --workers 64 128 256  # scaling curve
     python bench/controller_ingest.py --quick --profile py-spy --profile-out /tmp/ctl.txt
 
+    python bench/controller_ingest.py --baseline            # and the bare-gRPC floor
+
 --profile py-spy samples the controller during the measurement window only (py-spy
 attaches to it; pip install py-spy). --profile cprofile runs the whole controller under
 cProfile (wall-clock timer, so the event loop's idle epoll time shows up too).
+
+--baseline also measures the floor for the same N: a bare grpc.aio server (this script,
+ControlService only, the same server options) that answers every Heartbeat with a Pong
+and counts MetricsReports without merging them, driving one run by itself; its CPU over
+its own measurement window is what the transport costs with no controller logic at all.
+
+--running-heartbeat-every K is an experiment for a protocol change: while a run's load
+is on (reports flow every second and already prove liveness), the simulated workers send
+only every K-th Heartbeat, so the controller receives K times fewer heartbeats and sends
+K times fewer Pongs. The default 1 is what worker/agent.py does.
 """
 
 from __future__ import annotations
@@ -643,7 +655,13 @@ async def measure(n: int, args: argparse.Namespace, tmp: str) -> Result:
             result.actual_count = phase.overall.count
     result.nominal_count = int(n * len(KINDS) * PER_KIND * round(args.duration))
     if result.state != "STATE_COMPLETED":
-        print("  controller log:\n" + "".join(ctl_log[-20:]), flush=True)
+        lost = sum(" lost (" in line for line in ctl_log)
+        shown = ctl_log if len(ctl_log) <= 12 else [*ctl_log[:6], "  ...\n", *ctl_log[-6:]]
+        print(
+            f"  controller log ({len(ctl_log)} lines, {lost} 'worker ... lost'):\n"
+            + "".join(shown),
+            flush=True,
+        )
     if args.profile == "cprofile":
         print_cprofile(out, args.profile_top)
     elif args.profile == "py-spy":
@@ -851,10 +869,10 @@ def print_py_spy(path: str, top: int, duration_s: float) -> None:
             own[frames[-1]] += count
             for frame in set(frames):
                 incl[frame] += count
-    busy = total / (PY_SPY_RATE * duration_s)
     print(
         f"\n  py-spy profile of the controller ({path}): {total} non-idle samples at "
-        f"{PY_SPY_RATE} Hz over {duration_s:g}s ~ {100 * busy:.0f} % of one core (sampled)"
+        f"{PY_SPY_RATE} Hz over {duration_s:g}s (py-spy's idle detection is approximate: "
+        "read the shares, and the /proc figure for CPU)"
     )
     print(f"  {'self %':>7} {'incl %':>7}  function (shares of non-idle samples)")
     for frame, n in own.most_common(top):

@@ -485,6 +485,14 @@ def report(
             ok = "MET" if ratio >= GOAL_VS_LOCUST else "NOT MET"
             print(f"  {LABELS[m]}: {ratio:.2f} x Locust (goal >= 1.5 x): {ok}")
             summary.setdefault(m, {})["vs_locust"] = ratio
+    if still:
+        print(
+            f"  caution: {still} of the {len(kept)} measurements behind these verdicts were "
+            "disturbed by other processes. On 2 cores a 16-thread loop often runs FASTER when "
+            "another process takes one core (less GIL hand-off between cores), so ratios "
+            "between quiet and disturbed measurements mislead; compare like with like "
+            "(docs/benchmarks.md)."
+        )
     return summary
 
 
@@ -515,6 +523,9 @@ def main() -> int:
     )
     parser.add_argument("--quick", action="store_true", help="smoke test: 1 x 2 s per method")
     parser.add_argument("--no-breakdown", action="store_true", help="skip the 1-thread table")
+    parser.add_argument(
+        "--breakdown-only", action="store_true", help="only the 1-thread table (~15 s)"
+    )
     parser.add_argument(
         "--quiet-wait",
         type=float,
@@ -598,6 +609,14 @@ def main() -> int:
         else:
             breakdown = [(str(n), float(v)) for n, v in out["rows"]]
             print_breakdown(breakdown)
+
+    if args.breakdown_only:
+        if args.json:
+            Path(args.json).write_text(
+                json.dumps({"environment": env, "breakdown": breakdown}, indent=2),
+                encoding="utf-8",
+            )
+        return 0 if breakdown else 1
 
     results: dict[str, list[dict[str, Any]]] = {m: [] for m in methods}
     for rep in range(args.reps):

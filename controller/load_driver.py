@@ -153,7 +153,15 @@ class LoadDriver:
             self.apply(level)
             began_ns = time.time_ns()
             await self.sleep(self.run, search.config.step_duration_s)
-            stats = self.window_stats(began_ns + 1_000_000_000, time.time_ns())
+            ended_ns = time.time_ns()
+            # the second that ends the step arrives with the workers' next reports
+            waited = time.monotonic()
+            while time.monotonic() - waited < 1.5:
+                point = self.run.metrics.complete_point()
+                if point is not None and point.end_ns >= ended_ns - 300_000_000:
+                    break
+                await self.sleep(self.run, 0.05)
+            stats = self.window_stats(began_ns + 1_000_000_000, ended_ns)
             search.record(level, stats)
             self.run.broadcaster.publish(self.run.update())
         return "search_concluded"

@@ -728,7 +728,7 @@ class _Parser:
             start=num("start", d.start),
             step=num("step", d.step),
             step_duration_s=self.duration(
-                raw, "step_duration", f"{path}.step_duration", d.step_duration_s, minimum=1.0
+                raw, "step_duration", f"{path}.step_duration", d.step_duration_s, minimum=2.0
             ),
             max=num("max", d.max),
             p95_drift=num("p95_drift", d.p95_drift),

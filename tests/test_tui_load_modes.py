@@ -103,14 +103,14 @@ def open_model(*, final: bool) -> LiveModel:
 def test_open_model_plots_target_against_achieved_and_the_lag() -> None:
     points = open_series()
     lines = rate_lines(points)
-    assert [line.label for line in lines] == ["warmup", "measurement", "target"]
-    target = lines[-1]
+    assert [line.label for line in lines] == ["target", "warmup", "measurement"]
+    target = lines[0]
     assert target.color == TARGET_COLOR and set(target.ys) == {2000.0}
     assert target.xs == [float(p.second) for p in points]
     # seconds that carry no target rate: the run's configured rate, over the load phases
     for p in points:
         p.target_rate = 0
-    assert rate_lines(points, 1500.0)[-1].ys == [1500.0] * len(points)
+    assert rate_lines(points, 1500.0)[0].ys == [1500.0] * len(points)
     assert [line.label for line in rate_lines(points)] == ["warmup", "measurement"]
     lag = latency_lines(open_series(), lag=True)[-1]
     assert (lag.label, lag.color) == ("lag p99", LAG_COLOR)
@@ -121,13 +121,13 @@ def test_open_model_kpis_live_from_the_newest_second_and_final_from_the_summary(
     running = open_model(final=False)
     assert running.open_model
     live = {k.label: k.value for k in running.kpis()}
-    assert live["target q/s"] == "2,000"
-    assert live["lag p99 ms"] == "45.0"  # second 18: the stall
-    assert live["late /s"] == "120" and live["dropped /s"] == "8"
+    assert live["target"] == "2,000"
+    assert live["lag p99"] == "45.0"  # second 18: the stall
+    assert live["late /s"] == "120" and live["dropped/s"] == "8"
     ended = open_model(final=True)
     final = {k.label: k.value for k in ended.kpis()}
-    assert final["target q/s"] == "2,000" and final["QPS meas."] == "1,996"
-    assert final["lag p99 ms"] == fmt.fmt_ms(0.3 * 7.4)
+    assert final["target"] == "2,000" and final["QPS meas."] == "1,996"
+    assert final["lag p99"] == fmt.fmt_ms(0.3 * 7.4)
     assert final["late"] == "240" and final["dropped"] == "8"
     assert len(ended.kpis()) <= 9  # every label fits its box
 
@@ -141,9 +141,9 @@ async def test_open_model_screens_show_the_rate_plot_and_schedule_figures() -> N
         await app.push_screen(live)
         await pilot.pause()
         qps_plot = live.query_one("#qps-plot", LinePlot)
-        assert [line.label for line in qps_plot.lines][-1] == "target"
+        assert qps_plot.lines[0].label == "target"
         assert "lag p99" in [line.label for line in live.query_one("#latency-plot", LinePlot).lines]
-        assert live.query_one("#kpis", KpiBar).values()["lag p99 ms"] == "45.0"
+        assert live.query_one("#kpis", KpiBar).values()["lag p99"] == "45.0"
         assert not live.query_one("#find-max", FindMaxPanel).display
         detail = DetailScreen(done.run_id, run=done, points=open_series())
         await app.push_screen(detail)
@@ -155,7 +155,7 @@ async def test_open_model_screens_show_the_rate_plot_and_schedule_figures() -> N
         assert shown["late"] == "240" and shown["dropped"] == "8"
         assert shown["lag p99 ms"] == fmt.fmt_ms(0.3 * 7.4)
         labels = [line.label for line in detail.query_one("#qps-plot", LinePlot).lines]
-        assert labels == ["warmup", "measurement", "target"]
+        assert labels == ["target", "warmup", "measurement"]
         assert not detail.query_one("#find-max", FindMaxPanel).display
         # a closed-mode run has neither
         closed = run()
@@ -188,6 +188,9 @@ def test_find_max_steps_best_and_conclusion() -> None:
     text = conclusion_text(searching, current_level=12, ended=False).plain
     assert text.startswith("searching… step 3 at 12 connections")
     assert "best so far 8 connections" in text
+    # right after a step the controller still asks for the level just measured
+    just_measured = conclusion_text(searching, current_level=8, ended=False).plain
+    assert just_measured.startswith("searching… step 3 ·")
     none = common_pb2.FindMaxResult(by="rate", concluded=True, reason="error rate 100.0% at 50")
     none.steps.add(level=50, error_rate=1.0, verdict="degraded", reason="error rate 100.0% at 50")
     assert "no stable level" in conclusion_text(none, current_level=None, ended=True).plain
@@ -215,7 +218,7 @@ async def test_find_max_panel_grows_step_by_step_on_live_and_detail() -> None:
         await pilot.pause()
         assert panel.table.row_count == 3
         assert "step 4 at 16 connections" in panel.conclusion
-        assert live.query_one("#kpis", KpiBar).values()["step level"] == "16 conns"
+        assert live.query_one("#kpis", KpiBar).values()["level"] == "16 conns"
         final = find_max_model()
         ended = LiveScreen(final.run_id, model=final)
         await app.push_screen(ended)
@@ -223,7 +226,7 @@ async def test_find_max_panel_grows_step_by_step_on_live_and_detail() -> None:
         panel = ended.query_one("#find-max", FindMaxPanel)
         assert panel.table.row_count == len(FIND_MAX_STEPS)
         assert panel.conclusion.startswith("concluded: best 12 connections")
-        assert ended.query_one("#kpis", KpiBar).values()["best level"] == "12 conns"
+        assert ended.query_one("#kpis", KpiBar).values()["best"] == "12 conns"
         done = find_max_run(len(FIND_MAX_STEPS), state=fmt.COMPLETED)
         detail = DetailScreen(done.run_id, run=done, points=find_max_series(6))
         await app.push_screen(detail)

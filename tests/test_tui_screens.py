@@ -1,7 +1,8 @@
 """The TUI against a real controller with real workers: launch a run from the Launch screen,
 follow it to COMPLETED on the Live screen, find it on Runs, open its detail, export it,
 compare it with another run; stop a run with confirmation; clear messages for a controller
-that is not there and for an invalid workload."""
+that is not there and for an invalid workload; a find_max search step by step and an
+open-model run against its target rate, live and in detail."""
 
 from __future__ import annotations
 
@@ -19,7 +20,9 @@ from tests.tui_support import (
     SIZE,
     UPDATE_SCREENSHOTS,
     cluster,
+    find_max_toml,
     model_state,
+    open_toml,
     until,
     workload_toml,
 )
@@ -33,6 +36,7 @@ from tui.screens.detail import DetailScreen
 from tui.screens.launch import LaunchScreen
 from tui.screens.live import LiveScreen
 from tui.screens.runs import RunsScreen
+from tui.widgets.findmax import FindMaxPanel
 from tui.widgets.kpi import KpiBar
 from tui.widgets.plots import LinePlot
 from tui.widgets.tables import cell_text
@@ -329,3 +333,139 @@ async def test_launch_shows_a_validation_error_with_its_line(tmp_path: Path) -> 
         await pilot.press("ctrl+s")
         status = launch.query_one("#launch-status", Static)
         await until(pilot, lambda: bool(plain(status)), 5, "the launch status")
+
+
+async def test_a_find_max_search_grows_step_by_step_and_concludes(home: Path) -> None:
+    async with cluster(home, workers=1) as c:
+        client = RunClient(ConnectionSettings(c.address))
+        started = await client.start_run(
+            run_pb2.StartRunRequest(workload_toml=find_max_toml(), source_name="fm.toml")
+        )
+        run_id = started.run_id
+        app = SnowloadApp(c.address)
+        async with app.run_test(size=SIZE) as pilot:
+            app_client = await app.wait_client()
+            assert app_client is not None
+            get_runs: list[str] = []
+            get_run = app_client.get_run
+
+            async def counting_get_run(wanted: str) -> run_pb2.Run:
+                get_runs.append(wanted)
+                return await get_run(wanted)
+
+            app_client.get_run = counting_get_run  # type: ignore[method-assign]
+            app.open_live(run_id)
+            await until(pilot, lambda: isinstance(app.screen, LiveScreen), 5, "Live")
+            await pilot.pause()
+            live = app.screen
+            assert isinstance(live, LiveScreen)
+            shown = lambda: model_state(live.model)  # noqa: E731
+            panel = live.query_one("#find-max", FindMaxPanel)
+            slo = live.query_one("#slo", DataTable)
+
+            # while the search runs: the steps so far, where it is, the SLO so far
+            await until(
+                pilot,
+                lambda: panel.table.row_count >= 1 and not live.model.terminal,
+                30,
+                "a first step while the search runs",
+                shown,
+            )
+            assert panel.display
+            assert panel.conclusion.startswith("searching…"), panel.conclusion
+            assert cell_text(panel.table, "s0", "level") in ("1 conns", "1 conns ★")
+            assert live.query_one("#kpis", KpiBar).values()["level"].endswith("conns")
+            assert "measurement so far" in str(slo.border_title)
+            assert cell_text(slo, "l0", "actual") != "-"
+            assert cell_text(slo, "l0", "verdict") == "passing"
+
+            # the end: every step and the conclusion
+            await until(pilot, lambda: live.model.terminal, 60, "the end of the search", shown)
+            await pilot.pause(0.2)
+            assert live.model.state == fmt.COMPLETED, shown()
+            result = live.model.run.find_max if live.model.run is not None else None
+            assert result is not None and result.concluded
+            steps = panel.table.row_count
+            assert steps >= 2 and steps == len(result.steps)
+            conclusion = panel.conclusion
+            assert conclusion.startswith("concluded: best "), conclusion
+            assert f"best {fmt.fmt_level(result.best_level, 'connections')}" in conclusion
+            assert result.reason in conclusion
+            assert cell_text(slo, "v0", "verdict") == "pass"  # the final verdicts
+            # phase changes came with their events on the stream: no GetRun after the first
+            lost = any(e.text.startswith("stream lost") for e in live.model.events)
+            assert get_runs.count(run_id) == 1 or lost, get_runs
+            events = log_text(live.query_one("#events", RichLog))
+            assert "phase MEASUREMENT" in events and "run COMPLETED" in events
+
+            # -- Run detail: the same steps and conclusion
+            await pilot.press("d")
+            await until(pilot, lambda: isinstance(app.screen, DetailScreen), 5, "Detail")
+            detail = app.screen
+            assert isinstance(detail, DetailScreen)
+            await until(pilot, lambda: detail.run is not None, 10, "the detail")
+            await pilot.pause(0.1)
+            detail_panel = detail.query_one("#find-max", FindMaxPanel)
+            assert detail_panel.display
+            assert detail_panel.table.row_count == steps
+            assert detail_panel.conclusion == conclusion
+            await pilot.press("e")
+            await until(pilot, lambda: detail.exported is not None, 10, "the export")
+            assert detail.exported is not None
+            data = json.loads(detail.exported.read_text(encoding="utf-8"))
+            assert data["mode"] == "find_max" and data["find_max"]["concluded"] is True
+            assert len(data["find_max"]["steps"]) == steps
+        await client.close()
+
+
+async def test_an_open_model_run_shows_target_against_achieved_and_the_lag(home: Path) -> None:
+    async with cluster(home, workers=1) as c:
+        client = RunClient(ConnectionSettings(c.address))
+        started = await client.start_run(
+            run_pb2.StartRunRequest(workload_toml=open_toml(), source_name="open.toml")
+        )
+        app = SnowloadApp(c.address)
+        async with app.run_test(size=SIZE) as pilot:
+            app.open_live(started.run_id)
+            await until(pilot, lambda: isinstance(app.screen, LiveScreen), 5, "Live")
+            await pilot.pause()
+            live = app.screen
+            assert isinstance(live, LiveScreen)
+            shown = lambda: model_state(live.model)  # noqa: E731
+            kpis = live.query_one("#kpis", KpiBar)
+            qps_plot = live.query_one("#qps-plot", LinePlot)
+
+            # live: the newest second's lag, and the target drawn under the achieved rate
+            def lag_shown() -> bool:
+                return kpis.values().get("lag p99", "-") != "-" and not live.model.terminal
+
+            await until(pilot, lag_shown, 30, "the live lag p99", shown)
+            assert kpis.values()["target"] == "200"
+            assert qps_plot.lines[0].label == "target"
+            assert not live.query_one("#find-max", FindMaxPanel).display
+
+            await until(pilot, lambda: live.model.terminal, 30, "the end of the run", shown)
+            await pilot.pause(0.2)
+            assert live.model.state == fmt.COMPLETED, shown()
+            final = kpis.values()
+            assert final["target"] == "200"
+            assert final["lag p99"] != "-" and "late" in final and "dropped" in final
+            target = next(line for line in qps_plot.lines if line.label == "target")
+            assert set(target.ys) == {200.0}
+
+            # -- Run detail: the MEASUREMENT's schedule figures and the same plot
+            await pilot.press("d")
+            await until(pilot, lambda: isinstance(app.screen, DetailScreen), 5, "Detail")
+            detail = app.screen
+            assert isinstance(detail, DetailScreen)
+            await until(pilot, lambda: detail.run is not None, 10, "the detail")
+            await pilot.pause(0.1)
+            open_kpis = detail.query_one("#open-kpis", KpiBar)
+            assert open_kpis.display
+            figures = open_kpis.values()
+            assert figures["target q/s"] == "200"
+            assert float(figures["achieved q/s"].replace(",", "")) > 100
+            assert figures["lag p99 ms"] != "-"
+            labels = [line.label for line in detail.query_one("#qps-plot", LinePlot).lines]
+            assert labels[0] == "target" and "measurement" in labels
+        await client.close()

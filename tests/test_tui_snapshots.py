@@ -380,6 +380,7 @@ def find_max_model() -> LiveModel:
     )
     update.run.workload_json = ""
     update.progress.target_level = 13
+    update.progress.errors = 0
     now[0] = T0 + 27.5
     model.apply_update(update)
     now[0] = T0 + 31.0
@@ -389,6 +390,7 @@ def find_max_model() -> LiveModel:
         workers=workers(0.2),
         final=True,
     )
+    final.progress.errors = 0
     model.apply_update(final)
     model.apply_series(points)
     return model

@@ -77,6 +77,70 @@ error_rate = 0.05
 """
 
 
+SMALL_TABLE = """\
+[setup]
+sql = [
+  "DROP TABLE IF EXISTS items",
+  "CREATE TABLE items (id INTEGER PRIMARY KEY, value INTEGER NOT NULL)",
+  "INSERT INTO items (id, value) VALUES (1, 7), (2, 14), (3, 21), (4, 28)",
+]
+
+[[query]]
+name = "read"
+sql = "SELECT value FROM items WHERE id = 2"
+
+[slo]
+p95_ms = 250
+error_rate = 0.05
+"""
+
+
+def find_max_toml(*, name: str = "tui-find-max", database: str = "find_max.db") -> str:
+    """A find_max search by connections, 1 to 3, on a trivial SELECT.
+
+    Steps last 2 s: the controller measures a step on the seconds that end after its first
+    second, so 1 s steps would measure nothing (each would be judged at 100 % errors)."""
+    return f"""\
+name = "{name}"
+
+[target]
+driver = "sqlite"
+database = "{database}"
+
+[load]
+mode = "find_max"
+workers = 1
+think_time = "5ms"
+
+[load.find_max]
+start = 1
+step = 1
+max = 3
+step_duration = "2s"
+
+{SMALL_TABLE}"""
+
+
+def open_toml(*, name: str = "tui-open", database: str = "open.db") -> str:
+    """An open-model run: 200 queries/s on 4 connections, a trivial SELECT."""
+    return f"""\
+name = "{name}"
+
+[target]
+driver = "sqlite"
+database = "{database}"
+
+[load]
+mode = "open"
+rate = 200
+workers = 1
+connections = 4
+warmup = "1s"
+duration = "2s"
+
+{SMALL_TABLE}"""
+
+
 @dataclass
 class Cluster:
     controller: Controller

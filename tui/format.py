@@ -1,8 +1,8 @@
 """Pure formatting and small computations on the public API's messages (no I/O, no Textual).
 
-The JSON summary and the compare deltas follow ``snowload runs show --json`` and
-``snowload runs compare``; they are re-implemented here because the TUI talks to a
-controller only over gRPC and never imports it.
+The JSON summary is ``snowload runs show --json``'s (the shared :mod:`snowload.report`);
+the compare deltas follow ``snowload runs compare`` and are re-implemented here because the
+TUI talks to a controller only over gRPC and never imports it.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from snowload import report
 from snowload.durations import format_duration
 from snowload.v1 import common_pb2, control_pb2, run_pb2
 from snowload.workload import Workload
@@ -45,7 +46,6 @@ STATE_ORDER = {
 }
 """Lifecycle rank: a state never goes back to a lower rank."""
 
-STAT_FIELDS = ("count", "errors", "qps", "p50_ms", "p95_ms", "p99_ms", "max_ms", "mean_ms")
 COMPARE_METRICS = ("qps", "p50_ms", "p95_ms", "p99_ms", "error_rate")
 HIGHER_IS_BETTER = frozenset({"qps"})
 
@@ -210,6 +210,45 @@ def slo_text(run: run_pb2.Run) -> str:
     return "pass" if run.slo_passed else "FAIL"
 
 
+def is_find_max(run: run_pb2.Run | None) -> bool:
+    """A find_max run (by its mode, or because it has recorded steps)."""
+    if run is None:
+        return False
+    return run.mode == common_pb2.LOAD_MODE_FIND_MAX or bool(run.find_max.steps)
+
+
+def is_open_model(run: run_pb2.Run | None, points: Iterable[common_pb2.SeriesPoint] = ()) -> bool:
+    """Load by arrival rate: open mode, or seconds that carry a target rate (find_max by
+    rate steps the rate of an open model)."""
+    if run is not None and run.mode == common_pb2.LOAD_MODE_OPEN:
+        return True
+    return any(p.target_rate > 0 for p in points)
+
+
+def fmt_level(level: float, by: str, *, short: bool = False) -> str:
+    """A find_max level with its unit (``short``: ``conns`` for connections)."""
+    if by == "rate":
+        return f"{fmt_qps(level)} q/s"
+    if short:
+        return f"{level:g} conns"
+    return f"{level:g} connection" + ("" if level == 1 else "s")
+
+
+def slo_actual(metric: str, stats: common_pb2.LatencyStats | None) -> float | None:
+    """What an SLO metric is on ``stats`` (None without any query to judge by)."""
+    if stats is None or not stats.count:
+        return None
+    if metric == "error_rate":
+        return error_rate(stats)
+    if metric == "min_qps":
+        return stats.qps
+    return float(getattr(stats, metric))
+
+
+def slo_holds(metric: str, limit: float, actual: float) -> bool:
+    return actual >= limit if metric == "min_qps" else actual <= limit
+
+
 def state_text(run: run_pb2.Run) -> str:
     text = state_name(run.state)
     if run.reason and run.reason != "duration_elapsed":
@@ -222,87 +261,21 @@ def state_text(run: run_pb2.Run) -> str:
 # ----------------------------------------------------------------------------- JSON export
 
 
-def stats_dict(stats: common_pb2.LatencyStats) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name in STAT_FIELDS:
-        value = getattr(stats, name)
-        out[name] = int(value) if name in ("count", "errors") else round(float(value), 4)
-    out["error_rate"] = round(error_rate(stats), 6)
-    return out
-
-
-def server_dict(server: common_pb2.Enrichment) -> dict[str, Any]:
-    """Server-side timings per kind and phase, as ``snowload runs show --json`` has them."""
-    timings = []
-    for t in server.timings:
-        row: dict[str, Any] = {
-            "kind": t.kind,
-            "phase": state_name(t.phase),
-            "calls": t.calls,
-            "mean_ms": round(t.mean_ms, 4),
-        }
-        if t.stddev_ms:
-            row["stddev_ms"] = round(t.stddev_ms, 4)
-        for name in ("total", "compilation", "execution", "queued", "blocked", "app_overhead"):
-            stats = getattr(t, name)
-            if stats.count:
-                row[name] = {
-                    k: round(getattr(stats, k), 4) for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")
-                }
-        if t.matched:
-            row["matched"] = t.matched
-        timings.append(row)
-    return {"message": server.message, "timings": timings}
-
-
 def summary_dict(run: run_pb2.Run) -> dict[str, Any]:
-    """The run summary as ``snowload runs show --json`` writes it."""
-    phases: dict[str, Any] = {}
-    for ps in run.summary.phases:
-        entry = stats_dict(ps.overall)
-        entry["duration_s"] = round(seconds_of(ps.duration), 3)
-        entry["errors_by_category"] = dict(ps.errors_by_category)
-        entry["by_kind"] = {k: stats_dict(v) for k, v in sorted(ps.by_kind.items())}
-        phases[state_name(ps.phase)] = entry
-    return {
-        "run_id": run.run_id,
-        "name": run.name,
-        "state": state_name(run.state),
-        "reason": run.reason,
-        "message": run.message,
-        "slo": {
-            "passed": run.slo_passed,
-            "verdicts": [
-                {
-                    "kind": v.kind or None,
-                    "metric": v.metric,
-                    "limit": v.limit,
-                    "actual": v.actual,
-                    "passed": v.passed,
-                }
-                for v in run.slo
-            ],
-        },
-        "enrichment": enrichment_name(run.enrichment),
-        "server": server_dict(run.server),
-        "target": run.target,
-        "mode": mode_name(run.mode),
-        "workers": run.workers,
-        "connections": run.connections,
-        "create_time": run.create_time.ToJsonString() if run.HasField("create_time") else None,
-        "start_time": run.start_time.ToJsonString() if run.HasField("start_time") else None,
-        "end_time": run.end_time.ToJsonString() if run.HasField("end_time") else None,
-        "phases": phases,
-        "events": [
-            {"state": state_name(e.state), "time": e.event_time.ToJsonString(), "reason": e.reason}
-            for e in run.events
-        ],
-        "error_samples": [
-            {"category": e.category, "message": e.message} for e in run.error_samples
-        ],
-        "degraded": run.degraded,
-        "warnings": list(run.warnings),
-    }
+    """The run summary as ``snowload runs show --json`` writes it (the shared
+    :mod:`snowload.report`: phases with the open model's figures, find_max steps, SLO,
+    server timings), plus the mode, creation time, phase events and error samples."""
+    out = report.summary_dict(run)
+    out["mode"] = mode_name(run.mode)
+    out["create_time"] = run.create_time.ToJsonString() if run.HasField("create_time") else None
+    out["events"] = [
+        {"state": state_name(e.state), "time": e.event_time.ToJsonString(), "reason": e.reason}
+        for e in run.events
+    ]
+    out["error_samples"] = [
+        {"category": e.category, "message": e.message} for e in run.error_samples
+    ]
+    return out
 
 
 def series_row(p: common_pb2.SeriesPoint) -> dict[str, Any]:

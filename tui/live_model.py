@@ -1,6 +1,10 @@
 """What the Live screen shows, kept apart from Textual: a model fed with the public API's
 messages (WatchRun updates, GetRun, GetRunSeries) that the screen renders.
 
+Updates carry the run's phase events, its find_max steps, warnings and the current phase's
+merged totals (``Progress.phase_overall``, what the SLO is judged on), so a stream alone
+keeps every view current; GetRun adds the workload (the SLO limits) and the final details.
+
 Bounded on purpose: the plotted series and the events log are ``deque(maxlen=...)``.
 The state never moves backwards, and a terminal state, once seen, is final.
 """
@@ -63,6 +67,40 @@ class Kpi:
     value: str
 
 
+@dataclass(frozen=True)
+class LiveSlo:
+    """One SLO limit against the measurement so far: a guess until the final verdicts."""
+
+    limit: fmt.SloLimit
+    actual: float | None
+    """None while nothing has been measured for its scope."""
+
+    @property
+    def passing(self) -> bool | None:
+        if self.actual is None:
+            return None
+        return fmt.slo_holds(self.limit.metric, self.limit.limit, self.actual)
+
+
+def _ms_or_dash(stats: common_pb2.LatencyStats, field: str = "p99_ms") -> str:
+    return fmt.fmt_ms(float(getattr(stats, field))) if stats.count else "-"
+
+
+def open_phase_kpis(ps: common_pb2.PhaseSummary) -> list[Kpi]:
+    """An open-model phase: target and achieved rate, schedule lag, late and dropped
+    queries, and the uncorrected service time."""
+    achieved = ps.achieved_rate or ps.overall.qps
+    return [
+        Kpi("target q/s", fmt.fmt_qps(ps.target_rate) if ps.target_rate else "-"),
+        Kpi("achieved q/s", fmt.fmt_qps(achieved)),
+        Kpi("lag p95 ms", _ms_or_dash(ps.lag, "p95_ms")),
+        Kpi("lag p99 ms", _ms_or_dash(ps.lag)),
+        Kpi("service p99 ms", _ms_or_dash(ps.service)),
+        Kpi("late", f"{ps.late:,}"),
+        Kpi("dropped", f"{ps.dropped:,}"),
+    ]
+
+
 TIMELINE = (fmt.PREPARING, fmt.WARMUP, fmt.MEASUREMENT, fmt.PROCESSING)
 
 
@@ -71,9 +109,9 @@ class LiveModel:
         self.run_id = run_id
         self.clock = clock
         self.run: run_pb2.Run | None = None
-        """The newest view of the run (updates carry no events or workload)."""
-        self.details: run_pb2.Run | None = None
-        """The newest view that carries events and the workload JSON."""
+        """The newest view of the run (updates carry no workload JSON)."""
+        self.phase_events: list[run_pb2.PhaseEvent] = []
+        """The newest phase events (GetRun, and every update of a current controller)."""
         self.progress: run_pb2.Progress | None = None
         self._progress_state = common_pb2.STATE_UNSPECIFIED
         """The state ``progress`` was measured in (its timers mean nothing in another)."""
@@ -110,11 +148,9 @@ class LiveModel:
 
     def apply_run(self, run: run_pb2.Run) -> None:
         """A Run from GetRun, StartRun or a final update."""
-        if run.workload_json or run.events:
-            self.details = run
-            if run.workload_json:
-                self.slo_limits = fmt.slo_limits(run.workload_json)
-            self._log_phase_events(run)
+        if run.workload_json:
+            self.slo_limits = fmt.slo_limits(run.workload_json)
+        self._take_events(run)
         self._set_run(run)
 
     def apply_update(self, update: run_pb2.WatchRunResponse) -> None:
@@ -131,6 +167,7 @@ class LiveModel:
         if update.final:
             self.apply_run(update.run)
         else:
+            self._take_events(update.run)
             self._set_run(update.run)
 
     def apply_series(self, points: Iterable[common_pb2.SeriesPoint]) -> None:
@@ -190,7 +227,6 @@ class LiveModel:
         self.final = True
         self.connection = Connection.ENDED
         self.connection_detail = ""
-        self.details = run if (run.events or run.workload_json) else self.details
         level = Level.OK if run.state == fmt.COMPLETED else Level.ERROR
         text = f"run {fmt.state_name(run.state)}"
         if run.reason:
@@ -207,6 +243,18 @@ class LiveModel:
             )
         for sample in run.error_samples:
             self.log(Level.ERROR, f"error [{sample.category}]: {sample.message}")
+
+    def _take_events(self, run: run_pb2.Run) -> None:
+        """Keep the newest phase events (an older view has fewer) and log new phases with
+        the controller's timestamps and reasons."""
+        if self.final or not run.events or len(run.events) < len(self.phase_events):
+            return
+        if self.run is not None and fmt.STATE_ORDER.get(run.state, 0) < fmt.STATE_ORDER.get(
+            self.run.state, 0
+        ):
+            return
+        self.phase_events = list(run.events)
+        self._log_phase_events(run)
 
     def _log_phase_events(self, run: run_pb2.Run) -> None:
         for event in run.events:
@@ -262,8 +310,7 @@ class LiveModel:
 
     def event_times(self) -> dict[int, float]:
         out: dict[int, float] = {}
-        source = self.details.events if self.details is not None else []
-        for e in source:
+        for e in self.phase_events:
             out.setdefault(e.state, fmt.ts_seconds(e.event_time))
         return out
 
@@ -328,48 +375,126 @@ class LiveModel:
             return max(0.0, began - created + elapsed)
         return None
 
+    @property
+    def open_model(self) -> bool:
+        """Load by arrival rate (open mode, or seconds that carry a target rate)."""
+        if fmt.is_open_model(self.run):
+            return True
+        latest = self.progress.latest if self.progress is not None else None
+        return bool(latest is not None and latest.target_rate) or fmt.is_open_model(
+            None, self.points
+        )
+
+    @property
+    def find_max(self) -> common_pb2.FindMaxResult | None:
+        """The step table of a find_max run (live while the search runs), else None."""
+        run = self.run
+        return run.find_max if run is not None and fmt.is_find_max(run) else None
+
+    def target_level(self) -> float | None:
+        """The load the controller asks for now (connections, or queries/s), while running."""
+        if self.progress is None or self.terminal or self.state not in fmt.LOAD_PHASES:
+            return None
+        return self.progress.target_level or None
+
     def kpis(self) -> list[Kpi]:
+        """At most 9 figures with short labels (so that they fit their boxes): the
+        measurement once the run has ended, else the newest second and the phase so far."""
         prog = self.progress
         run = self.run
         conns_planned = run.connections if run is not None else 0
+        found = self.find_max
         meas = fmt.measurement(run) if run is not None and self.final else None
         if meas is not None:
             o = meas.overall
+            errors = Kpi("errors", f"{fmt.fmt_rate(fmt.error_rate(o))} ({o.errors:,})")
+            if self.open_model:
+                return [
+                    Kpi("QPS meas.", fmt.fmt_qps(meas.achieved_rate or o.qps)),
+                    Kpi("target", fmt.fmt_qps(meas.target_rate) if meas.target_rate else "-"),
+                    Kpi("p95 ms", fmt.fmt_ms(o.p95_ms)),
+                    Kpi("p99 ms", fmt.fmt_ms(o.p99_ms)),
+                    Kpi("svc p99", _ms_or_dash(meas.service)),
+                    Kpi("lag p99", _ms_or_dash(meas.lag)),
+                    Kpi("late", f"{meas.late:,}"),
+                    Kpi("dropped", f"{meas.dropped:,}"),
+                    errors,
+                ]
+            third = Kpi("QPS 30s", fmt.fmt_qps(prog.qps_30s) if prog else "-")
+            if found is not None:
+                best = found.best_level
+                shown = fmt.fmt_level(best, found.by, short=True) if best else "-"
+                third = Kpi("best", shown)
             return [
                 Kpi("QPS meas.", fmt.fmt_qps(o.qps)),
                 Kpi("QPS 10s", fmt.fmt_qps(prog.qps_10s) if prog else "-"),
-                Kpi("QPS 30s", fmt.fmt_qps(prog.qps_30s) if prog else "-"),
+                third,
                 Kpi("p50 ms", fmt.fmt_ms(o.p50_ms)),
                 Kpi("p95 ms", fmt.fmt_ms(o.p95_ms)),
                 Kpi("p99 ms", fmt.fmt_ms(o.p99_ms)),
-                Kpi("errors", f"{fmt.fmt_rate(fmt.error_rate(o))} ({o.errors:,})"),
+                errors,
                 Kpi("connections", f"- / {conns_planned}"),
             ]
         if prog is None:
-            return [
-                Kpi(label, "-")
-                for label in (
-                    "QPS now",
-                    "QPS 10s",
-                    "QPS 30s",
-                    "p50 ms",
-                    "p95 ms",
-                    "p99 ms",
-                    "errors",
-                    "connections",
-                )
-            ]
+            labels = ["QPS now", "QPS 10s", "QPS 30s", "p50 ms", "p95 ms", "p99 ms"]
+            if self.open_model:
+                labels = ["QPS now", "target", "p50 ms", "p95 ms", "p99 ms", "lag p99"]
+                labels += ["late /s", "dropped/s"]
+            elif found is not None:
+                labels[2] = "level"
+            return [Kpi(label, "-") for label in (*labels, "errors", "connections")][:9]
         rate = prog.errors / prog.count if prog.count else 0.0
+        errors = Kpi("errors", f"{fmt.fmt_rate(rate)} ({prog.errors:,})")
+        if self.open_model:
+            latest = prog.latest
+            seen = bool(latest.second)
+            target = latest.target_rate or prog.target_level or (run.target_rate if run else 0)
+            return [
+                Kpi("QPS now", fmt.fmt_qps(prog.qps)),
+                Kpi("target", fmt.fmt_qps(target) if target else "-"),
+                Kpi("p50 ms", fmt.fmt_ms(prog.p50_ms)),
+                Kpi("p95 ms", fmt.fmt_ms(prog.p95_ms)),
+                Kpi("p99 ms", fmt.fmt_ms(prog.p99_ms)),
+                Kpi("lag p99", fmt.fmt_ms(latest.lag_p99_ms) if seen else "-"),
+                Kpi("late /s", f"{latest.late:,}" if seen else "-"),
+                Kpi("dropped/s", f"{latest.dropped:,}" if seen else "-"),
+                errors,
+            ]
+        third = Kpi("QPS 30s", fmt.fmt_qps(prog.qps_30s))
+        if found is not None:
+            level = self.target_level()
+            third = Kpi("level", fmt.fmt_level(level, found.by, short=True) if level else "-")
         return [
             Kpi("QPS now", fmt.fmt_qps(prog.qps)),
             Kpi("QPS 10s", fmt.fmt_qps(prog.qps_10s)),
-            Kpi("QPS 30s", fmt.fmt_qps(prog.qps_30s)),
+            third,
             Kpi("p50 ms", fmt.fmt_ms(prog.p50_ms)),
             Kpi("p95 ms", fmt.fmt_ms(prog.p95_ms)),
             Kpi("p99 ms", fmt.fmt_ms(prog.p99_ms)),
-            Kpi("errors", f"{fmt.fmt_rate(rate)} ({prog.errors:,})"),
+            errors,
             Kpi("connections", f"{prog.active_connections} / {conns_planned}"),
         ]
+
+    def slo_live(self) -> list[LiveSlo] | None:
+        """The SLO limits against the MEASUREMENT so far (``Progress.phase_overall`` and the
+        per-kind totals), while the measurement runs or is being processed; None before it,
+        once the final verdicts are in, or from a controller that sends no merged totals."""
+        prog = self.progress
+        live_states = (fmt.MEASUREMENT, fmt.PROCESSING)
+        if (
+            prog is None
+            or self.final
+            or self.state not in live_states
+            or self._progress_state not in live_states
+            or not prog.HasField("phase_overall")
+            or not self.slo_limits
+        ):
+            return None
+        out = []
+        for lim in self.slo_limits:
+            stats = prog.phase_overall if not lim.kind else prog.by_kind.get(lim.kind)
+            out.append(LiveSlo(lim, fmt.slo_actual(lim.metric, stats)))
+        return out
 
     def by_kind(self) -> tuple[str, dict[str, common_pb2.LatencyStats]]:
         """(phase label, stats per kind): live totals of the current load phase, or the

@@ -4,6 +4,9 @@ On a drop (a gRPC error, or no update for a while) it waits with backoff (0.2 s 
 to 5 s), asks GetRun for the truth and, unless the run has ended meanwhile, re-opens the
 stream after backfilling the series with GetRunSeries. A run is never left shown in a
 phase that has ended: a terminal GetRun ends the watch with that state.
+
+Updates carry the phase events, so a state change needs no GetRun (only updates without
+events, from an older controller, make it ask).
 """
 
 from __future__ import annotations
@@ -45,8 +48,8 @@ async def follow_run(
                     await _best_effort(_final_series(client, model))
                     changed()
                     return
-                if model.state != before:
-                    # phase events with the controller's timestamps
+                if model.state != before and not update.run.events:
+                    # an older controller's updates carry no phase events: ask for them
                     await _best_effort(_details(client, model))
                 changed()
             raise ControllerError(

@@ -85,20 +85,42 @@ class LoadControl:
     """Shared between the agent (writer) and connection threads (readers)."""
 
     def __init__(self, phase: int) -> None:
+        self.epoch = 0
+        """Bumped on every change below: the hot loop reads this one attribute per query
+        and looks at the rest only when it moved."""
         self.phase = phase
         self.previous_phase = phase
         self.phase_since_ns = 0
         """perf_counter ns when ``phase`` took effect (open mode attributes a query to the
         phase its intended start fell in)."""
-        self.stopping = False
+        self._stopping = False
+        self._target_connections = 0
         self.go = threading.Event()
-        self.target_connections = 0
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    @stopping.setter
+    def stopping(self, value: bool) -> None:
+        self._stopping = value
+        self.epoch += 1
+
+    @property
+    def target_connections(self) -> int:
+        return self._target_connections
+
+    @target_connections.setter
+    def target_connections(self, value: int) -> None:
+        self._target_connections = value
+        self.epoch += 1
 
     def set_phase(self, phase: int) -> None:
         if phase != self.phase:
             self.previous_phase = self.phase
             self.phase_since_ns = time.perf_counter_ns()
             self.phase = phase
+            self.epoch += 1
 
 
 DROPPED = 0xF0
@@ -201,7 +223,7 @@ class ConnectionWorker(threading.Thread):
             self.active = False
             self.conn.close()
 
-    def hot_loop(self, conn: Connection) -> None:
+    def hot_loop(self, conn: Connection) -> None:  # noqa: PLR0915 - the one hot path
         ex = self.ex
         control = ex.control
         plan = ex.plan
@@ -222,21 +244,32 @@ class ConnectionWorker(threading.Thread):
         phase = -1
         compiled: list[Any] = []
         key_base = 0
-        while not control.stopping:
-            if index >= control.target_connections:
-                # parked by SetLoad: wait without spinning
-                self.active = False
-                sleep(0.01)
-                continue
-            self.active = True
-            if control.phase != phase:
-                phase = control.phase
-                tags = [Tag(plan.run_id, plan.worker_index, phase, q.name) for q in queries]
-                conn.apply_tag(tags[0])
-                compiled = [conn.compile(q, t) for q, t in zip(queries, tags, strict=True)]
-                key_base = phase << PHASE_SHIFT
-            k = pick()
-            params = makers[k]()
+        epoch = -1
+        one_kind = len(queries) == 1
+        no_params = [not q.params for q in queries]
+        empty: tuple[Any, ...] = ()
+        k = 0
+        while True:
+            if control.epoch != epoch:  # one attribute read per query; the rest on change
+                epoch = control.epoch
+                if control.stopping:
+                    break
+                if index >= control.target_connections:
+                    # parked by SetLoad: wait without spinning, look again
+                    self.active = False
+                    sleep(0.01)
+                    epoch = -1
+                    continue
+                self.active = True
+                if control.phase != phase:
+                    phase = control.phase
+                    tags = [Tag(plan.run_id, plan.worker_index, phase, q.name) for q in queries]
+                    conn.apply_tag(tags[0])
+                    compiled = [conn.compile(q, t) for q, t in zip(queries, tags, strict=True)]
+                    key_base = phase << PHASE_SHIFT
+            if not one_kind:
+                k = pick()
+            params = empty if no_params[k] else makers[k]()
             t0 = perf()
             try:
                 execute(compiled[k], params)

@@ -1,5 +1,7 @@
 """Run detail: a finished (or any) run from GetRun and GetRunSeries — plots, phase summary,
-per-kind table, SLO verdicts, enrichment, workers and errors; export to JSON."""
+per-kind table, SLO verdicts, enrichment, workers and errors; export to JSON. A find_max run
+adds its step table and conclusion; an open-model run its target vs achieved rate plot and
+the MEASUREMENT's schedule figures (lag, late, dropped, service time)."""
 
 from __future__ import annotations
 
@@ -18,7 +20,10 @@ from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, Ta
 from snowload.v1 import common_pb2, run_pb2
 from tui import format as fmt
 from tui.client import ControllerError
+from tui.live_model import open_phase_kpis
 from tui.screens.base import AppScreen
+from tui.widgets.findmax import FindMaxPanel
+from tui.widgets.kpi import KpiBar
 from tui.widgets.plots import RunPlots
 from tui.widgets.tables import right, sync_rows
 
@@ -211,6 +216,8 @@ def header_text(run: run_pb2.Run) -> Text:
     text.append(f" · server-side timings: {count} row(s)" if count else " · no server-side timings")
     if run.degraded:
         text.append("  DEGRADED", "bold yellow")
+    if run.warnings:
+        text.append(f"  {len(run.warnings)} warning(s)", "yellow")
     return text
 
 
@@ -268,12 +275,22 @@ class DetailScreen(AppScreen):
     DetailScreen RunPlots {
         height: 13;
     }
+    DetailScreen #open-kpis {
+        margin: 0 1;
+    }
     DetailScreen #phases {
         height: auto;
         max-height: 7;
         margin: 0 1;
         border: round $primary 50%;
         border-title-color: $text-muted;
+    }
+    DetailScreen FindMaxPanel {
+        margin: 0 1;
+        max-height: 14;
+    }
+    DetailScreen FindMaxPanel > DataTable {
+        max-height: 11;
     }
     DetailScreen #detail-tabs {
         height: 1fr;
@@ -312,8 +329,12 @@ class DetailScreen(AppScreen):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static(f"run {self.run_id} · loading…", id="detail-title")
+        open_kpis = KpiBar(id="open-kpis")
+        open_kpis.display = False
+        yield open_kpis
         yield RunPlots(id="plots")
         yield DataTable(id="phases", cursor_type="row", show_cursor=False)
+        yield FindMaxPanel(id="find-max", hidden=True)
         with TabbedContent(id="detail-tabs"):
             with TabPane("Per query kind", id="tab-kinds"):
                 yield DataTable(
@@ -367,7 +388,19 @@ class DetailScreen(AppScreen):
         if run is None:
             return
         self.query_one("#detail-title", Static).update(header_text(run))
-        self.query_one("#plots", RunPlots).show(self.points)
+        open_model = fmt.is_open_model(run, self.points)
+        self.query_one("#plots", RunPlots).show(
+            self.points, open_model=open_model, target_rate=run.target_rate
+        )
+        kpis = self.query_one("#open-kpis", KpiBar)
+        meas = fmt.measurement(run)
+        kpis.display = open_model and meas is not None
+        if meas is not None and open_model:
+            kpis.show(open_phase_kpis(meas))
+        panel = self.query_one("#find-max", FindMaxPanel)
+        panel.display = fmt.is_find_max(run)
+        if panel.display:
+            panel.show(run.find_max, ended=fmt.is_terminal(run.state))
         sync_rows(self.query_one("#phases", DataTable), phase_rows(run))
         sync_rows(self.query_one("#kinds", DataTable), kind_rows(run))
         slo = self.query_one("#slo", DataTable)

@@ -3,6 +3,10 @@
 The worker feeds a :class:`LiveModel` with every message and posts ``Changed``, which
 ``can_replace`` an older ``Changed`` still queued: a burst of updates renders once, with the
 newest data. When the run ends the screen shows the final state and reason and stays.
+
+A find_max run adds its step table; an open-model run plots achieved against target rate
+and shows the schedule lag; while the measurement runs the SLO table compares each limit
+with the measurement so far (a guess: the verdicts come at the end).
 """
 
 from __future__ import annotations
@@ -17,13 +21,14 @@ from textual.containers import Horizontal
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, RichLog, Static
 
-from snowload.v1 import common_pb2
+from snowload.v1 import common_pb2, run_pb2
 from tui import format as fmt
 from tui.client import ControllerError
 from tui.live_model import Connection, Level, LiveModel
 from tui.screens.base import AppScreen
 from tui.screens.confirm import ConfirmScreen
 from tui.watcher import follow_run
+from tui.widgets.findmax import FindMaxPanel
 from tui.widgets.kpi import KpiBar
 from tui.widgets.plots import RunPlots
 from tui.widgets.tables import right, sync_rows
@@ -89,6 +94,33 @@ def kind_rows(by_kind: dict[str, common_pb2.LatencyStats]) -> list[tuple[str, li
 def slo_rows(model: LiveModel) -> list[tuple[str, list[Any]]]:
     run = model.run
     rows: list[tuple[str, list[Any]]] = []
+    live = model.slo_live()
+    if live is not None and not (run is not None and run.slo):
+        for i, item in enumerate(live):
+            lim = item.limit
+            op = "≥" if lim.metric == "min_qps" else "≤"
+            passing = item.passing
+            verdict = (
+                Text("waiting", "dim")
+                if passing is None
+                else Text("passing", "green")
+                if passing
+                else Text("failing", "bold yellow")
+            )
+            actual = "-" if item.actual is None else fmt.fmt_slo_value(lim.metric, item.actual)
+            rows.append(
+                (
+                    f"l{i}",
+                    [
+                        lim.kind or "overall",
+                        lim.metric,
+                        right(f"{op} {fmt.fmt_slo_value(lim.metric, lim.limit)}"),
+                        right(actual),
+                        verdict,
+                    ],
+                )
+            )
+        return rows
     if run is not None and run.slo:
         for i, v in enumerate(run.slo):
             op = "≥" if v.metric == "min_qps" else "≤"
@@ -146,6 +178,26 @@ def worker_rows(model: LiveModel) -> list[tuple[str, list[Any]]]:
     return rows
 
 
+def title_text(model: LiveModel, run: run_pb2.Run) -> Text:
+    text = Text()
+    text.append(run.name or "(unnamed)", "bold")
+    text.append(f" · run {run.run_id} · {run.target} · {fmt.mode_name(run.mode)} · ")
+    text.append(f"{run.workers} worker(s) x {run.connections} connections   ")
+    state_style = "bold cyan"
+    if model.terminal:
+        state_style = "bold green" if run.state == fmt.COMPLETED else "bold red"
+    text.append(fmt.state_name(run.state), state_style)
+    if run.reason:
+        text.append(f" ({run.reason})", state_style)
+    if run.degraded:
+        text.append("  DEGRADED", "bold yellow")
+    if run.warnings:
+        text.append(f"  {len(run.warnings)} warning(s)", "yellow")
+    if run.message:
+        text.append(f": {run.message}")
+    return text
+
+
 class LiveScreen(AppScreen):
     DEFAULT_CSS = """
     LiveScreen #live-title {
@@ -178,7 +230,12 @@ class LiveScreen(AppScreen):
     LiveScreen #kinds, LiveScreen #workers {
         width: 3fr;
     }
+    LiveScreen.find-max RunPlots {
+        height: 11;
+    }
     """
+    AUTO_FOCUS = "#kinds"
+    """Not the first table in the DOM: that is the (often hidden) find_max steps table."""
     BINDINGS = [
         Binding("s", "stop", "Stop run"),
         Binding("d", "detail", "Details"),
@@ -198,7 +255,7 @@ class LiveScreen(AppScreen):
         self.frozen = model is not None
         self.model = model if model is not None else LiveModel(run_id)
         self._events_shown = 0
-        self._plotted: tuple[int, int] = (-1, -1)
+        self._plotted: tuple[int, int, bool] = (-1, -1, False)
         self._was_terminal = False
 
     def compose(self) -> ComposeResult:
@@ -208,6 +265,7 @@ class LiveScreen(AppScreen):
         yield PhaseTimeline(id="timeline")
         yield KpiBar(id="kpis")
         yield RunPlots(id="plots")
+        yield FindMaxPanel(id="find-max", hidden=True)
         with Horizontal(classes="row"):
             yield DataTable(id="kinds", cursor_type="row", show_cursor=False, zebra_stripes=True)
             yield DataTable(id="slo", cursor_type="row", show_cursor=False)
@@ -253,36 +311,12 @@ class LiveScreen(AppScreen):
     def render_model(self) -> None:
         model = self.model
         run = model.run
-        title = self.query_one("#live-title", Static)
         if run is not None:
-            text = Text()
-            text.append(run.name or "(unnamed)", "bold")
-            text.append(f" · run {run.run_id} · {run.target} · {fmt.mode_name(run.mode)} · ")
-            text.append(f"{run.workers} worker(s) x {run.connections} connections   ")
-            state_style = (
-                "bold green"
-                if run.state == fmt.COMPLETED
-                else "bold red"
-                if model.terminal
-                else "bold cyan"
-            )
-            text.append(fmt.state_name(run.state), state_style)
-            if run.reason:
-                text.append(f" ({run.reason})", state_style)
-            if run.degraded:
-                text.append("  DEGRADED", "bold yellow")
-            if run.warnings:
-                text.append(f"  {len(run.warnings)} warning(s)", "yellow")
-            if run.message:
-                text.append(f": {run.message}")
-            title.update(text)
+            self.query_one("#live-title", Static).update(title_text(model, run))
         self._render_status()
         self.query_one("#timeline", PhaseTimeline).show(model.timeline(), model.total_elapsed())
         self.query_one("#kpis", KpiBar).show(model.kpis())
-        key = (len(model.points), model.points[-1].second if model.points else -1)
-        if key != self._plotted or model.final:
-            self._plotted = key
-            self.query_one("#plots", RunPlots).show(list(model.points))
+        self._render_load()
         phase, by_kind = model.by_kind()
         kinds = self.query_one("#kinds", DataTable)
         kinds.border_title = f"per query kind · {phase}" if phase else "per query kind"
@@ -291,6 +325,8 @@ class LiveScreen(AppScreen):
         slo = self.query_one("#slo", DataTable)
         if run is not None and run.slo:
             slo.border_title = "SLO " + ("passed" if run.slo_passed else "FAILED")
+        elif model.slo_live() is not None:
+            slo.border_title = "SLO · measurement so far (verdicts at the end)"
         else:
             slo.border_title = "SLO limits" if model.slo_limits else "SLO (none configured)"
         sync_rows(slo, slo_rows(model))
@@ -304,6 +340,25 @@ class LiveScreen(AppScreen):
         if model.terminal != self._was_terminal:
             self._was_terminal = model.terminal
             self.refresh_bindings()
+
+    def _render_load(self) -> None:
+        """The plots (redrawn only for a new second) and the find_max steps."""
+        model = self.model
+        open_model = model.open_model
+        key = (len(model.points), model.points[-1].second if model.points else -1, open_model)
+        if key != self._plotted or model.final:
+            self._plotted = key
+            self.query_one("#plots", RunPlots).show(
+                list(model.points),
+                open_model=open_model,
+                target_rate=model.run.target_rate if model.run is not None else 0.0,
+            )
+        found = model.find_max
+        self.set_class(found is not None, "find-max")
+        panel = self.query_one("#find-max", FindMaxPanel)
+        panel.display = found is not None
+        if found is not None:
+            panel.show(found, current_level=model.target_level(), ended=model.terminal)
 
     def _render_status(self) -> None:
         model = self.model

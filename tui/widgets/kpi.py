@@ -10,7 +10,8 @@ from textual.widgets import Static
 
 from tui.live_model import Kpi
 
-KPI_COUNT = 8
+KPI_COUNT = 9
+"""Boxes made; a list of fewer KPIs hides the rest."""
 
 
 class KpiBar(Horizontal):
