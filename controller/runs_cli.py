@@ -202,15 +202,45 @@ def compare(a: run_pb2.Run, b: run_pb2.Run) -> dict[str, dict[str, dict[str, flo
     for kind in kinds:
         sa = _stats(ma, kind)
         sb = _stats(mb, kind)
-        row: dict[str, dict[str, float | None]] = {}
-        for metric in METRICS:
-            va = sa[metric] if sa else None
-            vb = sb[metric] if sb else None
-            delta = vb - va if va is not None and vb is not None else None
-            rel = delta / va if delta is not None and va else None
-            row[metric] = {"a": va, "b": vb, "delta": delta, "relative": rel}
-        out[kind] = row
+        out[kind] = {
+            metric: _delta(sa[metric] if sa else None, sb[metric] if sb else None)
+            for metric in METRICS
+        }
+    # mode-specific rows: open model schedule, find_max conclusion
+    mode: dict[str, dict[str, float | None]] = {}
+    if (ma is not None and ma.HasField("lag")) or (mb is not None and mb.HasField("lag")):
+        for name in ("target_rate", "achieved_rate", "lag_p99_ms", "service_p99_ms", "dropped"):
+            mode[name] = _delta(_open_figure(ma, name), _open_figure(mb, name))
+    if a.find_max.concluded or b.find_max.concluded:
+        for name in ("best_level", "best_qps", "best_p95_ms"):
+            mode[f"find_max_{name}"] = _delta(_find_max_figure(a, name), _find_max_figure(b, name))
+    if mode:
+        out["mode"] = mode
     return out
+
+
+def _open_figure(phase: common_pb2.PhaseSummary | None, name: str) -> float | None:
+    if phase is None:
+        return None
+    if name in ("lag_p99_ms", "service_p99_ms"):
+        stats = phase.lag if name == "lag_p99_ms" else phase.service
+        return float(stats.p99_ms)
+    return float(getattr(phase, name))
+
+
+def _find_max_figure(run: run_pb2.Run, name: str) -> float | None:
+    result = run.find_max
+    if not result.concluded:
+        return None
+    if name == "best_level":
+        return float(result.best_level)
+    return float(result.best.qps if name == "best_qps" else result.best.p95_ms)
+
+
+def _delta(va: float | None, vb: float | None) -> dict[str, float | None]:
+    delta = vb - va if va is not None and vb is not None else None
+    rel = delta / va if delta is not None and va else None
+    return {"a": va, "b": vb, "delta": delta, "relative": rel}
 
 
 def _stats(summary: common_pb2.PhaseSummary | None, kind: str) -> dict[str, Any] | None:

@@ -214,3 +214,28 @@ async def test_history_survives_a_controller_killed_mid_run(tmp_path: Path) -> N
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(20) == 0
+
+
+def test_compare_adds_open_model_and_find_max_rows() -> None:
+    from controller.runs_cli import compare
+
+    def run(rate: float, lag: float, best: float) -> run_pb2.Run:
+        r = run_pb2.Run()
+        phase = r.summary.phases.add(phase=4)
+        phase.overall.count = 100
+        phase.overall.qps = rate
+        phase.target_rate = 1000
+        phase.achieved_rate = rate
+        phase.lag.p99_ms = lag
+        r.find_max.concluded = True
+        r.find_max.best_level = best
+        r.find_max.best.qps = best * 10
+        return r
+
+    result = compare(run(990, 2.0, 32), run(1000, 1.0, 48))
+    mode = result["mode"]
+    assert mode["achieved_rate"]["delta"] == 10
+    assert mode["lag_p99_ms"]["relative"] == -0.5
+    assert mode["find_max_best_level"] == {"a": 32.0, "b": 48.0, "delta": 16.0, "relative": 0.5}
+    closed = compare(run_pb2.Run(), run_pb2.Run())
+    assert "mode" not in closed
