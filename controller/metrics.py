@@ -176,6 +176,7 @@ class RunMetrics:
         self._seen: set[tuple[str, int]] = set()
         self._latest: dict[str, int] = {}
         self._done: set[str] = set()
+        self._intervals: Counter[str] = Counter()
         self.reports = 0
         self.warehouse_samples: list[common_pb2.WarehouseSample] = []
         self.schedules: dict[int, Schedule] = {}
@@ -187,6 +188,7 @@ class RunMetrics:
         if key in self._seen:
             return False
         self._seen.add(key)
+        self._intervals[worker_id] += 1
         self.reports += 1
         self._latest[worker_id] = max(self._latest.get(worker_id, 0), report.interval_id)
         if report.last:
@@ -234,7 +236,7 @@ class RunMetrics:
         self._done.add(worker_id)
 
     def intervals_from(self, worker_id: str) -> int:
-        return sum(1 for w, _ in self._seen if w == worker_id)
+        return self._intervals[worker_id]
 
     def credits(self, until_ns: int) -> float:
         """Credits between the first warehouse sample and ``until_ns`` (each sample's

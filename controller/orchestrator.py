@@ -440,7 +440,8 @@ class RunManager:
     async def _tick(self, run: ActiveRun) -> None:
         while True:
             await asyncio.sleep(PROGRESS_INTERVAL_S)
-            run.broadcaster.publish(run.update())
+            if run.broadcaster.subscribers:  # nobody watching: nothing to build
+                run.broadcaster.publish(run.update())
 
     # -- worker events -----------------------------------------------------------------
 

@@ -16,7 +16,7 @@ log = logging.getLogger("snowload.controller")
 OUTBOX_LIMIT = 4096
 
 
-@dataclass
+@dataclass(eq=False)  # identity: `rec in run.workers` runs per message
 class WorkerRecord:
     worker_id: str
     hello: control_pb2.Hello

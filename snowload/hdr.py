@@ -74,9 +74,15 @@ def percentiles(hist: HdrHistogram) -> Percentiles:
 
 
 def _nonzero(hist: HdrHistogram) -> list[tuple[int, int]]:
+    """(index, count) of the non-zero buckets, scanning only between the buckets of the
+    smallest and the largest recorded value."""
     counts = hist.counts
     n = min(hist.counts_len, hist.encoder.payload.counts_len)
-    return [(i, counts[i]) for i in itertools.compress(range(n), counts[:n])]
+    lo = max(0, hist.get_counts_array_index(hist.get_min_value()) - 1)
+    hi = min(n, hist.get_counts_array_index(hist.get_max_value()) + 2)
+    if hi <= lo:
+        lo, hi = 0, n
+    return [(i, counts[i]) for i in itertools.compress(range(lo, hi), counts[lo:hi])]
 
 
 def value_at_percentiles(hist: HdrHistogram, wanted: tuple[float, ...]) -> dict[float, int]:
