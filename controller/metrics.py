@@ -213,16 +213,22 @@ class RunMetrics:
             # one worker's rate, whatever phases its interval touched
             point.schedule.target_rate += max(s.target_rate for s in report.schedule)
         for kind in report.kinds:
-            histogram = hdr.decode(kind.histogram) if kind.histogram else None
-            service = hdr.decode(kind.service_histogram) if kind.service_histogram else None
             cell = self.cells.get((kind.phase, kind.kind))
             if cell is None:
                 cell = self.cells[(kind.phase, kind.kind)] = Cell()
-            cell.add(histogram, kind, service)
             pcell = point.kinds.get(kind.kind)
             if pcell is None:
                 pcell = point.kinds[kind.kind] = Cell()
-            pcell.add(histogram, kind, service)
+            # exact bucket-wise sums, decoded once into a scratch array (no allocation)
+            hdr.add_encoded([cell.histogram, pcell.histogram], kind.histogram)
+            if kind.service_histogram:
+                for c in (cell, pcell):
+                    if c.service is None:
+                        c.service = hdr.new_histogram()
+                service_targets = [c.service for c in (cell, pcell) if c.service is not None]
+                hdr.add_encoded(service_targets, kind.service_histogram)
+            cell.add(None, kind)
+            pcell.add(None, kind)
             point.phase_counts[kind.phase] += kind.count + sum(e.count for e in kind.errors)
             for err in kind.errors:
                 samples = self.error_samples[err.category]

@@ -8,10 +8,23 @@ HdrHistogram's own tools read too.
 from __future__ import annotations
 
 import base64
+import ctypes
+import functools
 import itertools
+import zlib
 from dataclasses import dataclass
 
+from hdrh.codec import (
+    V2_COMPRESSION_COOKIE_BASE,
+    ExternalHeader,
+    PayloadHeader,
+    ext_header_size,
+    get_cookie_base,
+    payload_header_size,
+)
 from hdrh.histogram import HdrHistogram
+from pyhdrh import add_array
+from pyhdrh import decode as _varint_decode
 
 LOWEST_US = 1
 HIGHEST_US = 3_600_000_000
@@ -40,6 +53,56 @@ def merge_into(target: HdrHistogram, data: bytes) -> None:
     """Add an encoded histogram to ``target`` exactly (bucket counts add up)."""
     if data:
         target.decode_and_add(base64.b64encode(data))
+
+
+@functools.cache
+def _scratch(counts_len: int) -> ctypes.Array[ctypes.c_uint64]:
+    """A zeroed counts array, reused by add_encoded (which leaves it zeroed again)."""
+    return (ctypes.c_uint64 * counts_len)()
+
+
+def add_encoded(targets: list[HdrHistogram], data: bytes) -> None:
+    """Add one encoded histogram to every histogram of ``targets`` (all made by
+    new_histogram()), exactly as ``t.add(decode(data))`` would, without allocating a
+    histogram: the varints are decoded into a reused scratch array and only the span
+    between the lowest and the highest non-zero bucket is added."""
+    if not data or not targets:
+        return
+    header = ExternalHeader.from_buffer_copy(data)
+    raw = (
+        zlib.decompress(data[ext_header_size:])
+        if get_cookie_base(header.cookie) == V2_COMPRESSION_COOKIE_BASE
+        else b""
+    )
+    payload = PayloadHeader.from_buffer_copy(raw) if len(raw) >= payload_header_size else None
+    if (
+        payload is None
+        or payload.lowest_trackable_value != LOWEST_US
+        or payload.highest_trackable_value != HIGHEST_US
+        or payload.significant_figures != SIGNIFICANT_DIGITS
+    ):
+        other = decode(data)  # foreign layout: the slow, general path
+        for t in targets:
+            t.add(other)
+        return
+    t0 = targets[0]
+    n = t0.counts_len
+    scratch = _scratch(n)
+    res = _varint_decode(raw, payload_header_size, ctypes.addressof(scratch), n, 8)
+    total = res["total"]
+    lo, hi = res["min_nonzero_index"], res["max_nonzero_index"]
+    if total == 0 or lo < 0 or hi < lo:
+        return
+    span = hi - lo + 1
+    src = ctypes.addressof(scratch) + 8 * lo
+    other_max = t0.get_highest_equivalent_value(t0.get_value_from_index(hi))
+    other_min = 0 if lo == 0 else t0.get_lowest_equivalent_value(t0.get_value_from_index(lo))
+    for t in targets:
+        add_array(ctypes.addressof(t.counts) + 8 * lo, src, span, 8)
+        t.total_count += total
+        t.max_value = max(t.max_value, other_max)
+        t.min_value = min(t.get_min_value(), other_min)
+    ctypes.memset(src, 0, 8 * span)
 
 
 @dataclass(frozen=True)

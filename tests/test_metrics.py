@@ -153,3 +153,28 @@ def test_last_partial_interval_uses_its_real_length() -> None:
     metrics.add("w0", report(2, {"q": [1] * 25}, last=True, duration_s=0.25))
     points = metrics.series_protos()
     assert [round(p.overall.qps) for p in points] == [100, 100]
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    batches=st.lists(
+        st.lists(st.integers(min_value=0, max_value=hdr.HIGHEST_US), min_size=1, max_size=50),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_add_encoded_is_exactly_decode_and_add(batches: list[list[int]]) -> None:
+    fast_a, fast_b, slow = hdr.new_histogram(), hdr.new_histogram(), hdr.new_histogram()
+    for values in batches:
+        h = hdr.new_histogram()
+        for v in values:
+            h.record_value(v)
+        data = hdr.encode(h)
+        hdr.add_encoded([fast_a, fast_b], data)
+        slow.add(hdr.decode(data))
+    for fast in (fast_a, fast_b):
+        assert fast.get_total_count() == slow.get_total_count()
+        assert list(fast.counts) == list(slow.counts)
+        assert fast.get_max_value() == slow.get_max_value()
+        assert fast.get_min_value() == slow.get_min_value()
+        assert hdr.percentiles(fast) == hdr.percentiles(slow)
