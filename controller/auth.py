@@ -7,6 +7,8 @@ A refused call gets UNAUTHENTICATED and no information beyond that.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -65,6 +67,21 @@ async def _deny_stream(
     yield None  # pragma: no cover - abort raises
 
 
+async def _deny_client_stream(requests: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+    # take the client's first message before refusing: refusing while it is still being
+    # sent can make the client report INTERNAL instead of UNAUTHENTICATED
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(anext(aiter(requests)), 1.0)
+    await context.abort(grpc.StatusCode.UNAUTHENTICATED, REFUSAL)
+
+
+async def _deny_bidi(
+    requests: Any, context: grpc.aio.ServicerContext[Any, Any]
+) -> AsyncIterator[Any]:
+    await _deny_client_stream(requests, context)
+    yield None  # pragma: no cover - abort raises
+
+
 def _refusing(handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any, Any]:
     kw = {
         "request_deserializer": handler.request_deserializer,
@@ -75,5 +92,5 @@ def _refusing(handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler
     if handler.unary_stream is not None:
         return grpc.unary_stream_rpc_method_handler(_deny_stream, **kw)
     if handler.stream_unary is not None:
-        return grpc.stream_unary_rpc_method_handler(_deny, **kw)
-    return grpc.stream_stream_rpc_method_handler(_deny_stream, **kw)
+        return grpc.stream_unary_rpc_method_handler(_deny_client_stream, **kw)
+    return grpc.stream_stream_rpc_method_handler(_deny_bidi, **kw)
