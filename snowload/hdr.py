@@ -124,7 +124,8 @@ def percentiles(hist: HdrHistogram) -> Percentiles:
     count = int(hist.get_total_count())
     if count == 0:
         return Percentiles(0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
-    values = value_at_percentiles(hist, (50.0, 95.0, 99.0))
+    nonzero = _nonzero(hist)  # one pass shared by the percentiles and the mean
+    values = value_at_percentiles(hist, (50.0, 95.0, 99.0), nonzero)
     return Percentiles(
         count=count,
         p50_ms=values[50.0] / 1000.0,
@@ -132,7 +133,7 @@ def percentiles(hist: HdrHistogram) -> Percentiles:
         p99_ms=values[99.0] / 1000.0,
         max_ms=float(hist.get_max_value()) / 1000.0,
         min_ms=float(hist.get_min_value()) / 1000.0,
-        mean_ms=_mean(hist) / 1000.0,
+        mean_ms=_mean(hist, nonzero) / 1000.0,
     )
 
 
@@ -148,13 +149,17 @@ def _nonzero(hist: HdrHistogram) -> list[tuple[int, int]]:
     return [(i, counts[i]) for i in itertools.compress(range(lo, hi), counts[lo:hi])]
 
 
-def value_at_percentiles(hist: HdrHistogram, wanted: tuple[float, ...]) -> dict[float, int]:
+def value_at_percentiles(
+    hist: HdrHistogram,
+    wanted: tuple[float, ...],
+    nonzero: list[tuple[int, int]] | None = None,
+) -> dict[float, int]:
     total = int(hist.get_total_count())
     targets = sorted((max(1, int(p * total / 100 + 0.5)), p) for p in wanted)
     out: dict[float, int] = {}
     seen = 0
     t = 0
-    for index, c in _nonzero(hist):
+    for index, c in _nonzero(hist) if nonzero is None else nonzero:
         seen += c
         while t < len(targets) and seen >= targets[t][0]:
             value = hist.get_highest_equivalent_value(hist.get_value_from_index(index))
@@ -167,9 +172,24 @@ def value_at_percentiles(hist: HdrHistogram, wanted: tuple[float, ...]) -> dict[
     return out
 
 
-def _mean(hist: HdrHistogram) -> float:
+def _mean(hist: HdrHistogram, nonzero: list[tuple[int, int]]) -> float:
+    """Mean of the buckets' median equivalent values (HdrHistogram's get_mean_value),
+    with hdrh's per-bucket method calls inlined: bucket b, sub-bucket s hold the values
+    [s << (b + u), (s + 1) << (b + u)), whose median equivalent value is
+    (s << (b + u)) + ((1 << (b + u)) >> 1)."""
     total = int(hist.get_total_count())
+    if not total:
+        return 0.0
+    half_mag = hist.sub_bucket_half_count_magnitude
+    half = hist.sub_bucket_half_count
+    unit = hist.unit_magnitude
     acc = 0
-    for index, c in _nonzero(hist):
-        acc += c * hist._hdr_median_equiv_value(hist.get_value_from_index(index))
-    return acc / total if total else 0.0
+    for index, c in nonzero:
+        bucket = (index >> half_mag) - 1
+        sub = (index & (half - 1)) + half
+        if bucket < 0:
+            sub -= half
+            bucket = 0
+        shift = bucket + unit
+        acc += c * ((sub << shift) + ((1 << shift) >> 1))
+    return acc / total

@@ -83,6 +83,8 @@ def test_merged_percentiles_equal_those_of_the_union(
         assert abs(got - raw) <= max(1, math.ceil(raw * 0.001)), (pct, got, raw)
     p = hdr.percentiles(merged)
     assert p.p50_ms <= p.p95_ms <= p.p99_ms <= p.max_ms
+    # the one-pass mean agrees with HdrHistogram's own
+    assert math.isclose(p.mean_ms * 1000, merged.get_mean_value(), rel_tol=1e-9)
     assert merged.get_max_value() >= max(values)  # integers: no float rounding here
 
 
