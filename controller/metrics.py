@@ -208,7 +208,10 @@ class RunMetrics:
             if point.schedule is None:
                 point.schedule = Schedule()
             point.schedule.add(sched)
-            self.schedules.setdefault(sched.phase, Schedule()).add(sched)
+            phase_schedule = self.schedules.get(sched.phase)
+            if phase_schedule is None:  # (not setdefault: it would build a histogram per call)
+                phase_schedule = self.schedules[sched.phase] = Schedule()
+            phase_schedule.add(sched)
         if report.schedule and point.schedule is not None:
             # one worker's rate, whatever phases its interval touched
             point.schedule.target_rate += max(s.target_rate for s in report.schedule)

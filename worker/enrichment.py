@@ -327,7 +327,9 @@ class SnowflakeEnricher(Enricher):
             tag = parse_compact(str(tag_text or ""))
             if tag is None:
                 continue
-            d = cells.setdefault((tag.kind, tag.phase), _Dists())
+            d = cells.get((tag.kind, tag.phase))
+            if d is None:  # (not setdefault: it would build six histograms per row)
+                d = cells[(tag.kind, tag.phase)] = _Dists()
             d.calls += 1
             d.total.record_value(int(float(total or 0) * 1000))
             d.compilation.record_value(int(float(comp or 0) * 1000))

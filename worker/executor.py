@@ -477,22 +477,29 @@ class Executor:
             if cell is None:
                 cell = cells[(key >> PHASE_SHIFT, key & 0xFF)] = KindPhaseData()
             cell.histogram.record_value(packed >> LAT_SHIFT, c)
+        # (get, then create: setdefault would build a throwaway histogram per entry)
         for key, category, message in errors:
-            cell = cells.setdefault((key >> PHASE_SHIFT, key & 0xFF), KindPhaseData())
+            cell = cells.get((key >> PHASE_SHIFT, key & 0xFF))
+            if cell is None:
+                cell = cells[(key >> PHASE_SHIFT, key & 0xFF)] = KindPhaseData()
             tally = cell.errors.setdefault(category, ErrorTally())
             tally.count += 1
             if len(tally.samples) < MAX_ERROR_SAMPLES and message not in tally.samples:
                 tally.samples.append(message)
         for packed, c in service.items():
             key = packed & KEY_MASK
-            cell = cells.setdefault((key >> PHASE_SHIFT, key & 0xFF), KindPhaseData())
+            cell = cells.get((key >> PHASE_SHIFT, key & 0xFF))
+            if cell is None:
+                cell = cells[(key >> PHASE_SHIFT, key & 0xFF)] = KindPhaseData()
             if cell.service is None:
                 cell.service = hdr.new_histogram()
             cell.service.record_value(packed >> LAT_SHIFT, c)
         self.last_schedule = {}
         for packed, c in lags.items():
             phase = packed & 0x0F
-            sched = self.last_schedule.setdefault(phase, ScheduleData())
+            sched = self.last_schedule.get(phase)
+            if sched is None:
+                sched = self.last_schedule[phase] = ScheduleData()
             lag_us = packed >> 8
             if packed & DROPPED == DROPPED:
                 sched.dropped += c
