@@ -323,7 +323,7 @@ def _run_child(cmd: list[str], timeout_s: float, src: Path) -> tuple[dict[str, A
     return out, ""
 
 
-def _run_e2e(src: Path, seconds: float) -> tuple[dict[str, Any] | None, str]:
+def _run_e2e(src: Path, seconds: float, keep: str | None) -> tuple[dict[str, Any] | None, str]:
     with tempfile.TemporaryDirectory(prefix="snowload-bench-open-") as tmp:
         workload = Path(tmp) / "open5k.toml"
         workload.write_text(OPEN5K_TOML, encoding="utf-8")
@@ -354,6 +354,11 @@ def _run_e2e(src: Path, seconds: float) -> tuple[dict[str, Any] | None, str]:
         except subprocess.TimeoutExpired:
             return None, "timed out"
         use = watch.stop()
+    if keep:  # the whole summary (and stderr), to look into an odd run afterwards
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        stem = Path(keep) / f"e2e-{time.strftime('%H%M%S')}-{os.getpid()}-{time.monotonic_ns()}"
+        stem.with_suffix(".json").write_text(proc.stdout, encoding="utf-8")
+        stem.with_suffix(".stderr").write_text(proc.stderr, encoding="utf-8")
     if proc.returncode != 0:
         tail = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()][-2:]
         return None, f"exit {proc.returncode}: {' | '.join(tail)}"
@@ -384,7 +389,7 @@ def measure(cfg: Config, args: argparse.Namespace) -> tuple[dict[str, Any] | Non
     if cfg.kind == "floor":
         return _run_child([*me, *common, "--seconds", f"{args.floor_seconds:g}"], 60, src)
     if cfg.kind == "e2e":
-        return _run_e2e(src, args.seconds)
+        return _run_e2e(src, args.seconds, args.keep_e2e)
     raise ValueError(cfg.kind)
 
 
@@ -460,17 +465,18 @@ def _cell(values: list[float], fmt: str) -> str:
 
 
 def report(results: dict[Config, list[dict[str, Any]]]) -> dict[str, Any]:
+    w = max([32, *(len(c.label) for c in results)])
     header = (
-        f"{'configuration':<32} {'achieved/s':>24} {'% tgt':>6} {'lag p50 ms':>11} "
+        f"{'configuration':<{w}} {'achieved/s':>24} {'% tgt':>6} {'lag p50 ms':>11} "
         f"{'lag p99 ms':>20} {'lag max ms':>11} {'late':>7} {'drop':>5} "
-        f"{'corr p99':>9} {'svc p99':>8} {'other':>6} {'n':>2}"
+        f"{'corr p99':>9} {'svc p99':>8} {'collect':>8} {'other':>6} {'n':>2}"
     )
     print(header)
     print("-" * len(header))
     summary: dict[str, Any] = {}
     for cfg, rs in results.items():
         if not rs:
-            print(f"{cfg.label:<32} no successful run")
+            print(f"{cfg.label:<{w}} no successful run")
             continue
 
         def col(path: str, rs: list[dict[str, Any]] = rs) -> list[float]:
@@ -488,11 +494,13 @@ def report(results: dict[Config, list[dict[str, Any]]]) -> dict[str, Any]:
         is_floor = cfg.kind == "floor"
         corr = "-" if is_floor else f"{_med(col('corrected.p99_ms')):.2f}"
         svc = "-" if is_floor else f"{_med(col('service.p99_ms')):.3f}"
+        coll = col("collect_ms_median")
         print(
-            f"{cfg.label:<32} {_cell(achieved, ',.0f'):>24} {_med(pct):>5.1f}% "
+            f"{cfg.label:<{w}} {_cell(achieved, ',.0f'):>24} {_med(pct):>5.1f}% "
             f"{_med(col('lag.p50_ms')):>11.3f} {_cell(col('lag.p99_ms'), '.2f'):>20} "
             f"{_med(col('lag.max_ms')):>11.1f} {_med(col('late')):>7,.0f} "
             f"{_med(col('dropped')):>5,.0f} {corr:>9} {svc:>8} "
+            f"{(f'{_med(coll):.1f}' if coll else '-'):>8} "
             f"{_med(col('other_cores')):>6.2f} {len(rs):>2}"
         )
         summary[cfg.label] = {
@@ -509,6 +517,7 @@ def report(results: dict[Config, list[dict[str, Any]]]) -> dict[str, Any]:
     print("median achieved / target. lag: actual start - intended start, merged over every")
     print("collect() of the run; late: lag > 10 ms; drop: dropped (max_lag; unset here).")
     print("corr p99: latency from the intended start; svc p99: service time (start to end).")
+    print("collect: wall ms per collect() call (median), GIL waits included; in-process only.")
     print("other: cores used by other processes on the host during the run (of 2).")
     print("sleep floor: the same Schedule and sleep, no query: wake-up latency + GIL only.")
     print("Medians of per-run percentiles, except the ranges shown.")
@@ -520,7 +529,7 @@ def report(results: dict[Config, list[dict[str, Any]]]) -> dict[str, Any]:
         p99 = _med([r["lag"]["p99_ms"] for r in rs])
         worst = max(r["lag"]["p99_ms"] for r in rs)
         ok = "MET" if p99 <= GOAL_LAG_P99_MS else "NOT MET"
-        print(f"  {cfg.label:<32} median {p99:.2f} ms, worst {worst:.2f} ms: {ok}")
+        print(f"  {cfg.label:<{w}} median {p99:.2f} ms, worst {worst:.2f} ms: {ok}")
         summary[cfg.label]["goal_met"] = p99 <= GOAL_LAG_P99_MS
     return summary
 
@@ -557,6 +566,7 @@ def main() -> int:
         help="checkout to import snowload from (default: this one); repeat to compare",
     )
     parser.add_argument("--json", metavar="FILE", help="also write every number to FILE")
+    parser.add_argument("--keep-e2e", metavar="DIR", help="keep each snowload run's JSON in DIR")
     parser.add_argument("--child", choices=("executor", "floor"), help=argparse.SUPPRESS)
     parser.add_argument("--rate", type=float, default=GOAL_RATE, help=argparse.SUPPRESS)
     parser.add_argument("--arrival", default="constant", help=argparse.SUPPRESS)
