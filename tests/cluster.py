@@ -9,12 +9,14 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
+
 from controller.runs import ActiveRun
-from controller.server import Controller
+from controller.server import Controller, ControllerSettings
 from snowload.workload import Workload, parse_toml
 from worker.tags import parse_compact
 
@@ -115,6 +117,31 @@ def read_traces(trace_dir: Path, run_id: str) -> list[TracedStatement]:
                 continue
             out.append(TracedStatement(int(ts), tag.worker_index, tag.phase, tag.kind, path.name))
     return out
+
+
+@pytest.fixture
+async def controller() -> AsyncIterator[Controller]:
+    """An in-process controller on a free loopback port (modules may override it)."""
+    ctl = Controller(ControllerSettings(listen="127.0.0.1:0"))
+    await ctl.start()
+    yield ctl
+    await ctl.stop()
+
+
+@pytest.fixture
+def traces(tmp_path: Path) -> Path:
+    """Where the SQLite driver writes the statements it executes (see read_traces)."""
+    path = tmp_path / "traces"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def workers(controller: Controller, tmp_path: Path, traces: Path) -> Iterator[WorkerProcs]:
+    """Real worker processes for ``controller``, stopped after the test."""
+    procs = WorkerProcs(controller.address, worker_env(tmp_path / "home", traces))
+    yield procs
+    procs.stop_all()
 
 
 def worker_env(home: Path, trace_dir: Path | None = None) -> dict[str, str]:

@@ -10,7 +10,8 @@ import tempfile
 
 os.environ["SNOWFLAKE_HOME"] = tempfile.mkdtemp(prefix="snowload-sfhome-")
 
+from tests.cluster import controller, traces, workers
 from tests.fakesnow import fakesnow_port, snowflake_home
 from tests.pg import pg
 
-__all__ = ["fakesnow_port", "pg", "snowflake_home"]
+__all__ = ["controller", "fakesnow_port", "pg", "snowflake_home", "traces", "workers"]

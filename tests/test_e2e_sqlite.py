@@ -9,20 +9,16 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
-
 from controller import lifecycle as lc
-from controller.server import Controller, ControllerSettings
+from controller.server import Controller
 from tests.cluster import (
     WorkerProcs,
     attached,
     read_traces,
     run_to_end,
     wait_for,
-    worker_env,
     workload,
 )
 
@@ -60,28 +56,6 @@ params = [{{ sequence = 100000 }}, {{ string = 8 }}]
 
 def make(warmup: str = "1s", duration: str = "2s", ready_timeout: str = "30s") -> str:
     return WORKLOAD.format(warmup=warmup, duration=duration, ready_timeout=ready_timeout)
-
-
-@pytest.fixture
-async def controller() -> AsyncIterator[Controller]:
-    ctl = Controller(ControllerSettings(listen="127.0.0.1:0"))
-    await ctl.start()
-    yield ctl
-    await ctl.stop()
-
-
-@pytest.fixture
-def traces(tmp_path: Path) -> Path:
-    path = tmp_path / "traces"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
-def workers(controller: Controller, tmp_path: Path, traces: Path) -> AsyncIterator[WorkerProcs]:
-    procs = WorkerProcs(controller.address, worker_env(tmp_path / "home", traces))
-    yield procs  # type: ignore[misc]
-    procs.stop_all()
 
 
 async def test_ready_barrier_waits_for_a_slow_worker(

@@ -10,14 +10,13 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
 import pytest
 
 from controller import lifecycle as lc
-from controller.server import Controller, ControllerSettings
+from controller.server import Controller
 from controller.store_sqlite import SqliteRunStore
 from snowload.v1 import run_pb2, run_pb2_grpc
 from tests.blip_proxy import BlipProxy
@@ -61,28 +60,6 @@ def make(
     return WORKLOAD.format(
         workers=workers, connections=connections, duration=duration, think=think, policy=policy
     )
-
-
-@pytest.fixture
-async def controller() -> AsyncIterator[Controller]:
-    ctl = Controller(ControllerSettings(listen="127.0.0.1:0"))
-    await ctl.start()
-    yield ctl
-    await ctl.stop()
-
-
-@pytest.fixture
-def traces(tmp_path: Path) -> Path:
-    path = tmp_path / "traces"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
-def workers(controller: Controller, tmp_path: Path, traces: Path) -> AsyncIterator[WorkerProcs]:
-    procs = WorkerProcs(controller.address, worker_env(tmp_path / "home", traces))
-    yield procs  # type: ignore[misc]
-    procs.stop_all()
 
 
 async def test_heartbeats_stay_on_time_at_full_cpu_and_the_run_is_flagged(

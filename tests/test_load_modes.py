@@ -7,7 +7,6 @@ import asyncio
 import re
 import sqlite3
 import threading
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import psycopg
@@ -15,7 +14,7 @@ import pytest
 
 from controller import lifecycle as lc
 from controller.load_control import FindMaxSearch, split_connections, stage_target
-from controller.server import Controller, ControllerSettings
+from controller.server import Controller
 from snowload.v1 import common_pb2
 from snowload.workload import FindMax, Stage, StepBy
 from tests.cluster import (
@@ -24,7 +23,6 @@ from tests.cluster import (
     read_traces,
     run_to_end,
     wait_for,
-    worker_env,
     workload,
 )
 from tests.pg import PgCluster
@@ -87,28 +85,6 @@ def test_find_max_names_errors_and_latency_and_the_maximum() -> None:
 
 
 # ---------------------------------------------------------------- real runs
-
-
-@pytest.fixture
-async def controller() -> AsyncIterator[Controller]:
-    ctl = Controller(ControllerSettings(listen="127.0.0.1:0"))
-    await ctl.start()
-    yield ctl
-    await ctl.stop()
-
-
-@pytest.fixture
-def traces(tmp_path: Path) -> Path:
-    path = tmp_path / "traces"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
-def workers(controller: Controller, tmp_path: Path, traces: Path) -> AsyncIterator[WorkerProcs]:
-    procs = WorkerProcs(controller.address, worker_env(tmp_path / "home", traces))
-    yield procs  # type: ignore[misc]
-    procs.stop_all()
 
 
 OPEN_PG = """
