@@ -27,7 +27,7 @@ repetition. Before each one the script waits (up to --quiet-wait s) for the host
 processes to go quiet and records how many cores they used meanwhile ("other"): the 2
 cores are shared with everything else on the host.
 
-    python bench/open_scheduler.py              # 3 reps x 10 s per configuration, ~7 min
+    python bench/open_scheduler.py              # 3 reps x 10 s per configuration, ~10 min
     python bench/open_scheduler.py --quick      # 1 rep x 4 s, no quiet wait
     python bench/open_scheduler.py --src repo=. --src spin=/tmp/spin   # A/B, interleaved
 

@@ -187,8 +187,8 @@ class ConnectionWorker(threading.Thread):
         self.service: list[int] = []
         """Open mode: uncorrected service times, packed like ``samples``."""
         self.lags: list[int] = []
-        """Open mode: ``lag_us << 4 | phase``; a dropped query has its low bit pattern 0xF
-        in bits 4..7 (see Executor.collect)."""
+        """Open mode: ``lag_us << 8 | flags | phase`` (phase in bits 0-3; flags 0xF0
+        mark a dropped query, see DROPPED)."""
         self.errors: list[tuple[int, str, str]] = []
         self.conn: Connection | None = None
         self.connect_error: DriverError | None = None
