@@ -47,18 +47,8 @@ class Cell:
     def count(self) -> int:
         return self.successes + self.error_count
 
-    def add(
-        self,
-        histogram: HdrHistogram | None,
-        kind: control_pb2.KindInterval,
-        service: HdrHistogram | None = None,
-    ) -> None:
-        if histogram is not None:
-            self.histogram.add(histogram)
-        if service is not None:
-            if self.service is None:
-                self.service = hdr.new_histogram()
-            self.service.add(service)
+    def add_errors(self, kind: control_pb2.KindInterval) -> None:
+        """Error counts of one report (its histograms go in through hdr.add_encoded)."""
         for err in kind.errors:
             self.errors[err.category] += err.count
 
@@ -230,8 +220,8 @@ class RunMetrics:
                         c.service = hdr.new_histogram()
                 service_targets = [c.service for c in (cell, pcell) if c.service is not None]
                 hdr.add_encoded(service_targets, kind.service_histogram)
-            cell.add(None, kind)
-            pcell.add(None, kind)
+            cell.add_errors(kind)
+            pcell.add_errors(kind)
             point.phase_counts[kind.phase] += kind.count + sum(e.count for e in kind.errors)
             for err in kind.errors:
                 samples = self.error_samples[err.category]

@@ -49,12 +49,6 @@ def decode(data: bytes) -> HdrHistogram:
     return decoded
 
 
-def merge_into(target: HdrHistogram, data: bytes) -> None:
-    """Add an encoded histogram to ``target`` exactly (bucket counts add up)."""
-    if data:
-        target.decode_and_add(base64.b64encode(data))
-
-
 @functools.cache
 def _scratch(counts_len: int) -> ctypes.Array[ctypes.c_uint64]:
     """A zeroed counts array, reused by add_encoded (which leaves it zeroed again)."""
