@@ -9,7 +9,10 @@ N simulated workers (default 256) attach to it over real gRPC (ControlService.At
 spread over a few client processes (default 4, one grpc.aio channel and TCP connection
 per simulated worker). Each speaks the worker protocol the way worker/agent.py does:
 
-* Hello(worker_id, capacity=64) first; a Heartbeat every second from then on;
+* Hello(worker_id, capacity=64) first; a Heartbeat every second from then on, except
+  while reports flow: then each report carries the heartbeat (MetricsReport.status) and a
+  standalone Heartbeat (answered by a Pong) goes out every 10 s; the channel pings the
+  controller (HTTP/2 keepalive, every second) with worker/agent.py's options;
 * Assign -> Ack + Ready; SetPhase / Start / Stop -> Ack;
 * after Start, one MetricsReport per second (interval k is sent at Start + k s):
   active_connections = 16 and 4 KindIntervals (k0..k3), each with 250 successes and
@@ -56,10 +59,10 @@ ControlService only, the same server options) that answers every Heartbeat with 
 and counts MetricsReports without merging them, driving one run by itself; its CPU over
 its own measurement window is what the transport costs with no controller logic at all.
 
---running-heartbeat-every K is an experiment for a protocol change: while a run's load
-is on (reports flow every second and already prove liveness), the simulated workers send
-only every K-th Heartbeat, so the controller receives K times fewer heartbeats and sends
-K times fewer Pongs. The default 1 is what worker/agent.py does.
+--clock-sync-every S sets how often (seconds) a simulated worker sends a standalone
+Heartbeat while its reports flow (default: worker/agent.py's CLOCK_SYNC_INTERVAL_S);
+--clock-sync-every 1 is the protocol before reports carried the status (a Heartbeat and
+a Pong per worker per second).
 """
 
 from __future__ import annotations
@@ -94,6 +97,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from snowload import hdr
 from snowload.v1 import common_pb2, control_pb2, control_pb2_grpc, run_pb2, run_pb2_grpc
+from worker.agent import CLOCK_SYNC_INTERVAL_S, KEEPALIVE_OPTIONS
 
 SCRIPT = str(Path(__file__).resolve())
 REPO = str(Path(__file__).resolve().parent.parent)
@@ -175,10 +179,10 @@ class SimWorker:
         worker_id: str,
         kinds: list[bytes],
         stats: ClientStats,
-        running_heartbeat_every: int = 1,
+        clock_sync_every: float = CLOCK_SYNC_INTERVAL_S,
     ) -> None:
         self.address = address
-        self.running_heartbeat_every = running_heartbeat_every
+        self.clock_sync_every = clock_sync_every
         self.worker_id = worker_id
         self.kinds = kinds
         self.stats = stats
@@ -210,7 +214,8 @@ class SimWorker:
             yield await self.outbox.get()
 
     async def serve(self, stop: asyncio.Event) -> None:
-        options = [("grpc.use_local_subchannel_pool", 1)]  # one TCP connection per worker
+        # one TCP connection per worker, pinged like a real worker's
+        options = [("grpc.use_local_subchannel_pool", 1), *KEEPALIVE_OPTIONS]
         async with grpc.aio.insecure_channel(self.address, options=options) as ch:
             call = control_pb2_grpc.ControlServiceStub(ch).Attach(self.outgoing())
             beat = asyncio.create_task(self.heartbeats())
@@ -230,26 +235,25 @@ class SimWorker:
         async for msg in call:
             self.on_message(msg)
 
+    def heartbeat(self) -> control_pb2.Heartbeat:
+        return control_pb2.Heartbeat(
+            send_time=ts(time.time_ns()),
+            state=self.state,
+            run_id=self.run_id,
+            phase=self.phase,
+            active_connections=self.connections if self.reporter else 0,
+            cpu_percent=1.0,
+            rss_bytes=50 << 20,
+        )
+
     async def heartbeats(self) -> None:
-        tick = 0
+        synced = 0.0
         while True:
-            tick += 1
-            if self.reporter is not None and tick % self.running_heartbeat_every:
-                # experiment (--running-heartbeat-every K): while reports flow every
-                # second they keep the worker alive; send only every K-th heartbeat
-                await asyncio.sleep(1.0)
-                continue
-            hb = control_pb2.Heartbeat(
-                send_time=ts(time.time_ns()),
-                state=self.state,
-                run_id=self.run_id,
-                phase=self.phase,
-                active_connections=self.connections if self.reporter else 0,
-                cpu_percent=1.0,
-                rss_bytes=50 << 20,
-            )
-            self.send(heartbeat=hb)
-            self.stats.heartbeats += 1
+            now = time.monotonic()
+            if self.reporter is None or now - synced >= self.clock_sync_every:
+                self.send(heartbeat=self.heartbeat())
+                self.stats.heartbeats += 1
+                synced = now
             await asyncio.sleep(1.0)
 
     def ack(self, seq: int) -> None:
@@ -325,14 +329,15 @@ class SimWorker:
             ],
         )
         self.last_end_ns = end
-        report.send_time.FromNanoseconds(time.time_ns())
+        report.status.CopyFrom(self.heartbeat())
+        report.send_time.CopyFrom(report.status.send_time)
         self.send(metrics=report)
         self.stats.reports += 1
         self.stats.count_by_phase[self.phase] += PER_KIND * len(KINDS)
 
 
 async def client_main(
-    address: str, first: int, count: int, prefix: str, running_heartbeat_every: int
+    address: str, first: int, count: int, prefix: str, clock_sync_every: float
 ) -> None:
     """A client process: ``count`` simulated workers until SIGTERM; prints stats as JSON."""
     stats = ClientStats()
@@ -342,7 +347,7 @@ async def client_main(
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
     workers = [
-        SimWorker(address, f"{prefix}-{i:04d}", kinds, stats, running_heartbeat_every)
+        SimWorker(address, f"{prefix}-{i:04d}", kinds, stats, clock_sync_every)
         for i in range(first, first + count)
     ]
     tasks = []
@@ -512,7 +517,7 @@ def start_py_spy(pid: int, duration_s: float, out: str, native: bool) -> subproc
 
 
 def start_clients(
-    address: str, n: int, procs: int, running_heartbeat_every: int = 1
+    address: str, n: int, procs: int, clock_sync_every: float = CLOCK_SYNC_INTERVAL_S
 ) -> list[subprocess.Popen[str]]:
     out = []
     per = math.ceil(n / procs)
@@ -520,7 +525,7 @@ def start_clients(
     while first < n:
         count = min(per, n - first)
         cmd = [sys.executable, SCRIPT, "_client", address, str(first), str(count), "sim"]
-        cmd.append(str(running_heartbeat_every))
+        cmd.append(str(clock_sync_every))
         out.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=REPO))
         first += count
     return out
@@ -574,7 +579,7 @@ async def measure(n: int, args: argparse.Namespace, tmp: str) -> Result:
             address, options=[("grpc.max_receive_message_length", 64 << 20)]
         ) as ch:
             stub = run_pb2_grpc.RunServiceStub(ch)
-            clients = start_clients(address, n, args.procs, args.running_heartbeat_every)
+            clients = start_clients(address, n, args.procs, args.clock_sync_every)
             for i, c in enumerate(clients):
                 sampler.add(f"client{i}", c.pid)
             result.attach_s = await wait_attached(stub, n, 60.0)
@@ -735,7 +740,8 @@ async def baseline_main(n: int, duration_s: float) -> None:
             ("grpc.max_receive_message_length", 16 << 20),
             ("grpc.max_send_message_length", 16 << 20),
             ("grpc.keepalive_permit_without_calls", 1),
-            ("grpc.http2.min_recv_ping_interval_without_data_ms", 5000),
+            ("grpc.http2.min_recv_ping_interval_without_data_ms", 500),
+            ("grpc.http2.max_ping_strikes", 0),
         ]
     )
     control_pb2_grpc.add_ControlServiceServicer_to_server(svc, server)
@@ -778,7 +784,7 @@ async def measure_baseline(n: int, args: argparse.Namespace) -> Result:
     srv, address = start_baseline_server(n, args.duration)
     sampler = CpuSampler({"controller": srv.pid})
     sampler.start()
-    clients = start_clients(address, n, args.procs, args.running_heartbeat_every)
+    clients = start_clients(address, n, args.procs, args.clock_sync_every)
     for i, c in enumerate(clients):
         sampler.add(f"client{i}", c.pid)
     try:
@@ -955,7 +961,7 @@ async def amain(args: argparse.Namespace) -> int:
     print(
         f"workers {args.workers}, {args.procs} client processes, duration {args.duration:g}s, "
         f"{len(KINDS)} kinds x {PER_KIND} per interval, profile {args.profile or 'none'}, "
-        f"heartbeat while running every {args.running_heartbeat_every} s"
+        f"standalone heartbeat while reporting every {args.clock_sync_every:g} s"
     )
     if args.quiet_wait > 0:
         load = wait_for_quiet(args.quiet_wait)
@@ -988,7 +994,7 @@ def write_json(path: str, env: dict[str, object], results: list[Result]) -> None
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "_client":
         address, first, count, prefix, every = sys.argv[2:7]
-        asyncio.run(client_main(address, int(first), int(count), prefix, int(every)))
+        asyncio.run(client_main(address, int(first), int(count), prefix, float(every)))
         return 0
     if len(sys.argv) > 1 and sys.argv[1] == "_baseline":
         asyncio.run(baseline_main(int(sys.argv[2]), float(sys.argv[3])))
@@ -1022,12 +1028,12 @@ def main() -> int:
         help="also measure the floor: a bare grpc.aio server with the same message flow",
     )
     p.add_argument(
-        "--running-heartbeat-every",
-        type=int,
-        default=1,
-        metavar="K",
-        help="experiment: while running, simulated workers send only every K-th heartbeat "
-        "(default 1: every second, as worker/agent.py does)",
+        "--clock-sync-every",
+        type=float,
+        default=CLOCK_SYNC_INTERVAL_S,
+        metavar="S",
+        help="while reports flow, a standalone heartbeat every S seconds (default: as "
+        "worker/agent.py does; 1 = the protocol before reports carried the status)",
     )
     p.add_argument("--json", help="also write the results as JSON to this file")
     args = p.parse_args()

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 
 from controller import lifecycle as lc
 from controller.load_control import FindMaxSearch, split_connections, split_rate, stage_target
-from controller.metrics import Cell
 from controller.registry import WorkerRecord, WorkerRegistry
 from controller.runs import ActiveRun
 from snowload.v1 import common_pb2, control_pb2
@@ -168,10 +167,5 @@ class LoadDriver:
 
     def window_stats(self, start_ns: int, end_ns: int) -> common_pb2.LatencyStats:
         """Merged stats of the series seconds that ended inside the window."""
-        merged = Cell()
-        seconds = 0.0
-        for point in self.run.metrics.series.values():
-            if start_ns < point.end_ns <= end_ns + 500_000_000:
-                merged.merge(point.overall)
-                seconds += point.duration_s or 1.0
+        merged, seconds = self.run.metrics.window(start_ns, end_ns + 500_000_000)
         return merged.stats(seconds)

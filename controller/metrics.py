@@ -4,11 +4,21 @@ Percentiles are never averaged: every figure is read from a histogram that is th
 bucket-wise sum of the workers' histograms. Reports are deduplicated on
 (worker id, interval id), so a report sent twice (e.g. across a re-attach) counts once.
 
-Interval ``k`` of every worker covers the k-th second after that worker received Start;
-the workers receive Start within milliseconds of each other, so interval ``k`` of all
-workers is one point of the run's series. A point is complete once every worker that is
-still reporting has delivered it; rolling windows use complete points in which load was
+Interval ``k`` of a worker covers the k-th second after that worker received Start; the
+workers of a run receive Start within milliseconds of each other, so interval ``k`` of all
+of them is second ``k`` of the run's series. A worker recruited mid-run is aligned once,
+on its first report (:meth:`RunMetrics.align`). A second is complete once every worker
+still reporting has delivered it; rolling windows use complete seconds in which load was
 active only, so they freeze when load stops instead of drifting.
+
+Cost and memory. A report is merged into its second only (one histogram per phase and
+kind). When the second completes it is *sealed*: its cells are encoded, added to the
+per-phase totals, and its series point is computed once; from then on it holds a few
+hundred bytes of encoded histograms instead of full count arrays, so a long run's memory
+grows by a few KiB per second, not by the size of its histograms. The per-phase totals
+(and everything the live view shows) therefore cover complete seconds; :meth:`settle`
+folds in the rest when the run ends. A report that arrives for a sealed second (it cannot
+in normal operation) reopens it: the totals stay exact either way.
 """
 
 from __future__ import annotations
@@ -25,15 +35,19 @@ from snowload.v1 import common_pb2, control_pb2
 
 MAX_ERROR_SAMPLES = 5
 
+Key = tuple[int, str]
+"""(phase, query kind)"""
+
 
 @dataclass
 class Cell:
-    """Merged data for one (phase, kind), or one kind within a series point."""
+    """Merged data for one (phase, kind), one phase overall, or one kind of a second."""
 
     histogram: HdrHistogram = field(default_factory=hdr.new_histogram)
     errors: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     service: HdrHistogram | None = None
     """Open mode: uncorrected service times."""
+    _cached: tuple[int, hdr.Percentiles] | None = field(default=None, repr=False)
 
     @property
     def successes(self) -> int:
@@ -47,22 +61,30 @@ class Cell:
     def count(self) -> int:
         return self.successes + self.error_count
 
-    def add_errors(self, kind: control_pb2.KindInterval) -> None:
-        """Error counts of one report (its histograms go in through hdr.add_encoded)."""
-        for err in kind.errors:
-            self.errors[err.category] += err.count
+    def add_errors(self, errors: dict[str, int]) -> None:
+        for cat, n in errors.items():
+            self.errors[cat] += n
 
     def merge(self, other: Cell) -> None:
         self.histogram.add(other.histogram)
         if other.service is not None:
-            if self.service is None:
-                self.service = hdr.new_histogram()
-            self.service.add(other.service)
-        for cat, n in other.errors.items():
-            self.errors[cat] += n
+            self.service_histogram().add(other.service)
+        self.add_errors(other.errors)
+
+    def service_histogram(self) -> HdrHistogram:
+        if self.service is None:
+            self.service = hdr.new_histogram()
+        return self.service
+
+    def percentiles(self) -> hdr.Percentiles:
+        """Read once per change: histograms only grow, so the count tells a change."""
+        total = int(self.histogram.get_total_count())
+        if self._cached is None or self._cached[0] != total:
+            self._cached = (total, hdr.percentiles(self.histogram))
+        return self._cached[1]
 
     def stats(self, duration_s: float) -> common_pb2.LatencyStats:
-        p = hdr.percentiles(self.histogram)
+        p = self.percentiles()
         count = p.count + self.error_count
         return common_pb2.LatencyStats(
             count=count,
@@ -76,6 +98,34 @@ class Cell:
             min_ms=p.min_ms,
         )
 
+    def pack(self) -> PackedCell:
+        return PackedCell(
+            hdr.encode(self.histogram),
+            hdr.encode(self.service) if self.service is not None else b"",
+            dict(self.errors),
+        )
+
+
+@dataclass(frozen=True)
+class PackedCell:
+    """A sealed second's cell: encoded histograms (a few hundred bytes, not 184 KiB)."""
+
+    histogram: bytes
+    service: bytes
+    errors: dict[str, int]
+
+    def add_to(self, *targets: Cell) -> None:
+        hdr.add_encoded([t.histogram for t in targets], self.histogram)
+        if self.service:
+            hdr.add_encoded([t.service_histogram() for t in targets], self.service)
+        for t in targets:
+            t.add_errors(self.errors)
+
+    def unpack(self) -> Cell:
+        cell = Cell()
+        self.add_to(cell)
+        return cell
+
 
 @dataclass
 class Schedule:
@@ -88,8 +138,7 @@ class Schedule:
 
     def add(self, sched: control_pb2.PhaseSchedule) -> None:
         """Lag, late and dropped add up; the target rate is added per report (once)."""
-        if sched.lag_histogram:
-            self.lag.add(hdr.decode(sched.lag_histogram))
+        hdr.add_encoded([self.lag], sched.lag_histogram)
         self.late += sched.late
         self.dropped += sched.dropped
 
@@ -99,25 +148,27 @@ class SeriesPoint:
     """One second of the run (interval k of every worker)."""
 
     second: int
-    kinds: dict[str, Cell] = field(default_factory=dict)
+    cells: dict[Key, Cell] = field(default_factory=dict)
+    """While open: merged data per (phase, kind)."""
     workers: set[str] = field(default_factory=set)
     active_connections: int = 0
     duration_s: float = 0.0
     end_ns: int = 0
+    count: int = 0
     phase_counts: Counter[int] = field(default_factory=Counter)
     warehouse: common_pb2.WarehouseSample | None = None
     schedule: Schedule | None = None
+    # once sealed:
+    packed: dict[Key, PackedCell] = field(default_factory=dict)
+    packed_lag: bytes = b""
+    overall_encoded: bytes = b""
+    proto: common_pb2.SeriesPoint | None = None
+    folded: bool = False
+    """Its data is in the per-phase totals."""
 
     @property
-    def overall(self) -> Cell:
-        total = Cell()
-        for cell in self.kinds.values():
-            total.merge(cell)
-        return total
-
-    @property
-    def count(self) -> int:
-        return sum(c.count for c in self.kinds.values())
+    def sealed(self) -> bool:
+        return self.proto is not None
 
     @property
     def phase(self) -> int:
@@ -130,9 +181,47 @@ class SeriesPoint:
         """Load was active in this second (not just an empty report while draining)."""
         return self.active_connections > 0 or self.count > 0
 
+    def seal(self) -> None:
+        """Encode the cells, compute the series point once, drop the count arrays."""
+        self.packed = {key: cell.pack() for key, cell in self.cells.items()}
+        overall = Cell()
+        for packed in self.packed.values():
+            packed.add_to(overall)  # only the recorded span of each kind is added
+        self.overall_encoded = hdr.encode(overall.histogram)
+        self.proto = self._build(overall, _by_kind(self.cells))
+        if self.schedule is not None:
+            self.packed_lag = hdr.encode(self.schedule.lag)
+            self.schedule.lag = _EMPTY
+        self.cells = {}
+
+    def reopen(self) -> None:
+        self.cells = {key: packed.unpack() for key, packed in self.packed.items()}
+        if self.schedule is not None:
+            self.schedule.lag = hdr.new_histogram()
+            hdr.add_encoded([self.schedule.lag], self.packed_lag)
+        self.packed, self.packed_lag, self.overall_encoded, self.proto = {}, b"", b"", None
+
+    def overall(self) -> Cell:
+        """The second's merged data over every kind (a fresh cell)."""
+        total = Cell()
+        if self.sealed:
+            hdr.add_encoded([total.histogram], self.overall_encoded)
+            for packed in self.packed.values():
+                total.add_errors(packed.errors)
+                if packed.service:
+                    hdr.add_encoded([total.service_histogram()], packed.service)
+        else:
+            for cell in self.cells.values():
+                total.merge(cell)
+        return total
+
     def to_proto(self) -> common_pb2.SeriesPoint:
+        if self.proto is not None:
+            return self.proto
+        return self._build(self.overall(), _by_kind(self.cells))
+
+    def _build(self, overall: Cell, by_kind: dict[str, Cell]) -> common_pb2.SeriesPoint:
         duration = self.duration_s or 1.0
-        overall = self.overall
         point = common_pb2.SeriesPoint(
             second=self.second,
             phase=self.phase,  # type: ignore[arg-type]
@@ -153,39 +242,110 @@ class SeriesPoint:
             point.dropped = self.schedule.dropped
             if overall.service is not None:
                 point.service_p99_ms = hdr.percentiles(overall.service).p99_ms
-        for kind, cell in sorted(self.kinds.items()):
+        for kind, cell in sorted(by_kind.items()):
             point.by_kind[kind].CopyFrom(cell.stats(duration))
         return point
 
 
+_EMPTY = hdr.new_histogram()
+"""Stands in for a sealed second's lag histogram (never written to)."""
+
+
+class _Intervals:
+    """The interval ids received from one worker: everything up to ``low`` plus a few
+    above it (a gap while a re-attach resends), in memory bounded by the gaps."""
+
+    __slots__ = ("above", "count", "high", "low")
+
+    def __init__(self) -> None:
+        self.low = 0
+        self.high = 0
+        self.count = 0
+        self.above: set[int] = set()
+
+    def add(self, interval: int) -> bool:
+        if interval <= self.low or interval in self.above:
+            return False
+        self.count += 1
+        self.high = max(self.high, interval)
+        if interval == self.low + 1:
+            self.low = interval
+            while self.low + 1 in self.above:
+                self.low += 1
+                self.above.discard(self.low)
+        else:
+            self.above.add(interval)
+        return True
+
+
 class RunMetrics:
     def __init__(self) -> None:
-        self.cells: dict[tuple[int, str], Cell] = {}
+        self.cells: dict[Key, Cell] = {}
+        """Per (phase, kind): complete seconds (all of them after settle())."""
+        self.phase_totals: dict[int, Cell] = {}
+        """Per phase, every kind."""
         self.series: dict[int, SeriesPoint] = {}
         self.error_samples: dict[str, list[str]] = defaultdict(list)
-        self._seen: set[tuple[str, int]] = set()
+        self._received: dict[str, _Intervals] = {}
+        self._offset: dict[str, int] = {}
         self._latest: dict[str, int] = {}
+        """Newest second each worker delivered (0 for expected workers not heard from)."""
+        self._blocking: Counter[int] = Counter()
+        """How many still-reporting workers stand at each second."""
         self._done: set[str] = set()
-        self._intervals: Counter[str] = Counter()
+        self.sealed_upto = 0
+        """Every second up to this one is complete and sealed."""
         self.reports = 0
         self.warehouse_samples: list[common_pb2.WarehouseSample] = []
         self.schedules: dict[int, Schedule] = {}
         """Open mode, per phase."""
 
+    # -- ingest ------------------------------------------------------------------------
+
+    def expect(self, worker_ids: list[str]) -> None:
+        """Workers that got Start: no second is complete before they have delivered it."""
+        for worker_id in worker_ids:
+            if worker_id not in self._latest and worker_id not in self._done:
+                self._latest[worker_id] = 0
+                self._blocking[0] += 1
+
+    def align(self, worker_id: str, offset: int) -> None:
+        """A worker recruited mid-run: its interval k is second ``offset + k``. Only before
+        its first report (a worker's seconds never move), and not for workers that got
+        Start with the others (expect())."""
+        if worker_id not in self._received and worker_id not in self._latest:
+            self._offset[worker_id] = max(0, offset)
+
     def add(self, worker_id: str, report: control_pb2.MetricsReport) -> bool:
         """Merge one report; False if it was a duplicate."""
-        key = (worker_id, report.interval_id)
-        if key in self._seen:
+        received = self._received.get(worker_id)
+        if received is None:
+            received = self._received[worker_id] = _Intervals()
+        if not received.add(report.interval_id):
             return False
-        self._seen.add(key)
-        self._intervals[worker_id] += 1
         self.reports += 1
-        self._latest[worker_id] = max(self._latest.get(worker_id, 0), report.interval_id)
-        if report.last:
-            self._done.add(worker_id)
-        point = self.series.get(report.interval_id)
+        second = report.interval_id + self._offset.get(worker_id, 0)
+        point = self.series.get(second)
         if point is None:
-            point = self.series[report.interval_id] = SeriesPoint(report.interval_id)
+            point = self.series[second] = SeriesPoint(second)
+        late = second <= self.sealed_upto or point.sealed
+        if point.sealed:
+            point.reopen()
+        self._merge(point, worker_id, report, into_totals=late)
+        if late:  # already counted in the totals above: keep it sealed and folded
+            point.folded = True
+            point.seal()
+        self._advance(worker_id, second, report.last)
+        return True
+
+    def _merge(
+        self,
+        point: SeriesPoint,
+        worker_id: str,
+        report: control_pb2.MetricsReport,
+        *,
+        into_totals: bool,
+    ) -> None:
         point.workers.add(worker_id)
         point.active_connections += report.active_connections
         start, end = report.start_time.ToNanoseconds(), report.end_time.ToNanoseconds()
@@ -206,36 +366,98 @@ class RunMetrics:
             # one worker's rate, whatever phases its interval touched
             point.schedule.target_rate += max(s.target_rate for s in report.schedule)
         for kind in report.kinds:
-            cell = self.cells.get((kind.phase, kind.kind))
+            key = (int(kind.phase), kind.kind)
+            cell = point.cells.get(key)
             if cell is None:
-                cell = self.cells[(kind.phase, kind.kind)] = Cell()
-            pcell = point.kinds.get(kind.kind)
-            if pcell is None:
-                pcell = point.kinds[kind.kind] = Cell()
+                cell = point.cells[key] = Cell()
+            targets = [cell, *self._totals(key)] if into_totals else [cell]
             # exact bucket-wise sums, decoded once into a scratch array (no allocation)
-            hdr.add_encoded([cell.histogram, pcell.histogram], kind.histogram)
+            hdr.add_encoded([t.histogram for t in targets], kind.histogram)
             if kind.service_histogram:
-                for c in (cell, pcell):
-                    if c.service is None:
-                        c.service = hdr.new_histogram()
-                service_targets = [c.service for c in (cell, pcell) if c.service is not None]
-                hdr.add_encoded(service_targets, kind.service_histogram)
-            cell.add_errors(kind)
-            pcell.add_errors(kind)
-            point.phase_counts[kind.phase] += kind.count + sum(e.count for e in kind.errors)
+                hdr.add_encoded([t.service_histogram() for t in targets], kind.service_histogram)
+            errors = 0
             for err in kind.errors:
+                errors += err.count
+                for t in targets:
+                    t.errors[err.category] += err.count
                 samples = self.error_samples[err.category]
                 for s in err.samples:
                     if len(samples) < MAX_ERROR_SAMPLES and s not in samples:
                         samples.append(s)
-        return True
+            point.count += kind.count + errors
+            point.phase_counts[kind.phase] += kind.count + errors
+
+    def _totals(self, key: Key) -> tuple[Cell, Cell]:
+        cell = self.cells.get(key)
+        if cell is None:
+            cell = self.cells[key] = Cell()
+        total = self.phase_totals.get(key[0])
+        if total is None:
+            total = self.phase_totals[key[0]] = Cell()
+        return cell, total
+
+    def _advance(self, worker_id: str, second: int, last: bool) -> None:
+        before = self._latest.get(worker_id)
+        if worker_id not in self._done:
+            if before is None:
+                self._blocking[second] += 1
+            elif second > before:
+                self._move(before, second)
+        if before is None or second > before:
+            self._latest[worker_id] = second
+        if last:
+            self._retire(worker_id)
+        self._seal_complete()
+
+    def _seal_complete(self) -> None:
+        upto = self.complete_seconds()
+        while self.sealed_upto < upto:
+            self.sealed_upto += 1
+            point = self.series.get(self.sealed_upto)
+            if point is not None and not point.sealed:
+                self._fold_and_seal(point)
+
+    def _move(self, before: int, after: int | None) -> None:
+        self._blocking[before] -= 1
+        if not self._blocking[before]:
+            del self._blocking[before]
+        if after is not None:
+            self._blocking[after] += 1
+
+    def _fold_and_seal(self, point: SeriesPoint) -> None:
+        point.seal()
+        if not point.folded:
+            point.folded = True
+            for key, packed in point.packed.items():
+                packed.add_to(*self._totals(key))
 
     def retire(self, worker_id: str) -> None:
-        """A lost worker reports no more: later seconds are complete without it."""
+        """A worker that reports no more (lost, or left): later seconds are complete
+        without it."""
+        self._retire(worker_id)
+        self._seal_complete()
+
+    def _retire(self, worker_id: str) -> None:
+        if worker_id in self._done:
+            return
         self._done.add(worker_id)
+        if worker_id in self._latest:
+            self._move(self._latest[worker_id], None)
+
+    def settle(self) -> None:
+        """The run is over: every second, complete or not, goes into the totals."""
+        for _, point in sorted(self.series.items()):
+            if not point.sealed:
+                self._fold_and_seal(point)
+        self.sealed_upto = max(self.sealed_upto, max(self.series, default=0))
+
+    def received_count(self) -> int:
+        """Queries in every report received so far, complete seconds or not."""
+        return sum(p.count for p in self.series.values())
 
     def intervals_from(self, worker_id: str) -> int:
-        return self._intervals[worker_id]
+        received = self._received.get(worker_id)
+        return received.count if received is not None else 0
 
     def credits(self, until_ns: int) -> float:
         """Credits between the first warehouse sample and ``until_ns`` (each sample's
@@ -247,15 +469,11 @@ class RunMetrics:
             total += credits_between(a, max(0, end - a.sample_time.ToNanoseconds()) / 1e9)
         return total
 
+    # -- summaries -----------------------------------------------------------------------
+
     def phase_summary(self, phase: int, duration_s: float) -> common_pb2.PhaseSummary | None:
-        overall = Cell()
-        by_kind: dict[str, common_pb2.LatencyStats] = {}
-        for (ph, kind), cell in sorted(self.cells.items()):
-            if ph != phase:
-                continue
-            overall.merge(cell)
-            by_kind[kind] = cell.stats(duration_s)
-        if not by_kind:
+        overall = self.phase_totals.get(phase)
+        if overall is None:
             return None
         summary = common_pb2.PhaseSummary(
             phase=phase,  # type: ignore[arg-type]
@@ -272,24 +490,32 @@ class RunMetrics:
             summary.dropped = sched.dropped
             summary.achieved_rate = summary.overall.qps
             summary.target_rate = self.mean_target_rate(phase)
-        for kind, stats in by_kind.items():
-            summary.by_kind[kind].CopyFrom(stats)
+        for (ph, kind), cell in sorted(self.cells.items()):
+            if ph == phase:
+                summary.by_kind[kind].CopyFrom(cell.stats(duration_s))
         return summary
 
-    def phase_histogram(self, phase: int, kind: str | None = None) -> HdrHistogram:
-        total = hdr.new_histogram()
-        for (ph, k), cell in self.cells.items():
-            if ph == phase and (kind is None or k == kind):
-                total.add(cell.histogram)
-        return total
+    def phase_histogram(self, phase: int) -> HdrHistogram:
+        """Every kind of a phase (the live totals: do not modify)."""
+        total = self.phase_totals.get(phase)
+        return total.histogram if total is not None else hdr.new_histogram()
+
+    def window(self, start_ns: int, end_ns: int) -> tuple[Cell, float]:
+        """Merged data and length in seconds of the seconds that ended in the window."""
+        merged = Cell()
+        seconds = 0.0
+        for point in self.series.values():
+            if start_ns < point.end_ns <= end_ns:
+                merged.merge(point.overall())
+                seconds += point.duration_s or 1.0
+        return merged, seconds
 
     # -- the live view -------------------------------------------------------------------
 
     def complete_seconds(self) -> int:
         """The newest second every still-reporting worker has delivered (0 if none)."""
-        reporting = [k for w, k in self._latest.items() if w not in self._done]
-        if reporting:
-            return min(reporting)
+        if self._blocking:
+            return min(self._blocking)
         return max(self._latest.values(), default=0)
 
     def complete_point(self) -> SeriesPoint | None:
@@ -298,10 +524,19 @@ class RunMetrics:
     def rolling_qps(self, window: int) -> float:
         """QPS over the last ``window`` complete seconds in which load was active."""
         upto = self.complete_seconds()
-        points = [p for k, p in sorted(self.series.items()) if k <= upto and p.loaded]
-        points = points[-window:]
-        seconds = sum(p.duration_s or 1.0 for p in points)
-        return sum(p.count for p in points) / seconds if seconds else 0.0
+        count = 0
+        seconds = 0.0
+        taken = 0
+        for second in sorted(self.series, reverse=True):
+            if taken == window:
+                break
+            point = self.series[second]
+            if second > upto or not point.loaded:
+                continue
+            count += point.count
+            seconds += point.duration_s or 1.0
+            taken += 1
+        return count / seconds if seconds else 0.0
 
     def series_protos(self) -> list[common_pb2.SeriesPoint]:
         return [p.to_proto() for _, p in sorted(self.series.items())]
@@ -314,6 +549,20 @@ class RunMetrics:
             if p.schedule is not None and p.phase == phase and p.duration_s > 0.5
         ]
         return sum(points) / len(points) if points else 0.0
+
+
+def _by_kind(cells: dict[Key, Cell]) -> dict[str, Cell]:
+    """Per kind over the phases (a second that straddles a phase change has two)."""
+    out: dict[str, Cell] = {}
+    for (_, kind), cell in cells.items():
+        if kind in out:
+            merged = Cell()
+            merged.merge(out[kind])
+            merged.merge(cell)
+            out[kind] = merged
+        else:
+            out[kind] = cell
+    return out
 
 
 def _stats_of(histogram: HdrHistogram) -> common_pb2.LatencyStats:

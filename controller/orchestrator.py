@@ -253,6 +253,7 @@ class RunManager:
                     start=control_pb2.Start(run_id=run.run_id, start_time=stamp)
                 ),
             )
+        run.metrics.expect([rec.worker_id for rec in run.workers])
 
     def _send_stops(self, run: ActiveRun, outcome: Outcome) -> None:
         """Stop every worker of the run (once); the setup worker also fetches server-side
@@ -276,7 +277,7 @@ class RunManager:
                 stop.enrich_timeout.CopyFrom(seconds(load.enrichment_timeout_s))
                 stop.measurement_start_time.FromNanoseconds(run.phase_ns[lc.MEASUREMENT])
                 stop.measurement_end_time.FromNanoseconds(run.measurement_end_ns)
-                stop.expected_queries = sum(c.count for c in run.metrics.cells.values())
+                stop.expected_queries = run.metrics.received_count()
             self.registry.send(rec, control_pb2.AttachResponse(stop=stop))
         if enricher is not None:
             run.enrichment = common_pb2.ENRICHMENT_STATUS_PENDING
@@ -352,6 +353,7 @@ class RunManager:
             run.transition(outcome.state, outcome.reason)
         run.reason = outcome.reason
         run.message = outcome.message
+        run.metrics.settle()
         measurement = run.metrics.phase_summary(
             lc.MEASUREMENT, run.phase_duration_s(lc.MEASUREMENT)
         )
@@ -379,7 +381,7 @@ class RunManager:
             histograms[(phase, "")] = hdr.encode(run.metrics.phase_histogram(phase))
         intervals = []
         for second, point in sorted(run.metrics.series.items()):
-            encoded = hdr.encode(point.overall.histogram)
+            encoded = point.overall_encoded  # (settled: every second is sealed)
             if encoded:
                 start = point.end_ns - int((point.duration_s or 1.0) * 1e9)
                 intervals.append(
@@ -438,10 +440,18 @@ class RunManager:
             await self._race(run, run.changed.wait(), remaining)
 
     async def _tick(self, run: ActiveRun) -> None:
+        """Progress once a second when no complete second did it (setup, waits, stalls).
+        While the load runs, each second is published as it completes (worker_metrics);
+        the grace keeps this tick from landing just before one."""
         while True:
-            await asyncio.sleep(PROGRESS_INTERVAL_S)
-            if run.broadcaster.subscribers:  # nobody watching: nothing to build
+            grace = PROGRESS_INTERVAL_S * (1.25 if run.metrics.reports else 1.0)
+            wait = run.broadcaster.last_publish + grace - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            elif run.broadcaster.subscribers:  # nobody watching: nothing to build
                 run.broadcaster.publish(run.update())
+            else:
+                await asyncio.sleep(PROGRESS_INTERVAL_S)
 
     # -- worker events -----------------------------------------------------------------
 
@@ -518,8 +528,21 @@ class RunManager:
 
     def worker_metrics(self, rec: WorkerRecord, report: control_pb2.MetricsReport) -> None:
         run = self._run_of(rec, report.run_id)
-        if run is not None:
-            run.metrics.add(rec.worker_id, report)
+        if run is None:
+            return
+        metrics = run.metrics
+        if (
+            rec.worker_id in run.recruited
+            and run.start_ns
+            and not metrics.intervals_from(rec.worker_id)
+        ):
+            # recruited mid-run: its interval 1 ended about now (controller clock)
+            now_s = round((time.time_ns() - run.start_ns) / 1e9)
+            metrics.align(rec.worker_id, now_s - report.interval_id)
+        complete = metrics.sealed_upto
+        metrics.add(rec.worker_id, report)
+        if metrics.sealed_upto != complete and run.broadcaster.subscribers:
+            run.broadcaster.publish(run.update())  # a second is complete: show it now
 
     def worker_ack(self, rec: WorkerRecord, ack: control_pb2.Ack) -> None:
         run = self.active.get(rec.run_id)

@@ -8,8 +8,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from google.protobuf.duration_pb2 import Duration
-
 from snowload.v1 import control_pb2, run_pb2
 
 log = logging.getLogger("snowload.controller")
@@ -34,6 +32,7 @@ class WorkerRecord:
     """Desired state for the run this worker is in; re-sent (resync) on re-attach."""
     unacked: dict[int, str] = field(default_factory=dict)
     told_to_stop: set[str] = field(default_factory=set)
+    _hello_info: run_pb2.WorkerInfo | None = field(default=None, repr=False)
 
     @property
     def idle(self) -> bool:
@@ -47,27 +46,28 @@ class WorkerRecord:
 
     def info(self, now: float | None = None) -> run_pb2.WorkerInfo:
         now = time.monotonic() if now is None else now
+        if self._hello_info is None:  # what the Hello said stays put: built once
+            self._hello_info = run_pb2.WorkerInfo(
+                worker_id=self.worker_id,
+                host=self.hello.host,
+                pid=self.hello.pid,
+                version=self.hello.version,
+                capacity=self.hello.capacity,
+                labels=dict(self.hello.labels),
+            )
+            self._hello_info.attach_time.FromNanoseconds(self.attach_time_ns)
+        info = run_pb2.WorkerInfo()
+        info.CopyFrom(self._hello_info)
+        info.state = self.state
+        info.run_id = self.run_id
+        info.connected = self.connected and not self.lost
+        info.heartbeat_age.FromNanoseconds(int((now - self.last_seen) * 1e9))
         hb = self.heartbeat
-        age = Duration()
-        age.FromNanoseconds(int((now - self.last_seen) * 1e9))
-        info = run_pb2.WorkerInfo(
-            worker_id=self.worker_id,
-            host=self.hello.host,
-            pid=self.hello.pid,
-            version=self.hello.version,
-            state=self.state,
-            run_id=self.run_id,
-            capacity=self.hello.capacity,
-            connected=self.connected and not self.lost,
-            heartbeat_age=age,
-            active_connections=hb.active_connections if hb else 0,
-            cpu_percent=hb.cpu_percent if hb else 0.0,
-            rss_bytes=hb.rss_bytes if hb else 0,
-            labels=dict(self.hello.labels),
-        )
         if hb is not None:
+            info.active_connections = hb.active_connections
+            info.cpu_percent = hb.cpu_percent
+            info.rss_bytes = hb.rss_bytes
             info.clock_offset.CopyFrom(hb.clock_offset)
-        info.attach_time.FromNanoseconds(self.attach_time_ns)
         return info
 
 
@@ -89,6 +89,7 @@ class WorkerRegistry:
         elif rec.outbox is not None:
             rec.outbox.put_nowait(None)  # close the previous stream of this worker
         rec.hello = hello
+        rec._hello_info = None
         # a worker that outlived a previous controller has applied commands numbered by
         # it: continue after them, or its next commands would look like duplicates
         rec.next_seq = max(rec.next_seq, hello.last_applied_seq + 1)

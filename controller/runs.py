@@ -10,7 +10,7 @@ from google.protobuf.duration_pb2 import Duration
 
 from controller import lifecycle as lc
 from controller.load_control import FindMaxSearch
-from controller.metrics import Cell, RunMetrics
+from controller.metrics import RunMetrics
 from controller.registry import WorkerRecord
 from controller.watch import Broadcaster
 from snowload.v1 import common_pb2, control_pb2, run_pb2
@@ -237,14 +237,17 @@ class ActiveRun:
         prog.qps_30s = self.metrics.rolling_qps(30)
         phase = self.state if self.state in lc.LOAD_PHASES else lc.MEASUREMENT
         duration = self.phase_duration_s(phase)
-        overall = Cell()
+        began = self.phase_ns.get(phase, 0)
+        if phase == self.state and point is not None and point.end_ns > began > 0:
+            # the live totals cover complete seconds: rates over the time they cover
+            duration = (point.end_ns - began) / 1e9
         for (ph, kind), cell in sorted(self.metrics.cells.items()):
             if ph == phase:
                 prog.count += cell.count
                 prog.errors += cell.error_count
                 prog.by_kind[kind].CopyFrom(cell.stats(duration))
-                overall.merge(cell)
-        if prog.count:
+        overall = self.metrics.phase_totals.get(phase)
+        if overall is not None and prog.count:
             prog.phase_overall.CopyFrom(overall.stats(duration))
         return prog
 

@@ -86,7 +86,9 @@ class Controller:
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             ("grpc.keepalive_permit_without_calls", 1),
-            ("grpc.http2.min_recv_ping_interval_without_data_ms", 5000),
+            # workers ping every second (keepalive) while the controller has nothing to say
+            ("grpc.http2.min_recv_ping_interval_without_data_ms", 500),
+            ("grpc.http2.max_ping_strikes", 0),
         ]
         interceptors = [TokenAuth(self.settings.token)] if self.settings.token else []
         server = grpc.aio.server(options=options, interceptors=interceptors)

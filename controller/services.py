@@ -39,7 +39,7 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
             "ack": self._on_ack,
             "ready": lambda rec, m: self.runs.worker_ready(rec, m.ready),
             "heartbeat": self._on_heartbeat,
-            "metrics": lambda rec, m: self.runs.worker_metrics(rec, m.metrics),
+            "metrics": self._on_metrics,
             "finished": lambda rec, m: self.runs.worker_finished(rec, m.finished),
             "failure": lambda rec, m: self.runs.worker_failed(rec, m.failure),
             "pools": lambda rec, m: self.runs.worker_pools(rec, m.pools),
@@ -109,11 +109,26 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
         self.registry.acked(rec, msg.ack)
         self.runs.worker_ack(rec, msg.ack)
 
-    def _on_heartbeat(self, rec: WorkerRecord, msg: control_pb2.AttachRequest) -> None:
-        hb = msg.heartbeat
+    def _on_metrics(self, rec: WorkerRecord, msg: control_pb2.AttachRequest) -> None:
+        report = msg.metrics
+        if report.HasField("status"):
+            status = report.status
+            # a report resent after a re-attach carries an old status: keep the newest
+            if rec.heartbeat is None or (
+                status.send_time.ToNanoseconds() >= rec.heartbeat.send_time.ToNanoseconds()
+            ):
+                self._status(rec, status)
+        self.runs.worker_metrics(rec, report)
+
+    def _status(self, rec: WorkerRecord, hb: control_pb2.Heartbeat) -> None:
+        """A heartbeat, standalone or carried by an interval report."""
         rec.heartbeat = hb
         self.registry.set_state(rec, hb.state)
         self.runs.worker_heartbeat(rec, hb)
+
+    def _on_heartbeat(self, rec: WorkerRecord, msg: control_pb2.AttachRequest) -> None:
+        hb = msg.heartbeat
+        self._status(rec, hb)
         pong = control_pb2.Pong(heartbeat_send_time=hb.send_time)
         pong.controller_receive_time.FromNanoseconds(time.time_ns())
         self.registry.send_unsequenced(rec, control_pb2.AttachResponse(pong=pong))

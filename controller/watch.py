@@ -9,6 +9,7 @@ subscribes later) gets it as its last message.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
 from snowload.v1 import run_pb2
@@ -44,6 +45,8 @@ class Broadcaster:
     def __init__(self) -> None:
         self._subs: set[Subscription] = set()
         self.final: run_pb2.WatchRunResponse | None = None
+        self.last_publish = 0.0
+        """time.monotonic() of the last update published."""
 
     def subscribe(self, snapshot: run_pb2.WatchRunResponse) -> Subscription:
         sub = Subscription()
@@ -58,6 +61,7 @@ class Broadcaster:
     def publish(self, update: run_pb2.WatchRunResponse) -> None:
         if self.final is not None:
             return
+        self.last_publish = time.monotonic()
         if update.final:
             self.final = update
         for sub in self._subs:

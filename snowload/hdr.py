@@ -89,14 +89,30 @@ def add_encoded(targets: list[HdrHistogram], data: bytes) -> None:
         return
     span = hi - lo + 1
     src = ctypes.addressof(scratch) + 8 * lo
-    other_max = t0.get_highest_equivalent_value(t0.get_value_from_index(hi))
-    other_min = 0 if lo == 0 else t0.get_lowest_equivalent_value(t0.get_value_from_index(lo))
+    other_max = _highest_at(hi)
+    other_min = 0 if lo == 0 else _lowest_at(lo)
     for t in targets:
         add_array(ctypes.addressof(t.counts) + 8 * lo, src, span, 8)
         t.total_count += total
         t.max_value = max(t.max_value, other_max)
         t.min_value = min(t.get_min_value(), other_min)
     ctypes.memset(src, 0, 8 * span)
+
+
+_LAYOUT = new_histogram()
+
+
+@functools.cache
+def _highest_at(index: int) -> int:
+    """Highest value equivalent to bucket ``index`` (the layout of new_histogram())."""
+    value: int = _LAYOUT.get_highest_equivalent_value(_LAYOUT.get_value_from_index(index))
+    return value
+
+
+@functools.cache
+def _lowest_at(index: int) -> int:
+    value: int = _LAYOUT.get_lowest_equivalent_value(_LAYOUT.get_value_from_index(index))
+    return value
 
 
 @dataclass(frozen=True)

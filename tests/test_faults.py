@@ -16,9 +16,10 @@ import grpc
 import pytest
 
 from controller import lifecycle as lc
+from controller.registry import WorkerRecord
 from controller.server import Controller
 from controller.store_sqlite import SqliteRunStore
-from snowload.v1 import run_pb2, run_pb2_grpc
+from snowload.v1 import control_pb2, run_pb2, run_pb2_grpc
 from tests.blip_proxy import BlipProxy
 from tests.cluster import (
     WorkerProcs,
@@ -72,6 +73,15 @@ async def test_heartbeats_stay_on_time_at_full_cpu_and_the_run_is_flagged(
     controller.runs.saturation_cpu_percent = 30.0
     run = controller.runs.start(workload(make(workers=1, connections=8, duration="6s", think="0s")))
     rec = controller.registry.workers["hot"]
+    standalone: list[float] = []  # heartbeats not carried by an interval report
+    on_heartbeat = controller.control_service._handlers["heartbeat"]
+
+    def counting(rec: WorkerRecord, msg: control_pb2.AttachRequest) -> None:
+        if run.state == lc.MEASUREMENT:
+            standalone.append(time.monotonic())
+        on_heartbeat(rec, msg)
+
+    controller.control_service._handlers["heartbeat"] = counting
     arrivals: list[float] = []
     last = None
     assert run.task is not None
@@ -86,6 +96,9 @@ async def test_heartbeats_stay_on_time_at_full_cpu_and_the_run_is_flagged(
     print(f"heartbeat gaps max {max(gaps):.2f}s; worker CPU {cpu}")
     assert len(arrivals) >= 5
     assert max(gaps) < 1.8  # every second, far inside the 3 s loss timeout
+    # ...carried by the reports: at most the first second's and one clock-sync heartbeat
+    print(f"standalone heartbeats in MEASUREMENT: {len(standalone)}")
+    assert len(standalone) <= 3
     assert not rec.lost
     assert sum(cpu) / len(cpu) >= 30  # the generator really was busy
     assert any("load generator saturated" in w for w in run.warnings)
@@ -176,6 +189,46 @@ async def test_short_blip_loses_and_double_counts_nothing(
     finally:
         procs.stop_all()
         await proxy.close()
+
+
+async def test_a_frozen_controller_stops_the_load_too(tmp_path: Path, traces: Path) -> None:
+    """SIGSTOP: the TCP connection stays up, but nothing answers, not even the HTTP/2
+    pings that prove the controller reachable while the load runs and no message flows
+    from it (the keepalive closes the stream; the orphan timeout does the rest)."""
+    proc, address = _daemon(tmp_path)
+    procs = WorkerProcs(address, worker_env(tmp_path / "home", traces))
+    procs.spawn("frozen", "--orphan-timeout", "2s")
+    try:
+        async with grpc.aio.insecure_channel(address) as channel:
+            stub = run_pb2_grpc.RunServiceStub(channel)
+            text = make(workers=1, connections=2, duration="60s")
+            started = await stub.StartRun(run_pb2.StartRunRequest(workload_toml=text), timeout=10)
+            run_id = started.run.run_id
+            async for update in stub.WatchRun(run_pb2.WatchRunRequest(run_id=run_id), timeout=60):
+                if update.run.state == lc.MEASUREMENT and update.progress.latest.second >= 3:
+                    break  # reports flow: the worker sends almost nothing else now
+        proc.send_signal(signal.SIGSTOP)
+        frozen_ns = time.time_ns()
+        await wait_for(
+            lambda: (
+                time.time_ns() - max(s.time_ns for s in read_traces(traces, run_id)) > 1e9
+                and time.time_ns() - frozen_ns > 6e9
+            ),
+            30,
+            "the orphaned worker to stop issuing queries",
+        )
+        last = max(s.time_ns for s in read_traces(traces, run_id))
+        print(f"load stopped {(last - frozen_ns) / 1e9:.2f}s after the controller froze")
+        # keepalive (a ping after 1 s without data, 1 s timeout) + orphan timeout (2 s) +
+        # in-flight work and a busy machine; without the keepalive it takes the missing
+        # clock-sync Pong: 10 s + 2 s
+        assert (last - frozen_ns) / 1e9 < 2.0 + 2.0 + 2.0
+        assert procs.procs["frozen"].poll() is None
+    finally:
+        proc.send_signal(signal.SIGCONT)
+        procs.stop_all()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
 
 
 def _daemon(tmp: Path, port: int = 0) -> tuple[subprocess.Popen[str], str]:

@@ -69,6 +69,12 @@ def test_merged_percentiles_equal_those_of_the_union(
     metrics = RunMetrics()
     for (w, k), vs in split.items():
         assert metrics.add(f"w{w}", report(k, {"q": vs}))
+    # live totals cover exactly the sealed seconds, and every complete second is sealed
+    complete = [p for s, p in metrics.series.items() if s <= metrics.complete_seconds()]
+    assert all(p.sealed for p in complete)
+    live = metrics.cells.get((MEAS, "q"))
+    assert (live.count if live else 0) == sum(p.count for p in metrics.series.values() if p.sealed)
+    metrics.settle()
 
     merged = metrics.cells[(MEAS, "q")].histogram
     union = hdr.new_histogram()
@@ -180,3 +186,90 @@ def test_add_encoded_is_exactly_decode_and_add(batches: list[list[int]]) -> None
         assert fast.get_max_value() == slow.get_max_value()
         assert fast.get_min_value() == slow.get_min_value()
         assert hdr.percentiles(fast) == hdr.percentiles(slow)
+
+
+def test_no_second_is_complete_before_every_started_worker_delivered_it() -> None:
+    metrics = RunMetrics()
+    metrics.expect(["w0", "w1"])
+    metrics.add("w0", report(1, {"q": [1] * 10}))
+    metrics.add("w0", report(2, {"q": [1] * 10}))
+    assert metrics.complete_seconds() == 0 and metrics.sealed_upto == 0
+    assert metrics.cells == {}  # the live totals wait for complete seconds
+    metrics.add("w1", report(1, {"q": [1] * 5}))
+    assert metrics.complete_seconds() == 1
+    assert metrics.cells[(MEAS, "q")].count == 15
+    metrics.retire("w1")  # lost: the seconds it will never deliver complete without it
+    assert metrics.complete_seconds() == 2
+    assert metrics.cells[(MEAS, "q")].count == 25
+
+
+def test_sealed_seconds_keep_bytes_not_histograms_and_read_the_same() -> None:
+    metrics = RunMetrics()
+    workers = [f"w{i}" for i in range(4)]
+    metrics.expect(workers)
+    rnd = random.Random(7)
+    for k in range(1, 61):
+        for w in workers:
+            kinds = {
+                name: [int(rnd.lognormvariate(math.log(m), 0.6)) for _ in range(50)]
+                for name, m in (("a", 2_000), ("b", 30_000))
+            }
+            metrics.add(w, report(k, kinds, errors=k % 3))
+    assert metrics.complete_seconds() == 60
+    for point in metrics.series.values():
+        assert point.sealed and point.cells == {}  # no 184 KiB count arrays left
+        stored = sum(len(p.histogram) + len(p.service) for p in point.packed.values())
+        assert stored + len(point.overall_encoded) < 4096
+    # what a sealed second shows is what the open second would have shown
+    point = metrics.series[30]
+    sealed = point.to_proto()
+    point.reopen()
+    assert point.to_proto() == sealed
+    assert sealed.overall.count == 4 * (100 + 2 * (30 % 3)) and sealed.by_kind[
+        "a"
+    ].count == 200 + 4 * (30 % 3)
+    point.seal()
+    # the totals are the sum of the seconds, and windows read sealed seconds exactly
+    assert metrics.cells[(MEAS, "a")].count == sum(
+        p.proto.by_kind["a"].count for p in metrics.series.values()
+    )  # type: ignore[union-attr]
+    window, seconds = metrics.window(0, 2**62)
+    assert seconds == 60.0
+    assert window.count == metrics.phase_totals[MEAS].count
+    assert hdr.percentiles(window.histogram) == metrics.phase_totals[MEAS].percentiles()
+
+
+def test_a_report_for_a_sealed_second_still_counts_exactly() -> None:
+    metrics = RunMetrics()
+    metrics.add("w0", report(1, {"q": [100] * 10}))
+    metrics.add("w0", report(2, {"q": [100] * 10}, last=True))
+    metrics.settle()
+    assert metrics.series[1].sealed
+    assert metrics.add("w1", report(1, {"q": [300] * 5}))  # e.g. resent after a re-attach
+    assert metrics.cells[(MEAS, "q")].count == 25
+    point = metrics.series[1].to_proto()
+    assert point.overall.count == 15 and point.workers_active == 2
+    assert point.overall.max_ms == 0.3
+
+
+def test_a_worker_recruited_mid_run_lands_on_the_seconds_it_ran() -> None:
+    metrics = RunMetrics()
+    metrics.expect(["w0"])
+    for k in range(1, 6):
+        metrics.add("w0", report(k, {"q": [1] * 10}))
+    metrics.align("late", 5)  # started around second 5
+    metrics.align("w0", 99)  # no effect: w0 started with the run
+    for k in range(6, 9):
+        metrics.add("w0", report(k, {"q": [1] * 10}))
+        metrics.add("late", report(k - 5, {"q": [1] * 10}))
+    assert [len(metrics.series[s].workers) for s in range(1, 9)] == [1] * 5 + [2] * 3
+    assert metrics.complete_seconds() == 8
+
+
+def test_duplicates_are_recognised_out_of_order_in_bounded_memory() -> None:
+    metrics = RunMetrics()
+    accepted = [metrics.add("w0", report(k, {"q": [1]})) for k in (1, 3, 2, 3, 1, 5, 4, 2)]
+    assert accepted == [True, True, True, False, False, True, True, False]
+    assert metrics.intervals_from("w0") == 5
+    received = metrics._received["w0"]
+    assert received.low == 5 and not received.above  # nothing kept below the watermark

@@ -125,6 +125,23 @@ async def test_updates_carry_series_rolling_values_and_workers(
     )
 
 
+async def test_each_second_is_published_as_soon_as_it_is_complete(
+    stub: run_pb2_grpc.RunServiceStub, worker: WorkerProcs
+) -> None:
+    """Not on the next tick of a timer: a subscriber sees second k a moment after the
+    last worker delivered it (a timer would make it wait half a second on average)."""
+    run_id = await start(stub, WORKLOAD.format(duration="6s"))
+    first_sight: dict[int, float] = {}
+    async for u in stub.WatchRun(run_pb2.WatchRunRequest(run_id=run_id), timeout=60):
+        second = u.progress.latest.second
+        if u.run.state == lc.MEASUREMENT and second and second not in first_sight:
+            first_sight[second] = time.time() - u.progress.latest.end_time.ToNanoseconds() / 1e9
+    stale = sorted(first_sight.values())
+    print("staleness of each new second (s):", [round(x, 3) for x in stale])
+    assert len(stale) >= 4
+    assert stale[len(stale) // 2] < 0.3
+
+
 async def test_steady_run_has_flat_per_second_qps(
     stub: run_pb2_grpc.RunServiceStub, worker: WorkerProcs
 ) -> None:

@@ -40,6 +40,20 @@ REPORT_INTERVAL_S = 1.0
 OUTBOX_LIMIT = 10_000
 RESEND_REPORTS = 16
 ORPHAN_TIMEOUT_S = 5.0
+CLOCK_SYNC_INTERVAL_S = 10.0
+"""While interval reports flow (each carries the worker's status), a standalone
+Heartbeat, and so a Pong for the clock offset, only this often."""
+KEEPALIVE_OPTIONS: list[tuple[str, int]] = [
+    # the transport proves the controller reachable while no message needs to flow: an
+    # unanswered HTTP/2 ping closes the stream within ~2 s (cost: none on the Python side)
+    ("grpc.keepalive_time_ms", 1000),
+    ("grpc.keepalive_timeout_ms", 1000),
+    # gRPC core closes the transport on the ping timeout (default one minute), not on the
+    # keepalive timeout: both are needed
+    ("grpc.http2.ping_timeout_ms", 1000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_pings_without_data", 0),
+]
 
 
 def now_ts() -> Timestamp:
@@ -100,6 +114,10 @@ class Agent:
         self.orphan_timeout_s = orphan_timeout_s
         """Without word from the controller for this long, stop issuing queries."""
         self._last_contact = time.monotonic()
+        """When the controller was last known reachable: its last message, or now while
+        the stream stands (keepalive pings keep proving the transport)."""
+        self._last_message = time.monotonic()
+        self._last_report_sent = 0.0
         self.channel = channel or ChannelConfig(controller)
         self.connect_delay_s = connect_delay_s
         """Fault injection for tests and benchmarks: extra time per connection open."""
@@ -115,7 +133,7 @@ class Agent:
         self._proc.cpu_percent(None)
         self._clock_offset_ns = 0
         self._rtt_ns = 0
-        self._channel_options = channel_options or []
+        self._channel_options = [*KEEPALIVE_OPTIONS, *(channel_options or [])]
         self.attached = asyncio.Event()
         self._background: set[asyncio.Task[None]] = set()
 
@@ -183,9 +201,17 @@ class Agent:
             ctx = self.run
             if ctx is None or ctx.executor is None or ctx.paused:
                 continue
-            silent = time.monotonic() - self._last_contact
-            if silent > self.orphan_timeout_s and self.model.state == sm.RUNNING:
-                log.warning("no word from the controller for %.1fs: pausing the load", silent)
+            now = time.monotonic()
+            if self.attached.is_set():
+                self._last_contact = now
+            silent = now - self._last_contact
+            # a stream that stands but carries no Pong for long: the controller is wedged
+            mute = now - self._last_message - CLOCK_SYNC_INTERVAL_S
+            if max(silent, mute) > self.orphan_timeout_s and self.model.state == sm.RUNNING:
+                log.warning(
+                    "no word from the controller for %.1fs: pausing the load",
+                    now - min(self._last_contact, self._last_message),
+                )
                 ctx.paused = True
                 ctx.executor.set_connections(0)
 
@@ -238,7 +264,7 @@ class Agent:
     # -- incoming ----------------------------------------------------------------------
 
     def _on_message(self, msg: control_pb2.AttachResponse) -> None:
-        self._last_contact = time.monotonic()
+        self._last_contact = self._last_message = time.monotonic()
         kind = msg.WhichOneof("command")
         if kind == "welcome":
             self.attached.set()
@@ -551,9 +577,11 @@ class Agent:
                         target_rate=executor.rate,
                     )
                 )
-        report.send_time.CopyFrom(now_ts())
+        report.status.CopyFrom(self.heartbeat())
+        report.send_time.CopyFrom(report.status.send_time)
         message = control_pb2.AttachRequest(metrics=report)
         ctx.recent_reports.append(message)
+        self._last_report_sent = time.monotonic()
         self._send(message)
 
     @staticmethod
@@ -642,8 +670,16 @@ class Agent:
     # -- heartbeats ------------------------------------------------------------------------
 
     async def _heartbeats(self) -> None:
+        """One a second; while reports flow (they carry the status and prove the worker
+        alive) one every CLOCK_SYNC_INTERVAL_S, for the clock offset. If the reports stop,
+        heartbeats resume at the next tick."""
+        synced = 0.0
         while True:
-            self._send(control_pb2.AttachRequest(heartbeat=self.heartbeat()))
+            now = time.monotonic()
+            reporting = now - self._last_report_sent < 1.5 * REPORT_INTERVAL_S
+            if not reporting or now - synced >= CLOCK_SYNC_INTERVAL_S:
+                self._send(control_pb2.AttachRequest(heartbeat=self.heartbeat()))
+                synced = now
             await asyncio.sleep(HEARTBEAT_INTERVAL_S)
 
     def heartbeat(self) -> control_pb2.Heartbeat:
