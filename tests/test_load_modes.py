@@ -294,6 +294,13 @@ async def test_a_worker_recruited_mid_measurement_starts_in_it_with_disjoint_key
     assert meas.overall.errors == 0
     assert meas.overall.count > 0
     assert run.finished["reserve"].totals
+    # its seconds are the run's seconds it ran in, not the run's first ones
+    points = run.metrics.series_protos()
+    print("workers per second:", [p.workers_active for p in points])
+    assert points[0].workers_active == 1
+    joined = next(i for i, p in enumerate(points) if p.workers_active == 2)
+    assert joined >= 2  # the second stage began after 2 s of MEASUREMENT
+    assert all(p.workers_active == 2 for p in points[joined:-1])
 
 
 POOLS = """
