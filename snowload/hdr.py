@@ -8,9 +8,11 @@ HdrHistogram's own tools read too.
 from __future__ import annotations
 
 import base64
+import bisect
 import ctypes
 import functools
 import itertools
+import operator
 import zlib
 from dataclasses import dataclass
 
@@ -128,14 +130,17 @@ class Percentiles:
 
 def percentiles(hist: HdrHistogram) -> Percentiles:
     """Percentiles in milliseconds, with exactly the semantics of HdrHistogram's
-    ``get_value_at_percentile`` (highest equivalent value of the bucket) but in one pass
-    over the non-zero buckets. Every value is read from the same histogram, so
-    p50 <= p95 <= p99 <= max always holds."""
+    ``get_value_at_percentile`` (highest equivalent value of the bucket) and its
+    ``get_mean_value``, read in one pass over the recorded span with C-level loops
+    (accumulate, bisect, sum of products) instead of per-bucket method calls. Every value
+    is read from the same histogram, so p50 <= p95 <= p99 <= max always holds."""
     count = int(hist.get_total_count())
     if count == 0:
         return Percentiles(0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
-    nonzero = _nonzero(hist)  # one pass shared by the percentiles and the mean
-    values = value_at_percentiles(hist, (50.0, 95.0, 99.0), nonzero)
+    lo, counts = _span(hist)
+    values = _at_ranks(hist, lo, counts, (50.0, 95.0, 99.0))
+    mid = _bounds(*_layout(hist))[1]
+    mean = sum(map(operator.mul, counts, itertools.islice(mid, lo, lo + len(counts)))) / count
     return Percentiles(
         count=count,
         p50_ms=values[50.0] / 1000.0,
@@ -143,63 +148,66 @@ def percentiles(hist: HdrHistogram) -> Percentiles:
         p99_ms=values[99.0] / 1000.0,
         max_ms=float(hist.get_max_value()) / 1000.0,
         min_ms=float(hist.get_min_value()) / 1000.0,
-        mean_ms=_mean(hist, nonzero) / 1000.0,
+        mean_ms=mean / 1000.0,
     )
 
 
-def _nonzero(hist: HdrHistogram) -> list[tuple[int, int]]:
-    """(index, count) of the non-zero buckets, scanning only between the buckets of the
-    smallest and the largest recorded value."""
-    counts = hist.counts
+def value_at_percentiles(hist: HdrHistogram, wanted: tuple[float, ...]) -> dict[float, int]:
+    """HdrHistogram's get_value_at_percentile for several percentiles in one pass."""
+    if not hist.get_total_count():
+        return dict.fromkeys(wanted, 0)
+    lo, counts = _span(hist)
+    return _at_ranks(hist, lo, counts, wanted)
+
+
+def _span(hist: HdrHistogram) -> tuple[int, list[int]]:
+    """(first index, counts) between the buckets of the smallest and the largest
+    recorded value."""
     n = min(hist.counts_len, hist.encoder.payload.counts_len)
     lo = max(0, hist.get_counts_array_index(hist.get_min_value()) - 1)
     hi = min(n, hist.get_counts_array_index(hist.get_max_value()) + 2)
     if hi <= lo:
         lo, hi = 0, n
-    return [(i, counts[i]) for i in itertools.compress(range(lo, hi), counts[lo:hi])]
+    view = memoryview(hist.counts).cast("B").cast("Q" if hist.word_size == 8 else "I")
+    return lo, view[lo:hi].tolist()
 
 
-def value_at_percentiles(
-    hist: HdrHistogram,
-    wanted: tuple[float, ...],
-    nonzero: list[tuple[int, int]] | None = None,
+def _at_ranks(
+    hist: HdrHistogram, lo: int, counts: list[int], wanted: tuple[float, ...]
 ) -> dict[float, int]:
     total = int(hist.get_total_count())
-    targets = sorted((max(1, int(p * total / 100 + 0.5)), p) for p in wanted)
+    cumulative = list(itertools.accumulate(counts))
+    high = _bounds(*_layout(hist))[0]
     out: dict[float, int] = {}
-    seen = 0
-    t = 0
-    for index, c in _nonzero(hist) if nonzero is None else nonzero:
-        seen += c
-        while t < len(targets) and seen >= targets[t][0]:
-            value = hist.get_highest_equivalent_value(hist.get_value_from_index(index))
-            out[targets[t][1]] = int(value)
-            t += 1
-        if t == len(targets):
-            break
-    for _, p in targets[t:]:
-        out[p] = 0
+    for p in wanted:
+        rank = max(1, int(p * total / 100 + 0.5))
+        i = bisect.bisect_left(cumulative, rank)
+        out[p] = high[lo + i] if i < len(cumulative) else 0
     return out
 
 
-def _mean(hist: HdrHistogram, nonzero: list[tuple[int, int]]) -> float:
-    """Mean of the buckets' median equivalent values (HdrHistogram's get_mean_value),
-    with hdrh's per-bucket method calls inlined: bucket b, sub-bucket s hold the values
-    [s << (b + u), (s + 1) << (b + u)), whose median equivalent value is
-    (s << (b + u)) + ((1 << (b + u)) >> 1)."""
-    total = int(hist.get_total_count())
-    if not total:
-        return 0.0
-    half_mag = hist.sub_bucket_half_count_magnitude
-    half = hist.sub_bucket_half_count
-    unit = hist.unit_magnitude
-    acc = 0
-    for index, c in nonzero:
+def _layout(hist: HdrHistogram) -> tuple[int, int, int, int]:
+    return (
+        hist.counts_len,
+        hist.sub_bucket_half_count_magnitude,
+        hist.sub_bucket_half_count,
+        hist.unit_magnitude,
+    )
+
+
+@functools.cache
+def _bounds(counts_len: int, half_mag: int, half: int, unit: int) -> tuple[list[int], list[int]]:
+    """Per counts index: the highest and the median equivalent value (hdrh's methods,
+    inlined): bucket b, sub-bucket s hold the values [s << (b + u), (s + 1) << (b + u))."""
+    high, mid = [], []
+    for index in range(counts_len):
         bucket = (index >> half_mag) - 1
         sub = (index & (half - 1)) + half
         if bucket < 0:
             sub -= half
             bucket = 0
         shift = bucket + unit
-        acc += c * ((sub << shift) + ((1 << shift) >> 1))
-    return acc / total
+        low = sub << shift
+        high.append(low + (1 << shift) - 1)
+        mid.append(low + ((1 << shift) >> 1))
+    return high, mid
