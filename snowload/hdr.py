@@ -18,7 +18,6 @@ from dataclasses import dataclass
 
 from hdrh.codec import (
     V2_COMPRESSION_COOKIE_BASE,
-    ExternalHeader,
     PayloadHeader,
     ext_header_size,
     get_cookie_base,
@@ -64,44 +63,43 @@ def add_encoded(targets: list[HdrHistogram], data: bytes) -> None:
     between the lowest and the highest non-zero bucket is added."""
     if not data or not targets:
         return
-    header = ExternalHeader.from_buffer_copy(data)
     raw = (
         zlib.decompress(data[ext_header_size:])
-        if get_cookie_base(header.cookie) == V2_COMPRESSION_COOKIE_BASE
+        if get_cookie_base(int.from_bytes(data[:4], "big")) == V2_COMPRESSION_COOKIE_BASE
         else b""
     )
-    payload = PayloadHeader.from_buffer_copy(raw) if len(raw) >= payload_header_size else None
-    if (
-        payload is None
-        or payload.lowest_trackable_value != LOWEST_US
-        or payload.highest_trackable_value != HIGHEST_US
-        or payload.significant_figures != SIGNIFICANT_DIGITS
-    ):
+    if raw[8:payload_header_size] != _OUR_LAYOUT:
         other = decode(data)  # foreign layout: the slow, general path
         for t in targets:
             t.add(other)
         return
-    t0 = targets[0]
-    n = t0.counts_len
+    n = targets[0].counts_len
     scratch = _scratch(n)
-    res = _varint_decode(raw, payload_header_size, ctypes.addressof(scratch), n, 8)
+    base = ctypes.addressof(scratch)
+    res = _varint_decode(raw, payload_header_size, base, n, 8)
     total = res["total"]
     lo, hi = res["min_nonzero_index"], res["max_nonzero_index"]
     if total == 0 or lo < 0 or hi < lo:
         return
     span = hi - lo + 1
-    src = ctypes.addressof(scratch) + 8 * lo
+    src = base + 8 * lo
     other_max = _highest_at(hi)
     other_min = 0 if lo == 0 else _lowest_at(lo)
     for t in targets:
         add_array(ctypes.addressof(t.counts) + 8 * lo, src, span, 8)
         t.total_count += total
         t.max_value = max(t.max_value, other_max)
-        t.min_value = min(t.get_min_value(), other_min)
+        t.min_value = min(t.min_value, other_min)  # (get_min_value() reads the same)
     ctypes.memset(src, 0, 8 * span)
 
 
 _LAYOUT = new_histogram()
+_OUR_LAYOUT = bytes(
+    PayloadHeader(
+        0, 0, 0, SIGNIFICANT_DIGITS, LOWEST_US, HIGHEST_US, _LAYOUT.int_to_double_conversion_ratio
+    )
+)[8:]
+"""The V2 payload header after cookie and length: what every snowload histogram has."""
 
 
 @functools.cache
