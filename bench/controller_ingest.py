@@ -742,6 +742,7 @@ async def baseline_main(n: int, duration_s: float) -> None:
             ("grpc.keepalive_permit_without_calls", 1),
             ("grpc.http2.min_recv_ping_interval_without_data_ms", 500),
             ("grpc.http2.max_ping_strikes", 0),
+            ("grpc.http2.bdp_probe", 0),
         ]
     )
     control_pb2_grpc.add_ControlServiceServicer_to_server(svc, server)

@@ -89,6 +89,7 @@ class Controller:
             # workers ping every second (keepalive) while the controller has nothing to say
             ("grpc.http2.min_recv_ping_interval_without_data_ms", 500),
             ("grpc.http2.max_ping_strikes", 0),
+            ("grpc.http2.bdp_probe", 0),
         ]
         interceptors = [TokenAuth(self.settings.token)] if self.settings.token else []
         server = grpc.aio.server(options=options, interceptors=interceptors)
