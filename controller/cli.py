@@ -30,7 +30,7 @@ from controller.report import summary_dict, summary_table
 from controller.server import Controller, ControllerSettings
 from controller.store import RunStore, open_store
 from controller.store_sqlite import SchemaTooNew
-from snowload.channel import TOKEN_ENV
+from snowload.channel import TOKEN_ENV, ChannelConfig, open_channel
 from snowload.durations import format_duration, parse_duration
 from snowload.v1 import run_pb2, run_pb2_grpc
 from snowload.workload import Overrides, WorkloadError, load_file
@@ -62,6 +62,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     run.add_argument("--db", help=DB_HELP)
     run.add_argument("--log-level", default="WARNING")
+    remote = run.add_argument_group(
+        "remote", "run on a controller daemon and its workers instead of local ones"
+    )
+    remote.add_argument("--controller", metavar="HOST:PORT", help="the daemon's address")
+    remote.add_argument(
+        "--token", default=None, help="bearer token for the daemon (default: $SNOWLOAD_TOKEN)"
+    )
+    remote.add_argument("--tls", action="store_true", help="TLS with the system trust store")
+    remote.add_argument("--tls-ca", default=None, help="PEM CA of the daemon's certificate")
+    remote.add_argument("--tls-cert", default=None, help="PEM client certificate (mutual TLS)")
+    remote.add_argument("--tls-key", default=None, help="PEM client key (mutual TLS)")
 
     ctl = sub.add_parser("controller", help="run the controller daemon")
     ctl.add_argument(
@@ -143,12 +154,35 @@ def run_main(args: argparse.Namespace) -> int:
         warmup=format_duration(args.warmup) if args.warmup is not None else "",
         duration=format_duration(args.duration) if args.duration is not None else "",
     )
+    if args.controller:
+        if args.db:
+            _error(err, "--db names a local results database: the daemon stores remote runs")
+            return EXIT_BAD_INPUT
+        config = ChannelConfig.from_env(
+            args.controller,
+            token=args.token,
+            tls_ca=args.tls_ca,
+            tls_cert=args.tls_cert,
+            tls_key=args.tls_key,
+            tls=args.tls,
+        )
+        try:
+            final = asyncio.run(_run_remote(request, config, err))
+        except grpc.aio.AioRpcError as exc:
+            _error(err, f"controller {args.controller}: {exc.code().name}: {exc.details()}")
+            bad = exc.code() == grpc.StatusCode.INVALID_ARGUMENT
+            return EXIT_BAD_INPUT if bad else EXIT_RUN_FAILED
+        return _report(final, err, json_out=args.json)
     try:
         store = open_store(args.db)
     except (OSError, sqlite3.Error, SchemaTooNew) as exc:
         _error(err, f"results database: {exc}")
         return EXIT_BAD_INPUT
     final = asyncio.run(_run_headless(request, workload.load.workers, err, store))
+    return _report(final, err, json_out=args.json)
+
+
+def _report(final: run_pb2.Run, err: Console, *, json_out: bool) -> int:
     err.print(summary_table(final))
     if final.message:
         err.print(
@@ -156,7 +190,7 @@ def run_main(args: argparse.Namespace) -> int:
             markup=False,
             highlight=False,
         )
-    if args.json:
+    if json_out:
         print(json.dumps(summary_dict(final), indent=2))
     if final.state != lc.COMPLETED:
         return EXIT_RUN_FAILED
@@ -177,34 +211,49 @@ async def _run_headless(
     local.start()
     try:
         async with grpc.aio.insecure_channel(controller.address) as channel:
-            stub = run_pb2_grpc.RunServiceStub(channel)
-            started = await stub.StartRun(request, timeout=10)
-            run_id = started.run.run_id
-            loop = asyncio.get_running_loop()
-            stopping: list[asyncio.Task[object]] = []
-
-            def on_signal() -> None:
-                if not stopping:
-                    err.print("stopping the run (Ctrl-C again to wait less patiently)…")
-                    stopping.append(
-                        loop.create_task(
-                            stub.StopRun(run_pb2.StopRunRequest(run_id=run_id), timeout=10)
-                        )
-                    )
-
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, on_signal)
-            try:
-                return await _watch_with_progress(stub, run_id, err)
-            finally:
-                for sig in (signal.SIGINT, signal.SIGTERM):
-                    loop.remove_signal_handler(sig)
-                for task in stopping:
-                    with contextlib.suppress(grpc.aio.AioRpcError):
-                        await task
+            return await _start_and_follow(run_pb2_grpc.RunServiceStub(channel), request, err)
     finally:
         await local.stop()
         await controller.stop()
+
+
+async def _run_remote(
+    request: run_pb2.StartRunRequest, config: ChannelConfig, err: Console
+) -> run_pb2.Run:
+    """The daemon runs it on its workers and stores it; this follows it like a local run
+    (and Ctrl-C stops it there)."""
+    async with open_channel(config) as channel:
+        stub = run_pb2_grpc.RunServiceStub(channel)
+        final = await _start_and_follow(stub, request, err)
+        err.print(f"stored by the controller at {config.address} as run {final.run_id}")
+        return final
+
+
+async def _start_and_follow(
+    stub: run_pb2_grpc.RunServiceStub, request: run_pb2.StartRunRequest, err: Console
+) -> run_pb2.Run:
+    started = await stub.StartRun(request, timeout=10)
+    run_id = started.run.run_id
+    loop = asyncio.get_running_loop()
+    stopping: list[asyncio.Task[object]] = []
+
+    def on_signal() -> None:
+        if not stopping:
+            err.print("stopping the run (Ctrl-C again to wait less patiently)…")
+            stopping.append(
+                loop.create_task(stub.StopRun(run_pb2.StopRunRequest(run_id=run_id), timeout=10))
+            )
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal)
+    try:
+        return await _watch_with_progress(stub, run_id, err)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        for task in stopping:
+            with contextlib.suppress(grpc.aio.AioRpcError):
+                await task
 
 
 async def _watch_with_progress(

@@ -103,3 +103,100 @@ def test_failed_run_exits_3_with_reason(tmp_path: Path) -> None:
     assert summary["state"] == "FAILED"
     assert summary["reason"] == "setup_failed"
     assert "syntax" in summary["message"]
+
+
+def _token_daemon(tmp: Path, token: str) -> tuple[subprocess.Popen[str], str]:
+    """`snowload controller` with a token, its own data directory and results database."""
+    env = dict(os.environ, SNOWLOAD_HOME=str(tmp / "daemon"), SNOWLOAD_TOKEN=token)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "snowload.cli", "controller", "--listen", "127.0.0.1:0"],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if "listening on" in line:
+            return proc, line.rsplit(" ", 1)[1].strip()
+    proc.kill()
+    raise AssertionError("controller did not start")
+
+
+def test_run_on_a_controller_daemon_with_its_workers(tmp_path: Path) -> None:
+    """`snowload run --controller`: the daemon's workers run it, the daemon stores it, the
+    command follows it and exits like a local run; without the token it is refused."""
+    token = "s3cret-" + os.urandom(8).hex()
+    daemon, address = _token_daemon(tmp_path, token)
+    worker_env = dict(os.environ, SNOWLOAD_HOME=str(tmp_path / "workers"), SNOWLOAD_TOKEN=token)
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "snowload.cli", "worker", "--controller", address],
+            env=worker_env,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(2)
+    ]
+    client_home = tmp_path / "client"
+    path = tmp_path / "w.toml"
+    path.write_text(WORKLOAD)
+    try:
+        # no token: refused, nothing ran, the daemon keeps going
+        bare = {k: v for k, v in os.environ.items() if k != "SNOWLOAD_TOKEN"}
+        refused = subprocess.run(
+            [sys.executable, "-m", "snowload.cli", "run", str(path), "--controller", address],
+            env=dict(bare, SNOWLOAD_HOME=str(client_home)),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        err = refused.stderr
+        assert refused.returncode == 3, err
+        assert "UNAUTHENTICATED" in err
+        assert daemon.poll() is None
+
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "snowload.cli",
+                "run",
+                str(path),
+                "--json",
+                "--controller",
+                address,
+            ],
+            env=dict(os.environ, SNOWLOAD_HOME=str(client_home), SNOWLOAD_TOKEN=token),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        summary = json.loads(out)
+        assert summary["state"] == "COMPLETED"
+        meas = summary["phases"]["MEASUREMENT"]
+        assert meas["count"] > 0 and meas["errors"] == 0
+        assert "MEASUREMENT" in err and summary["run_id"] in err
+        # stored by the daemon (its own results database), not next to the client
+        assert not (client_home / "results.db").exists()
+        listed = subprocess.run(
+            [sys.executable, "-m", "snowload.cli", "runs", "show", summary["run_id"], "--json"],
+            env=dict(os.environ, SNOWLOAD_HOME=str(tmp_path / "daemon")),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert listed.returncode == 0, listed.stderr
+        stored = json.loads(listed.stdout)
+        assert stored["phases"]["MEASUREMENT"]["count"] == meas["count"]
+    finally:
+        for w in workers:
+            w.send_signal(signal.SIGTERM)
+        daemon.send_signal(signal.SIGTERM)
+        for w in workers:
+            w.wait(30)
+        daemon.wait(30)
