@@ -253,7 +253,10 @@ class SimWorker:
             if self.reporter is None or now - synced >= self.clock_sync_every:
                 self.send(heartbeat=self.heartbeat())
                 self.stats.heartbeats += 1
-                synced = now
+                if self.clock_sync_every > 1:  # jittered as worker/agent.py does
+                    synced = now + random.uniform(-0.3, 0.3) * self.clock_sync_every
+                else:
+                    synced = now
             await asyncio.sleep(1.0)
 
     def ack(self, seq: int) -> None:

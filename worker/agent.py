@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import os
+import random
 import socket
 import time
 import uuid
@@ -679,7 +680,8 @@ class Agent:
             reporting = now - self._last_report_sent < 1.5 * REPORT_INTERVAL_S
             if not reporting or now - synced >= CLOCK_SYNC_INTERVAL_S:
                 self._send(control_pb2.AttachRequest(heartbeat=self.heartbeat()))
-                synced = now
+                # jittered: workers that started together do not all sync in one second
+                synced = now + random.uniform(-0.3, 0.3) * CLOCK_SYNC_INTERVAL_S
             await asyncio.sleep(HEARTBEAT_INTERVAL_S)
 
     def heartbeat(self) -> control_pb2.Heartbeat:
