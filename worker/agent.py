@@ -24,15 +24,17 @@ import psutil
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from snowload import __version__, hdr
+from snowload import __version__
 from snowload.channel import ChannelConfig, open_channel
 from snowload.v1 import common_pb2, control_pb2, control_pb2_grpc
-from snowload.workload import MAX_POOL_ROWS, Workload, parse_json
+from snowload.workload import parse_json
 from worker import state_machine as sm
-from worker.drivers import Driver, DriverError, ErrorCategory, get_driver
+from worker.drivers import DriverError, get_driver
 from worker.enrichment import Enricher, SnowflakeEnricher, Window, enricher_for
-from worker.executor import Executor, KindPhaseData, RunPlan
+from worker.executor import Executor, RunPlan
 from worker.generators import Sequences
+from worker.preparation import SetupError, run_setup, sample_pools
+from worker.reports import interval_report
 from worker.warehouse import POLL_INTERVAL_S, WarehouseWatcher
 
 log = logging.getLogger("snowload.worker")
@@ -67,10 +69,6 @@ def seconds_duration(seconds: float) -> Duration:
     d = Duration()
     d.FromNanoseconds(int(seconds * 1e9))
     return d
-
-
-class SetupError(DriverError):
-    """The workload's setup SQL failed (the run fails with reason setup_failed)."""
 
 
 @dataclass
@@ -397,9 +395,9 @@ class Agent:
             )
             ctx.executor = executor
             if a.run_setup and workload.setup_sql:
-                await asyncio.to_thread(self._run_setup, driver, workload)
+                await asyncio.to_thread(run_setup, driver, workload)
             if a.run_setup and workload.pool_params():
-                pools = await asyncio.to_thread(self._sample_pools, driver, workload)
+                pools = await asyncio.to_thread(sample_pools, driver, workload)
                 self._send(
                     control_pb2.AttachRequest(
                         pools=control_pb2.PoolSample(run_id=a.run_id, pools=pools)
@@ -440,16 +438,6 @@ class Agent:
             self.run = None
         self._event(sm.prepare_failed(self.model, ctx.assign.run_id, reason, message))
 
-    @staticmethod
-    def _run_setup(driver: Driver, workload: Workload) -> None:
-        conn = driver.connect(workload.target, 30.0)
-        try:
-            conn.execute_script(workload.setup_sql)
-        except Exception as exc:
-            raise SetupError(driver.classify(exc), driver.describe_error(exc)) from exc
-        finally:
-            conn.close()
-
     async def _poll_warehouse(self, ctx: RunContext, watcher: WarehouseWatcher) -> None:
         """SHOW WAREHOUSES every few seconds for the run's series (failures only logged)."""
         try:
@@ -461,33 +449,6 @@ class Agent:
                 await asyncio.sleep(POLL_INTERVAL_S)
         finally:
             await asyncio.to_thread(watcher.close)
-
-    @staticmethod
-    def _sample_pools(driver: Driver, workload: Workload) -> list[control_pb2.PoolValues]:
-        conn = driver.connect(workload.target, 30.0)
-        try:
-            out = []
-            for qi, pi, sql in workload.pool_params():
-                try:
-                    rows = conn.query(sql)
-                except Exception as exc:
-                    raise SetupError(driver.classify(exc), driver.describe_error(exc)) from exc
-                values = [row[0] for row in rows[:MAX_POOL_ROWS]]
-                if not values:
-                    raise SetupError(
-                        ErrorCategory.OTHER, f"pool for query {qi} returned no rows: {sql}"
-                    )
-                out.append(
-                    control_pb2.PoolValues(
-                        query_index=qi,
-                        param_index=pi,
-                        values_json=json.dumps(values, default=str),
-                        rows=len(values),
-                    )
-                )
-            return out
-        finally:
-            conn.close()
 
     def _apply_pools(self, run_id: str, pools: tuple[control_pb2.PoolValues, ...]) -> None:
         ctx = self.run
@@ -548,56 +509,24 @@ class Agent:
         end = time.time_ns()
         cells = executor.collect()
         ctx.interval_id += 1
-        report = control_pb2.MetricsReport(
+        report = interval_report(
+            executor,
+            cells,
             run_id=ctx.assign.run_id,
             interval_id=ctx.interval_id,
-            active_connections=executor.active_connections,
+            start_ns=ctx.last_report_ns or end - int(REPORT_INTERVAL_S * 1e9),
+            end_ns=end,
             last=last,
+            warehouse=ctx.warehouse_sample,
+            totals=ctx.totals,
         )
-        report.end_time.FromNanoseconds(end)
-        report.start_time.FromNanoseconds(ctx.last_report_ns or end - int(REPORT_INTERVAL_S * 1e9))
         ctx.last_report_ns = end
-        queries = executor.plan.workload.queries
-        for (phase, kind), cell in sorted(cells.items()):
-            report.kinds.append(self._kind_interval(queries[kind].name, phase, cell))
-            total = ctx.totals.setdefault((phase, kind), [0, 0])
-            total[0] += cell.count
-            total[1] += sum(t.count for t in cell.errors.values())
-        if ctx.warehouse_sample is not None:
-            report.warehouse.CopyFrom(ctx.warehouse_sample)
-        if executor.schedule is not None:
-            phases = set(executor.last_schedule) | {int(executor.control.phase)}
-            for phase in sorted(phases):
-                sched = executor.last_schedule.get(phase)
-                report.schedule.append(
-                    control_pb2.PhaseSchedule(
-                        phase=phase,  # type: ignore[arg-type]
-                        lag_histogram=hdr.encode(sched.lag) if sched else b"",
-                        late=sched.late if sched else 0,
-                        dropped=sched.dropped if sched else 0,
-                        target_rate=executor.rate,
-                    )
-                )
         report.status.CopyFrom(self.heartbeat())
         report.send_time.CopyFrom(report.status.send_time)
         message = control_pb2.AttachRequest(metrics=report)
         ctx.recent_reports.append(message)
         self._last_report_sent = time.monotonic()
         self._send(message)
-
-    @staticmethod
-    def _kind_interval(name: str, phase: int, cell: KindPhaseData) -> control_pb2.KindInterval:
-        return control_pb2.KindInterval(
-            kind=name,
-            phase=phase,  # type: ignore[arg-type]
-            count=cell.count,
-            histogram=hdr.encode(cell.histogram),
-            service_histogram=hdr.encode(cell.service) if cell.service is not None else b"",
-            errors=[
-                control_pb2.ErrorCount(category=cat, count=t.count, samples=t.samples)
-                for cat, t in sorted(cell.errors.items())
-            ],
-        )
 
     def _drain(self, eff: sm.Drain) -> None:
         ctx = self.run
