@@ -1,4 +1,5 @@
-"""``snowload runs list|show|compare|export``: the results store, read directly (``--db``)."""
+"""``snowload runs list|show|compare|export``: the results store, read directly (``--db``)
+or through a controller daemon's API (``--controller``)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import time
 from datetime import UTC
 from typing import Any, TextIO
 
+import grpc
 from hdrh.log import HistogramLogWriter
 from rich.console import Console
 from rich.table import Table
@@ -18,15 +20,28 @@ from rich.table import Table
 from controller import lifecycle as lc
 from controller.report import stats_dict, summary_dict, summary_table
 from controller.store import RunStore, open_store
+from controller.store_remote import RemoteRunStore, RemoteUnsupported
 from snowload import hdr
+from snowload.channel import ChannelConfig
 from snowload.v1 import common_pb2, run_pb2
 
 EXIT_NOT_FOUND = 2
+EXIT_BAD_INPUT = 2
+EXIT_UNREACHABLE = 3
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     runs = sub.add_parser("runs", help="list, show, compare and export stored runs")
     runs.add_argument("--db", help="results database (default: $SNOWLOAD_DB or the data dir)")
+    remote = runs.add_argument_group("remote", "read the runs of a controller daemon instead")
+    remote.add_argument("--controller", metavar="HOST:PORT", help="the daemon's address")
+    remote.add_argument(
+        "--token", default=None, help="bearer token for the daemon (default: $SNOWLOAD_TOKEN)"
+    )
+    remote.add_argument("--tls", action="store_true", help="TLS with the system trust store")
+    remote.add_argument("--tls-ca", default=None, help="PEM CA of the daemon's certificate")
+    remote.add_argument("--tls-cert", default=None, help="PEM client certificate (mutual TLS)")
+    remote.add_argument("--tls-key", default=None, help="PEM client key (mutual TLS)")
     verbs = runs.add_subparsers(dest="verb", required=True)
     ls = verbs.add_parser("list", help="stored runs, newest first")
     ls.add_argument("--limit", type=int, default=50)
@@ -51,7 +66,23 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def main(args: argparse.Namespace) -> int:
-    store = open_store(args.db)
+    store: RunStore
+    if args.controller:
+        if args.db:
+            print("error: --db and --controller name two different stores", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        store = RemoteRunStore(
+            ChannelConfig.from_env(
+                args.controller,
+                token=args.token,
+                tls_ca=args.tls_ca,
+                tls_cert=args.tls_cert,
+                tls_key=args.tls_key,
+                tls=args.tls,
+            )
+        )
+    else:
+        store = open_store(args.db)
     try:
         if args.verb == "list":
             return _list(store, args)
@@ -62,6 +93,15 @@ def main(args: argparse.Namespace) -> int:
         if args.verb == "enrich":
             return _enrich(store, args)
         return _export(store, args)
+    except RemoteUnsupported as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except grpc.RpcError as exc:
+        print(
+            f"error: controller {args.controller}: {exc.code().name}: {exc.details()}",
+            file=sys.stderr,
+        )
+        return EXIT_UNREACHABLE
     finally:
         store.close()
 

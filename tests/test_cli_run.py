@@ -193,6 +193,41 @@ def test_run_on_a_controller_daemon_with_its_workers(tmp_path: Path) -> None:
         assert listed.returncode == 0, listed.stderr
         stored = json.loads(listed.stdout)
         assert stored["phases"]["MEASUREMENT"]["count"] == meas["count"]
+
+        # ...and `snowload runs --controller` reads the same runs through the API
+        def runs(*args: str, token_env: str | None = token) -> subprocess.CompletedProcess[str]:
+            env = {k: v for k, v in os.environ.items() if k != "SNOWLOAD_TOKEN"}
+            if token_env:
+                env["SNOWLOAD_TOKEN"] = token_env
+            return subprocess.run(
+                [sys.executable, "-m", "snowload.cli", "runs", "--controller", address, *args],
+                env=dict(env, SNOWLOAD_HOME=str(client_home)),
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+
+        run_id = summary["run_id"]
+        got = runs("list", "--json")
+        assert got.returncode == 0, got.stderr
+        assert [r["run_id"] for r in json.loads(got.stdout)] == [run_id]
+        got = runs("show", run_id[:6], "--json")  # a unique prefix, resolved remotely
+        assert got.returncode == 0, got.stderr
+        assert json.loads(got.stdout)["phases"]["MEASUREMENT"]["count"] == meas["count"]
+        got = runs("compare", run_id, run_id, "--json")
+        assert got.returncode == 0, got.stderr
+        deltas = json.loads(got.stdout)["by_kind"]["read"]
+        assert all(d["delta"] in (0, None) for d in deltas.values()), deltas
+        got = runs("export", run_id, "--format", "csv")
+        assert got.returncode == 0, got.stderr
+        lines = got.stdout.strip().splitlines()
+        assert lines[0].startswith("second,") and len(lines) >= 3
+        got = runs("export", run_id, "--format", "hlog")  # histograms stay on the daemon
+        assert got.returncode == 2 and "histograms" in got.stderr
+        got = runs("list", token_env=None)
+        assert got.returncode == 3 and "UNAUTHENTICATED" in got.stderr
+        assert not (client_home / "results.db").exists()
     finally:
         for w in workers:
             w.send_signal(signal.SIGTERM)
