@@ -223,6 +223,32 @@ class RunServicer(run_pb2_grpc.RunServiceServicer):
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no run {request.run_id!r}")
         raise AssertionError("unreachable")
 
+    async def GetRunHistograms(
+        self,
+        request: run_pb2.GetRunHistogramsRequest,
+        context: grpc.aio.ServicerContext[object, object],
+    ) -> run_pb2.GetRunHistogramsResponse:
+        if request.run_id in self.runs.active:
+            await context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"run {request.run_id!r} is still active: its histograms are stored when it ends",
+            )
+        store = self.runs.store
+        if store.get(request.run_id) is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no run {request.run_id!r}")
+        out = run_pb2.GetRunHistogramsResponse()
+        for (phase, kind), data in sorted(store.histograms(request.run_id).items()):
+            out.phases.add(phase=phase, kind=kind, histogram=data)
+        for interval in store.intervals(request.run_id):
+            item = out.intervals.add(
+                second=interval.second,
+                phase=interval.phase,
+                histogram=interval.histogram,
+            )
+            item.start_time.FromNanoseconds(interval.start_ns)
+            item.end_time.FromNanoseconds(interval.end_ns)
+        return out
+
     async def ListRuns(
         self, request: run_pb2.ListRunsRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> run_pb2.ListRunsResponse:

@@ -82,17 +82,34 @@ class RemoteRunStore(RunStore):
         return list(response.points)
 
     def histograms(self, run_id: str) -> dict[tuple[int, str], bytes]:
-        raise RemoteUnsupported(self._no_histograms())
+        response = self._histograms(run_id)
+        return {(int(p.phase), p.kind): p.histogram for p in response.phases}
 
     def intervals(self, run_id: str) -> list[IntervalHistogram]:
-        raise RemoteUnsupported(self._no_histograms())
+        response = self._histograms(run_id)
+        return [
+            IntervalHistogram(
+                int(i.second),
+                int(i.phase),
+                i.start_time.ToNanoseconds(),
+                i.end_time.ToNanoseconds(),
+                i.histogram,
+            )
+            for i in response.intervals
+        ]
 
-    def _no_histograms(self) -> str:
-        return (
-            f"the API of {self.address} serves runs and their per-second series, not their "
-            "histograms: export hlog on the controller's host (snowload runs export --db "
-            "<its results.db>) or from a copy of its database"
-        )
+    def _histograms(self, run_id: str) -> run_pb2.GetRunHistogramsResponse:
+        try:
+            response: run_pb2.GetRunHistogramsResponse = self._stub.GetRunHistograms(
+                run_pb2.GetRunHistogramsRequest(run_id=run_id),
+                metadata=self._metadata,
+                timeout=self._timeout_s,
+            )
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.FAILED_PRECONDITION:
+                raise RemoteUnsupported(str(exc.details())) from exc
+            raise
+        return response
 
     def close(self) -> None:
         self._channel.close()

@@ -10,6 +10,10 @@ import sys
 import time
 from pathlib import Path
 
+from hdrh.log import HistogramLogReader
+
+from snowload import hdr
+
 WORKLOAD = """
 name = "cli"
 [target]
@@ -223,8 +227,17 @@ def test_run_on_a_controller_daemon_with_its_workers(tmp_path: Path) -> None:
         assert got.returncode == 0, got.stderr
         lines = got.stdout.strip().splitlines()
         assert lines[0].startswith("second,") and len(lines) >= 3
-        got = runs("export", run_id, "--format", "hlog")  # histograms stay on the daemon
-        assert got.returncode == 2 and "histograms" in got.stderr
+        got = runs("export", run_id, "--format", "hlog")  # histograms through the API too
+        assert got.returncode == 0, got.stderr
+        hlog = tmp_path / "remote.hlog"
+        hlog.write_text(got.stdout)
+        reader = HistogramLogReader(str(hlog), hdr.new_histogram())
+        total = 0
+        while (h := reader.get_next_interval_histogram()) is not None:
+            total += h.get_total_count()
+        assert (
+            total == stored["phases"]["MEASUREMENT"]["count"] + stored["phases"]["WARMUP"]["count"]
+        )
         got = runs("list", token_env=None)
         assert got.returncode == 3 and "UNAUTHENTICATED" in got.stderr
         assert not (client_home / "results.db").exists()

@@ -13,6 +13,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from snowload import hdr
 from snowload.v1 import common_pb2, run_pb2
 from tests.helpers_grpc import (
     LIFECYCLE,
@@ -358,6 +359,33 @@ async def test_full_run_with_two_workers(home: Path) -> None:
 
         listed = await c.runs.ListRuns(run_pb2.ListRunsRequest(), timeout=RPC_TIMEOUT_S)
         assert [(r.run_id, r.state) for r in listed.runs] == [(run_id, COMPLETED)]
+
+        # the stored histograms: per phase and kind, and per second, the same counts
+        hists = await c.runs.GetRunHistograms(
+            run_pb2.GetRunHistogramsRequest(run_id=run_id), timeout=RPC_TIMEOUT_S
+        )
+        by_key = {(h.phase, h.kind): hdr.decode(h.histogram) for h in hists.phases}
+        for kind, stats in measurement.by_kind.items():
+            assert by_key[(MEASUREMENT, kind)].get_total_count() == stats.count - stats.errors
+        assert by_key[(MEASUREMENT, "")].get_total_count() == (
+            measurement.overall.count - measurement.overall.errors
+        )
+        series = await c.runs.GetRunSeries(
+            run_pb2.GetRunSeriesRequest(run_id=run_id), timeout=RPC_TIMEOUT_S
+        )
+        points = {p.second: p for p in series.points}
+        assert hists.intervals
+        for interval in hists.intervals:
+            point = points[interval.second]
+            count = hdr.decode(interval.histogram).get_total_count()
+            assert count == point.overall.count - point.overall.errors
+            assert interval.end_time.ToNanoseconds() > interval.start_time.ToNanoseconds()
+        await _expect_status(
+            c.runs.GetRunHistograms(
+                run_pb2.GetRunHistogramsRequest(run_id="no-such-run"), timeout=RPC_TIMEOUT_S
+            ),
+            grpc.StatusCode.NOT_FOUND,
+        )
 
         workers = (
             await c.runs.ListWorkers(run_pb2.ListWorkersRequest(), timeout=RPC_TIMEOUT_S)

@@ -320,6 +320,11 @@ async def test_every_api_call_without_the_right_token_is_refused_and_told_nothin
                     metadata=m,
                     timeout=RPC_TIMEOUT_S,
                 ),
+                "GetRunHistograms": lambda m=meta: runs.GetRunHistograms(
+                    run_pb2.GetRunHistogramsRequest(run_id=run_id),
+                    metadata=m,
+                    timeout=RPC_TIMEOUT_S,
+                ),
             }
             for name, call in calls.items():
                 with pytest.raises(grpc.aio.AioRpcError) as caught:

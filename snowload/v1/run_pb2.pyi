@@ -130,6 +130,44 @@ class GetRunSeriesResponse(_message.Message):
     points: _containers.RepeatedCompositeFieldContainer[_common_pb2.SeriesPoint]
     def __init__(self, points: _Optional[_Iterable[_Union[_common_pb2.SeriesPoint, _Mapping]]] = ...) -> None: ...
 
+class GetRunHistogramsRequest(_message.Message):
+    __slots__ = ("run_id",)
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    def __init__(self, run_id: _Optional[str] = ...) -> None: ...
+
+class GetRunHistogramsResponse(_message.Message):
+    __slots__ = ("phases", "intervals")
+    PHASES_FIELD_NUMBER: _ClassVar[int]
+    INTERVALS_FIELD_NUMBER: _ClassVar[int]
+    phases: _containers.RepeatedCompositeFieldContainer[PhaseHistogram]
+    intervals: _containers.RepeatedCompositeFieldContainer[IntervalHistogram]
+    def __init__(self, phases: _Optional[_Iterable[_Union[PhaseHistogram, _Mapping]]] = ..., intervals: _Optional[_Iterable[_Union[IntervalHistogram, _Mapping]]] = ...) -> None: ...
+
+class PhaseHistogram(_message.Message):
+    __slots__ = ("phase", "kind", "histogram")
+    PHASE_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    HISTOGRAM_FIELD_NUMBER: _ClassVar[int]
+    phase: _common_pb2.State
+    kind: str
+    histogram: bytes
+    def __init__(self, phase: _Optional[_Union[_common_pb2.State, str]] = ..., kind: _Optional[str] = ..., histogram: _Optional[bytes] = ...) -> None: ...
+
+class IntervalHistogram(_message.Message):
+    __slots__ = ("second", "phase", "start_time", "end_time", "histogram")
+    SECOND_FIELD_NUMBER: _ClassVar[int]
+    PHASE_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_FIELD_NUMBER: _ClassVar[int]
+    HISTOGRAM_FIELD_NUMBER: _ClassVar[int]
+    second: int
+    phase: _common_pb2.State
+    start_time: _timestamp_pb2.Timestamp
+    end_time: _timestamp_pb2.Timestamp
+    histogram: bytes
+    def __init__(self, second: _Optional[int] = ..., phase: _Optional[_Union[_common_pb2.State, str]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., histogram: _Optional[bytes] = ...) -> None: ...
+
 class PhaseEvent(_message.Message):
     __slots__ = ("state", "event_time", "reason")
     STATE_FIELD_NUMBER: _ClassVar[int]

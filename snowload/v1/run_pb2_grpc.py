@@ -56,6 +56,11 @@ class RunServiceStub:
                 request_serializer=snowload_dot_v1_dot_run__pb2.GetRunSeriesRequest.SerializeToString,
                 response_deserializer=snowload_dot_v1_dot_run__pb2.GetRunSeriesResponse.FromString,
                 _registered_method=True)
+        self.GetRunHistograms = channel.unary_unary(
+                '/snowload.v1.RunService/GetRunHistograms',
+                request_serializer=snowload_dot_v1_dot_run__pb2.GetRunHistogramsRequest.SerializeToString,
+                response_deserializer=snowload_dot_v1_dot_run__pb2.GetRunHistogramsResponse.FromString,
+                _registered_method=True)
         self.ListRuns = channel.unary_unary(
                 '/snowload.v1.RunService/ListRuns',
                 request_serializer=snowload_dot_v1_dot_run__pb2.ListRunsRequest.SerializeToString,
@@ -106,6 +111,14 @@ class RunServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetRunHistograms(self, request, context):
+        """GetRunHistograms returns a finished run's HDR histograms: per phase and query kind,
+        and per second (what an HdrHistogram interval log holds).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListRuns(self, request, context):
         """ListRuns lists runs, newest first.
         """
@@ -150,6 +163,11 @@ def add_RunServiceServicer_to_server(servicer, server):
                     servicer.GetRunSeries,
                     request_deserializer=snowload_dot_v1_dot_run__pb2.GetRunSeriesRequest.FromString,
                     response_serializer=snowload_dot_v1_dot_run__pb2.GetRunSeriesResponse.SerializeToString,
+            ),
+            'GetRunHistograms': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRunHistograms,
+                    request_deserializer=snowload_dot_v1_dot_run__pb2.GetRunHistogramsRequest.FromString,
+                    response_serializer=snowload_dot_v1_dot_run__pb2.GetRunHistogramsResponse.SerializeToString,
             ),
             'ListRuns': grpc.unary_unary_rpc_method_handler(
                     servicer.ListRuns,
@@ -277,6 +295,33 @@ class RunService:
             '/snowload.v1.RunService/GetRunSeries',
             snowload_dot_v1_dot_run__pb2.GetRunSeriesRequest.SerializeToString,
             snowload_dot_v1_dot_run__pb2.GetRunSeriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRunHistograms(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/snowload.v1.RunService/GetRunHistograms',
+            snowload_dot_v1_dot_run__pb2.GetRunHistogramsRequest.SerializeToString,
+            snowload_dot_v1_dot_run__pb2.GetRunHistogramsResponse.FromString,
             options,
             channel_credentials,
             insecure,
