@@ -71,6 +71,13 @@ def main(args: argparse.Namespace) -> int:
         if args.db:
             print("error: --db and --controller name two different stores", file=sys.stderr)
             return EXIT_BAD_INPUT
+        if args.verb == "enrich":  # (it writes server timings into the results database)
+            print(
+                "error: enrich writes to the results database: run it where the database is "
+                "(snowload runs enrich --db <the controller's results.db>)",
+                file=sys.stderr,
+            )
+            return EXIT_BAD_INPUT
         store = RemoteRunStore(
             ChannelConfig.from_env(
                 args.controller,

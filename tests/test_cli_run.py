@@ -238,6 +238,8 @@ def test_run_on_a_controller_daemon_with_its_workers(tmp_path: Path) -> None:
         assert (
             total == stored["phases"]["MEASUREMENT"]["count"] + stored["phases"]["WARMUP"]["count"]
         )
+        got = runs("enrich", run_id)  # writes: only where the database is
+        assert got.returncode == 2 and "results database" in got.stderr
         got = runs("list", token_env=None)
         assert got.returncode == 3 and "UNAUTHENTICATED" in got.stderr
         assert not (client_home / "results.db").exists()

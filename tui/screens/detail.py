@@ -25,7 +25,7 @@ from tui.screens.base import AppScreen
 from tui.widgets.findmax import FindMaxPanel
 from tui.widgets.kpi import KpiBar
 from tui.widgets.plots import RunPlots
-from tui.widgets.tables import right, sync_rows
+from tui.widgets.tables import right, stats_cells, sync_rows
 
 PHASE_COLUMNS = (
     ("phase", "phase"),
@@ -71,18 +71,6 @@ VERDICT_COLUMNS = (
     ("actual", "actual"),
     ("verdict", "verdict"),
 )
-
-
-def stats_cells(s: common_pb2.LatencyStats) -> list[Any]:
-    return [
-        right(f"{s.count:,}"),
-        right(f"{s.errors:,}", "bold red" if s.errors else ""),
-        right(fmt.fmt_qps(s.qps)),
-        right(fmt.fmt_ms(s.p50_ms)),
-        right(fmt.fmt_ms(s.p95_ms)),
-        right(fmt.fmt_ms(s.p99_ms)),
-        right(fmt.fmt_ms(s.max_ms)),
-    ]
 
 
 def phase_rows(run: run_pb2.Run) -> list[tuple[str, list[Any]]]:

@@ -31,7 +31,7 @@ from tui.watcher import follow_run
 from tui.widgets.findmax import FindMaxPanel
 from tui.widgets.kpi import KpiBar
 from tui.widgets.plots import RunPlots
-from tui.widgets.tables import right, sync_rows
+from tui.widgets.tables import right, stats_cells, sync_rows
 from tui.widgets.timeline import PhaseTimeline
 
 LEVEL_STYLE = {
@@ -71,24 +71,7 @@ SLO_COLUMNS = (
 
 
 def kind_rows(by_kind: dict[str, common_pb2.LatencyStats]) -> list[tuple[str, list[Any]]]:
-    rows: list[tuple[str, list[Any]]] = []
-    for kind, s in sorted(by_kind.items()):
-        rows.append(
-            (
-                kind,
-                [
-                    kind,
-                    right(f"{s.count:,}"),
-                    right(f"{s.errors:,}", "bold red" if s.errors else ""),
-                    right(fmt.fmt_qps(s.qps)),
-                    right(fmt.fmt_ms(s.p50_ms)),
-                    right(fmt.fmt_ms(s.p95_ms)),
-                    right(fmt.fmt_ms(s.p99_ms)),
-                    right(fmt.fmt_ms(s.max_ms)),
-                ],
-            )
-        )
-    return rows
+    return [(kind, [kind, *stats_cells(s)]) for kind, s in sorted(by_kind.items())]
 
 
 def slo_rows(model: LiveModel) -> list[tuple[str, list[Any]]]:

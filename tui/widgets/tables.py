@@ -9,6 +9,9 @@ from rich.text import Text
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist, RowKey
 
+from snowload.v1 import common_pb2
+from tui import format as fmt
+
 
 def sync_rows(table: DataTable[Any], rows: Sequence[tuple[str, Sequence[Any]]]) -> None:
     """Make ``table`` show ``rows`` (key, cells) in order: cells are updated in place when
@@ -57,3 +60,16 @@ def cell_text(table: DataTable[Any], row: str, column: str) -> str:
 
 def right(text: str, style: str = "") -> Text:
     return Text(text, style=style, justify="right")
+
+
+def stats_cells(s: common_pb2.LatencyStats) -> list[Any]:
+    """count, errors, QPS, p50, p95, p99, max: the latency columns every screen shows."""
+    return [
+        right(f"{s.count:,}"),
+        right(f"{s.errors:,}", "bold red" if s.errors else ""),
+        right(fmt.fmt_qps(s.qps)),
+        right(fmt.fmt_ms(s.p50_ms)),
+        right(fmt.fmt_ms(s.p95_ms)),
+        right(fmt.fmt_ms(s.p99_ms)),
+        right(fmt.fmt_ms(s.max_ms)),
+    ]
