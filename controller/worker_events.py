@@ -1,0 +1,180 @@
+"""What workers tell the controller, applied to the runs they belong to.
+
+RunManager (controller/orchestrator.py) inherits these handlers; ControlServicer calls
+them for each message of a worker's Attach stream, on the event loop, in arrival order.
+A message about a run the worker no longer belongs to (dropped, ended) changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from controller import lifecycle as lc
+from controller.lifecycle import Reason
+from controller.registry import WorkerRecord, WorkerRegistry
+from controller.runs import ActiveRun, Outcome, seconds
+from snowload.v1 import control_pb2
+from snowload.workload import OnWorkerLoss
+
+log = logging.getLogger("snowload.controller")
+
+
+class WorkerEvents:
+    registry: WorkerRegistry
+    active: dict[str, ActiveRun]
+
+    def _run_of(self, rec: WorkerRecord, run_id: str) -> ActiveRun | None:
+        run = self.active.get(run_id)
+        if run is None or rec not in run.workers or rec.worker_id in run.dropped:
+            return None
+        return run
+
+    def worker_ready(self, rec: WorkerRecord, ready: control_pb2.Ready) -> None:
+        run = self._run_of(rec, ready.run_id)
+        if run is not None:
+            run.ready.setdefault(rec.worker_id, time.time_ns())
+            run.changed.set()
+
+    def worker_finished(self, rec: WorkerRecord, finished: control_pb2.Finished) -> None:
+        run = self._run_of(rec, finished.run_id)
+        if run is None:
+            return
+        run.finished[rec.worker_id] = finished
+        run.changed.set()
+        if run.state in (lc.PREPARING, *lc.LOAD_PHASES) and not run.abort.done():
+            # it left on its own (e.g. SIGTERM drains a worker): same policy as a loss
+            self._worker_gone(run, rec, "left the run (it was shut down)", Reason.WORKER_LEFT)
+
+    def worker_failed(self, rec: WorkerRecord, failure: control_pb2.Failure) -> None:
+        run = self._run_of(rec, failure.run_id)
+        if run is None:
+            return
+        # the worker is back to idle; it has no last interval to wait for
+        run.finished[rec.worker_id] = control_pb2.Finished(run_id=failure.run_id)
+        run.request_abort(
+            Outcome(lc.FAILED, failure.reason or Reason.WORKER_ERROR, failure.message)
+        )
+        run.changed.set()
+
+    def worker_pools(self, rec: WorkerRecord, sample: control_pb2.PoolSample) -> None:
+        """The setup worker sampled the pools: every worker of the run gets them."""
+        run = self._run_of(rec, sample.run_id)
+        if run is None:
+            return
+        run.pools = list(sample.pools)
+        for worker in run.workers:
+            self.send_pools(run, worker)
+
+    def send_pools(self, run: ActiveRun, rec: WorkerRecord) -> None:
+        if run.pools:
+            self.registry.send(
+                rec,
+                control_pb2.AttachResponse(
+                    set_pools=control_pb2.SetPools(run_id=run.run_id, pools=run.pools)
+                ),
+            )
+
+    def worker_heartbeat(self, rec: WorkerRecord, hb: control_pb2.Heartbeat) -> None:
+        run = self.active.get(rec.run_id)
+        if run is not None and run.state == lc.MEASUREMENT:
+            run.cpu_samples.setdefault(rec.worker_id, []).append(hb.cpu_percent)
+
+    def worker_metrics(self, rec: WorkerRecord, report: control_pb2.MetricsReport) -> None:
+        run = self._run_of(rec, report.run_id)
+        if run is None:
+            return
+        metrics = run.metrics
+        if (
+            rec.worker_id in run.recruited
+            and run.start_ns
+            and not metrics.intervals_from(rec.worker_id)
+        ):
+            # recruited mid-run: its interval 1 ended about now (controller clock)
+            now_s = round((time.time_ns() - run.start_ns) / 1e9)
+            metrics.align(rec.worker_id, now_s - report.interval_id)
+        complete = metrics.sealed_upto
+        metrics.add(rec.worker_id, report)
+        if metrics.sealed_upto != complete and run.broadcaster.subscribers:
+            run.broadcaster.publish(run.update())  # a second is complete: show it now
+
+    def worker_ack(self, rec: WorkerRecord, ack: control_pb2.Ack) -> None:
+        run = self.active.get(rec.run_id)
+        if run is None:
+            return
+        phase = run.pending_phase_seqs.pop((rec.worker_id, ack.seq), None)
+        if phase is not None:
+            run.phase_applied_ns.setdefault(rec.worker_id, {})[phase] = (
+                ack.applied_time.ToNanoseconds()
+            )
+
+    def worker_lost(self, rec: WorkerRecord) -> None:
+        run = self.active.get(rec.run_id)
+        if run is None:
+            return
+        run.changed.set()
+        silent = f"silent for more than {self.registry.loss_timeout_s:g}s"
+        self._worker_gone(run, rec, silent, Reason.WORKER_LOST)
+
+    def _worker_gone(self, run: ActiveRun, rec: WorkerRecord, why: str, reason: str) -> None:
+        """A worker dropped out: the run fails, or goes on degraded (on_worker_loss)."""
+        survivors = [
+            w
+            for w in run.workers
+            if not w.lost and w is not rec and w.worker_id not in run.finished
+        ]
+        if (
+            run.workload.load.on_worker_loss is OnWorkerLoss.CONTINUE
+            and run.state in lc.LOAD_PHASES
+            and survivors
+        ):
+            # the run goes on without it; what it reported so far is kept
+            run.degraded = True
+            run.warnings.append(
+                f"worker {rec.worker_id} on {rec.hello.host} {why} in "
+                f"{lc.state_name(run.state)}; the run went on with "
+                f"{len(survivors)} worker(s) and keeps the intervals it reported"
+            )
+            run.metrics.retire(rec.worker_id)
+            run.dropped.add(rec.worker_id)
+            rec.run_id = ""
+            rec.assignment = None
+            run.broadcaster.publish(run.update())
+            return
+        run.request_abort(
+            Outcome(lc.FAILED, reason, f"worker {rec.worker_id} on {rec.hello.host} {why}")
+        )
+
+    def worker_revived(self, rec: WorkerRecord, claimed_run: str) -> None:
+        """A worker marked lost speaks again on its old stream: if it still works for a run
+        it was dropped from (or that ended), tell it to stop; no orphaned load."""
+        if claimed_run and claimed_run != rec.run_id and claimed_run not in rec.told_to_stop:
+            rec.told_to_stop.add(claimed_run)
+            log.warning(
+                "worker %s came back working for run %s: stopping it", rec.worker_id, claimed_run
+            )
+            self.registry.send(
+                rec,
+                control_pb2.AttachResponse(
+                    stop=control_pb2.Stop(
+                        run_id=claimed_run, reason="dropped_from_run", drain_timeout=seconds(0)
+                    )
+                ),
+            )
+
+    def worker_attached(self, rec: WorkerRecord, hello: control_pb2.Hello) -> None:
+        """(Re)attach: resend the full desired state, or tell it to drop a stale run."""
+        if rec.assignment is not None and rec.run_id in self.active:
+            resync = control_pb2.Assign()
+            resync.CopyFrom(rec.assignment)
+            resync.resync = True
+            self.registry.send(rec, control_pb2.AttachResponse(assign=resync))
+        elif hello.run_id:
+            self.registry.send(
+                rec,
+                control_pb2.AttachResponse(
+                    stop=control_pb2.Stop(
+                        run_id=hello.run_id, reason="run_ended", drain_timeout=seconds(0)
+                    )
+                ),
+            )
