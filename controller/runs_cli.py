@@ -26,6 +26,7 @@ from snowload.channel import ChannelConfig
 from snowload.v1 import common_pb2, run_pb2
 
 EXIT_NOT_FOUND = 2
+SPECTRUM = (50.0, 90.0, 95.0, 99.0, 99.9, 99.99)
 EXIT_BAD_INPUT = 2
 EXIT_UNREACHABLE = 3
 
@@ -49,6 +50,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     show = verbs.add_parser("show", help="one run in full")
     show.add_argument("run_id")
     show.add_argument("--json", action="store_true")
+    show.add_argument(
+        "--percentiles",
+        action="store_true",
+        help="the tail per phase and kind from the stored histograms: "
+        + ", ".join(f"p{p:g}" for p in SPECTRUM)
+        + ", max",
+    )
     cmp_ = verbs.add_parser("compare", help="two runs side by side, per query kind")
     cmp_.add_argument("run_a")
     cmp_.add_argument("run_b")
@@ -219,10 +227,14 @@ def _show(store: RunStore, args: argparse.Namespace) -> int:
         out["error_samples"] = [
             {"category": e.category, "message": e.message} for e in run.error_samples
         ]
+        if args.percentiles:
+            out["percentiles"] = spectrum(store.histograms(run.run_id))
         print(json.dumps(out, indent=2))
         return 0
     console = Console(width=max(Console().width, 120))
     console.print(summary_table(run))
+    if args.percentiles:
+        console.print(_spectrum_table(spectrum(store.histograms(run.run_id))))
     for e in run.events:
         when = e.event_time.ToDatetime().strftime("%H:%M:%S.%f")[:-3]
         console.print(f"  {when}  {lc.state_name(e.state):<12} {e.reason}", highlight=False)
@@ -236,6 +248,33 @@ def _show(store: RunStore, args: argparse.Namespace) -> int:
     for sample in run.error_samples:
         console.print(f"  error {sample.category}: {sample.message}", highlight=False)
     return 0
+
+
+def spectrum(histograms: dict[tuple[int, str], bytes]) -> dict[str, dict[str, dict[str, float]]]:
+    """Phase -> kind ('all' for every kind) -> {"p50": ms, ..., "max": ms, "count": n},
+    read from the stored histograms (HdrHistogram's percentile semantics)."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for (phase, kind), data in sorted(histograms.items()):
+        hist = hdr.decode(data)
+        if not hist.get_total_count():
+            continue
+        values = hdr.value_at_percentiles(hist, SPECTRUM)
+        row: dict[str, float] = {f"p{p:g}": values[p] / 1000.0 for p in SPECTRUM}
+        row["max"] = hist.get_max_value() / 1000.0
+        row["count"] = hist.get_total_count()
+        out.setdefault(lc.state_name(phase), {})[kind or "all"] = row
+    return out
+
+
+def _spectrum_table(data: dict[str, dict[str, dict[str, float]]]) -> Table:
+    table = Table(title="latency percentiles (ms), from the stored histograms")
+    columns = [*(f"p{p:g}" for p in SPECTRUM), "max"]
+    for col in ("phase", "kind", *columns):
+        table.add_column(col, justify="left" if col in ("phase", "kind") else "right")
+    for phase, kinds in data.items():
+        for kind, row in sorted(kinds.items(), key=lambda kv: kv[0] != "all"):
+            table.add_row(phase, kind, *(f"{row[c]:.3f}" for c in columns))
+    return table
 
 
 METRICS = ("qps", "p50_ms", "p95_ms", "p99_ms", "error_rate")

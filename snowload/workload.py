@@ -86,6 +86,8 @@ def dsn_has_secret(dsn: str) -> bool:
 
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
+RESERVED_QUERY_NAMES = frozenset({"all", "mode"})
+"""Row names of comparisons and percentile tables ("all" is every kind merged)."""
 
 # Limits that keep a single request from exhausting a controller or a worker.
 MAX_QUERIES = 256

@@ -23,6 +23,7 @@ from snowload.workload import (
     MAX_WORKERS,
     NAME_RE,
     PG_SECRET_KEYS,
+    RESERVED_QUERY_NAMES,
     Arrival,
     Driver,
     FindMax,
@@ -418,6 +419,12 @@ class Parser:
             if not NAME_RE.match(name):
                 raise self.error(
                     f"{path}.name", "must be 1-64 characters of letters, digits, '_', '-', '.'"
+                )
+            if name in RESERVED_QUERY_NAMES:
+                raise self.error(
+                    f"{path}.name",
+                    f"{name!r} is reserved (it names the every-kind row in comparisons): "
+                    "choose another name",
                 )
             if name in names:
                 raise self.error(f"{path}.name", f"duplicate query name {name!r}")

@@ -37,7 +37,7 @@ name = "one"
 sql = "SELECT k FROM t WHERE k = ?"
 params = [{{ int = [1, 2] }}]
 [[query]]
-name = "all"
+name = "total"
 sql = "SELECT count(*) FROM t"
 {slo}
 """
@@ -96,6 +96,21 @@ def test_list_and_show(history: tuple[Path, str, str]) -> None:
         "COMPLETED",
     ]
     assert run["workers_detail"][0]["connections"] == 2
+    # the tail from the stored histograms agrees with the summary's figures
+    tail = cli(tmp, "runs", "show", first, "--json", "--percentiles")
+    assert tail.returncode == 0, tail.stderr
+    spectrum = json.loads(tail.stdout)["percentiles"]
+    meas = run["phases"]["MEASUREMENT"]
+    for kind, row in spectrum["MEASUREMENT"].items():
+        stats = meas if kind == "all" else meas["by_kind"][kind]
+        assert row["count"] == stats["count"] - stats["errors"]
+        assert row["p50"] == stats["p50_ms"] and row["p99"] == stats["p99_ms"]
+        assert row["max"] == stats["max_ms"]
+        values = [row[k] for k in ("p50", "p90", "p95", "p99", "p99.9", "p99.99", "max")]
+        assert values == sorted(values)
+    assert set(spectrum["MEASUREMENT"]) == {"all", *meas["by_kind"]}
+    printed = cli(tmp, "runs", "show", first, "--percentiles")
+    assert printed.returncode == 0 and "p99.99" in printed.stdout
     table = cli(tmp, "runs", "list")
     assert first in table.stdout and "COMPLETED" in table.stdout
     missing = cli(tmp, "runs", "show", "does-not-exist")
@@ -107,7 +122,7 @@ def test_compare_reports_deltas_per_kind(history: tuple[Path, str, str]) -> None
     done = cli(tmp, "runs", "compare", first, second, "--json")
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
-    assert set(result["by_kind"]) == {"all", "one"} | {"all"}  # 'all' is also a kind name
+    assert set(result["by_kind"]) == {"all", "one", "total"}
     row = result["by_kind"]["one"]["qps"]
     assert row["delta"] == pytest.approx(row["b"] - row["a"])
     assert row["relative"] == pytest.approx((row["b"] - row["a"]) / row["a"])

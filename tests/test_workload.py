@@ -155,6 +155,13 @@ BAD_FILES = [
         "duplicate query name 'point_lookup'",
     ),
     Bad(
+        "reserved_query_name",
+        edit('name = "insert"', 'name = "all"'),
+        23,
+        "query[1].name",
+        "'all' is reserved (it names the every-kind row in comparisons): choose another name",
+    ),
+    Bad(
         "query_without_name",
         edit('name = "insert"', "# no name"),
         22,
