@@ -26,7 +26,7 @@ from snowload.channel import ChannelConfig
 from snowload.v1 import common_pb2, run_pb2
 
 EXIT_NOT_FOUND = 2
-SPECTRUM = (50.0, 90.0, 95.0, 99.0, 99.9, 99.99)
+SPECTRUM = hdr.SPECTRUM
 EXIT_BAD_INPUT = 2
 EXIT_UNREACHABLE = 3
 
@@ -255,14 +255,9 @@ def spectrum(histograms: dict[tuple[int, str], bytes]) -> dict[str, dict[str, di
     read from the stored histograms (HdrHistogram's percentile semantics)."""
     out: dict[str, dict[str, dict[str, float]]] = {}
     for (phase, kind), data in sorted(histograms.items()):
-        hist = hdr.decode(data)
-        if not hist.get_total_count():
-            continue
-        values = hdr.value_at_percentiles(hist, SPECTRUM)
-        row: dict[str, float] = {f"p{p:g}": values[p] / 1000.0 for p in SPECTRUM}
-        row["max"] = hist.get_max_value() / 1000.0
-        row["count"] = hist.get_total_count()
-        out.setdefault(lc.state_name(phase), {})[kind or "all"] = row
+        row = hdr.spectrum(data)
+        if row:
+            out.setdefault(lc.state_name(phase), {})[kind or "all"] = row
     return out
 
 

@@ -209,3 +209,21 @@ def _bounds(counts_len: int, half_mag: int, half: int, unit: int) -> tuple[list[
         high.append(low + (1 << shift) - 1)
         mid.append(low + ((1 << shift) >> 1))
     return high, mid
+
+
+SPECTRUM = (50.0, 90.0, 95.0, 99.0, 99.9, 99.99)
+"""The percentiles of a tail table (runs show --percentiles, the TUI's Percentiles tab)."""
+
+
+def spectrum(data: bytes) -> dict[str, float]:
+    """{"p50": ms, ..., "p99.99": ms, "max": ms, "count": n} of an encoded histogram (empty
+    for an empty one), with HdrHistogram's percentile semantics."""
+    hist = decode(data)
+    count = int(hist.get_total_count())
+    if not count:
+        return {}
+    values = value_at_percentiles(hist, SPECTRUM)
+    row = {f"p{p:g}": values[p] / 1000.0 for p in SPECTRUM}
+    row["max"] = hist.get_max_value() / 1000.0
+    row["count"] = float(count)
+    return row

@@ -210,6 +210,17 @@ async def test_launch_watch_find_detail_export_and_compare(home: Path) -> None:
             slo_table = detail.query_one("#slo", DataTable)
             assert cell_text(slo_table, "v0", "verdict") == "pass"
             await pilot.press("n")
+            assert detail.query_one(TabbedContent).active == "tab-percentiles"
+            await until(pilot, lambda: detail.histograms is not None, 10, "the histograms")
+            tail = detail.query_one("#percentiles", DataTable)
+            keys = [k.value for k in tail.rows]
+            assert keys[0] == "MEASUREMENT/all" and "MEASUREMENT/lookup" in keys
+            # the same histogram semantics as the summary's figures
+            for column in ("p50", "p99"):
+                assert cell_text(tail, "MEASUREMENT/lookup", column) == cell_text(
+                    detail_kinds, "MEASUREMENT/lookup", column
+                )
+            await pilot.press("n")
             assert detail.query_one(TabbedContent).active == "tab-slo"
             assert len(detail.points) >= 3
             await pilot.press("e")

@@ -455,7 +455,7 @@ def test_detail_screen(snap_compare: SnapCompare) -> None:
     points = series()
     app, before = app_showing(lambda: DetailScreen(done.run_id, run=done, points=points))
     # the server-side timings tab (n: next tab)
-    assert snap_compare(app, terminal_size=SIZE, run_before=before, press=["n", "n"])
+    assert snap_compare(app, terminal_size=SIZE, run_before=before, press=["n", "n", "n"])
 
 
 def test_compare_screen(snap_compare: SnapCompare) -> None:

@@ -193,6 +193,12 @@ class RunClient:
         )
         return resp.run
 
+    async def get_histograms(self, run_id: str) -> run_pb2.GetRunHistogramsResponse:
+        resp: run_pb2.GetRunHistogramsResponse = await self._unary(
+            "GetRunHistograms", run_pb2.GetRunHistogramsRequest(run_id=run_id)
+        )
+        return resp
+
     async def get_series(self, run_id: str) -> list[common_pb2.SeriesPoint]:
         resp: run_pb2.GetRunSeriesResponse = await self._unary(
             "GetRunSeries", run_pb2.GetRunSeriesRequest(run_id=run_id)

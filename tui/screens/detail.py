@@ -17,6 +17,7 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
 
+from snowload import hdr
 from snowload.v1 import common_pb2, run_pb2
 from tui import format as fmt
 from tui.client import ControllerError
@@ -48,6 +49,12 @@ KIND_COLUMNS = (
     ("p50 ms", "p50"),
     ("p95 ms", "p95"),
     ("p99 ms", "p99"),
+    ("max ms", "max"),
+)
+PERCENTILE_COLUMNS = (
+    ("phase", "phase"),
+    ("query", "kind"),
+    *((f"p{p:g} ms", f"p{p:g}") for p in hdr.SPECTRUM),
     ("max ms", "max"),
 )
 SERVER_COLUMNS = (
@@ -102,6 +109,22 @@ def kind_rows(run: run_pb2.Run) -> list[tuple[str, list[Any]]]:
         name = fmt.state_name(ps.phase)
         for kind, s in sorted(ps.by_kind.items()):
             rows.append((f"{name}/{kind}", [name, kind, *stats_cells(s)]))
+    return rows
+
+
+def percentile_rows(
+    histograms: run_pb2.GetRunHistogramsResponse,
+) -> list[tuple[str, list[Any]]]:
+    """MEASUREMENT first, every kind merged ('all') first within a phase."""
+    rows: list[tuple[str, list[Any]]] = []
+    items = sorted(histograms.phases, key=lambda h: (h.phase != fmt.MEASUREMENT, h.phase, h.kind))
+    for h in items:
+        spectrum = hdr.spectrum(h.histogram)
+        if not spectrum:
+            continue
+        name, kind = fmt.state_name(h.phase), h.kind or "all"
+        cells = [right(fmt.fmt_ms(spectrum[f"p{p:g}"])) for p in hdr.SPECTRUM]
+        rows.append((f"{name}/{kind}", [name, kind, *cells, right(fmt.fmt_ms(spectrum["max"]))]))
     return rows
 
 
@@ -313,6 +336,8 @@ class DetailScreen(AppScreen):
         self.run: run_pb2.Run | None = run
         self.points: list[common_pb2.SeriesPoint] = list(points or [])
         self.exported: Path | None = None
+        self.histograms: run_pb2.GetRunHistogramsResponse | None = None
+        self.histograms_note = "the run's histograms are stored when it ends"
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -328,6 +353,9 @@ class DetailScreen(AppScreen):
                 yield DataTable(
                     id="kinds", cursor_type="row", show_cursor=False, zebra_stripes=True
                 )
+            with TabPane("Percentiles", id="tab-percentiles"):
+                yield Static("", id="percentiles-note")
+                yield DataTable(id="percentiles", cursor_type="row", show_cursor=False)
             with TabPane("SLO", id="tab-slo"):
                 yield DataTable(id="slo", cursor_type="row", show_cursor=False)
             with TabPane("Server timings", id="tab-server"):
@@ -341,6 +369,7 @@ class DetailScreen(AppScreen):
         for table_id, columns, title in (
             ("phases", PHASE_COLUMNS, "phase summary"),
             ("kinds", KIND_COLUMNS, "per query kind"),
+            ("percentiles", PERCENTILE_COLUMNS, "tail latency, from the stored histograms"),
             ("slo", VERDICT_COLUMNS, "SLO"),
             ("server", SERVER_COLUMNS, "server-side timings (ms)"),
         ):
@@ -370,6 +399,12 @@ class DetailScreen(AppScreen):
         self.run = run
         self.points = points
         self.render_run()
+        if fmt.is_terminal(run.state):
+            try:
+                self.histograms = await client.get_histograms(self.run_id)
+            except ControllerError as exc:
+                self.histograms_note = f"no histograms: {exc}"
+            self.render_percentiles()
 
     def render_run(self) -> None:
         run = self.run
@@ -406,6 +441,16 @@ class DetailScreen(AppScreen):
         if not run.server.timings:
             note += " · no server-side timings for this run"
         self.query_one("#server-note", Static).update(note)
+        self.render_percentiles()
+
+    def render_percentiles(self) -> None:
+        note = self.query_one("#percentiles-note", Static)
+        table = self.query_one("#percentiles", DataTable)
+        table.display = self.histograms is not None
+        note.display = self.histograms is None
+        note.update(self.histograms_note)
+        if self.histograms is not None:
+            sync_rows(table, percentile_rows(self.histograms))
 
     def action_next_tab(self) -> None:
         tabs = self.query_one("#detail-tabs", TabbedContent)
