@@ -255,11 +255,10 @@ class _Intervals:
     """The interval ids received from one worker: everything up to ``low`` plus a few
     above it (a gap while a re-attach resends), in memory bounded by the gaps."""
 
-    __slots__ = ("above", "count", "high", "low")
+    __slots__ = ("above", "count", "low")
 
     def __init__(self) -> None:
         self.low = 0
-        self.high = 0
         self.count = 0
         self.above: set[int] = set()
 
@@ -267,7 +266,6 @@ class _Intervals:
         if interval <= self.low or interval in self.above:
             return False
         self.count += 1
-        self.high = max(self.high, interval)
         if interval == self.low + 1:
             self.low = interval
             while self.low + 1 in self.above:
@@ -527,11 +525,11 @@ class RunMetrics:
         count = 0
         seconds = 0.0
         taken = 0
-        for second in sorted(self.series, reverse=True):
+        for second in range(upto, 0, -1):  # (seconds are consecutive from 1)
             if taken == window:
                 break
-            point = self.series[second]
-            if second > upto or not point.loaded:
+            point = self.series.get(second)
+            if point is None or not point.loaded:
                 continue
             count += point.count
             seconds += point.duration_s or 1.0

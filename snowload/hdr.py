@@ -83,8 +83,9 @@ def add_encoded(targets: list[HdrHistogram], data: bytes) -> None:
         return
     span = hi - lo + 1
     src = base + 8 * lo
-    other_max = _highest_at(hi)
-    other_min = 0 if lo == 0 else _lowest_at(lo)
+    low, high, _ = _bounds(*_layout(targets[0]))
+    other_max = high[hi]
+    other_min = 0 if lo == 0 else low[lo]
     for t in targets:
         add_array(ctypes.addressof(t.counts) + 8 * lo, src, span, 8)
         t.total_count += total
@@ -93,26 +94,18 @@ def add_encoded(targets: list[HdrHistogram], data: bytes) -> None:
     ctypes.memset(src, 0, 8 * span)
 
 
-_LAYOUT = new_histogram()
 _OUR_LAYOUT = bytes(
     PayloadHeader(
-        0, 0, 0, SIGNIFICANT_DIGITS, LOWEST_US, HIGHEST_US, _LAYOUT.int_to_double_conversion_ratio
+        0,
+        0,
+        0,
+        SIGNIFICANT_DIGITS,
+        LOWEST_US,
+        HIGHEST_US,
+        new_histogram().int_to_double_conversion_ratio,
     )
 )[8:]
 """The V2 payload header after cookie and length: what every snowload histogram has."""
-
-
-@functools.cache
-def _highest_at(index: int) -> int:
-    """Highest value equivalent to bucket ``index`` (the layout of new_histogram())."""
-    value: int = _LAYOUT.get_highest_equivalent_value(_LAYOUT.get_value_from_index(index))
-    return value
-
-
-@functools.cache
-def _lowest_at(index: int) -> int:
-    value: int = _LAYOUT.get_lowest_equivalent_value(_LAYOUT.get_value_from_index(index))
-    return value
 
 
 @dataclass(frozen=True)
@@ -137,7 +130,7 @@ def percentiles(hist: HdrHistogram) -> Percentiles:
         return Percentiles(0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
     lo, counts = _span(hist)
     values = _at_ranks(hist, lo, counts, (50.0, 95.0, 99.0))
-    mid = _bounds(*_layout(hist))[1]
+    mid = _bounds(*_layout(hist))[2]
     mean = sum(map(operator.mul, counts, itertools.islice(mid, lo, lo + len(counts)))) / count
     return Percentiles(
         count=count,
@@ -175,7 +168,7 @@ def _at_ranks(
 ) -> dict[float, int]:
     total = int(hist.get_total_count())
     cumulative = list(itertools.accumulate(counts))
-    high = _bounds(*_layout(hist))[0]
+    high = _bounds(*_layout(hist))[1]
     out: dict[float, int] = {}
     for p in wanted:
         rank = max(1, int(p * total / 100 + 0.5))
@@ -194,10 +187,12 @@ def _layout(hist: HdrHistogram) -> tuple[int, int, int, int]:
 
 
 @functools.cache
-def _bounds(counts_len: int, half_mag: int, half: int, unit: int) -> tuple[list[int], list[int]]:
-    """Per counts index: the highest and the median equivalent value (hdrh's methods,
+def _bounds(
+    counts_len: int, half_mag: int, half: int, unit: int
+) -> tuple[list[int], list[int], list[int]]:
+    """Per counts index: the lowest, highest and median equivalent value (hdrh's methods,
     inlined): bucket b, sub-bucket s hold the values [s << (b + u), (s + 1) << (b + u))."""
-    high, mid = [], []
+    low, high, mid = [], [], []
     for index in range(counts_len):
         bucket = (index >> half_mag) - 1
         sub = (index & (half - 1)) + half
@@ -205,10 +200,11 @@ def _bounds(counts_len: int, half_mag: int, half: int, unit: int) -> tuple[list[
             sub -= half
             bucket = 0
         shift = bucket + unit
-        low = sub << shift
-        high.append(low + (1 << shift) - 1)
-        mid.append(low + ((1 << shift) >> 1))
-    return high, mid
+        first = sub << shift
+        low.append(first)
+        high.append(first + (1 << shift) - 1)
+        mid.append(first + ((1 << shift) >> 1))
+    return low, high, mid
 
 
 SPECTRUM = (50.0, 90.0, 95.0, 99.0, 99.9, 99.99)

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -150,3 +150,26 @@ def worker_env(home: Path, trace_dir: Path | None = None) -> dict[str, str]:
     if trace_dir is not None:
         env["SNOWLOAD_SQLITE_TRACE_DIR"] = str(trace_dir)
     return env
+
+
+def start_daemon(
+    args: Sequence[str], env: Mapping[str, str], timeout_s: float = 30.0
+) -> tuple[subprocess.Popen[str], str]:
+    """``snowload controller ARGS`` in its own process; returns it and the address it says
+    it listens on (killed, and the test failed, if it does not say so in time)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "snowload.cli", "controller", *args],
+        env=dict(env),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if "listening on" in line:
+            return proc, line.rsplit(" ", 1)[1].strip()
+        if not line and proc.poll() is not None:
+            break
+    proc.kill()
+    raise AssertionError(f"the controller did not start: snowload controller {' '.join(args)}")

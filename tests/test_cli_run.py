@@ -13,6 +13,7 @@ from pathlib import Path
 from hdrh.log import HistogramLogReader
 
 from snowload import hdr
+from tests.cluster import start_daemon
 
 WORKLOAD = """
 name = "cli"
@@ -112,20 +113,7 @@ def test_failed_run_exits_3_with_reason(tmp_path: Path) -> None:
 def _token_daemon(tmp: Path, token: str) -> tuple[subprocess.Popen[str], str]:
     """`snowload controller` with a token, its own data directory and results database."""
     env = dict(os.environ, SNOWLOAD_HOME=str(tmp / "daemon"), SNOWLOAD_TOKEN=token)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "snowload.cli", "controller", "--listen", "127.0.0.1:0"],
-        env=env,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stderr is not None
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        if "listening on" in line:
-            return proc, line.rsplit(" ", 1)[1].strip()
-    proc.kill()
-    raise AssertionError("controller did not start")
+    return start_daemon(["--listen", "127.0.0.1:0"], env)
 
 
 def test_run_on_a_controller_daemon_with_its_workers(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from controller.cli import build_parser as controller_parser
 from snowload.v1 import run_pb2, run_pb2_grpc
+from tests.cluster import start_daemon
 from worker.cli import build_parser as worker_parser
 
 REPO = Path(__file__).resolve().parent.parent
@@ -136,19 +137,10 @@ def test_the_manifests_commands_start_and_find_each_other(tmp_path: Path) -> Non
     args = list(c["args"])
     args[args.index("--listen") + 1] = "127.0.0.1:0"  # (a free loopback port here)
     args[args.index("--db") + 1] = str(tmp_path / "results.db")
-    ctl = subprocess.Popen(
-        [sys.executable, "-m", "snowload.cli", *args], env=env, stderr=subprocess.PIPE, text=True
-    )
+    assert args[0] == "controller"
+    ctl, address = start_daemon(args[1:], env)  # the manifest's own arguments
     worker: subprocess.Popen[str] | None = None
     try:
-        assert ctl.stderr is not None
-        address = ""
-        deadline = time.monotonic() + 30
-        while not address and time.monotonic() < deadline:
-            line = ctl.stderr.readline()
-            if "listening on" in line:
-                address = line.rsplit(" ", 1)[1].strip()
-        assert address, "the controller did not start with the manifest's arguments"
         wargs = list(w["args"])
         wargs[wargs.index("--controller") + 1] = address
         worker = subprocess.Popen(

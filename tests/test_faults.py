@@ -7,7 +7,6 @@ import itertools
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -26,6 +25,7 @@ from tests.cluster import (
     attached,
     read_traces,
     run_to_end,
+    start_daemon,
     wait_for,
     worker_env,
     workload,
@@ -233,28 +233,7 @@ async def test_a_frozen_controller_stops_the_load_too(tmp_path: Path, traces: Pa
 
 def _daemon(tmp: Path, port: int = 0) -> tuple[subprocess.Popen[str], str]:
     env = dict(os.environ, SNOWLOAD_HOME=str(tmp / "home"))
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "snowload.cli",
-            "controller",
-            "--listen",
-            f"127.0.0.1:{port}",
-            "--db",
-            str(tmp / "results.db"),
-        ],
-        env=env,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stderr is not None
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        if "listening on" in line:
-            return proc, line.rsplit(" ", 1)[1].strip()
-    raise AssertionError("controller did not start")
+    return start_daemon(["--listen", f"127.0.0.1:{port}", "--db", str(tmp / "results.db")], env)
 
 
 async def test_workers_stop_when_the_controller_dies_and_rejoin_the_next_one(

@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import grpc
@@ -18,6 +17,7 @@ from hdrh.log import HistogramLogReader
 
 from snowload import hdr
 from snowload.v1 import run_pb2, run_pb2_grpc
+from tests.cluster import start_daemon
 
 WORKLOAD = """
 name = "{name}"
@@ -170,28 +170,7 @@ def test_impossible_slo_exits_4_with_failed_verdict(tmp_path: Path) -> None:
 
 
 def _start_daemon(tmp: Path) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "snowload.cli",
-            "controller",
-            "--listen",
-            "127.0.0.1:0",
-            "--local-workers",
-            "1",
-        ],
-        env=env_for(tmp),
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stderr is not None
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        if "listening on" in line:
-            return proc, line.rsplit(" ", 1)[1].strip()
-    raise AssertionError("the controller did not start")
+    return start_daemon(["--listen", "127.0.0.1:0", "--local-workers", "1"], env_for(tmp))
 
 
 async def test_history_survives_a_controller_killed_mid_run(tmp_path: Path) -> None:

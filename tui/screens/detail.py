@@ -26,7 +26,7 @@ from tui.screens.base import AppScreen
 from tui.widgets.findmax import FindMaxPanel
 from tui.widgets.kpi import KpiBar
 from tui.widgets.plots import RunPlots
-from tui.widgets.tables import right, stats_cells, sync_rows
+from tui.widgets.tables import right, stats_cells, sync_rows, verdict_rows
 
 PHASE_COLUMNS = (
     ("phase", "phase"),
@@ -125,25 +125,6 @@ def percentile_rows(
         name, kind = fmt.state_name(h.phase), h.kind or "all"
         cells = [right(fmt.fmt_ms(spectrum[f"p{p:g}"])) for p in hdr.SPECTRUM]
         rows.append((f"{name}/{kind}", [name, kind, *cells, right(fmt.fmt_ms(spectrum["max"]))]))
-    return rows
-
-
-def verdict_rows(run: run_pb2.Run) -> list[tuple[str, list[Any]]]:
-    rows: list[tuple[str, list[Any]]] = []
-    for i, v in enumerate(run.slo):
-        op = "≥" if v.metric == "min_qps" else "≤"
-        rows.append(
-            (
-                f"v{i}",
-                [
-                    v.kind or "overall",
-                    v.metric,
-                    right(f"{op} {fmt.fmt_slo_value(v.metric, v.limit)}"),
-                    right(fmt.fmt_slo_value(v.metric, v.actual)),
-                    Text("pass", "green") if v.passed else Text("FAIL", "bold red"),
-                ],
-            )
-        )
     return rows
 
 

@@ -31,7 +31,7 @@ from tui.watcher import follow_run
 from tui.widgets.findmax import FindMaxPanel
 from tui.widgets.kpi import KpiBar
 from tui.widgets.plots import RunPlots
-from tui.widgets.tables import right, stats_cells, sync_rows
+from tui.widgets.tables import right, stats_cells, sync_rows, verdict_rows
 from tui.widgets.timeline import PhaseTimeline
 
 LEVEL_STYLE = {
@@ -105,21 +105,7 @@ def slo_rows(model: LiveModel) -> list[tuple[str, list[Any]]]:
             )
         return rows
     if run is not None and run.slo:
-        for i, v in enumerate(run.slo):
-            op = "≥" if v.metric == "min_qps" else "≤"
-            rows.append(
-                (
-                    f"v{i}",
-                    [
-                        v.kind or "overall",
-                        v.metric,
-                        right(f"{op} {fmt.fmt_slo_value(v.metric, v.limit)}"),
-                        right(fmt.fmt_slo_value(v.metric, v.actual)),
-                        Text("pass", "green") if v.passed else Text("FAIL", "bold red"),
-                    ],
-                )
-            )
-        return rows
+        return verdict_rows(run)
     pending = "not evaluated" if model.terminal else "at the end"
     for i, lim in enumerate(model.slo_limits):
         op = "≥" if lim.metric == "min_qps" else "≤"

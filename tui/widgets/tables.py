@@ -9,7 +9,7 @@ from rich.text import Text
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist, RowKey
 
-from snowload.v1 import common_pb2
+from snowload.v1 import common_pb2, run_pb2
 from tui import format as fmt
 
 
@@ -73,3 +73,23 @@ def stats_cells(s: common_pb2.LatencyStats) -> list[Any]:
         right(fmt.fmt_ms(s.p99_ms)),
         right(fmt.fmt_ms(s.max_ms)),
     ]
+
+
+def verdict_rows(run: run_pb2.Run) -> list[tuple[str, list[Any]]]:
+    """The run's SLO verdicts: scope, metric, limit, actual, pass/FAIL."""
+    rows: list[tuple[str, list[Any]]] = []
+    for i, v in enumerate(run.slo):
+        op = "≥" if v.metric == "min_qps" else "≤"
+        rows.append(
+            (
+                f"v{i}",
+                [
+                    v.kind or "overall",
+                    v.metric,
+                    right(f"{op} {fmt.fmt_slo_value(v.metric, v.limit)}"),
+                    right(fmt.fmt_slo_value(v.metric, v.actual)),
+                    Text("pass", "green") if v.passed else Text("FAIL", "bold red"),
+                ],
+            )
+        )
+    return rows
