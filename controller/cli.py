@@ -24,9 +24,9 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
 from controller import lifecycle as lc
-from controller import runs_cli
+from controller import render, runs_cli
 from controller.local_workers import LocalWorkers
-from controller.report import summary_dict, summary_table
+from controller.report import summary_dict
 from controller.server import Controller, ControllerSettings
 from controller.store import RunStore, open_store
 from controller.store_sqlite import SchemaTooNew
@@ -183,7 +183,7 @@ def run_main(args: argparse.Namespace) -> int:
 
 
 def _report(final: run_pb2.Run, err: Console, *, json_out: bool) -> int:
-    err.print(summary_table(final))
+    render.print_summary(err, final)
     if final.message:
         err.print(
             f"{lc.state_name(final.state)}: {final.reason} — {final.message}",

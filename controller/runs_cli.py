@@ -4,21 +4,17 @@ or through a controller daemon's API (``--controller``)."""
 from __future__ import annotations
 
 import argparse
-import csv
 import io
 import json
 import sys
 import time
-from datetime import UTC
-from typing import Any, TextIO
+from typing import Any
 
 import grpc
-from hdrh.log import HistogramLogWriter
-from rich.console import Console
-from rich.table import Table
 
+from controller import export, render
 from controller import lifecycle as lc
-from controller.report import stats_dict, summary_dict, summary_table
+from controller.report import stats_dict, summary_dict
 from controller.store import RunStore, open_store
 from controller.store_remote import RemoteRunStore, RemoteUnsupported
 from snowload import hdr
@@ -132,12 +128,6 @@ def _measurement(run: run_pb2.Run) -> common_pb2.PhaseSummary | None:
     return next((p for p in run.summary.phases if p.phase == lc.MEASUREMENT), None)
 
 
-def _duration_s(run: run_pb2.Run) -> float:
-    if run.HasField("end_time") and run.HasField("start_time"):
-        return (run.end_time.ToNanoseconds() - run.start_time.ToNanoseconds()) / 1e9
-    return 0.0
-
-
 def _list(store: RunStore, args: argparse.Namespace) -> int:
     runs = store.list_runs(args.limit)
     if args.json:
@@ -153,47 +143,14 @@ def _list(store: RunStore, args: argparse.Namespace) -> int:
                     "state": lc.state_name(run.state),
                     "reason": run.reason,
                     "create_time": run.create_time.ToJsonString(),
-                    "duration_s": round(_duration_s(run), 3),
+                    "duration_s": round(render.duration_s(run), 3),
                     "slo_passed": run.slo_passed if run.slo else None,
                     "measurement": stats_dict(meas.overall) if meas else None,
                 }
             )
         print(json.dumps(rows, indent=2))
         return 0
-    table = Table(title=f"{len(runs)} run(s), newest first", title_justify="left")
-    for col in (
-        "run",
-        "name",
-        "target",
-        "state",
-        "started",
-        "took",
-        "QPS",
-        "p95 ms",
-        "errors",
-        "SLO",
-    ):
-        table.add_column(
-            col, justify="right" if col in ("QPS", "p95 ms", "errors", "took") else "left"
-        )
-    for run in runs:
-        meas = _measurement(run)
-        state = lc.state_name(run.state)
-        if run.reason and run.reason != "duration_elapsed":
-            state += f" ({run.reason})"
-        table.add_row(
-            run.run_id,
-            run.name,
-            run.target,
-            state,
-            run.create_time.ToDatetime().strftime("%Y-%m-%d %H:%M:%S"),
-            f"{_duration_s(run):.0f}s",
-            f"{meas.overall.qps:,.0f}" if meas else "-",
-            f"{meas.overall.p95_ms:.3f}" if meas else "-",
-            f"{meas.overall.errors:,}" if meas else "-",
-            ("pass" if run.slo_passed else "FAIL") if run.slo else "-",
-        )
-    Console(width=max(Console().width, 120)).print(table)
+    render.print_runs(runs)
     return 0
 
 
@@ -231,22 +188,7 @@ def _show(store: RunStore, args: argparse.Namespace) -> int:
             out["percentiles"] = spectrum(store.histograms(run.run_id))
         print(json.dumps(out, indent=2))
         return 0
-    console = Console(width=max(Console().width, 120))
-    console.print(summary_table(run))
-    if args.percentiles:
-        console.print(_spectrum_table(spectrum(store.histograms(run.run_id))))
-    for e in run.events:
-        when = e.event_time.ToDatetime().strftime("%H:%M:%S.%f")[:-3]
-        console.print(f"  {when}  {lc.state_name(e.state):<12} {e.reason}", highlight=False)
-    for w in run.run_workers:
-        console.print(
-            f"  worker {w.index} {w.worker_id} on {w.host}: {w.connections} connections, "
-            f"{w.count:,} queries, {w.errors:,} errors, {w.intervals} intervals"
-            + (" [LOST]" if w.lost else ""),
-            highlight=False,
-        )
-    for sample in run.error_samples:
-        console.print(f"  error {sample.category}: {sample.message}", highlight=False)
+    render.print_run(run, spectrum(store.histograms(run.run_id)) if args.percentiles else None)
     return 0
 
 
@@ -259,17 +201,6 @@ def spectrum(histograms: dict[tuple[int, str], bytes]) -> dict[str, dict[str, di
         if row:
             out.setdefault(lc.state_name(phase), {})[kind or "all"] = row
     return out
-
-
-def _spectrum_table(data: dict[str, dict[str, dict[str, float]]]) -> Table:
-    table = Table(title="latency percentiles (ms), from the stored histograms")
-    columns = [*(f"p{p:g}" for p in SPECTRUM), "max"]
-    for col in ("phase", "kind", *columns):
-        table.add_column(col, justify="left" if col in ("phase", "kind") else "right")
-    for phase, kinds in data.items():
-        for kind, row in sorted(kinds.items(), key=lambda kv: kv[0] != "all"):
-            table.add_row(phase, kind, *(f"{row[c]:.3f}" for c in columns))
-    return table
 
 
 METRICS = ("qps", "p50_ms", "p95_ms", "p99_ms", "error_rate")
@@ -340,33 +271,8 @@ def _compare(store: RunStore, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"a": a.run_id, "b": b.run_id, "by_kind": result}, indent=2))
         return 0
-    table = Table(
-        title=f"A = {a.run_id} ({a.name})   B = {b.run_id} ({b.name})   MEASUREMENT",
-        title_justify="left",
-    )
-    table.add_column("query")
-    table.add_column("metric")
-    for col in ("A", "B", "B - A", "change"):
-        table.add_column(col, justify="right")
-    for kind, row in result.items():
-        for i, (metric, v) in enumerate(row.items()):
-            table.add_row(
-                kind if i == 0 else "",
-                metric,
-                _fmt(v["a"]),
-                _fmt(v["b"]),
-                _fmt(v["delta"], signed=True),
-                f"{v['relative']:+.1%}" if v["relative"] is not None else "-",
-            )
-        table.add_section()
-    Console(width=max(Console().width, 100)).print(table)
+    render.print_compare(a, b, result)
     return 0
-
-
-def _fmt(value: float | None, *, signed: bool = False) -> str:
-    if value is None:
-        return "-"
-    return f"{value:+,.3f}" if signed else f"{value:,.3f}"
 
 
 def _enrich(store: RunStore, args: argparse.Namespace) -> int:
@@ -406,85 +312,16 @@ def _export(store: RunStore, args: argparse.Namespace) -> int:
     buf = io.StringIO()
     if args.format == "json":
         out = summary_dict(run)
-        out["series"] = [_point_row(p) for p in store.series(run.run_id)]
+        out["series"] = [export.point_row(p) for p in store.series(run.run_id)]
         json.dump(out, buf, indent=2)
         buf.write("\n")
     elif args.format == "csv":
-        write_csv(store.series(run.run_id), buf)
+        export.write_csv(store.series(run.run_id), buf)
     else:
-        write_hlog(run, store, buf)
+        export.write_hlog(run, store, buf)
     if args.output:
         with open(args.output, "w", encoding="utf-8", newline="") as fh:
             fh.write(buf.getvalue())
     else:
         sys.stdout.write(buf.getvalue())
     return 0
-
-
-CSV_FIELDS = (
-    "second",
-    "phase",
-    "end_time",
-    "duration_s",
-    "count",
-    "errors",
-    "qps",
-    "p50_ms",
-    "p95_ms",
-    "p99_ms",
-    "max_ms",
-    "active_connections",
-    "workers_active",
-)
-
-
-def _point_row(p: common_pb2.SeriesPoint) -> dict[str, Any]:
-    return {
-        "second": p.second,
-        "phase": lc.state_name(p.phase),
-        "end_time": p.end_time.ToJsonString() if p.HasField("end_time") else "",
-        "duration_s": round(p.duration.ToTimedelta().total_seconds(), 3),
-        "count": p.overall.count,
-        "errors": p.overall.errors,
-        "qps": round(p.overall.qps, 3),
-        "p50_ms": p.overall.p50_ms,
-        "p95_ms": p.overall.p95_ms,
-        "p99_ms": p.overall.p99_ms,
-        "max_ms": p.overall.max_ms,
-        "active_connections": p.active_connections,
-        "workers_active": p.workers_active,
-    }
-
-
-def write_csv(points: list[common_pb2.SeriesPoint], out: TextIO) -> None:
-    writer = csv.DictWriter(out, fieldnames=CSV_FIELDS, lineterminator="\n")
-    writer.writeheader()
-    for p in points:
-        writer.writerow(_point_row(p))
-
-
-def write_hlog(run: run_pb2.Run, store: RunStore, out: TextIO) -> None:
-    """HdrHistogram interval log (format 1.2): one line per second, values in µs,
-    max column in ms; the base time is the run's start time."""
-    writer = HistogramLogWriter(out)
-    base_ms = run.start_time.ToMilliseconds() if run.HasField("start_time") else 0
-    out.write(f"#snowload run {run.run_id} ({run.name}); latencies in microseconds\n")
-    writer.output_log_format_version()
-    # (hdrh's own output_start_time mistakes milliseconds for seconds)
-    start = run.start_time.ToDatetime(tzinfo=UTC) if run.HasField("start_time") else None
-    out.write(
-        f"#[StartTime: {base_ms / 1000.0:f} (seconds since epoch), "
-        f"{start.isoformat(' ') if start else '-'}]\n"
-    )
-    writer.output_base_time(base_ms)
-    writer.output_legend()
-    for interval in store.intervals(run.run_id):
-        histogram = hdr.decode(interval.histogram)
-        start_s = (interval.start_ns / 1e6 - base_ms) / 1000.0
-        end_s = (interval.end_ns / 1e6 - base_ms) / 1000.0
-        writer.output_interval_histogram(
-            histogram,
-            start_time_stamp_sec=max(start_s, 0.000001),
-            end_time_stamp_sec=end_s,
-            max_value_unit_ratio=1000.0,
-        )
