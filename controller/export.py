@@ -18,6 +18,7 @@ CSV_FIELDS = (
     "second",
     "phase",
     "end_time",
+    "partial",
     "duration_s",
     "count",
     "errors",
@@ -36,6 +37,7 @@ def point_row(p: common_pb2.SeriesPoint) -> dict[str, Any]:
         "second": p.second,
         "phase": lc.state_name(p.phase),
         "end_time": p.end_time.ToJsonString() if p.HasField("end_time") else "",
+        "partial": p.partial,
         "duration_s": round(p.duration.ToTimedelta().total_seconds(), 3),
         "count": p.overall.count,
         "errors": p.overall.errors,
@@ -50,10 +52,14 @@ def point_row(p: common_pb2.SeriesPoint) -> dict[str, Any]:
 
 
 def write_csv(points: list[common_pb2.SeriesPoint], out: TextIO) -> None:
+    """One row per second; ``partial`` (true/false) marks the seconds the load did not
+    cover in full (their ``qps`` is over ``duration_s``, the part it covered)."""
     writer = csv.DictWriter(out, fieldnames=CSV_FIELDS, lineterminator="\n")
     writer.writeheader()
     for p in points:
-        writer.writerow(point_row(p))
+        row = point_row(p)
+        row["partial"] = "true" if p.partial else "false"
+        writer.writerow(row)
 
 
 def write_hlog(run: run_pb2.Run, store: RunStore, out: TextIO) -> None:

@@ -34,6 +34,11 @@ from snowload.credits import credits_between
 from snowload.v1 import common_pb2, control_pb2
 
 MAX_ERROR_SAMPLES = 5
+SECOND_S = 1.0
+"""The length of a second of the series (a worker's report interval)."""
+CLOCK_SLACK_S = 0.05
+"""How far apart the workers' report times and the controller's stop may be and still be
+the same instant (one host: a few ms; hosts with synced clocks: tens of ms)."""
 
 Key = tuple[int, str]
 """(phase, query kind)"""
@@ -153,7 +158,11 @@ class SeriesPoint:
     workers: set[str] = field(default_factory=set)
     active_connections: int = 0
     duration_s: float = 0.0
+    """The longest report of the second (a last report also spans the drain)."""
+    start_ns: int = 0
     end_ns: int = 0
+    load_end_ns: int = 0
+    """When the run's load was stopped, once it was (0 before)."""
     count: int = 0
     phase_counts: Counter[int] = field(default_factory=Counter)
     warehouse: common_pb2.WarehouseSample | None = None
@@ -175,6 +184,22 @@ class SeriesPoint:
         if not self.phase_counts:
             return common_pb2.STATE_UNSPECIFIED
         return self.phase_counts.most_common(1)[0][0]
+
+    def covered_s(self) -> float:
+        """How long load ran in this second: its length, or up to the stop for the second
+        the load stopped in, 0 for a second that only drained queries in flight."""
+        length = self.duration_s or SECOND_S
+        if not self.load_end_ns or self.load_end_ns >= self.end_ns or not self.start_ns:
+            return length
+        covered = min(length, (self.load_end_ns - self.start_ns) / 1e9)
+        if covered >= SECOND_S - CLOCK_SLACK_S:
+            return covered
+        return covered if covered > CLOCK_SLACK_S else 0.0
+
+    @property
+    def partial(self) -> bool:
+        """The load did not cover this whole second (the run's last ones)."""
+        return bool(self.load_end_ns) and self.covered_s() < SECOND_S - CLOCK_SLACK_S
 
     @property
     def loaded(self) -> bool:
@@ -221,11 +246,12 @@ class SeriesPoint:
         return self._build(self.overall(), _by_kind(self.cells))
 
     def _build(self, overall: Cell, by_kind: dict[str, Cell]) -> common_pb2.SeriesPoint:
-        duration = self.duration_s or 1.0
+        duration = self.covered_s()
         point = common_pb2.SeriesPoint(
             second=self.second,
             phase=self.phase,  # type: ignore[arg-type]
             duration=_duration(duration),
+            partial=self.partial,
             overall=overall.stats(duration),
             errors_by_category=dict(overall.errors),
             active_connections=self.active_connections,
@@ -297,6 +323,8 @@ class RunMetrics:
         self.warehouse_samples: list[common_pb2.WarehouseSample] = []
         self.schedules: dict[int, Schedule] = {}
         """Open mode, per phase."""
+        self.load_end_ns = 0
+        """When the run's load was stopped (0 while it runs)."""
 
     # -- ingest ------------------------------------------------------------------------
 
@@ -348,7 +376,9 @@ class RunMetrics:
         point.active_connections += report.active_connections
         start, end = report.start_time.ToNanoseconds(), report.end_time.ToNanoseconds()
         point.duration_s = max(point.duration_s, (end - start) / 1e9)
+        point.start_ns = min(point.start_ns or start, start)
         point.end_ns = max(point.end_ns, end)
+        point.load_end_ns = self.load_end_ns
         if report.HasField("warehouse"):
             point.warehouse = report.warehouse
             self.warehouse_samples.append(report.warehouse)
@@ -449,6 +479,16 @@ class RunMetrics:
                 self._fold_and_seal(point)
         self.sealed_upto = max(self.sealed_upto, max(self.series, default=0))
 
+    def stop_load(self, at_ns: int) -> None:
+        """The run's load stops at ``at_ns``: the second it falls in, and any later one,
+        is partial (covered up to the stop only)."""
+        if self.load_end_ns:
+            return
+        self.load_end_ns = at_ns
+        for point in self.series.values():
+            if not point.sealed:
+                point.load_end_ns = at_ns
+
     def received_count(self) -> int:
         """Queries in every report received so far, complete seconds or not."""
         return sum(p.count for p in self.series.values())
@@ -517,7 +557,12 @@ class RunMetrics:
         return max(self._latest.values(), default=0)
 
     def complete_point(self) -> SeriesPoint | None:
-        return self.series.get(self.complete_seconds())
+        """The newest complete second that load covered in full (not a partial tail)."""
+        for second in range(self.complete_seconds(), 0, -1):
+            point = self.series.get(second)
+            if point is not None and not point.partial:
+                return point
+        return None
 
     def rolling_qps(self, window: int) -> float:
         """QPS over the last ``window`` complete seconds in which load was active."""
@@ -529,7 +574,7 @@ class RunMetrics:
             if taken == window:
                 break
             point = self.series.get(second)
-            if point is None or not point.loaded:
+            if point is None or not point.loaded or point.partial:
                 continue
             count += point.count
             seconds += point.duration_s or 1.0

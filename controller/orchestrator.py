@@ -262,6 +262,7 @@ class RunManager(WorkerEvents):
         if run.stops_sent:
             return
         run.stops_sent = True
+        run.metrics.stop_load(run.measurement_end_ns or time.time_ns())
         load = run.workload.load
         enricher = self._enrichment_worker(run, outcome)
         run.enricher_id = enricher.worker_id if enricher is not None else ""

@@ -283,6 +283,7 @@ def series_row(p: common_pb2.SeriesPoint) -> dict[str, Any]:
         "second": p.second,
         "phase": state_name(p.phase),
         "end_time": p.end_time.ToJsonString() if p.HasField("end_time") else "",
+        "partial": p.partial,
         "duration_s": round(seconds_of(p.duration), 3),
         "count": p.overall.count,
         "errors": p.overall.errors,

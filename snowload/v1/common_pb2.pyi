@@ -159,7 +159,7 @@ class RunSummary(_message.Message):
     def __init__(self, phases: _Optional[_Iterable[_Union[PhaseSummary, _Mapping]]] = ...) -> None: ...
 
 class SeriesPoint(_message.Message):
-    __slots__ = ("second", "phase", "end_time", "duration", "overall", "by_kind", "errors_by_category", "active_connections", "workers_active", "warehouse", "target_rate", "lag_p99_ms", "late", "dropped", "service_p99_ms")
+    __slots__ = ("second", "phase", "end_time", "duration", "overall", "by_kind", "errors_by_category", "active_connections", "workers_active", "warehouse", "target_rate", "lag_p99_ms", "late", "dropped", "service_p99_ms", "partial")
     class ByKindEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -189,6 +189,7 @@ class SeriesPoint(_message.Message):
     LATE_FIELD_NUMBER: _ClassVar[int]
     DROPPED_FIELD_NUMBER: _ClassVar[int]
     SERVICE_P99_MS_FIELD_NUMBER: _ClassVar[int]
+    PARTIAL_FIELD_NUMBER: _ClassVar[int]
     second: int
     phase: State
     end_time: _timestamp_pb2.Timestamp
@@ -204,7 +205,8 @@ class SeriesPoint(_message.Message):
     late: int
     dropped: int
     service_p99_ms: float
-    def __init__(self, second: _Optional[int] = ..., phase: _Optional[_Union[State, str]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., overall: _Optional[_Union[LatencyStats, _Mapping]] = ..., by_kind: _Optional[_Mapping[str, LatencyStats]] = ..., errors_by_category: _Optional[_Mapping[str, int]] = ..., active_connections: _Optional[int] = ..., workers_active: _Optional[int] = ..., warehouse: _Optional[_Union[WarehouseSample, _Mapping]] = ..., target_rate: _Optional[float] = ..., lag_p99_ms: _Optional[float] = ..., late: _Optional[int] = ..., dropped: _Optional[int] = ..., service_p99_ms: _Optional[float] = ...) -> None: ...
+    partial: bool
+    def __init__(self, second: _Optional[int] = ..., phase: _Optional[_Union[State, str]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., overall: _Optional[_Union[LatencyStats, _Mapping]] = ..., by_kind: _Optional[_Mapping[str, LatencyStats]] = ..., errors_by_category: _Optional[_Mapping[str, int]] = ..., active_connections: _Optional[int] = ..., workers_active: _Optional[int] = ..., warehouse: _Optional[_Union[WarehouseSample, _Mapping]] = ..., target_rate: _Optional[float] = ..., lag_p99_ms: _Optional[float] = ..., late: _Optional[int] = ..., dropped: _Optional[int] = ..., service_p99_ms: _Optional[float] = ..., partial: _Optional[bool] = ...) -> None: ...
 
 class WarehouseSample(_message.Message):
     __slots__ = ("name", "size", "state", "min_cluster_count", "max_cluster_count", "started_clusters", "running", "queued", "sample_time")
