@@ -1,19 +1,32 @@
 """What ``snowload run`` and ``snowload runs list|show|compare`` print on a terminal:
-Rich tables of runs (the summary table itself is :func:`controller.report.summary_table`)."""
+runs as tables that fit the terminal's width (:mod:`controller.fit`; the run summary is
+:mod:`controller.render_summary`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
-
 from controller import lifecycle as lc
-from controller.report import summary_table
+from controller.fit import Grid, print_fitting, short_count, short_rate, stdout_console
+from controller.render_summary import print_summary
 from snowload import hdr
 from snowload.v1 import common_pb2, run_pb2
 
+__all__ = ["duration_s", "print_compare", "print_run", "print_runs", "print_summary"]
+
 SPECTRUM = hdr.SPECTRUM
+RUN_COLUMNS = (
+    "run",
+    "name",
+    "target",
+    "state",
+    "started",
+    "took",
+    "QPS",
+    "p95 ms",
+    "errors",
+    "SLO",
+)
 
 
 def _measurement(run: run_pb2.Run) -> common_pb2.PhaseSummary | None:
@@ -26,53 +39,56 @@ def duration_s(run: run_pb2.Run) -> float:
     return 0.0
 
 
-def print_summary(console: Console, run: run_pb2.Run) -> None:
-    """The summary table ``snowload run`` prints when a run ends."""
-    console.print(summary_table(run))
-
-
-def print_runs(runs: list[run_pb2.Run]) -> None:
-    table = Table(title=f"{len(runs)} run(s), newest first", title_justify="left")
-    for col in (
-        "run",
-        "name",
-        "target",
-        "state",
-        "started",
-        "took",
-        "QPS",
-        "p95 ms",
-        "errors",
-        "SLO",
-    ):
-        table.add_column(
-            col, justify="right" if col in ("QPS", "p95 ms", "errors", "took") else "left"
-        )
+def runs_grid(runs: list[run_pb2.Run]) -> Grid:
+    """The stored runs; a narrow terminal leaves out the target and how long they took."""
+    grid = Grid(
+        title=f"{len(runs)} run(s), newest first",
+        columns=list(RUN_COLUMNS),
+        left=frozenset({"run", "name", "target", "state", "started", "SLO"}),
+        narrow_drop=frozenset({"target", "took"}),
+    )
     for run in runs:
         meas = _measurement(run)
         state = lc.state_name(run.state)
         if run.reason and run.reason != "duration_elapsed":
             state += f" ({run.reason})"
-        table.add_row(
-            run.run_id,
-            run.name,
-            run.target,
-            state,
-            run.create_time.ToDatetime().strftime("%Y-%m-%d %H:%M:%S"),
-            f"{duration_s(run):.0f}s",
-            f"{meas.overall.qps:,.0f}" if meas else "-",
-            f"{meas.overall.p95_ms:.3f}" if meas else "-",
-            f"{meas.overall.errors:,}" if meas else "-",
-            ("pass" if run.slo_passed else "FAIL") if run.slo else "-",
+        started = run.create_time.ToDatetime()
+        head = [run.run_id, run.name, run.target, state]
+        slo = ("pass" if run.slo_passed else "FAIL") if run.slo else "-"
+        p95 = f"{meas.overall.p95_ms:.3f}" if meas else "-"
+        took = f"{duration_s(run):.0f}s"
+        grid.add(
+            [
+                *head,
+                started.strftime("%Y-%m-%d %H:%M:%S"),
+                took,
+                f"{meas.overall.qps:,.0f}" if meas else "-",
+                p95,
+                f"{meas.overall.errors:,}" if meas else "-",
+                slo,
+            ],
+            [
+                *head,
+                started.strftime("%m-%d %H:%M"),
+                took,
+                short_rate(meas.overall.qps) if meas else "-",
+                p95,
+                short_count(meas.overall.errors) if meas else "-",
+                slo,
+            ],
         )
-    Console(width=max(Console().width, 120)).print(table)
+    return grid
+
+
+def print_runs(runs: list[run_pb2.Run]) -> None:
+    print_fitting(stdout_console(), runs_grid(runs).layouts())
 
 
 def print_run(run: run_pb2.Run, percentiles: dict[str, dict[str, dict[str, float]]] | None) -> None:
-    console = Console(width=max(Console().width, 120))
-    console.print(summary_table(run))
+    console = stdout_console()
+    print_summary(console, run)
     if percentiles is not None:
-        console.print(_spectrum_table(percentiles))
+        print_fitting(console, spectrum_grid(percentiles).layouts())
     for e in run.events:
         when = e.event_time.ToDatetime().strftime("%H:%M:%S.%f")[:-3]
         console.print(f"  {when}  {lc.state_name(e.state):<12} {e.reason}", highlight=False)
@@ -87,43 +103,71 @@ def print_run(run: run_pb2.Run, percentiles: dict[str, dict[str, dict[str, float
         console.print(f"  error {sample.category}: {sample.message}", highlight=False)
 
 
-def _spectrum_table(data: dict[str, dict[str, dict[str, float]]]) -> Table:
-    table = Table(title="latency percentiles (ms), from the stored histograms")
+def spectrum_grid(data: dict[str, dict[str, dict[str, float]]]) -> Grid:
     columns = [*(f"p{p:g}" for p in SPECTRUM), "max"]
-    for col in ("phase", "kind", *columns):
-        table.add_column(col, justify="left" if col in ("phase", "kind") else "right")
+    grid = Grid(
+        title="latency percentiles (ms), from the stored histograms",
+        columns=["phase", "kind", *columns],
+        left=frozenset({"phase", "kind"}),
+        grouped=True,
+    )
     for phase, kinds in data.items():
         for kind, row in sorted(kinds.items(), key=lambda kv: kv[0] != "all"):
-            table.add_row(phase, kind, *(f"{row[c]:.3f}" for c in columns))
-    return table
+            grid.add([phase, kind, *(f"{row[c]:.3f}" for c in columns)])
+    return grid
+
+
+def compare_grid(
+    a: run_pb2.Run, b: run_pb2.Run, result: dict[str, dict[str, dict[str, Any]]]
+) -> Grid:
+    grid = Grid(
+        title=f"A = {a.run_id} ({a.name})   B = {b.run_id} ({b.name})   MEASUREMENT",
+        columns=["query", "metric", "A", "B", "B - A", "change"],
+        left=frozenset({"query", "metric"}),
+        grouped=True,
+    )
+    for kind, row in result.items():
+        grid.sections.append(len(grid.rows))
+        for metric, v in row.items():
+            change = f"{v['relative']:+.1%}" if v["relative"] is not None else "-"
+            grid.add(
+                [
+                    kind,
+                    metric,
+                    _fmt(v["a"]),
+                    _fmt(v["b"]),
+                    _fmt(v["delta"], signed=True),
+                    change,
+                ],
+                [
+                    kind,
+                    metric,
+                    _short(v["a"]),
+                    _short(v["b"]),
+                    _short(v["delta"], signed=True),
+                    change,
+                ],
+            )
+    return grid
 
 
 def print_compare(
     a: run_pb2.Run, b: run_pb2.Run, result: dict[str, dict[str, dict[str, Any]]]
 ) -> None:
-    table = Table(
-        title=f"A = {a.run_id} ({a.name})   B = {b.run_id} ({b.name})   MEASUREMENT",
-        title_justify="left",
-    )
-    table.add_column("query")
-    table.add_column("metric")
-    for col in ("A", "B", "B - A", "change"):
-        table.add_column(col, justify="right")
-    for kind, row in result.items():
-        for i, (metric, v) in enumerate(row.items()):
-            table.add_row(
-                kind if i == 0 else "",
-                metric,
-                _fmt(v["a"]),
-                _fmt(v["b"]),
-                _fmt(v["delta"], signed=True),
-                f"{v['relative']:+.1%}" if v["relative"] is not None else "-",
-            )
-        table.add_section()
-    Console(width=max(Console().width, 100)).print(table)
+    print_fitting(stdout_console(), compare_grid(a, b, result).layouts())
 
 
 def _fmt(value: float | None, *, signed: bool = False) -> str:
     if value is None:
         return "-"
     return f"{value:+,.3f}" if signed else f"{value:,.3f}"
+
+
+def _short(value: float | None, *, signed: bool = False) -> str:
+    """Figures of 10,000 and more in k/M; smaller ones as they are."""
+    if value is None:
+        return "-"
+    if abs(value) < 10_000:
+        return _fmt(value, signed=signed)
+    text = short_count(value)
+    return f"+{text}" if signed and value > 0 else text

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The whole test suite on a fresh machine: installs what the tests need (PostgreSQL and
-# Node.js from Debian's packages when missing, the buf linter from npm, the dev extra
-# from PyPI), then runs pytest, which also runs ruff, mypy, buf lint and the generated-
-# code check. Extra arguments go to pytest.
+# The whole test suite on a fresh machine: installs what the tests need (PostgreSQL,
+# Node.js and tmux, for the tests in real terminals, from Debian's packages when missing,
+# the buf linter from npm, the dev extra from PyPI), then runs pytest, which also runs
+# ruff, mypy, buf lint and the generated-code check. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +22,7 @@ apt_install() {
 need=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql postgresql-contrib)
 command -v npm >/dev/null || need+=(nodejs npm)
+command -v tmux >/dev/null || need+=(tmux)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing ${need[*]}…"
   apt_install "${need[@]}"
