@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import csv
 from datetime import UTC
-from typing import Any, TextIO
+from typing import TextIO
 
+from hdrh.histogram import HdrHistogram
 from hdrh.log import HistogramLogWriter
 
-from controller import lifecycle as lc
 from controller.store import RunStore
 from snowload import hdr
+from snowload.report import series_row
 from snowload.v1 import common_pb2, run_pb2
 
 CSV_FIELDS = (
@@ -32,23 +33,7 @@ CSV_FIELDS = (
 )
 
 
-def point_row(p: common_pb2.SeriesPoint) -> dict[str, Any]:
-    return {
-        "second": p.second,
-        "phase": lc.state_name(p.phase),
-        "end_time": p.end_time.ToJsonString() if p.HasField("end_time") else "",
-        "partial": p.partial,
-        "duration_s": round(p.duration.ToTimedelta().total_seconds(), 3),
-        "count": p.overall.count,
-        "errors": p.overall.errors,
-        "qps": round(p.overall.qps, 3),
-        "p50_ms": p.overall.p50_ms,
-        "p95_ms": p.overall.p95_ms,
-        "p99_ms": p.overall.p99_ms,
-        "max_ms": p.overall.max_ms,
-        "active_connections": p.active_connections,
-        "workers_active": p.workers_active,
-    }
+point_row = series_row
 
 
 def write_csv(points: list[common_pb2.SeriesPoint], out: TextIO) -> None:
@@ -60,6 +45,10 @@ def write_csv(points: list[common_pb2.SeriesPoint], out: TextIO) -> None:
         row = point_row(p)
         row["partial"] = "true" if p.partial else "false"
         writer.writerow(row)
+
+
+MS = 1000.0
+"""Recorded values (µs) per millisecond."""
 
 
 def write_hlog(run: run_pb2.Run, store: RunStore, out: TextIO) -> None:
@@ -79,11 +68,15 @@ def write_hlog(run: run_pb2.Run, store: RunStore, out: TextIO) -> None:
     writer.output_legend()
     for interval in store.intervals(run.run_id):
         histogram = hdr.decode(interval.histogram)
-        start_s = (interval.start_ns / 1e6 - base_ms) / 1000.0
+        start_s = max(0.0, (interval.start_ns / 1e6 - base_ms) / 1000.0)
         end_s = (interval.end_ns / 1e6 - base_ms) / 1000.0
-        writer.output_interval_histogram(
-            histogram,
-            start_time_stamp_sec=max(start_s, 0.000001),
-            end_time_stamp_sec=end_s,
-            max_value_unit_ratio=1000.0,
-        )
+        out.write(interval_line(histogram, start_s, end_s))
+
+
+def interval_line(histogram: HdrHistogram, start_s: float, end_s: float) -> str:
+    """One interval as the HdrHistogram log format writes it (its Java writer's
+    ``%.3f,%.3f,%.3f,%s``): start and length in seconds, the interval's max in ms (from
+    µs: to the µs, where hdrh's Python writer floors it to whole ms), the histogram."""
+    payload = histogram.encode().decode("ascii")
+    max_ms = histogram.get_max_value() / MS
+    return f"{start_s:.3f},{end_s - start_s:.3f},{max_ms:.3f},{payload}\n"

@@ -13,13 +13,23 @@ def state_name(state: int) -> str:
 
 
 STAT_FIELDS = ("count", "errors", "qps", "p50_ms", "p95_ms", "p99_ms", "max_ms", "mean_ms")
+RATE_DECIMALS = 2
+"""Every rate (QPS, target and achieved rates) has this many decimals, overall and per kind."""
+MS_DECIMALS = 4
+
+
+def rate(value: float) -> float:
+    return round(float(value), RATE_DECIMALS)
 
 
 def stats_dict(stats: common_pb2.LatencyStats) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in STAT_FIELDS:
         value = getattr(stats, name)
-        out[name] = int(value) if name in ("count", "errors") else round(float(value), 4)
+        if name in ("count", "errors"):
+            out[name] = int(value)
+        else:
+            out[name] = rate(value) if name == "qps" else round(float(value), MS_DECIMALS)
     out["error_rate"] = round(stats.errors / stats.count, 6) if stats.count else 0.0
     return out
 
@@ -38,7 +48,7 @@ def find_max_dict(result: common_pb2.FindMaxResult) -> dict[str, Any]:
         "steps": [
             {
                 "level": s.level,
-                "qps": round(s.stats.qps, 3),
+                "qps": rate(s.stats.qps),
                 "p50_ms": round(s.stats.p50_ms, 4),
                 "p95_ms": round(s.stats.p95_ms, 4),
                 "p99_ms": round(s.stats.p99_ms, 4),
@@ -84,8 +94,8 @@ def summary_dict(run: run_pb2.Run) -> dict[str, Any]:
         entry["by_kind"] = {k: stats_dict(v) for k, v in sorted(ps.by_kind.items())}
         if ps.HasField("lag"):
             entry["open"] = {
-                "target_rate": round(ps.target_rate, 3),
-                "achieved_rate": round(ps.achieved_rate, 3),
+                "target_rate": rate(ps.target_rate),
+                "achieved_rate": rate(ps.achieved_rate),
                 "service": _latency(ps.service),
                 "lag": _latency(ps.lag),
                 "late": ps.late,
@@ -136,3 +146,24 @@ def summary_dict(run: run_pb2.Run) -> dict[str, Any]:
         }
     order = ["run_id", "name", "state", "reason", "message"]
     return {k: out[k] for k in order} | {k: v for k, v in out.items() if k not in order}
+
+
+def series_row(p: common_pb2.SeriesPoint) -> dict[str, Any]:
+    """One second of the series (JSON and CSV exports): ``partial`` marks a second the
+    load did not cover in full; its ``qps`` is over ``duration_s``, the part it covered."""
+    return {
+        "second": p.second,
+        "phase": state_name(p.phase),
+        "end_time": p.end_time.ToJsonString() if p.HasField("end_time") else "",
+        "partial": p.partial,
+        "duration_s": round(p.duration.ToNanoseconds() / 1e9, 3),
+        "count": p.overall.count,
+        "errors": p.overall.errors,
+        "qps": rate(p.overall.qps),
+        "p50_ms": p.overall.p50_ms,
+        "p95_ms": p.overall.p95_ms,
+        "p99_ms": p.overall.p99_ms,
+        "max_ms": p.overall.max_ms,
+        "active_connections": p.active_connections,
+        "workers_active": p.workers_active,
+    }

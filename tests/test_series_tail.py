@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 import pytest
+from google.protobuf.duration_pb2 import Duration
 
 from controller import export
 from controller import lifecycle as lc
@@ -41,8 +42,8 @@ params = [{{ int = [1, 2] }}]
 """
 
 
-def seconds_of(d: object) -> float:
-    return d.ToNanoseconds() / 1e9  # type: ignore[attr-defined]
+def seconds_of(d: Duration) -> float:
+    return d.ToNanoseconds() / 1e9
 
 
 async def test_the_second_the_load_stopped_in_is_partial_and_rated_over_its_true_length(

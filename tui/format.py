@@ -278,23 +278,7 @@ def summary_dict(run: run_pb2.Run) -> dict[str, Any]:
     return out
 
 
-def series_row(p: common_pb2.SeriesPoint) -> dict[str, Any]:
-    return {
-        "second": p.second,
-        "phase": state_name(p.phase),
-        "end_time": p.end_time.ToJsonString() if p.HasField("end_time") else "",
-        "partial": p.partial,
-        "duration_s": round(seconds_of(p.duration), 3),
-        "count": p.overall.count,
-        "errors": p.overall.errors,
-        "qps": round(p.overall.qps, 3),
-        "p50_ms": p.overall.p50_ms,
-        "p95_ms": p.overall.p95_ms,
-        "p99_ms": p.overall.p99_ms,
-        "max_ms": p.overall.max_ms,
-        "active_connections": p.active_connections,
-        "workers_active": p.workers_active,
-    }
+series_row = report.series_row
 
 
 def export_json(run: run_pb2.Run, points: Iterable[common_pb2.SeriesPoint]) -> str:

@@ -18,7 +18,7 @@ from snowload.v1 import common_pb2, run_pb2
 from tui import format as fmt
 from tui.client import ControllerError
 from tui.screens.base import AppScreen
-from tui.widgets.plots import Line, LinePlot
+from tui.widgets.plots import Line, LinePlot, load_seconds
 from tui.widgets.tables import right, sync_rows
 
 A_COLOR = "cyan"
@@ -79,7 +79,7 @@ def overlay(sides: Sequence[tuple[str, str, Side]], metric: str) -> list[Line]:
     lines = []
     for label, color, side in sides:
         line = Line(label, color)
-        for x, p in aligned(side.points):
+        for x, p in aligned(load_seconds(side.points)):
             if metric == "qps":
                 line.xs.append(x)
                 line.ys.append(p.overall.qps)

@@ -1,6 +1,8 @@
 """Plots of a run's per-second series (textual-plotext): QPS and latency percentiles.
 
-The warmup is told apart twice: its QPS points are a series of their own colour, and a
+Only seconds the load covered in full are drawn (:func:`load_seconds`): the run's partial
+last second is in the totals and the exports, not on a rate curve. The warmup is told apart
+twice: its QPS points are a series of their own colour, and a
 vertical marker shows where the measurement starts. Under an open model (a target arrival
 rate) the QPS plot also draws the target rate of every second, and the latency plot the
 schedule lag p99 (how late queries started).
@@ -38,6 +40,17 @@ class Line:
     color: str
     xs: list[float] = field(default_factory=list)
     ys: list[float] = field(default_factory=list)
+
+
+def load_seconds(points: Sequence[common_pb2.SeriesPoint]) -> list[common_pb2.SeriesPoint]:
+    """The seconds to plot: not a partial one (the second the load stopped in, or one that
+    only drained queries in flight), which would read as a collapse of QPS and a jump of
+    the tail latency. (Runs stored before seconds were marked: their trailing seconds
+    without an active connection.)"""
+    shown = [p for p in points if not p.partial]
+    while shown and shown[-1].active_connections == 0 and shown[-1].phase in LOAD_PHASES:
+        shown.pop()
+    return shown
 
 
 def measurement_start(points: Sequence[common_pb2.SeriesPoint]) -> float | None:
@@ -200,6 +213,7 @@ class RunPlots(Horizontal):
     ) -> None:
         """``open_model``: the run's mode says so (seconds that carry a target rate say so
         too); ``target_rate``: the configured rate, for seconds that carry none."""
+        points = load_seconds(points)
         marker = measurement_start(points)
         self.open_model = open_model or any(p.target_rate > 0 for p in points)
         empty = "waiting for the first complete second"
