@@ -69,9 +69,8 @@ def short_count(n: float) -> str:
     for unit, scale in (("k", 1e3), ("M", 1e6), ("G", 1e9)):
         v = n / scale
         if abs(v) < 999.5 or unit == "G":
-            if abs(v) < 99.95:
-                return f"{v:.1f}{unit}"
-            return f"{v:.0f}{unit}"
+            digits = 2 if abs(v) < 9.995 else 1 if abs(v) < 99.95 else 0
+            return f"{v:.{digits}f}{unit}"
     return f"{n:.3g}"  # pragma: no cover (the loop always returns)
 
 

@@ -126,7 +126,7 @@ def shows(tokens: list[str], value: float, *, full: str) -> bool:
         return True
     for token in tokens:
         parsed = figure(token)
-        if parsed is not None and token[-1] in "kMG" and abs(parsed - value) <= 0.005 * value:
+        if parsed is not None and token[-1] in "kMG" and abs(parsed - value) <= 0.006 * value:
             return True
     return False
 

@@ -57,7 +57,7 @@ def log_text(log: RichLog) -> str:
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("SNOWLOAD_HOME", str(tmp_path))
-    monkeypatch.chdir(tmp_path)  # where the Detail screen exports
+    monkeypatch.chdir(tmp_path)
     return tmp_path
 
 
@@ -193,7 +193,7 @@ async def test_launch_watch_find_detail_export_and_compare(home: Path) -> None:
             assert [line.label for line in overlay.lines] == ["A", "B"]
             app.save_screenshot("compare.svg", str(shots))
 
-            # -- Detail of A: tables, SLO, enrichment; export JSON in the cwd
+            # -- Detail of A: tables, SLO, enrichment; export JSON to the data directory
             await pilot.press("escape")
             assert app.screen is runs
             table.move_cursor(row=[k.value for k in table.rows].index(run_a))
@@ -226,7 +226,7 @@ async def test_launch_watch_find_detail_export_and_compare(home: Path) -> None:
             await pilot.press("e")
             await until(pilot, lambda: detail.exported is not None, 10, "the export")
             exported = detail.exported
-            assert exported is not None and exported.parent == home
+            assert exported is not None and exported.parent == home / "exports"
             data = json.loads(exported.read_text(encoding="utf-8"))
             assert data["run_id"] == run_a and data["state"] == "COMPLETED"
             assert data["phases"]["MEASUREMENT"]["by_kind"]["lookup"]["count"] > 0

@@ -473,3 +473,41 @@ def test_live_screen_find_max(snap_compare: SnapCompare) -> None:
     model = find_max_model()
     app, before = app_showing(lambda: LiveScreen(model.run_id, model=model))
     assert snap_compare(app, terminal_size=SIZE, run_before=before)
+
+
+# ------------------------------------------------------------------ an 80 x 24 terminal
+
+NARROW = (80, 24)
+
+
+def narrow_runs() -> list[run_pb2.Run]:
+    runs = [
+        run(run_id="c41d9e07aa52", name="orders-mix", state=fmt.MEASUREMENT, created=T0 + 3600),
+        run(run_id="3f9a1c2b7d10", created=T0 + 1800),
+        run(run_id="9b2e4f6a8c01", qps=3_950_000.0, latency=1.6, errors=12_345, created=T0 + 900),
+        run(run_id="77aa01bc3d4e", name="checkout", state=fmt.FAILED, created=T0),
+    ]
+    runs[3].reason = "setup_failed"
+    runs[3].ClearField("summary")
+    return runs
+
+
+def test_runs_screen_80x24(snap_compare: SnapCompare) -> None:
+    """QPS, p95, errors and SLO in view (millions abbreviated), the footer whole."""
+    app, before = app_showing(lambda: RunsScreen(narrow_runs()))
+    assert snap_compare(app, terminal_size=NARROW, run_before=before, press=["down", "space"])
+
+
+def test_live_screen_80x24(snap_compare: SnapCompare) -> None:
+    """Title and timeline wrapped, the KPIs in a grid, lower plots; the tables below."""
+    model = live_model(final=False)
+    app, before = app_showing(lambda: LiveScreen(model.run_id, model=model))
+    assert snap_compare(app, terminal_size=NARROW, run_before=before)
+
+
+def test_detail_screen_80x24(snap_compare: SnapCompare) -> None:
+    """The phase summary leaves out duration and error rate rather than cut a figure."""
+    done = run()
+    points = series()
+    app, before = app_showing(lambda: DetailScreen(done.run_id, run=done, points=points))
+    assert snap_compare(app, terminal_size=NARROW, run_before=before)

@@ -35,6 +35,10 @@ class SnowloadApp(App[None]):
     start; with ``offline=True`` it talks to nothing (screens then show fixed data)."""
 
     TITLE = "snowload"
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
+    """Screens narrower than 100 columns stack side-by-side tables and grid their KPIs."""
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (36, "-tall")]
+    """Screens shorter than 36 rows draw lower plots."""
     ENABLE_COMMAND_PALETTE = True
     BINDINGS = [
         Binding("l", "launch", "Launch"),
@@ -63,6 +67,11 @@ class SnowloadApp(App[None]):
         self.connection_status = (
             "offline" if offline else f"connecting to {self.address}…" if self.address else ""
         )
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The footer leaves out the screen you are on."""
+        here = {"runs": RunsScreen, "launch": LaunchScreen}.get(action)
+        return here is None or not isinstance(self.screen, here)
 
     # -- connection ------------------------------------------------------------------------
 

@@ -111,6 +111,24 @@ def fmt_qps(v: float) -> str:
     return f"{v:,.1f}" if abs(v) < 100 else f"{v:,.0f}"
 
 
+def fmt_short(v: float) -> str:
+    """A count or rate in at most 6 characters: ``12.5``, ``9,999``, ``12.3k``, ``1.23M``
+    (for narrow screens: a figure is abbreviated, never cut)."""
+    if not math.isfinite(v):
+        return "-"
+    a = abs(v)
+    if a < 100 and v != int(v):
+        return f"{v:.1f}"
+    if a < 10_000:
+        return f"{v:,.0f}"
+    for unit, scale in (("k", 1e3), ("M", 1e6), ("G", 1e9)):
+        x = v / scale
+        if abs(x) < 999.5 or unit == "G":
+            digits = 2 if abs(x) < 9.995 else 1 if abs(x) < 99.95 else 0
+            return f"{x:.{digits}f}{unit}"
+    return f"{v:.3g}"  # pragma: no cover (the loop always returns)
+
+
 def fmt_ms(v: float) -> str:
     """Milliseconds with about three significant digits."""
     if not math.isfinite(v):
@@ -174,6 +192,13 @@ def fmt_time(ts: Timestamp, *, date: bool = True) -> str:
         return "-"
     when = datetime.fromtimestamp(ts.seconds + ts.nanos / 1e9)
     return when.strftime("%Y-%m-%d %H:%M:%S" if date else "%H:%M:%S")
+
+
+def fmt_time_short(ts: Timestamp) -> str:
+    """A timestamp in local time without the year and seconds: ``01-15 10:30``."""
+    if ts.seconds == 0 and ts.nanos == 0:
+        return "-"
+    return datetime.fromtimestamp(ts.seconds + ts.nanos / 1e9).strftime("%m-%d %H:%M")
 
 
 def fmt_clock(epoch_s: float) -> str:

@@ -433,7 +433,7 @@ class LiveModel:
                 Kpi("p95 ms", fmt.fmt_ms(o.p95_ms)),
                 Kpi("p99 ms", fmt.fmt_ms(o.p99_ms)),
                 errors,
-                Kpi("connections", f"- / {conns_planned}"),
+                Kpi("conns", f"- / {conns_planned}"),
             ]
         if prog is None:
             labels = ["QPS now", "QPS 10s", "QPS 30s", "p50 ms", "p95 ms", "p99 ms"]
@@ -442,7 +442,7 @@ class LiveModel:
                 labels += ["late /s", "dropped/s"]
             elif found is not None:
                 labels[2] = "level"
-            return [Kpi(label, "-") for label in (*labels, "errors", "connections")][:9]
+            return [Kpi(label, "-") for label in (*labels, "errors", "conns")][:9]
         rate = prog.errors / prog.count if prog.count else 0.0
         errors = Kpi("errors", f"{fmt.fmt_rate(rate)} ({prog.errors:,})")
         if self.open_model:
@@ -472,7 +472,7 @@ class LiveModel:
             Kpi("p95 ms", fmt.fmt_ms(prog.p95_ms)),
             Kpi("p99 ms", fmt.fmt_ms(prog.p99_ms)),
             errors,
-            Kpi("connections", f"{prog.active_connections} / {conns_planned}"),
+            Kpi("conns", f"{prog.active_connections} / {conns_planned}"),
         ]
 
     def slo_live(self) -> list[LiveSlo] | None:

@@ -8,252 +8,57 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from rich.text import Text
-from textual import work
+from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
 
-from snowload import hdr
+from snowload.targets import data_dir
 from snowload.v1 import common_pb2, run_pb2
 from tui import format as fmt
 from tui.client import ControllerError
 from tui.live_model import open_phase_kpis
 from tui.screens.base import AppScreen
+from tui.screens.detail_view import (
+    KIND_COLUMNS,
+    PERCENTILE_COLUMNS,
+    PHASE_COLUMNS,
+    SERVER_COLUMNS,
+    VERDICT_COLUMNS,
+    enrichment_status,
+    extra_text,
+    header_text,
+    kind_rows,
+    percentile_rows,
+    phase_rows,
+    server_rows,
+)
 from tui.widgets.findmax import FindMaxPanel
 from tui.widgets.kpi import KpiBar
 from tui.widgets.plots import RunPlots
-from tui.widgets.tables import right, stats_cells, sync_rows, verdict_rows
+from tui.widgets.tables import fit_rows, sync_rows, verdict_rows
 
-PHASE_COLUMNS = (
-    ("phase", "phase"),
-    ("duration", "duration"),
-    ("count", "count"),
-    ("errors", "errors"),
-    ("error rate", "rate"),
-    ("QPS", "qps"),
-    ("p50 ms", "p50"),
-    ("p95 ms", "p95"),
-    ("p99 ms", "p99"),
-    ("max ms", "max"),
-)
-KIND_COLUMNS = (
-    ("phase", "phase"),
-    ("query", "kind"),
-    ("count", "count"),
-    ("errors", "errors"),
-    ("QPS", "qps"),
-    ("p50 ms", "p50"),
-    ("p95 ms", "p95"),
-    ("p99 ms", "p99"),
-    ("max ms", "max"),
-)
-PERCENTILE_COLUMNS = (
-    ("phase", "phase"),
-    ("query", "kind"),
-    *((f"p{p:g} ms", f"p{p:g}") for p in hdr.SPECTRUM),
-    ("max ms", "max"),
-)
-SERVER_COLUMNS = (
-    ("phase", "phase"),
-    ("query", "kind"),
-    ("calls", "calls"),
-    ("matched", "matched"),
-    ("total p50", "total50"),
-    ("total p95", "total95"),
-    ("exec p50", "exec50"),
-    ("exec p95", "exec95"),
-    ("compile p50", "compile50"),
-    ("queued p95", "queued95"),
-    ("mean ± sd", "mean"),
-    ("client - server p50", "overhead50"),
-)
-VERDICT_COLUMNS = (
-    ("scope", "scope"),
-    ("metric", "metric"),
-    ("limit", "limit"),
-    ("actual", "actual"),
-    ("verdict", "verdict"),
-)
+__all__ = ["DetailScreen", "export_path", "header_text", "write_export"]
+
+EXPORT_NOTICE_S = 15.0
+"""How long the notice that says where an export went stays up."""
 
 
-def phase_rows(run: run_pb2.Run) -> list[tuple[str, list[Any]]]:
-    rows: list[tuple[str, list[Any]]] = []
-    for ps in run.summary.phases:
-        name = fmt.state_name(ps.phase)
-        cells = stats_cells(ps.overall)
-        rows.append(
-            (
-                name,
-                [
-                    name,
-                    right(fmt.fmt_seconds(fmt.seconds_of(ps.duration))),
-                    cells[0],
-                    cells[1],
-                    right(fmt.fmt_rate(fmt.error_rate(ps.overall))),
-                    *cells[2:],
-                ],
-            )
-        )
-    return rows
-
-
-def kind_rows(run: run_pb2.Run) -> list[tuple[str, list[Any]]]:
-    rows: list[tuple[str, list[Any]]] = []
-    # the measurement first: it is what counts
-    phases = sorted(run.summary.phases, key=lambda p: p.phase != fmt.MEASUREMENT)
-    for ps in phases:
-        name = fmt.state_name(ps.phase)
-        for kind, s in sorted(ps.by_kind.items()):
-            rows.append((f"{name}/{kind}", [name, kind, *stats_cells(s)]))
-    return rows
-
-
-def percentile_rows(
-    histograms: run_pb2.GetRunHistogramsResponse,
-) -> list[tuple[str, list[Any]]]:
-    """MEASUREMENT first, every kind merged ('all') first within a phase."""
-    rows: list[tuple[str, list[Any]]] = []
-    items = sorted(histograms.phases, key=lambda h: (h.phase != fmt.MEASUREMENT, h.phase, h.kind))
-    for h in items:
-        spectrum = hdr.spectrum(h.histogram)
-        if not spectrum:
-            continue
-        name, kind = fmt.state_name(h.phase), h.kind or "all"
-        cells = [right(fmt.fmt_ms(spectrum[f"p{p:g}"])) for p in hdr.SPECTRUM]
-        rows.append((f"{name}/{kind}", [name, kind, *cells, right(fmt.fmt_ms(spectrum["max"]))]))
-    return rows
-
-
-def _ms(stats: common_pb2.LatencyStats, field: str) -> Text:
-    return right(fmt.fmt_ms(float(getattr(stats, field))) if stats.count else "-")
-
-
-def server_rows(run: run_pb2.Run) -> list[tuple[str, list[Any]]]:
-    """Server-side timings (Run.server), in milliseconds, per phase and query kind."""
-    rows: list[tuple[str, list[Any]]] = []
-    for i, t in enumerate(run.server.timings):
-        mean = (
-            f"{fmt.fmt_ms(t.mean_ms)} ± {fmt.fmt_ms(t.stddev_ms)}"
-            if t.mean_ms or t.stddev_ms
-            else "-"
-        )
-        rows.append(
-            (
-                f"t{i}",
-                [
-                    fmt.state_name(t.phase),
-                    t.kind,
-                    right(f"{t.calls:,}"),
-                    right(f"{t.matched:,}"),
-                    _ms(t.total, "p50_ms"),
-                    _ms(t.total, "p95_ms"),
-                    _ms(t.execution, "p50_ms"),
-                    _ms(t.execution, "p95_ms"),
-                    _ms(t.compilation, "p50_ms"),
-                    _ms(t.queued, "p95_ms"),
-                    right(mean),
-                    _ms(t.app_overhead, "p50_ms"),
-                ],
-            )
-        )
-    return rows
-
-
-def enrichment_status(run: run_pb2.Run) -> tuple[str, str]:
-    """(status, message): Run.server when the controller fills it, else Run.enrichment."""
-    if run.HasField("server") and run.server.status:
-        return fmt.enrichment_name(run.server.status), run.server.message
-    return fmt.enrichment_name(run.enrichment), ""
-
-
-def header_text(run: run_pb2.Run) -> Text:
-    text = Text()
-    text.append(run.name or "(unnamed)", "bold")
-    text.append(f" · run {run.run_id} · {run.target} · {fmt.mode_name(run.mode)} · ")
-    text.append(f"{run.workers} worker(s) x {run.connections} connections   ")
-    style = "bold green" if run.state == fmt.COMPLETED else "bold red"
-    if not fmt.is_terminal(run.state):
-        style = "bold cyan"
-    text.append(fmt.state_name(run.state), style)
-    if run.reason:
-        text.append(f" ({run.reason})", style)
-    if run.message:
-        text.append(f": {run.message}")
-    took = fmt.run_duration_s(run)
-    text.append(
-        f"\ncreated {fmt.fmt_time(run.create_time)} · started {fmt.fmt_time(run.start_time)}"
-        f" · ended {fmt.fmt_time(run.end_time)}"
-        + (f" · took {fmt.fmt_seconds(took)}" if took is not None else ""),
-        "dim",
-    )
-    text.append("\nSLO ")
-    if run.slo:
-        failed = sum(1 for v in run.slo if not v.passed)
-        if failed:
-            text.append(f"FAILED ({failed} of {len(run.slo)} limits)", "bold red")
-        else:
-            text.append(f"passed ({len(run.slo)} limits)", "green")
-    else:
-        text.append("-", "dim")
-    status, message = enrichment_status(run)
-    text.append(" · enrichment ")
-    text.append(status, "bold")
-    if message:
-        text.append(f" ({message})", "dim")
-    count = len(run.server.timings)
-    text.append(f" · server-side timings: {count} row(s)" if count else " · no server-side timings")
-    if run.degraded:
-        text.append("  DEGRADED", "bold yellow")
-    if run.warnings:
-        text.append(f"  {len(run.warnings)} warning(s)", "yellow")
-    return text
-
-
-def extra_text(run: run_pb2.Run) -> Text:
-    """The phase events, the workers and the error samples."""
-    text = Text()
-    if run.events:
-        text.append("phases\n", "bold")
-        events = list(run.events)
-        for i, e in enumerate(events):
-            nxt = events[i + 1] if i + 1 < len(events) else None
-            took = (
-                fmt.fmt_seconds(fmt.ts_seconds(nxt.event_time) - fmt.ts_seconds(e.event_time))
-                if nxt is not None
-                else ""
-            )
-            line = f"  {fmt.fmt_time(e.event_time, date=False)}  {fmt.state_name(e.state):<12}"
-            text.append(line + f" {took:>7}" + (f"  {e.reason}" if e.reason else "") + "\n")
-    if run.run_workers:
-        text.append("\nworkers\n", "bold")
-        for w in run.run_workers:
-            text.append(
-                f"  {w.index} {w.worker_id} on {w.host}: {w.connections} conns, "
-                f"{w.count:,} queries, {w.errors:,} errors, {w.intervals} intervals"
-                + (" LOST" if w.lost else "")
-                + "\n",
-                "bold red" if w.lost else "",
-            )
-    if run.warnings:
-        text.append("\nwarnings\n", "bold yellow")
-        for warning in run.warnings:
-            text.append(f"  {warning}\n", "yellow")
-    if run.error_samples:
-        text.append("\nerrors\n", "bold")
-        for sample in run.error_samples:
-            text.append(f"  [{sample.category}] {sample.message}\n", "red")
-    return text
+def export_dir() -> Path:
+    """Where ``e`` writes: ``exports/`` in the snowload data directory (next to the results
+    database), whatever directory the TUI was started from."""
+    return data_dir() / "exports"
 
 
 def export_path(run_id: str, directory: Path | None = None) -> Path:
-    return (directory or Path.cwd()) / f"snowload-run-{run_id}.json"
+    return (directory or export_dir()).resolve() / f"snowload-run-{run_id}.json"
 
 
 def write_export(path: Path, run: run_pb2.Run, points: Sequence[common_pb2.SeriesPoint]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(fmt.export_json(run, points), encoding="utf-8")
     return path
 
@@ -261,11 +66,24 @@ def write_export(path: Path, run: run_pb2.Run, points: Sequence[common_pb2.Serie
 class DetailScreen(AppScreen):
     DEFAULT_CSS = """
     DetailScreen #detail-title {
-        height: 3;
+        height: auto;
+        min-height: 3;
         padding: 0 1;
     }
     DetailScreen RunPlots {
         height: 13;
+    }
+    DetailScreen.-short RunPlots {
+        height: 10;
+    }
+    DetailScreen.-short #detail-tabs {
+        min-height: 10;
+    }
+    DetailScreen.-narrow #open-kpis {
+        layout: grid;
+        grid-size: 4;
+        grid-rows: 3;
+        height: auto;
     }
     DetailScreen #open-kpis {
         margin: 0 1;
@@ -296,10 +114,11 @@ class DetailScreen(AppScreen):
         padding: 0 1;
     }
     """
+    AUTO_FOCUS = ""
     BINDINGS = [
         Binding("e", "export", "Export JSON"),
         Binding("n", "next_tab", "Next tab"),
-        Binding("r", "reload", "Reload"),
+        Binding("r", "reload", "Reload", show=False),
         Binding("escape", "back", "Back"),
     ]
 
@@ -347,21 +166,27 @@ class DetailScreen(AppScreen):
         yield Footer()
 
     def on_mount(self) -> None:
-        for table_id, columns, title in (
-            ("phases", PHASE_COLUMNS, "phase summary"),
-            ("kinds", KIND_COLUMNS, "per query kind"),
-            ("percentiles", PERCENTILE_COLUMNS, "tail latency, from the stored histograms"),
-            ("slo", VERDICT_COLUMNS, "SLO"),
-            ("server", SERVER_COLUMNS, "server-side timings (ms)"),
+        for table_id, title in (
+            ("phases", "phase summary"),
+            ("kinds", "per query kind"),
+            ("percentiles", "tail latency, from the stored histograms"),
+            ("slo", "SLO"),
+            ("server", "server-side timings (ms)"),
         ):
-            table = self.query_one(f"#{table_id}", DataTable)
-            table.border_title = title
-            for label, key in columns:
-                table.add_column(label, key=key)
+            self.query_one(f"#{table_id}", DataTable).border_title = title
+        slo = self.query_one("#slo", DataTable)
+        for label, key in VERDICT_COLUMNS:
+            slo.add_column(label, key=key)
+        # the per-kind table takes the focus without scrolling the title out of view
+        self.query_one("#kinds", DataTable).focus(scroll_visible=False)
         if self.frozen:
             self.render_run()
         else:
             self._load()
+
+    def on_resize(self, _event: events.Resize) -> None:
+        # the tables choose their columns for their laid-out width
+        self.call_after_refresh(self.render_run)
 
     @work(exclusive=True, group="detail-load")
     async def _load(self) -> None:
@@ -405,8 +230,8 @@ class DetailScreen(AppScreen):
         panel.display = fmt.is_find_max(run)
         if panel.display:
             panel.show(run.find_max, ended=fmt.is_terminal(run.state))
-        sync_rows(self.query_one("#phases", DataTable), phase_rows(run))
-        sync_rows(self.query_one("#kinds", DataTable), kind_rows(run))
+        fit_rows(self.query_one("#phases", DataTable), PHASE_COLUMNS, phase_rows(run))
+        fit_rows(self.query_one("#kinds", DataTable), KIND_COLUMNS, kind_rows(run))
         slo = self.query_one("#slo", DataTable)
         if run.slo:
             slo.border_title = "SLO " + ("passed" if run.slo_passed else "FAILED")
@@ -416,7 +241,7 @@ class DetailScreen(AppScreen):
         self.query_one("#extra", Static).update(extra_text(run))
         server = self.query_one("#server", DataTable)
         server.display = bool(run.server.timings)
-        sync_rows(server, server_rows(run))
+        fit_rows(server, SERVER_COLUMNS, server_rows(run))
         status, message = enrichment_status(run)
         note = f"enrichment {status}" + (f": {message}" if message else "")
         if not run.server.timings:
@@ -431,7 +256,7 @@ class DetailScreen(AppScreen):
         note.display = self.histograms is None
         note.update(self.histograms_note)
         if self.histograms is not None:
-            sync_rows(table, percentile_rows(self.histograms))
+            fit_rows(table, PERCENTILE_COLUMNS, percentile_rows(self.histograms))
 
     def action_next_tab(self) -> None:
         tabs = self.query_one("#detail-tabs", TabbedContent)
@@ -458,4 +283,8 @@ class DetailScreen(AppScreen):
             self.notify(f"cannot write {path}: {exc.strerror}", severity="error")
             return
         self.exported = path
-        self.notify(f"exported to {path}", title="Export")
+        self.notify(
+            f"Run {run.run_id} (summary and per-second series) written to\n{path}",
+            title="Exported as JSON",
+            timeout=EXPORT_NOTICE_S,
+        )

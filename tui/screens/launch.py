@@ -222,6 +222,8 @@ class LaunchScreen(AppScreen):
         options.add_options([Option(f, id=f) for f in files])
         if not files:
             options.add_option(Option("(no examples/*.toml here)", disabled=True))
+        elif not self.path:
+            options.highlighted = 0  # the first file is chosen (and previewed) until another is
 
     @on(OptionList.OptionSelected, "#files")
     @on(OptionList.OptionHighlighted, "#files")

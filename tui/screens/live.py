@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import grpc
 from rich.text import Text
-from textual import work
+from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
@@ -31,7 +32,7 @@ from tui.watcher import follow_run
 from tui.widgets.findmax import FindMaxPanel
 from tui.widgets.kpi import KpiBar
 from tui.widgets.plots import RunPlots
-from tui.widgets.tables import right, stats_cells, sync_rows, verdict_rows
+from tui.widgets.tables import Column, fit_rows, right, stats_cells, sync_rows, verdict_rows
 from tui.widgets.timeline import PhaseTimeline
 
 LEVEL_STYLE = {
@@ -42,25 +43,26 @@ LEVEL_STYLE = {
     Level.ERROR: "red",
 }
 KIND_COLUMNS = (
-    ("query", "kind"),
-    ("count", "count"),
-    ("errors", "errors"),
-    ("QPS", "qps"),
-    ("p50 ms", "p50"),
-    ("p95 ms", "p95"),
-    ("p99 ms", "p99"),
-    ("max ms", "max"),
+    Column("query", "kind"),
+    Column("count", "count"),
+    Column("errors", "errors"),
+    Column("QPS", "qps"),
+    Column("p50 ms", "p50", drop=1),
+    Column("p95 ms", "p95"),
+    Column("p99 ms", "p99"),
+    Column("max ms", "max", drop=2),
 )
 WORKER_COLUMNS = (
-    ("worker", "id"),
-    ("host", "host"),
-    ("state", "state"),
-    ("heartbeat", "hb"),
-    ("conns", "conns"),
-    ("CPU", "cpu"),
-    ("RSS", "rss"),
-    ("clock offset", "offset"),
+    Column("worker", "id"),
+    Column("host", "host", drop=3),
+    Column("state", "state"),
+    Column("heartbeat", "hb", drop=1),
+    Column("conns", "conns"),
+    Column("CPU", "cpu"),
+    Column("RSS", "rss", drop=2),
+    Column("clock offset", "offset", drop=4),
 )
+"""On a narrow screen the least needed columns go first (``drop``), figures stay whole."""
 SLO_COLUMNS = (
     ("scope", "scope"),
     ("metric", "metric"),
@@ -125,9 +127,17 @@ def slo_rows(model: LiveModel) -> list[tuple[str, list[Any]]]:
 
 
 def worker_rows(model: LiveModel) -> list[tuple[str, list[Any]]]:
+    """Each worker as its heartbeats show it; once the run has ended, its final state in
+    the run (FINISHED, or LOST), not the DRAINING of its last heartbeat."""
     rows: list[tuple[str, list[Any]]] = []
+    ended = model.terminal
+    lost_in_run = {
+        w.worker_id for w in (model.run.run_workers if model.run is not None else ()) if w.lost
+    }
     for w in model.workers:
-        state = fmt.worker_state_name(w.state) if w.connected else "LOST"
+        lost = not w.connected or w.worker_id in lost_in_run
+        state = "LOST" if lost else "FINISHED" if ended else fmt.worker_state_name(w.state)
+        style = "bold red" if lost else "green" if ended else ""
         offset_ms = fmt.seconds_of(w.clock_offset) * 1000
         rows.append(
             (
@@ -135,9 +145,9 @@ def worker_rows(model: LiveModel) -> list[tuple[str, list[Any]]]:
                 [
                     w.worker_id,
                     w.host,
-                    Text(state, "bold red" if not w.connected else ""),
-                    right(f"{fmt.seconds_of(w.heartbeat_age):.1f}s"),
-                    right(str(w.active_connections)),
+                    Text(state, style),
+                    right("-" if ended else f"{fmt.seconds_of(w.heartbeat_age):.1f}s"),
+                    right("-" if ended else str(w.active_connections)),
                     right(f"{w.cpu_percent:.0f}%"),
                     right(fmt.fmt_bytes(w.rss_bytes)),
                     right(f"{offset_ms:+.1f} ms"),
@@ -145,6 +155,14 @@ def worker_rows(model: LiveModel) -> list[tuple[str, list[Any]]]:
             )
         )
     return rows
+
+
+def stop_refused_text(run: run_pb2.Run) -> str:
+    """Why a stop did nothing: the run ended (or is ending) on its own."""
+    state = fmt.state_name(run.state) + (f", {run.reason}" if run.reason else "")
+    if fmt.is_terminal(run.state):
+        return f"Run {run.run_id} has already ended ({state}): there is nothing to stop."
+    return f"Run {run.run_id} is already finishing ({state}): its load has stopped."
 
 
 def title_text(model: LiveModel, run: run_pb2.Run) -> Text:
@@ -170,7 +188,7 @@ def title_text(model: LiveModel, run: run_pb2.Run) -> Text:
 class LiveScreen(AppScreen):
     DEFAULT_CSS = """
     LiveScreen #live-title {
-        height: 1;
+        height: auto;
         padding: 0 1;
         text-style: bold;
     }
@@ -202,9 +220,31 @@ class LiveScreen(AppScreen):
     LiveScreen.find-max RunPlots {
         height: 11;
     }
+    LiveScreen.-short RunPlots {
+        height: 10;
+    }
+    LiveScreen.-narrow KpiBar {
+        layout: grid;
+        grid-size: 5;
+        grid-rows: 3;
+        height: auto;
+    }
+    LiveScreen.-narrow .row {
+        layout: vertical;
+        height: auto;
+    }
+    LiveScreen.-narrow .row > * {
+        width: 1fr;
+        height: auto;
+        max-height: 12;
+    }
+    LiveScreen.-narrow #events {
+        height: 10;
+    }
     """
-    AUTO_FOCUS = "#kinds"
-    """Not the first table in the DOM: that is the (often hidden) find_max steps table."""
+    AUTO_FOCUS = ""
+    """The per-kind table takes the focus on mount, without scrolling the screen to it
+    (on a short terminal that would hide the title and the KPIs)."""
     BINDINGS = [
         Binding("s", "stop", "Stop run"),
         Binding("d", "detail", "Details"),
@@ -244,19 +284,22 @@ class LiveScreen(AppScreen):
         yield Footer()
 
     def on_mount(self) -> None:
-        for table_id, columns, title in (
-            ("kinds", KIND_COLUMNS, "per query kind"),
-            ("workers", WORKER_COLUMNS, "workers"),
-            ("slo", SLO_COLUMNS, "SLO"),
-        ):
-            table = self.query_one(f"#{table_id}", DataTable)
-            table.border_title = title
-            for label, key in columns:
-                table.add_column(label, key=key)
+        self.query_one("#kinds", DataTable).border_title = "per query kind"
+        self.query_one("#workers", DataTable).border_title = "workers"
+        slo = self.query_one("#slo", DataTable)
+        slo.border_title = "SLO"
+        for label, key in SLO_COLUMNS:
+            slo.add_column(label, key=key)
         self.query_one("#events", RichLog).border_title = "events"
+        # not the first table in the DOM: that is the (often hidden) find_max steps table
+        self.query_one("#kinds", DataTable).focus(scroll_visible=False)
         self.render_model()
         if not self.frozen:
             self._follow()
+
+    def on_resize(self, _event: events.Resize) -> None:
+        # the tables choose their columns for their laid-out width
+        self.call_after_refresh(self.render_model)
 
     # -- the stream ---------------------------------------------------------------------
 
@@ -289,8 +332,8 @@ class LiveScreen(AppScreen):
         phase, by_kind = model.by_kind()
         kinds = self.query_one("#kinds", DataTable)
         kinds.border_title = f"per query kind · {phase}" if phase else "per query kind"
-        sync_rows(kinds, kind_rows(by_kind))
-        sync_rows(self.query_one("#workers", DataTable), worker_rows(model))
+        fit_rows(kinds, KIND_COLUMNS, kind_rows(by_kind))
+        fit_rows(self.query_one("#workers", DataTable), WORKER_COLUMNS, worker_rows(model))
         slo = self.query_one("#slo", DataTable)
         if run is not None and run.slo:
             slo.border_title = "SLO " + ("passed" if run.slo_passed else "FAILED")
@@ -369,8 +412,12 @@ class LiveScreen(AppScreen):
         )
 
     def _confirmed(self, stop: bool | None) -> None:
-        if stop:
-            self._stop()
+        if not stop:
+            return
+        if self.model.terminal and self.model.run is not None:
+            self._nothing_to_stop(self.model.run)  # it ended while the question was open
+            return
+        self._stop()
 
     @work(group="live-stop")
     async def _stop(self) -> None:
@@ -380,9 +427,19 @@ class LiveScreen(AppScreen):
         try:
             await client.stop_run(self.run_id)
         except ControllerError as exc:
+            if exc.code is grpc.StatusCode.FAILED_PRECONDITION:
+                # it ended (or is ending) on its own between the question and the answer
+                try:
+                    self._nothing_to_stop(await client.get_run(self.run_id))
+                    return
+                except ControllerError:
+                    pass
             self.notify(str(exc), title="StopRun failed", severity="error")
             return
         self.notify(f"stop requested for run {self.run_id}")
+
+    def _nothing_to_stop(self, run: run_pb2.Run) -> None:
+        self.notify(stop_refused_text(run), title="Nothing to stop")
 
     def action_detail(self) -> None:
         self.snowload.open_detail(self.run_id)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Input, Static
@@ -31,11 +31,24 @@ COLUMNS = (
     ("errors", "errors"),
     ("SLO", "slo"),
 )
+WIDE = 130
+"""From this many columns on, every column in full."""
+MEDIUM = 100
+"""From this many columns on, all but target and mode; below, the figures and the SLO
+before the start time and duration. Figures are abbreviated (k/M), never cut."""
+NARROW_OUT = frozenset({"target", "mode", "start", "duration"})
 STATE_STYLE = {
     fmt.COMPLETED: "green",
     fmt.FAILED: "bold red",
     fmt.CANCELLED: "yellow",
 }
+
+
+def columns_for(width: int) -> tuple[tuple[str, str], ...]:
+    if width >= WIDE:
+        return COLUMNS
+    out = NARROW_OUT if width < MEDIUM else frozenset({"target", "mode"})
+    return tuple(c for c in COLUMNS if c[1] not in out)
 
 
 def duration_text(run: run_pb2.Run) -> str:
@@ -45,23 +58,32 @@ def duration_text(run: run_pb2.Run) -> str:
     return "-" if fmt.is_terminal(run.state) else "running"
 
 
-def run_cells(run: run_pb2.Run, mark: str) -> list[Any]:
+def run_cells(run: run_pb2.Run, mark: str, width: int = WIDE) -> list[Any]:
+    """The cells of ``columns_for(width)``."""
     meas = fmt.measurement(run)
     slo = fmt.slo_text(run)
-    return [
-        Text(mark, style="bold reverse") if mark else "",
-        run.name,
-        run.run_id,
-        run.target,
-        fmt.mode_name(run.mode),
-        Text(fmt.state_text(run), style=STATE_STYLE.get(run.state, "bold cyan")),
-        fmt.fmt_time(run.create_time),
-        right(duration_text(run)),
-        right(fmt.fmt_qps(meas.overall.qps) if meas else "-"),
-        right(fmt.fmt_ms(meas.overall.p95_ms) if meas else "-"),
-        right(f"{meas.overall.errors:,}" if meas else "-"),
-        Text(slo, style="green" if slo == "pass" else "bold red" if slo == "FAIL" else ""),
-    ]
+    wide = width >= WIDE
+    number = fmt.fmt_qps if wide else fmt.fmt_short
+    state = fmt.state_text(run) if width >= MEDIUM else fmt.state_name(run.state)
+    cells = {
+        "mark": Text(mark, style="bold reverse") if mark else "",
+        "name": run.name,
+        "run_id": run.run_id,
+        "target": run.target,
+        "mode": fmt.mode_name(run.mode),
+        "state": Text(state, style=STATE_STYLE.get(run.state, "bold cyan")),
+        "start": fmt.fmt_time(run.create_time) if wide else fmt.fmt_time_short(run.create_time),
+        "duration": right(duration_text(run)),
+        "qps": right(number(meas.overall.qps) if meas else "-"),
+        "p95": right(fmt.fmt_ms(meas.overall.p95_ms) if meas else "-"),
+        "errors": right(
+            (f"{meas.overall.errors:,}" if wide else fmt.fmt_short(meas.overall.errors))
+            if meas
+            else "-"
+        ),
+        "slo": Text(slo, style="green" if slo == "pass" else "bold red" if slo == "FAIL" else ""),
+    }
+    return [cells[key] for _, key in columns_for(width)]
 
 
 def matches(run: run_pb2.Run, words: Sequence[str]) -> bool:
@@ -77,6 +99,12 @@ def matches(run: run_pb2.Run, words: Sequence[str]) -> bool:
         )
     ).lower()
     return all(w in hay for w in words)
+
+
+class RunsTable(DataTable[Any]):
+    """The runs; Enter opens the one under the cursor (and the footer says so)."""
+
+    BINDINGS = [Binding("enter", "select_cursor", "Open run")]
 
 
 class RunsScreen(AppScreen):
@@ -99,11 +127,11 @@ class RunsScreen(AppScreen):
     }
     """
     BINDINGS = [
-        Binding("enter", "open", "Open"),
+        Binding("enter", "open", "Open run"),
         Binding("space", "mark", "Mark A/B"),
         Binding("c", "compare", "Compare"),
         Binding("slash", "filter", "Filter"),
-        Binding("r", "refresh", "Refresh"),
+        Binding("r", "refresh", "Refresh", show=False),  # (it refreshes every 2 s anyway)
         Binding("escape", "clear_filter", "Clear filter", show=False),
     ]
     REFRESH_S = 2.0
@@ -116,23 +144,42 @@ class RunsScreen(AppScreen):
         self.marked: list[str] = []
         self.words: list[str] = []
         self.reachable: bool | None = None
+        self._columns: tuple[tuple[str, str], ...] = ()
+        self._width = WIDE
+        self._prefix = ""
 
     def compose(self) -> ComposeResult:
         yield Header()
         yield Input(placeholder="filter: name, run id, state, target…  ( / )", id="filter")
-        yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
+        yield RunsTable(id="runs", cursor_type="row", zebra_stripes=True)
         yield Static("", id="runs-status", markup=False)
         yield Footer()
 
     def on_mount(self) -> None:
+        self._set_columns(self.app.size.width)
         table = self.query_one("#runs", DataTable)
-        for label, key in COLUMNS:
-            table.add_column(label, key=key)
         table.focus()
         self.render_runs()
         if not self.frozen:
             self.set_interval(self.REFRESH_S, self.refresh_runs)
             self.refresh_runs()
+
+    def on_resize(self, event: events.Resize) -> None:
+        if self._set_columns(event.size.width):
+            self.render_runs(self._prefix)
+
+    def _set_columns(self, width: int) -> bool:
+        """The columns for ``width`` (True if they changed)."""
+        columns = columns_for(width)
+        self._width = width
+        if columns == self._columns:
+            return False
+        self._columns = columns
+        table = self.query_one("#runs", DataTable)
+        table.clear(columns=True)
+        for label, key in columns:
+            table.add_column(label, key=key)
+        return True
 
     def on_screen_resume(self) -> None:
         if not self.frozen:
@@ -175,12 +222,13 @@ class RunsScreen(AppScreen):
         return [r for r in self.runs if matches(r, self.words)]
 
     def render_runs(self, prefix: str = "") -> None:
+        self._prefix = prefix
         table = self.query_one("#runs", DataTable)
         shown = self.visible_runs()
         rows = []
         for run in shown:
             mark = "AB"[self.marked.index(run.run_id)] if run.run_id in self.marked else ""
-            rows.append((run.run_id, run_cells(run, mark)))
+            rows.append((run.run_id, run_cells(run, mark, self._width)))
         sync_rows(table, rows)
         parts = [prefix] if prefix else []
         count = f"{len(shown)} of {len(self.runs)} runs" if self.words else f"{len(self.runs)} runs"

@@ -1,8 +1,10 @@
-"""DataTable helpers: update rows in place so cursor and scroll survive refreshes."""
+"""DataTable helpers: update rows in place so cursor and scroll survive refreshes; on a
+narrow screen, leave out the least needed columns rather than hide figures off the edge."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from rich.text import Text
@@ -35,6 +37,53 @@ def sync_rows(table: DataTable[Any], rows: Sequence[tuple[str, Sequence[Any]]]) 
         table.add_row(*cells, key=key)
     if cursor_key is not None and cursor_key in keys:
         table.move_cursor(row=keys.index(cursor_key), animate=False)
+
+
+@dataclass(frozen=True)
+class Column:
+    label: str
+    key: str
+    drop: int = 0
+    """0: always shown; else, when the table is too narrow for its figures, the column
+    with the highest ``drop`` goes first."""
+
+
+CELL_PADDING = 2
+
+
+def fit_rows(
+    table: DataTable[Any],
+    columns: Sequence[Column],
+    rows: Sequence[tuple[str, Sequence[Any]]],
+    width: int | None = None,
+) -> list[str]:
+    """Show ``rows`` (cells for every one of ``columns``) in the columns that fit the
+    table's width whole, leaving out droppable ones as needed; returns the shown keys."""
+    if width is None:
+        # before the first layout: the screen less a frame and a margin
+        width = table.scrollable_content_region.width or table.app.size.width - 4
+    widths = [
+        max([_text_width(c.label), *(_text_width(cells[i]) for _, cells in rows)]) + CELL_PADDING
+        for i, c in enumerate(columns)
+    ]
+    kept = list(range(len(columns)))
+    for _, i in sorted(((c.drop, i) for i, c in enumerate(columns) if c.drop), reverse=True):
+        if sum(widths[j] for j in kept) <= width:
+            break
+        kept.remove(i)
+    keys = [columns[i].key for i in kept]
+    if [str(k.value) for k in table.columns] != keys:
+        table.clear(columns=True)
+        for i in kept:
+            table.add_column(columns[i].label, key=columns[i].key)
+    sync_rows(table, [(key, [cells[i] for i in kept]) for key, cells in rows])
+    return keys
+
+
+def _text_width(value: Any) -> int:
+    if isinstance(value, Text):
+        return value.cell_len
+    return Text(str(value)).cell_len
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -49,11 +49,12 @@ def _timing(stage: Stage) -> str:
 
 
 class PhaseTimeline(Static):
-    """One line: every phase with its time, the current one highlighted, and the total."""
+    """Every phase with its time, the current one highlighted, and the total: one line,
+    wrapped on a narrow screen."""
 
     DEFAULT_CSS = """
     PhaseTimeline {
-        height: 3;
+        height: auto;
         padding: 0 1;
         border: round $primary 60%;
         border-title-color: $text-muted;
