@@ -16,8 +16,11 @@ from google.protobuf.duration_pb2 import Duration
 
 from controller import export
 from controller import lifecycle as lc
+from controller.metrics import RunMetrics
 from controller.server import Controller
+from snowload import hdr
 from snowload.report import summary_dict
+from snowload.v1 import common_pb2, control_pb2
 from tests.cluster import WorkerProcs, attached, read_traces, run_to_end, workload
 
 CONNECTIONS = 4
@@ -104,3 +107,76 @@ async def test_the_second_the_load_stopped_in_is_partial_and_rated_over_its_true
     # and the totals still count every query, the tail's included
     meas = summary_dict(run.to_proto())["phases"]["MEASUREMENT"]
     assert meas["count"] == sum(p.overall.count for p in points)
+
+
+T0_NS = 1_000_000_000_000
+SECOND = 1_000_000_000
+SKEW = {"a": 0, "b": 3_000_000}
+"""Worker b ticks 3 ms after worker a."""
+
+
+def interval(
+    k: int, count: int, *, start_ns: int, end_ns: int, last: bool = False
+) -> control_pb2.MetricsReport:
+    rep = control_pb2.MetricsReport(
+        run_id="r", interval_id=k, active_connections=0 if last else 4, last=last
+    )
+    rep.start_time.FromNanoseconds(start_ns)
+    rep.end_time.FromNanoseconds(end_ns)
+    h = hdr.new_histogram()
+    for i in range(count):
+        h.record_value(100 + i % 50)
+    kind = rep.kinds.add(kind="q", count=count, histogram=hdr.encode(h))
+    kind.phase = common_pb2.STATE_MEASUREMENT
+    return rep
+
+
+def two_workers(stop_ns: int, drain_ns: int, counts: dict[int, int]) -> RunMetrics:
+    """Workers a and b, ticking every second from T0 (b 3 ms later), the load stopped at
+    ``stop_ns``; a worker's last report runs from its last tick to the stop + drain."""
+    metrics = RunMetrics()
+    metrics.expect(list(SKEW))
+    for w, skew in SKEW.items():
+        k, start = 1, T0_NS + skew
+        while start + SECOND <= stop_ns:
+            metrics.add(w, interval(k, counts[k], start_ns=start, end_ns=start + SECOND))
+            k, start = k + 1, start + SECOND
+        if w == "a":
+            metrics.stop_load(stop_ns)
+        end = stop_ns + drain_ns
+        metrics.add(w, interval(k, counts[k], start_ns=start, end_ns=end, last=True))
+    metrics.settle()
+    return metrics
+
+
+def test_the_second_the_load_stopped_in_covers_up_to_the_stop() -> None:
+    """The stop 400 ms into second 3, 150 ms of drain: second 3's rate is its count over
+    0.4 s (not over the 0.55 s its reports span), and it is not a rolling second."""
+    stop = T0_NS + 2 * SECOND + 400_000_000
+    metrics = two_workers(stop, 150_000_000, {1: 1000, 2: 1000, 3: 410})
+    points = {p.second: p for p in metrics.series_protos()}
+    assert [points[s].partial for s in sorted(points)] == [False, False, True]
+    third = points[3]
+    assert third.duration.ToNanoseconds() == stop - (T0_NS + 2 * SECOND)  # 0.4 s
+    assert third.overall.count == 820
+    assert third.overall.qps == pytest.approx(820 / 0.4)
+    assert third.by_kind["q"].qps == pytest.approx(820 / 0.4)
+    full = [points[s] for s in (1, 2)]
+    full_rate = 4000 / sum(p.duration.ToNanoseconds() / 1e9 for p in full)
+    assert metrics.rolling_qps(10) == pytest.approx(full_rate)
+    latest = metrics.complete_point()
+    assert latest is not None and latest.second == 2
+
+
+def test_a_second_that_only_drained_has_no_length_and_no_rate() -> None:
+    """The stop 2 ms after worker a's second tick (before b's, 3 ms after it): second 2
+    is full, second 3 only drained the queries in flight: counted, 0 s long, 0 QPS."""
+    stop = T0_NS + 2 * SECOND + 2_000_000
+    metrics = two_workers(stop, 90_000_000, {1: 1000, 2: 1000, 3: 6})
+    points = {p.second: p for p in metrics.series_protos()}
+    assert [points[s].partial for s in sorted(points)] == [False, False, True]
+    assert points[2].duration.ToNanoseconds() == pytest.approx(SECOND, abs=3_000_000)
+    drained = points[3]
+    assert drained.overall.count == 6  # worker a's: b's last report is its second 2
+    assert drained.duration.ToNanoseconds() == 0 and drained.overall.qps == 0
+    assert metrics.phase_totals[common_pb2.STATE_MEASUREMENT].count == 4006  # in the totals
