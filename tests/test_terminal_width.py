@@ -57,6 +57,8 @@ class Terminal:
         self.socket = f"snowload-test-{uuid.uuid4().hex[:8]}"
         self.env = env
         self.workload = ""
+        # a session that outlives the others: the server never exits between commands
+        self._tmux("new-session", "-d", "-s", "keep", "sleep 3600")
 
     def run(self, args: list[str], width: int, timeout_s: float = 120.0) -> str:
         """Run ``snowload ARGS`` in a ``width`` x 200 terminal; its screen as text."""
@@ -86,9 +88,10 @@ class Terminal:
             ["tmux", "-L", self.socket, "-f", "/dev/null", *args],
             capture_output=True,
             text=True,
-            check=True,
+            check=False,
             timeout=30,
         )
+        assert done.returncode == 0, f"tmux {args[0]}: {done.stderr}"
         return done.stdout
 
     def close(self) -> None:
