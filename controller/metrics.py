@@ -4,10 +4,11 @@ Percentiles are never averaged: every figure is read from a histogram that is th
 bucket-wise sum of the workers' histograms. Reports are deduplicated on
 (worker id, interval id), so a report sent twice (e.g. across a re-attach) counts once.
 
-Interval ``k`` of a worker covers the k-th second after that worker received Start; the
-workers of a run receive Start within milliseconds of each other, so interval ``k`` of all
-of them is second ``k`` of the run's series. A worker recruited mid-run is aligned once,
-on its first report (:meth:`RunMetrics.align`). A second is complete once every worker
+Seconds are cut on the run's clock: interval ``k`` of every worker covers the same
+controller interval [load start + k - 1 s, load start + k s) (each worker maps the planned
+load start onto its own clock), so interval ``k`` of all of them is second ``k`` of the
+run's series, and a worker recruited mid-run reports its first (partial) second under the
+run second it falls in. A second is complete once every worker
 still reporting has delivered it; rolling windows use complete seconds in which load was
 active only, so they freeze when load stops instead of drifting.
 
@@ -285,7 +286,8 @@ class RunMetrics:
         self.series: dict[int, SeriesPoint] = {}
         self.error_samples: dict[str, list[str]] = defaultdict(list)
         self._received: dict[str, _Intervals] = {}
-        self._offset: dict[str, int] = {}
+        self.origin_ns = 0
+        """The run's load start (controller clock): second k ends at origin + k s."""
         self._latest: dict[str, int] = {}
         """Newest second each worker delivered (0 for expected workers not heard from)."""
         self._blocking: Counter[int] = Counter()
@@ -307,22 +309,17 @@ class RunMetrics:
                 self._latest[worker_id] = 0
                 self._blocking[0] += 1
 
-    def align(self, worker_id: str, offset: int) -> None:
-        """A worker recruited mid-run: its interval k is second ``offset + k``. Only before
-        its first report (a worker's seconds never move), and not for workers that got
-        Start with the others (expect())."""
-        if worker_id not in self._received and worker_id not in self._latest:
-            self._offset[worker_id] = max(0, offset)
-
     def add(self, worker_id: str, report: control_pb2.MetricsReport) -> bool:
         """Merge one report; False if it was a duplicate."""
         received = self._received.get(worker_id)
         if received is None:
             received = self._received[worker_id] = _Intervals()
+            # recruited mid-run: its seconds begin there
+            received.low = max(0, report.first_interval_id - 1)
         if not received.add(report.interval_id):
             return False
         self.reports += 1
-        second = report.interval_id + self._offset.get(worker_id, 0)
+        second = report.interval_id
         point = self.series.get(second)
         if point is None:
             point = self.series[second] = SeriesPoint(second)
@@ -348,6 +345,11 @@ class RunMetrics:
         point.active_connections += report.active_connections
         start, end = report.start_time.ToNanoseconds(), report.end_time.ToNanoseconds()
         point.duration_s = max(point.duration_s, (end - start) / 1e9)
+        if self.origin_ns:
+            # on the run's clock (a worker's own clock may be offset): a full second ends
+            # at origin + k s; a last, partial one that much after its start
+            second_start = self.origin_ns + (point.second - 1) * 1_000_000_000
+            end = second_start + (end - start if report.last else 1_000_000_000)
         point.end_ns = max(point.end_ns, end)
         if report.HasField("warehouse"):
             point.warehouse = report.warehouse

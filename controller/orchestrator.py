@@ -17,7 +17,7 @@ from collections.abc import Callable
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from controller import lifecycle as lc
-from controller import slo
+from controller import plan, slo
 from controller.lifecycle import Reason
 from controller.load_control import split_rate
 from controller.load_driver import SPARE_SLOTS, LoadDriver
@@ -71,6 +71,11 @@ class RunManager(WorkerEvents):
             raise lc.IllegalTransition(stored.state, lc.CANCELLED)
         if run.terminal or run.abort.done():
             raise lc.IllegalTransition(run.state, lc.CANCELLED)
+        planned_end = plan.planned_end_ns(run.plan)
+        if planned_end and time.time_ns() >= planned_end:
+            # the stop races the planned end and lost: the measurement is complete, and
+            # the run ends as planned (the workers stopped at the end on their own)
+            return run.to_proto()
         run.request_abort(Outcome(lc.CANCELLED, Reason.USER_REQUESTED, "stopped by request"))
         return run.to_proto()
 
@@ -105,11 +110,18 @@ class RunManager(WorkerEvents):
             log.exception("run %s crashed", run.run_id)
             outcome = Outcome(lc.FAILED, "controller_error", f"{type(exc).__name__}: {exc}")
         try:
-            now = time.time_ns()
+            # an unplanned end: MEASUREMENT ends at the instant it was decided, or at the
+            # planned end if that came first (a StopRun racing the end changes nothing)
+            now = run.decided_ns or time.time_ns()
+            planned = plan.planned_end_ns(run.plan)
+            if planned and now >= planned:
+                now = planned
             if lc.MEASUREMENT in run.phase_ns and not run.measurement_end_ns:
-                run.measurement_end_ns = now
+                run.measurement_end_ns = max(now, run.phase_ns[lc.MEASUREMENT])
             if lc.WARMUP in run.phase_ns and not run.warmup_end_ns:
                 run.warmup_end_ns = run.phase_ns.get(lc.MEASUREMENT, now)
+            run.stop_ns = now
+            self._fix_end(run)
             await self._release_workers(run, outcome)
         finally:
             ticker.cancel()
@@ -135,17 +147,29 @@ class RunManager(WorkerEvents):
                 + ", ".join(w.worker_id for w in run.workers if w.worker_id not in run.ready),
             ),
         )
-        # the start time exists only once every assigned worker is READY
-        run.start_ns = time.time_ns()
-        run.start_mono = time.monotonic()
+        # the start time exists only once every assigned worker is READY: the plan fixes
+        # it a lead ahead, with every boundary known from there, on this clock
+        decide = time.time_ns()
+        lead = plan.lead_ns(
+            (w.heartbeat.round_trip.ToNanoseconds() if w.heartbeat else 0 for w in run.workers),
+            len(run.workers),
+        )
+        run.plan = plan.make_plan(decide, lead, load.warmup_s, driver.planned_measurement_s())
+        run.start_ns = run.plan.load_start_time.ToNanoseconds()
+        run.start_mono = time.monotonic() + lead / 1e9
+        self._broadcast_start(run)
+        driver.prime()
         first = lc.WARMUP if load.warmup_s > 0 else lc.MEASUREMENT
-        self._enter_phase(run, first, start=True)
+        await self._sleep_until(run, run.start_ns)
+        self._enter_phase(run, first, run.start_ns)
         if first == lc.WARMUP:
-            await self._sleep(run, load.warmup_s)
-            run.warmup_end_ns = time.time_ns()
-            self._enter_phase(run, lc.MEASUREMENT)
+            measurement_start = run.plan.measurement_start_time.ToNanoseconds()
+            await self._sleep_until(run, measurement_start)
+            run.warmup_end_ns = measurement_start
+            self._enter_phase(run, lc.MEASUREMENT, measurement_start)
         reason = await driver.measure()
-        run.measurement_end_ns = time.time_ns()
+        run.measurement_end_ns = plan.planned_end_ns(run.plan) or time.time_ns()
+        self._fix_end(run)
         outcome = Outcome(lc.COMPLETED, reason)
         # the load stops first, bookkeeping after: the window ends when it says it does
         self._send_stops(run, outcome)
@@ -215,46 +239,46 @@ class RunManager(WorkerEvents):
             rec.assignment = assign
             run.shares[rec.worker_id] = assign.connections
             run.workers.append(rec)
-            run.phase_applied_ns[rec.worker_id] = {}
             self.registry.send(rec, control_pb2.AttachResponse(assign=assign))
 
-    def _enter_phase(self, run: ActiveRun, phase: lc.State, *, start: bool = False) -> None:
-        """Change phase: commands go out first, bookkeeping (store, watchers) after."""
-        run.transition(phase)
-        stamp = Timestamp()
-        stamp.FromNanoseconds(run.phase_ns[phase])
+    def _enter_phase(self, run: ActiveRun, phase: lc.State, at_ns: int) -> None:
+        """The run's state follows its plan: the workers switched at ``at_ns`` on their
+        own (Start carried the instant); here only the record and the watchers."""
+        run.transition(phase, at_ns=at_ns)
         for rec in run.workers:
             if rec.assignment is not None:
                 rec.assignment.phase = phase
-            seq = self.registry.send(
-                rec,
-                control_pb2.AttachResponse(
-                    set_phase=control_pb2.SetPhase(
-                        run_id=run.run_id,
-                        phase=phase,
-                        phase_start_time=stamp,
-                    )
-                ),
-            )
-            run.pending_phase_seqs[(rec.worker_id, seq)] = phase
-        if start:
-            self._broadcast_start(run)
         self._publish_state(run)
 
     def _broadcast_start(self, run: ActiveRun) -> None:
+        """Start, with the plan, to every worker (it arrives ahead of the load start)."""
+        assert run.plan is not None
         stamp = Timestamp()
         stamp.FromNanoseconds(run.start_ns)
         for rec in run.workers:
             if rec.assignment is not None:
                 rec.assignment.started = True
                 rec.assignment.start_time.CopyFrom(stamp)
+                rec.assignment.plan.CopyFrom(run.plan)
             self.registry.send(
                 rec,
                 control_pb2.AttachResponse(
-                    start=control_pb2.Start(run_id=run.run_id, start_time=stamp)
+                    start=control_pb2.Start(run_id=run.run_id, start_time=stamp, plan=run.plan)
                 ),
             )
         run.metrics.expect([rec.worker_id for rec in run.workers])
+        run.metrics.origin_ns = run.start_ns
+        self._publish_state(run)
+
+    def _fix_end(self, run: ActiveRun) -> None:
+        """The measurement end is known: it goes into the plan (and re-attach resyncs)."""
+        if run.plan is None or not run.measurement_end_ns:
+            return
+        if plan.planned_end_ns(run.plan) != run.measurement_end_ns:
+            run.plan.measurement_end_time.FromNanoseconds(run.measurement_end_ns)
+            for rec in run.workers:
+                if rec.assignment is not None:
+                    rec.assignment.plan.CopyFrom(run.plan)
 
     def _send_stops(self, run: ActiveRun, outcome: Outcome) -> None:
         """Stop every worker of the run (once); the setup worker also fetches server-side
@@ -273,11 +297,15 @@ class RunManager(WorkerEvents):
                 reason=outcome.reason,
                 drain_timeout=seconds(self.drain_timeout_s),
             )
+            # the instant the load ends for every worker (planned, or decided just now)
+            stop.measurement_end_time.FromNanoseconds(
+                run.measurement_end_ns or run.stop_ns or time.time_ns()
+            )
+            if lc.MEASUREMENT in run.phase_ns:
+                stop.measurement_start_time.FromNanoseconds(run.phase_ns[lc.MEASUREMENT])
             if rec is enricher:
                 stop.enrich = True
                 stop.enrich_timeout.CopyFrom(seconds(load.enrichment_timeout_s))
-                stop.measurement_start_time.FromNanoseconds(run.phase_ns[lc.MEASUREMENT])
-                stop.measurement_end_time.FromNanoseconds(run.measurement_end_ns)
                 stop.expected_queries = run.metrics.received_count()
             self.registry.send(rec, control_pb2.AttachResponse(stop=stop))
         if enricher is not None:
@@ -428,6 +456,10 @@ class RunManager(WorkerEvents):
 
     async def _sleep(self, run: ActiveRun, seconds_: float) -> None:
         await self._race(run, asyncio.sleep(seconds_), seconds_ + 1.0)
+
+    async def _sleep_until(self, run: ActiveRun, at_ns: int) -> None:
+        """Until an instant on this clock (aborted runs raise at once)."""
+        await self._sleep(run, max(0.0, (at_ns - time.time_ns()) / 1e9))
 
     async def _until(
         self, run: ActiveRun, predicate: Callable[[], bool], timeout_s: float, on_timeout: Outcome

@@ -16,8 +16,9 @@ import socket
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 import psutil
@@ -28,7 +29,9 @@ from snowload import __version__
 from snowload.channel import ChannelConfig, open_channel
 from snowload.v1 import common_pb2, control_pb2, control_pb2_grpc
 from snowload.workload import parse_json
+from worker import clock as wclock
 from worker import state_machine as sm
+from worker.boundaries import NEVER, Boundaries
 from worker.drivers import DriverError, get_driver
 from worker.enrichment import Enricher, SnowflakeEnricher, Window, enricher_for
 from worker.executor import Executor, RunPlan
@@ -59,10 +62,15 @@ KEEPALIVE_OPTIONS: list[tuple[str, int]] = [
 ]
 
 
-def now_ts() -> Timestamp:
-    ts = Timestamp()
-    ts.FromNanoseconds(time.time_ns())
-    return ts
+SYNC_BURST = 8
+"""Heartbeats sent back to back after Welcome, for a clock offset before READY."""
+SYNC_MAX = 48
+REMAP_NS = 100_000
+"""An offset estimate that moved by more than this re-maps the plan's instants."""
+SYNC_TARGET_NS = 250_000
+SYNC_WAIT_S = 5.0
+"""READY waits at most this for a first clock offset."""
+now_ts = wclock.now_ts
 
 
 def seconds_duration(seconds: float) -> Duration:
@@ -80,6 +88,15 @@ class RunContext:
     aborted: bool = False
     interval_id: int = 0
     load_started: float | None = None
+    measurement_hooked: bool = False
+    reports_sent: int = 0
+    first_interval: int = 1
+    plan: common_pb2.PhasePlan | None = None
+    """The run's plan, as last received (instants on the controller's clock)."""
+    mapped_offset: int = 0
+    """The clock offset the plan was mapped with."""
+    origin_perf: int = 0
+    """perf ns of the run's load start: interval n ends at origin + n seconds."""
     last_report_ns: int = 0
     reporter: asyncio.Task[None] | None = None
     prepare_s: float = 0.0
@@ -95,6 +112,25 @@ class RunContext:
     warehouse_sample: common_pb2.WarehouseSample | None = None
     warehouse_task: asyncio.Task[None] | None = None
     totals: dict[tuple[int, int], list[int]] = field(default_factory=dict)
+
+
+REPORT_DELAYS_NS = (100_000_000, 350_000_000, 600_000_000, 850_000_000)
+BOUNDARY_CLEARANCE_NS = 100_000_000
+
+
+def report_delay_ns(bounds: Boundaries) -> int:
+    """How long after each second's end its report is gathered: the first candidate at
+    least 100 ms (mod 1 s) from every planned boundary."""
+    origin = bounds.load_start
+    marks = [at for at, _ in bounds.edges] + ([bounds.end] if bounds.end < NEVER else [])
+    fractions = [(at - origin) % 1_000_000_000 for at in marks]
+    for delay in REPORT_DELAYS_NS:
+        if all(
+            min(abs(delay - f), 1_000_000_000 - abs(delay - f)) >= BOUNDARY_CLEARANCE_NS
+            for f in fractions
+        ):
+            return delay
+    return REPORT_DELAYS_NS[0]
 
 
 class Agent:
@@ -130,11 +166,13 @@ class Agent:
         self._stopping = asyncio.Event()
         self._proc = psutil.Process()
         self._proc.cpu_percent(None)
-        self._clock_offset_ns = 0
-        self._rtt_ns = 0
+        self.clock = wclock.ClockSync()
+        self._pong = asyncio.Event()
+        self._synced = asyncio.Event()
+        """Set once the first burst of round trips after Welcome is over."""
         self._channel_options = [*KEEPALIVE_OPTIONS, *(channel_options or [])]
         self.attached = asyncio.Event()
-        self._background: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Task[Any]] = set()
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -267,6 +305,7 @@ class Agent:
         kind = msg.WhichOneof("command")
         if kind == "welcome":
             self.attached.set()
+            self._spawn(self._sync_burst())
             self._after_reattach()
             return
         ctx = self.run
@@ -298,11 +337,56 @@ class Agent:
             self._send(report)
 
     def _on_pong(self, pong: control_pb2.Pong) -> None:
-        t3 = time.time_ns()
-        t0 = pong.heartbeat_send_time.ToNanoseconds()
-        t1 = pong.controller_receive_time.ToNanoseconds()
-        self._rtt_ns = max(0, t3 - t0)
-        self._clock_offset_ns = t1 - (t0 + self._rtt_ns // 2)
+        t3 = wclock.now_ns()
+        self.clock.add(
+            pong.heartbeat_send_time.ToNanoseconds(),
+            pong.controller_receive_time.ToNanoseconds(),
+            t3,
+        )
+        self._pong.set()
+        self._remap()
+
+    def _remap(self) -> None:
+        """A better offset estimate moves the plan's instants that are still ahead."""
+        ctx = self.run
+        if ctx is None or ctx.executor is None or ctx.plan is None:
+            return
+        if self.model.state != sm.RUNNING or ctx.executor.ended != NEVER:
+            return  # stopping: the end is fixed
+        if abs(self.clock.offset_ns - ctx.mapped_offset) < REMAP_NS:
+            return
+        ctx.mapped_offset = self.clock.offset_ns
+        ctx.executor.set_bounds(Boundaries.from_plan(ctx.plan, self.to_perf))
+
+    async def _sync_burst(self) -> None:
+        """Round trips right after Welcome, so the offset is known before READY: at least
+        SYNC_BURST, more (up to SYNC_MAX) while the best is not within SYNC_TARGET_NS (the
+        best is kept; a lone one could have met a busy controller)."""
+        try:
+            for sent in range(SYNC_MAX):
+                if sent >= SYNC_BURST and self.clock.uncertainty_ns <= SYNC_TARGET_NS:
+                    break
+                self._pong.clear()
+                self._send(control_pb2.AttachRequest(heartbeat=self.heartbeat()))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._pong.wait(), 0.5)
+                await asyncio.sleep(random.uniform(0.002, 0.01))
+        finally:
+            self._synced.set()
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task: asyncio.Task[Any] = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def to_perf(self, controller_ns: int) -> int:
+        return self.clock.to_perf(controller_ns)
+
+    def _lateness_ns(self, instant_ns: int) -> int:
+        """How far past a planned instant (controller clock) the worker's clock is now."""
+        if not instant_ns:
+            return 0
+        return max(0, time.perf_counter_ns() - self.to_perf(instant_ns))
 
     def _handle(self, msg: control_pb2.AttachResponse) -> None:
         # taken before the effects run: a query tagged with a new phase is always issued
@@ -319,6 +403,9 @@ class Agent:
         for eff in effects:
             if isinstance(eff, sm.Acknowledge):
                 ack = control_pb2.Ack(seq=eff.seq, applied_time=applied, state=self.model.state)
+                late = self._lateness_ns(eff.instant_ns)
+                if late:
+                    ack.lateness.FromNanoseconds(late)
                 self._send(control_pb2.AttachRequest(ack=ack))
             elif isinstance(eff, sm.Ignored):
                 log.debug("ignored: %s", eff.why)
@@ -332,20 +419,19 @@ class Agent:
                         self.run.executor.control.go.set()
                     self.run = None
             elif isinstance(eff, sm.BeginLoad):
-                self._begin_load(eff.phase)
+                self._begin_load(eff.phase, eff.plan)
             elif isinstance(eff, sm.ApplyPhase):
                 if self.run is not None and self.run.executor is not None:
-                    self.run.executor.set_phase(eff.phase)
-                    self._phase_hooks(eff.phase)
+                    at = self.to_perf(eff.at_ns) if eff.at_ns else time.perf_counter_ns()
+                    self.run.executor.set_phase(eff.phase, at)
+                    self._phase_hooks(eff.phase, at)
+            elif isinstance(eff, sm.ApplyPlan):
+                if self.run is not None and self.run.executor is not None:
+                    self.run.plan = eff.plan
+                    self.run.mapped_offset = self.clock.offset_ns
+                    self.run.executor.set_bounds(Boundaries.from_plan(eff.plan, self.to_perf))
             elif isinstance(eff, sm.ApplyLoad):
-                executor = self.run.executor if self.run is not None else None
-                if executor is not None and executor.schedule is not None:
-                    # open mode: the rate is the level; connections (in flight) if given
-                    executor.set_rate(eff.rate)
-                    if eff.connections:
-                        executor.set_connections(eff.connections)
-                elif executor is not None:
-                    executor.set_connections(eff.connections)
+                self._apply_load(eff)
             elif isinstance(eff, sm.ApplyPools):
                 self._apply_pools(eff.run_id, eff.pools)
             elif isinstance(eff, sm.Drain):
@@ -387,12 +473,7 @@ class Agent:
             )
             if a.run_setup and workload.load.enrich:
                 ctx.enricher = enricher_for(workload)
-            executor = Executor(
-                plan,
-                driver,
-                phase=a.phase or common_pb2.STATE_PREPARING,
-                connect_delay_s=self.connect_delay_s,
-            )
+            executor = Executor(plan, driver, connect_delay_s=self.connect_delay_s)
             ctx.executor = executor
             if a.run_setup and workload.setup_sql:
                 await asyncio.to_thread(run_setup, driver, workload)
@@ -424,6 +505,9 @@ class Agent:
         except Exception as exc:
             self._after_prepare_failure(ctx, "worker_error", f"{type(exc).__name__}: {exc}")
             return
+        # READY only with a settled clock offset: the plan's instants depend on it
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._synced.wait(), SYNC_WAIT_S)
         ctx.prepare_s = time.monotonic() - began
         if ctx.aborted or self.run is not ctx:
             await asyncio.to_thread(executor.stop, 0.0)
@@ -473,42 +557,83 @@ class Agent:
             )
         )
 
-    def _phase_hooks(self, phase: int) -> None:
-        ctx = self.run
-        if ctx is not None and ctx.enricher is not None and phase == common_pb2.STATE_MEASUREMENT:
-            task = asyncio.get_running_loop().create_task(
-                asyncio.to_thread(ctx.enricher.on_measurement_start)
-            )
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+    def _apply_load(self, eff: sm.ApplyLoad) -> None:
+        """A planned level change at its instant; an unplanned one at once."""
+        executor = self.run.executor if self.run is not None else None
+        if executor is None:
+            return
+        delay = (self.to_perf(eff.at_ns) - time.perf_counter_ns()) / 1e9 if eff.at_ns else 0.0
+        if delay > 0:
+            asyncio.get_running_loop().call_later(delay, self._set_level, executor, eff)
+        else:
+            self._set_level(executor, eff)
 
-    def _begin_load(self, phase: int) -> None:
+    @staticmethod
+    def _set_level(executor: Executor, eff: sm.ApplyLoad) -> None:
+        if executor.schedule is not None:
+            # open mode: the rate is the level; connections (in flight) if given
+            executor.set_rate(eff.rate)
+            if eff.connections:
+                executor.set_connections(eff.connections)
+        else:
+            executor.set_connections(eff.connections)
+
+    def _phase_hooks(self, phase: int, at_perf: int) -> None:
+        """Enrichment notes when MEASUREMENT begins (at its instant)."""
+        ctx = self.run
+        if ctx is None or ctx.enricher is None or phase != common_pb2.STATE_MEASUREMENT:
+            return
+        if ctx.measurement_hooked or at_perf >= NEVER:
+            return
+        ctx.measurement_hooked = True
+        enricher = ctx.enricher
+        self._spawn(asyncio.to_thread(enricher.before_measurement))
+        delay = max(0.0, (at_perf - time.perf_counter_ns()) / 1e9)
+        asyncio.get_running_loop().call_later(
+            delay, self._spawn, asyncio.to_thread(enricher.on_measurement_start)
+        )
+
+    def _begin_load(self, phase: int, plan: common_pb2.PhasePlan | None) -> None:
         ctx = self.run
         if ctx is None or ctx.executor is None:
             return
-        ctx.executor.set_phase(phase)
-        self._phase_hooks(phase)
-        ctx.executor.start()
+        now = time.perf_counter_ns()
+        if plan is not None and plan.HasField("load_start_time"):
+            bounds = Boundaries.from_plan(plan, self.to_perf)
+            ctx.plan = plan
+            ctx.mapped_offset = self.clock.offset_ns
+        else:  # a controller without plans: the phase from now on
+            bounds = Boundaries.from_now(phase or common_pb2.STATE_MEASUREMENT, now)
+        ctx.executor.start(bounds)
+        self._phase_hooks(common_pb2.STATE_MEASUREMENT, bounds.measurement_start)
+        # seconds on the run's clock: interval n covers [load start + n - 1, + n)
+        origin = bounds.load_start
+        begin = max(origin, now)
+        ctx.origin_perf = origin
+        ctx.interval_id = (begin - origin) // 1_000_000_000
+        ctx.first_interval = ctx.interval_id + 1
+        ctx.last_report_ns = wclock.perf_to_wall(begin)
         ctx.load_started = time.monotonic()
-        ctx.last_report_ns = time.time_ns()
-        ctx.reporter = asyncio.get_running_loop().create_task(self._report_loop(ctx))
+        ctx.reporter = asyncio.get_running_loop().create_task(self._report_loop(ctx, bounds))
 
-    async def _report_loop(self, ctx: RunContext) -> None:
-        assert ctx.load_started is not None
-        k = 1
+    async def _report_loop(self, ctx: RunContext, bounds: Boundaries) -> None:
+        """Second n ends at load start + n s; its report is gathered a little later (what
+        was issued before the end of the second goes in it), at a moment away from the
+        plan's boundaries, so the GIL-bound gathering never delays a boundary's queries."""
+        delay = report_delay_ns(bounds)
         while True:
-            due = ctx.load_started + k * REPORT_INTERVAL_S
-            await asyncio.sleep(max(0.0, due - time.monotonic()))
-            self._report(ctx, last=False)
-            k += 1
+            due = ctx.origin_perf + (ctx.interval_id + 1) * 1_000_000_000
+            await asyncio.sleep(max(0.0, (due + delay - time.perf_counter_ns()) / 1e9))
+            self._report(ctx, last=False, end_perf=due)
 
-    def _report(self, ctx: RunContext, *, last: bool) -> None:
+    def _report(self, ctx: RunContext, *, last: bool, end_perf: int | None = None) -> None:
         executor = ctx.executor
         if executor is None:
             return
-        end = time.time_ns()
-        cells = executor.collect()
+        end = wclock.perf_to_wall(time.perf_counter_ns() if end_perf is None else end_perf)
+        cells = executor.collect(NEVER if end_perf is None else end_perf)
         ctx.interval_id += 1
+        ctx.reports_sent += 1
         report = interval_report(
             executor,
             cells,
@@ -521,6 +646,7 @@ class Agent:
             totals=ctx.totals,
         )
         ctx.last_report_ns = end
+        report.first_interval_id = ctx.first_interval
         report.status.CopyFrom(self.heartbeat())
         report.send_time.CopyFrom(report.status.send_time)
         message = control_pb2.AttachRequest(metrics=report)
@@ -541,6 +667,11 @@ class Agent:
         if ctx.warehouse_task is not None:
             ctx.warehouse_task.cancel()
         if ctx.executor is not None:
+            stop = eff.stop
+            if stop is not None and stop.HasField("measurement_end_time"):
+                # MEASUREMENT ends at the instant the controller planned or decided
+                end = self.to_perf(stop.measurement_end_time.ToNanoseconds())
+                ctx.executor.end_at(end, decided_before=end < time.perf_counter_ns())
             await asyncio.to_thread(ctx.executor.stop, eff.drain_timeout_s)
             if ctx.load_started is not None:
                 self._report(ctx, last=True)
@@ -579,7 +710,7 @@ class Agent:
         ctx = self.run
         finished = control_pb2.Finished(run_id=run_id)
         if ctx is not None and ctx.assign.run_id == run_id:
-            finished.intervals = ctx.interval_id
+            finished.intervals = ctx.reports_sent
             if ctx.enrichment is not None:
                 finished.enrichment.CopyFrom(ctx.enrichment)
             queries = ctx.executor.plan.workload.queries if ctx.executor else ()
@@ -614,10 +745,14 @@ class Agent:
             await asyncio.sleep(HEARTBEAT_INTERVAL_S)
 
     def heartbeat(self) -> control_pb2.Heartbeat:
+        executor = self.run.executor if self.run is not None else None
+        phase = self.model.phase
+        if executor is not None and self.model.state == sm.RUNNING:
+            phase = executor.current_phase()  # type: ignore[assignment]
         hb = control_pb2.Heartbeat(
             state=self.model.state,
             run_id=self.model.run_id,
-            phase=self.model.phase,
+            phase=phase,
             active_connections=(
                 self.run.executor.active_connections
                 if self.run is not None and self.run.executor is not None
@@ -627,7 +762,8 @@ class Agent:
             rss_bytes=self._proc.memory_info().rss,
             last_applied_seq=self.model.last_seq,
         )
-        hb.clock_offset.FromNanoseconds(self._clock_offset_ns)
-        hb.round_trip.FromNanoseconds(self._rtt_ns)
+        hb.clock_offset.FromNanoseconds(self.clock.offset_ns)
+        hb.round_trip.FromNanoseconds(self.clock.rtt_ns)
+        hb.clock_uncertainty.FromNanoseconds(self.clock.uncertainty_ns)
         hb.send_time.CopyFrom(now_ts())
         return hb
