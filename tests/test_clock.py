@@ -40,6 +40,13 @@ def test_the_estimate_is_the_sample_with_the_best_round_trip() -> None:
     for i in range(4):
         sync.add(sent_ns=40_000 + i, controller_ns=41_000 + i + 400, received_ns=40_800 + i)
     assert sync.uncertainty_ns == 400 and sync.offset_ns == 1000
+    # ... and once it is older than the window
+    timed = ClockSync(window_ns=1_000_000)
+    timed.add(sent_ns=0, controller_ns=1000 + 50, received_ns=100)
+    timed.add(sent_ns=500_000, controller_ns=501_000 + 500, received_ns=501_000)
+    assert timed.rtt_ns == 100
+    timed.add(sent_ns=1_200_000, controller_ns=1_201_000 + 500, received_ns=1_201_000)
+    assert timed.rtt_ns == 1000
     # mapping an instant onto the perf-counter timeline and back is exact
     assert sync.to_controller(sync.to_perf(123_456_789)) == 123_456_789
 

@@ -26,8 +26,10 @@ from dataclasses import dataclass
 from google.protobuf.timestamp_pb2 import Timestamp
 
 SKEW_ENV = "SNOWLOAD_TEST_CLOCK_SKEW_MS"
-SAMPLES = 32
-"""Recent round trips the estimate is chosen from."""
+SAMPLES = 64
+"""At most this many recent round trips are kept ..."""
+WINDOW_NS = 60_000_000_000
+"""... and none older than this (the clocks drift apart slowly; a stale sample goes)."""
 UNCERTAINTY_WARN_NS = 10_000_000
 """An offset known less well than this (10 ms) is worth a warning in the run."""
 
@@ -74,16 +76,19 @@ class Sample:
 class ClockSync:
     """The offset estimate from recent Heartbeat/Pong round trips."""
 
-    def __init__(self, samples: int = SAMPLES) -> None:
-        self._samples: deque[Sample] = deque(maxlen=samples)
+    def __init__(self, samples: int = SAMPLES, window_ns: int = WINDOW_NS) -> None:
+        self._samples: deque[tuple[int, Sample]] = deque(maxlen=samples)
+        self._window_ns = window_ns
         self.best: Sample | None = None
 
     def add(self, sent_ns: int, controller_ns: int, received_ns: int) -> Sample:
         """One round trip: sent and received on this clock, controller_ns on the other."""
         rtt = max(0, received_ns - sent_ns)
         sample = Sample(controller_ns - (sent_ns + received_ns) // 2, rtt)
-        self._samples.append(sample)
-        self.best = min(self._samples, key=lambda s: s.rtt_ns)
+        self._samples.append((received_ns, sample))
+        while self._samples and received_ns - self._samples[0][0] > self._window_ns:
+            self._samples.popleft()
+        self.best = min((s for _, s in self._samples), key=lambda s: s.rtt_ns)
         return sample
 
     @property
