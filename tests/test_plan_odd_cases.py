@@ -12,7 +12,7 @@ from controller import lifecycle as lc
 from controller.server import Controller
 from snowload.v1 import common_pb2
 from snowload.workload import parse_toml
-from tests.cluster import WorkerProcs, attached, read_traces, run_to_end, wait_for, workload
+from tests.cluster import WorkerProcs, attached, read_traces, wait_for, workload
 from tests.latency_proxy import LatencyProxy
 from worker.boundaries import Boundaries
 from worker.drivers import get_driver
