@@ -234,7 +234,7 @@ class ActiveRun:
         now = time.monotonic()
         prog = run_pb2.Progress(
             state_elapsed=seconds(now - self.state_since),
-            run_elapsed=seconds(now - self.start_mono if self.start_mono else 0.0),
+            run_elapsed=seconds(max(0.0, now - self.start_mono) if self.start_mono else 0.0),
         )
         point = self.metrics.complete_point()
         if point is not None:

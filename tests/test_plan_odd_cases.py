@@ -10,6 +10,7 @@ from pathlib import Path
 
 from controller import lifecycle as lc
 from controller.server import Controller
+from snowload.report import summary_dict
 from snowload.v1 import common_pb2
 from snowload.workload import parse_toml
 from tests.cluster import WorkerProcs, attached, read_traces, wait_for, workload
@@ -71,6 +72,13 @@ async def test_a_late_start_applies_at_once_and_the_run_says_so(
     # round trips of ~24 ms: the offset is known to ~12 ms, which is worth a warning too
     assert row.clock_uncertainty.ToNanoseconds() > 10_000_000
     assert any(w.startswith("clock uncertain: worker far") for w in run.warnings)
+    # what GetRun answers for the finished run (from the store) and the JSON summary
+    stored = controller.runs.get(run.run_id)
+    assert stored.plan == run.plan
+    assert stored.run_workers[0].late_commands == row.late_commands
+    (clock,) = summary_dict(stored)["plan"]["workers"]
+    assert clock["late_commands"] == row.late_commands and clock["max_lateness_ms"] > 100
+    assert clock["clock_uncertainty_ms"] > 10
     # and the run still measured, exactly as long as planned
     assert run.metrics.cells[(lc.MEASUREMENT, "put")].count > 0
     assert run.measurement_end_ns - run.phase_ns[lc.MEASUREMENT] == 1_000_000_000

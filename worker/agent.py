@@ -1,4 +1,6 @@
-"""The worker's attach client: one long-lived Attach stream, the state machine, effects.
+"""The worker's attach client: one long-lived Attach stream, the state machine, the
+clock sync, heartbeats and the orphan guard (effects: worker/run_effects.py and
+worker/load_effects.py; the clock: worker/clock.py; the plan: worker/boundaries.py).
 
 All state changes happen on the asyncio loop, in the order messages arrive; blocking
 work (connecting, setup, draining) runs in threads and comes back as internal events.
@@ -8,43 +10,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import random
 import socket
 import time
 import uuid
-from collections import deque
-from collections.abc import AsyncIterator, Coroutine
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
 import psutil
-from google.protobuf.duration_pb2 import Duration
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from snowload import __version__
 from snowload.channel import ChannelConfig, open_channel
-from snowload.v1 import common_pb2, control_pb2, control_pb2_grpc
-from snowload.workload import parse_json
+from snowload.v1 import control_pb2, control_pb2_grpc
 from worker import clock as wclock
 from worker import state_machine as sm
 from worker.boundaries import NEVER, Boundaries
-from worker.drivers import DriverError, get_driver
-from worker.enrichment import Enricher, SnowflakeEnricher, Window, enricher_for
-from worker.executor import Executor, RunPlan
-from worker.generators import Sequences
-from worker.preparation import SetupError, run_setup, sample_pools
-from worker.reports import interval_report
-from worker.warehouse import POLL_INTERVAL_S, WarehouseWatcher
+from worker.load_effects import REPORT_INTERVAL_S
+from worker.run_context import RunContext
+from worker.run_effects import RunEffects, seconds_duration
 
 log = logging.getLogger("snowload.worker")
 HEARTBEAT_INTERVAL_S = 1.0
-REPORT_INTERVAL_S = 1.0
 OUTBOX_LIMIT = 10_000
-RESEND_REPORTS = 16
 ORPHAN_TIMEOUT_S = 5.0
 CLOCK_SYNC_INTERVAL_S = 10.0
 """While interval reports flow (each carries the worker's status), a standalone
@@ -65,75 +55,13 @@ KEEPALIVE_OPTIONS: list[tuple[str, int]] = [
 SYNC_BURST = 8
 """Heartbeats sent back to back after Welcome, for a clock offset before READY."""
 SYNC_MAX = 48
+"""... and more, up to this many, while the best is not within SYNC_TARGET_NS."""
 REMAP_NS = 100_000
 """An offset estimate that moved by more than this re-maps the plan's instants."""
 SYNC_TARGET_NS = 250_000
-SYNC_WAIT_S = 5.0
-"""READY waits at most this for a first clock offset."""
-now_ts = wclock.now_ts
 
 
-def seconds_duration(seconds: float) -> Duration:
-    d = Duration()
-    d.FromNanoseconds(int(seconds * 1e9))
-    return d
-
-
-@dataclass
-class RunContext:
-    """What the agent holds for the run it is in."""
-
-    assign: control_pb2.Assign
-    executor: Executor | None = None
-    aborted: bool = False
-    interval_id: int = 0
-    load_started: float | None = None
-    measurement_hooked: bool = False
-    reports_sent: int = 0
-    first_interval: int = 1
-    plan: common_pb2.PhasePlan | None = None
-    """The run's plan, as last received (instants on the controller's clock)."""
-    mapped_offset: int = 0
-    """The clock offset the plan was mapped with."""
-    origin_perf: int = 0
-    """perf ns of the run's load start: interval n ends at origin + n seconds."""
-    last_report_ns: int = 0
-    reporter: asyncio.Task[None] | None = None
-    prepare_s: float = 0.0
-    enricher: Enricher | None = None
-    enrichment: common_pb2.Enrichment | None = None
-    recent_reports: deque[control_pb2.AttachRequest] = field(
-        default_factory=lambda: deque(maxlen=RESEND_REPORTS)
-    )
-    """Sent again after a re-attach (the controller deduplicates on interval id)."""
-    paused: bool = False
-    pools_ready: asyncio.Event = field(default_factory=asyncio.Event)
-    warehouse: WarehouseWatcher | None = None
-    warehouse_sample: common_pb2.WarehouseSample | None = None
-    warehouse_task: asyncio.Task[None] | None = None
-    totals: dict[tuple[int, int], list[int]] = field(default_factory=dict)
-
-
-REPORT_DELAYS_NS = (100_000_000, 350_000_000, 600_000_000, 850_000_000)
-BOUNDARY_CLEARANCE_NS = 100_000_000
-
-
-def report_delay_ns(bounds: Boundaries) -> int:
-    """How long after each second's end its report is gathered: the first candidate at
-    least 100 ms (mod 1 s) from every planned boundary."""
-    origin = bounds.load_start
-    marks = [at for at, _ in bounds.edges] + ([bounds.end] if bounds.end < NEVER else [])
-    fractions = [(at - origin) % 1_000_000_000 for at in marks]
-    for delay in REPORT_DELAYS_NS:
-        if all(
-            min(abs(delay - f), 1_000_000_000 - abs(delay - f)) >= BOUNDARY_CLEARANCE_NS
-            for f in fractions
-        ):
-            return delay
-    return REPORT_DELAYS_NS[0]
-
-
-class Agent:
+class Agent(RunEffects):
     def __init__(
         self,
         controller: str,
@@ -374,362 +302,6 @@ class Agent:
         finally:
             self._synced.set()
 
-    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
-        task: asyncio.Task[Any] = asyncio.get_running_loop().create_task(coro)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-    def to_perf(self, controller_ns: int) -> int:
-        return self.clock.to_perf(controller_ns)
-
-    def _lateness_ns(self, instant_ns: int) -> int:
-        """How far past a planned instant (controller clock) the worker's clock is now."""
-        if not instant_ns:
-            return 0
-        return max(0, time.perf_counter_ns() - self.to_perf(instant_ns))
-
-    def _handle(self, msg: control_pb2.AttachResponse) -> None:
-        # taken before the effects run: a query tagged with a new phase is always issued
-        # after the applied_time its Ack reports
-        applied = now_ts()
-        self.model, effects = sm.receive(self.model, msg)
-        self._run_effects(effects, applied)
-
-    def _event(self, result: sm.Result) -> None:
-        self.model, effects = result
-        self._run_effects(effects, now_ts())
-
-    def _run_effects(self, effects: list[sm.Effect], applied: Timestamp) -> None:
-        for eff in effects:
-            if isinstance(eff, sm.Acknowledge):
-                ack = control_pb2.Ack(seq=eff.seq, applied_time=applied, state=self.model.state)
-                late = self._lateness_ns(eff.instant_ns)
-                if late:
-                    ack.lateness.FromNanoseconds(late)
-                self._send(control_pb2.AttachRequest(ack=ack))
-            elif isinstance(eff, sm.Ignored):
-                log.debug("ignored: %s", eff.why)
-            elif isinstance(eff, sm.Prepare):
-                self._prepare(eff.assign)
-            elif isinstance(eff, sm.AbortPrepare):
-                if self.run is not None:
-                    self.run.aborted = True
-                    if self.run.executor is not None:
-                        self.run.executor.control.stopping = True
-                        self.run.executor.control.go.set()
-                    self.run = None
-            elif isinstance(eff, sm.BeginLoad):
-                self._begin_load(eff.phase, eff.plan)
-            elif isinstance(eff, sm.ApplyPhase):
-                if self.run is not None and self.run.executor is not None:
-                    at = self.to_perf(eff.at_ns) if eff.at_ns else time.perf_counter_ns()
-                    self.run.executor.set_phase(eff.phase, at)
-                    self._phase_hooks(eff.phase, at)
-            elif isinstance(eff, sm.ApplyPlan):
-                if self.run is not None and self.run.executor is not None:
-                    self.run.plan = eff.plan
-                    self.run.mapped_offset = self.clock.offset_ns
-                    self.run.executor.set_bounds(Boundaries.from_plan(eff.plan, self.to_perf))
-            elif isinstance(eff, sm.ApplyLoad):
-                self._apply_load(eff)
-            elif isinstance(eff, sm.ApplyPools):
-                self._apply_pools(eff.run_id, eff.pools)
-            elif isinstance(eff, sm.Drain):
-                self._drain(eff)
-            elif isinstance(eff, sm.SendReady):
-                self._send_ready(eff.run_id)
-            elif isinstance(eff, sm.SendFinished):
-                self._send_finished(eff.run_id)
-            elif isinstance(eff, sm.SendFailure):
-                self._send(
-                    control_pb2.AttachRequest(
-                        failure=control_pb2.Failure(
-                            run_id=eff.run_id, reason=eff.reason, message=eff.message
-                        )
-                    )
-                )
-
-    # -- effects -------------------------------------------------------------------------
-
-    def _prepare(self, assign: control_pb2.Assign) -> None:
-        ctx = RunContext(assign=assign)
-        self.run = ctx
-        asyncio.get_running_loop().create_task(self._prepare_async(ctx))
-
-    async def _prepare_async(self, ctx: RunContext) -> None:
-        a = ctx.assign
-        began = time.monotonic()
-        try:
-            workload = parse_json(a.workload_json)
-            driver = get_driver(workload.target.driver)
-            slots = max(1, a.sequence_slots or a.worker_count)
-            plan = RunPlan(
-                rate=a.rate,
-                run_id=a.run_id,
-                workload=workload,
-                worker_index=a.worker_index,
-                connections=a.connections,
-                sequences=Sequences(a.sequence_slot if a.sequence_slots else a.worker_index, slots),
-            )
-            if a.run_setup and workload.load.enrich:
-                ctx.enricher = enricher_for(workload)
-            executor = Executor(plan, driver, connect_delay_s=self.connect_delay_s)
-            ctx.executor = executor
-            if a.run_setup and workload.setup_sql:
-                await asyncio.to_thread(run_setup, driver, workload)
-            if a.run_setup and workload.pool_params():
-                pools = await asyncio.to_thread(sample_pools, driver, workload)
-                self._send(
-                    control_pb2.AttachRequest(
-                        pools=control_pb2.PoolSample(run_id=a.run_id, pools=pools)
-                    )
-                )
-            await asyncio.to_thread(executor.open_connections)
-            if workload.pool_params():
-                # every worker walks its slice of the pools the setup worker sampled
-                await asyncio.wait_for(ctx.pools_ready.wait(), workload.load.ready_timeout_s)
-            if a.run_setup and WarehouseWatcher.applies(workload):
-                ctx.warehouse = WarehouseWatcher(workload)
-                ctx.warehouse_task = asyncio.get_running_loop().create_task(
-                    self._poll_warehouse(ctx, ctx.warehouse)
-                )
-        except SetupError as exc:
-            self._after_prepare_failure(ctx, "setup_failed", str(exc))
-            return
-        except TimeoutError:
-            self._after_prepare_failure(ctx, "setup_failed", "no value pools before the timeout")
-            return
-        except DriverError as exc:
-            self._after_prepare_failure(ctx, "target_unreachable", str(exc))
-            return
-        except Exception as exc:
-            self._after_prepare_failure(ctx, "worker_error", f"{type(exc).__name__}: {exc}")
-            return
-        # READY only with a settled clock offset: the plan's instants depend on it
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._synced.wait(), SYNC_WAIT_S)
-        ctx.prepare_s = time.monotonic() - began
-        if ctx.aborted or self.run is not ctx:
-            await asyncio.to_thread(executor.stop, 0.0)
-            return
-        self._event(sm.prepared(self.model, a.run_id))
-
-    def _after_prepare_failure(self, ctx: RunContext, reason: str, message: str) -> None:
-        if ctx.executor is not None:
-            ctx.executor.control.stopping = True
-            ctx.executor.control.go.set()
-        if self.run is ctx:
-            self.run = None
-        self._event(sm.prepare_failed(self.model, ctx.assign.run_id, reason, message))
-
-    async def _poll_warehouse(self, ctx: RunContext, watcher: WarehouseWatcher) -> None:
-        """SHOW WAREHOUSES every few seconds for the run's series (failures only logged)."""
-        try:
-            while True:
-                try:
-                    ctx.warehouse_sample = await asyncio.to_thread(watcher.sample)
-                except Exception as exc:
-                    log.info("warehouse poll failed: %s", str(exc).splitlines()[0])
-                await asyncio.sleep(POLL_INTERVAL_S)
-        finally:
-            await asyncio.to_thread(watcher.close)
-
-    def _apply_pools(self, run_id: str, pools: tuple[control_pb2.PoolValues, ...]) -> None:
-        ctx = self.run
-        if ctx is None or ctx.assign.run_id != run_id or ctx.executor is None:
-            return
-        ctx.executor.plan.sequences.set_pools(
-            {(p.query_index, p.param_index): json.loads(p.values_json) for p in pools}
-        )
-        ctx.pools_ready.set()
-
-    def _send_ready(self, run_id: str) -> None:
-        ctx = self.run
-        prep = ctx.prepare_s if ctx else 0.0
-        self._send(
-            control_pb2.AttachRequest(
-                ready=control_pb2.Ready(
-                    run_id=run_id,
-                    connections=ctx.assign.connections if ctx else 0,
-                    prepare_duration=seconds_duration(prep),
-                    ready_time=now_ts(),
-                )
-            )
-        )
-
-    def _apply_load(self, eff: sm.ApplyLoad) -> None:
-        """A planned level change at its instant; an unplanned one at once."""
-        executor = self.run.executor if self.run is not None else None
-        if executor is None:
-            return
-        delay = (self.to_perf(eff.at_ns) - time.perf_counter_ns()) / 1e9 if eff.at_ns else 0.0
-        if delay > 0:
-            asyncio.get_running_loop().call_later(delay, self._set_level, executor, eff)
-        else:
-            self._set_level(executor, eff)
-
-    @staticmethod
-    def _set_level(executor: Executor, eff: sm.ApplyLoad) -> None:
-        if executor.schedule is not None:
-            # open mode: the rate is the level; connections (in flight) if given
-            executor.set_rate(eff.rate)
-            if eff.connections:
-                executor.set_connections(eff.connections)
-        else:
-            executor.set_connections(eff.connections)
-
-    def _phase_hooks(self, phase: int, at_perf: int) -> None:
-        """Enrichment notes when MEASUREMENT begins (at its instant)."""
-        ctx = self.run
-        if ctx is None or ctx.enricher is None or phase != common_pb2.STATE_MEASUREMENT:
-            return
-        if ctx.measurement_hooked or at_perf >= NEVER:
-            return
-        ctx.measurement_hooked = True
-        enricher = ctx.enricher
-        self._spawn(asyncio.to_thread(enricher.before_measurement))
-        delay = max(0.0, (at_perf - time.perf_counter_ns()) / 1e9)
-        asyncio.get_running_loop().call_later(
-            delay, self._spawn, asyncio.to_thread(enricher.on_measurement_start)
-        )
-
-    def _begin_load(self, phase: int, plan: common_pb2.PhasePlan | None) -> None:
-        ctx = self.run
-        if ctx is None or ctx.executor is None:
-            return
-        now = time.perf_counter_ns()
-        if plan is not None and plan.HasField("load_start_time"):
-            bounds = Boundaries.from_plan(plan, self.to_perf)
-            ctx.plan = plan
-            ctx.mapped_offset = self.clock.offset_ns
-        else:  # a controller without plans: the phase from now on
-            bounds = Boundaries.from_now(phase or common_pb2.STATE_MEASUREMENT, now)
-        ctx.executor.start(bounds)
-        self._phase_hooks(common_pb2.STATE_MEASUREMENT, bounds.measurement_start)
-        # seconds on the run's clock: interval n covers [load start + n - 1, + n)
-        origin = bounds.load_start
-        begin = max(origin, now)
-        ctx.origin_perf = origin
-        ctx.interval_id = (begin - origin) // 1_000_000_000
-        ctx.first_interval = ctx.interval_id + 1
-        ctx.last_report_ns = wclock.perf_to_wall(begin)
-        ctx.load_started = time.monotonic()
-        ctx.reporter = asyncio.get_running_loop().create_task(self._report_loop(ctx, bounds))
-
-    async def _report_loop(self, ctx: RunContext, bounds: Boundaries) -> None:
-        """Second n ends at load start + n s; its report is gathered a little later (what
-        was issued before the end of the second goes in it), at a moment away from the
-        plan's boundaries, so the GIL-bound gathering never delays a boundary's queries."""
-        delay = report_delay_ns(bounds)
-        while True:
-            due = ctx.origin_perf + (ctx.interval_id + 1) * 1_000_000_000
-            await asyncio.sleep(max(0.0, (due + delay - time.perf_counter_ns()) / 1e9))
-            self._report(ctx, last=False, end_perf=due)
-
-    def _report(self, ctx: RunContext, *, last: bool, end_perf: int | None = None) -> None:
-        executor = ctx.executor
-        if executor is None:
-            return
-        end = wclock.perf_to_wall(time.perf_counter_ns() if end_perf is None else end_perf)
-        cells = executor.collect(NEVER if end_perf is None else end_perf)
-        ctx.interval_id += 1
-        ctx.reports_sent += 1
-        report = interval_report(
-            executor,
-            cells,
-            run_id=ctx.assign.run_id,
-            interval_id=ctx.interval_id,
-            start_ns=ctx.last_report_ns or end - int(REPORT_INTERVAL_S * 1e9),
-            end_ns=end,
-            last=last,
-            warehouse=ctx.warehouse_sample,
-            totals=ctx.totals,
-        )
-        ctx.last_report_ns = end
-        report.first_interval_id = ctx.first_interval
-        report.status.CopyFrom(self.heartbeat())
-        report.send_time.CopyFrom(report.status.send_time)
-        message = control_pb2.AttachRequest(metrics=report)
-        ctx.recent_reports.append(message)
-        self._last_report_sent = time.monotonic()
-        self._send(message)
-
-    def _drain(self, eff: sm.Drain) -> None:
-        ctx = self.run
-        if ctx is None:
-            self._event(sm.drained(self.model, eff.run_id))
-            return
-        asyncio.get_running_loop().create_task(self._drain_async(ctx, eff))
-
-    async def _drain_async(self, ctx: RunContext, eff: sm.Drain) -> None:
-        if ctx.reporter is not None:
-            ctx.reporter.cancel()
-        if ctx.warehouse_task is not None:
-            ctx.warehouse_task.cancel()
-        if ctx.executor is not None:
-            stop = eff.stop
-            if stop is not None and stop.HasField("measurement_end_time"):
-                # MEASUREMENT ends at the instant the controller planned or decided
-                end = self.to_perf(stop.measurement_end_time.ToNanoseconds())
-                ctx.executor.end_at(end, decided_before=end < time.perf_counter_ns())
-            await asyncio.to_thread(ctx.executor.stop, eff.drain_timeout_s)
-            if ctx.load_started is not None:
-                self._report(ctx, last=True)
-        if ctx.enricher is not None:
-            stop = eff.stop
-            if stop is not None and stop.enrich:
-                ctx.enrichment = await self._enrich(ctx, ctx.enricher, stop)
-            await asyncio.to_thread(ctx.enricher.close)
-        self._event(sm.drained(self.model, eff.run_id))
-
-    async def _enrich(
-        self, ctx: RunContext, enricher: Enricher, stop: control_pb2.Stop
-    ) -> common_pb2.Enrichment:
-        if isinstance(enricher, SnowflakeEnricher) and ctx.executor is not None:
-            for thread in ctx.executor.threads:
-                enricher.client_samples.update(getattr(thread.conn, "query_samples", ()))
-        window = Window(
-            run_id=ctx.assign.run_id,
-            start_ns=stop.measurement_start_time.ToNanoseconds(),
-            end_ns=stop.measurement_end_time.ToNanoseconds(),
-            expected_queries=stop.expected_queries,
-        )
-        timeout = stop.enrich_timeout.ToTimedelta().total_seconds() or 60.0
-        deadline = time.monotonic() + timeout
-        try:
-            return await asyncio.wait_for(
-                asyncio.to_thread(enricher.collect, window, deadline), timeout + 5
-            )
-        except TimeoutError:
-            return common_pb2.Enrichment(
-                status=common_pb2.ENRICHMENT_STATUS_FAILED,
-                message=f"enrichment did not finish within {timeout:g}s",
-            )
-
-    def _send_finished(self, run_id: str) -> None:
-        ctx = self.run
-        finished = control_pb2.Finished(run_id=run_id)
-        if ctx is not None and ctx.assign.run_id == run_id:
-            finished.intervals = ctx.reports_sent
-            if ctx.enrichment is not None:
-                finished.enrichment.CopyFrom(ctx.enrichment)
-            queries = ctx.executor.plan.workload.queries if ctx.executor else ()
-            for (phase, kind), (count, errors) in sorted(ctx.totals.items()):
-                finished.totals.append(
-                    control_pb2.KindInterval(
-                        kind=queries[kind].name,
-                        phase=phase,  # type: ignore[arg-type]
-                        count=count,
-                        errors=[control_pb2.ErrorCount(category="all", count=errors)]
-                        if errors
-                        else [],
-                    )
-                )
-            self.run = None
-        self._send(control_pb2.AttachRequest(finished=finished))
-
-    # -- heartbeats ------------------------------------------------------------------------
-
     async def _heartbeats(self) -> None:
         """One a second; while reports flow (they carry the status and prove the worker
         alive) one every CLOCK_SYNC_INTERVAL_S, for the clock offset. If the reports stop,
@@ -765,5 +337,5 @@ class Agent:
         hb.clock_offset.FromNanoseconds(self.clock.offset_ns)
         hb.round_trip.FromNanoseconds(self.clock.rtt_ns)
         hb.clock_uncertainty.FromNanoseconds(self.clock.uncertainty_ns)
-        hb.send_time.CopyFrom(now_ts())
+        hb.send_time.CopyFrom(wclock.now_ts())
         return hb
