@@ -63,11 +63,12 @@ async def test_a_late_start_applies_at_once_and_the_run_says_so(
             procs.stop_all()
     assert run.state == lc.COMPLETED, run.message
     lead = run.plan.load_start_time.ToNanoseconds() - run.plan.decide_time.ToNanoseconds()
-    assert lead < 400_000_000
+    assert lead < 450_000_000  # (four ~25 ms round trips, and some for a busy host)
     (row,) = run.to_proto().run_workers
     # Start arrived after the load start: applied at once, and recorded how late
     assert row.late_commands >= 1
-    assert 500_000_000 - lead - 50_000_000 < row.max_lateness.ToNanoseconds() < 600_000_000
+    late = row.max_lateness.ToNanoseconds()
+    assert 500_000_000 - lead - 100_000_000 < late < 1_000_000_000, (lead, late)
     assert any(w.startswith("plan not honoured: worker far") for w in run.warnings)
     # round trips of ~24 ms: the offset is known to ~12 ms, which is worth a warning too
     assert row.clock_uncertainty.ToNanoseconds() > 10_000_000
