@@ -22,12 +22,12 @@ from controller.lifecycle import Reason
 from controller.load_control import split_rate
 from controller.load_driver import SPARE_SLOTS, LoadDriver
 from controller.registry import WorkerRecord, WorkerRegistry
+from controller.run_end import enrichment_worker, run_record, saturation_warnings
 from controller.runs import Aborted, ActiveRun, Outcome, seconds
-from controller.store import IntervalHistogram, RunRecord, RunStore
+from controller.store import RunStore
 from controller.worker_events import WorkerEvents
-from snowload import hdr
 from snowload.v1 import common_pb2, control_pb2, run_pb2
-from snowload.workload import Driver, Mode, Workload
+from snowload.workload import Mode, Workload
 
 log = logging.getLogger("snowload.controller")
 DRAIN_TIMEOUT_S = 5.0
@@ -287,7 +287,7 @@ class RunManager(WorkerEvents):
             return
         run.stops_sent = True
         load = run.workload.load
-        enricher = self._enrichment_worker(run, outcome)
+        enricher = enrichment_worker(run, outcome)
         run.enricher_id = enricher.worker_id if enricher is not None else ""
         for rec in run.workers:
             if rec.worker_id in run.finished or rec.worker_id in run.dropped:
@@ -347,35 +347,6 @@ class RunManager(WorkerEvents):
                 rec.run_id = ""
                 rec.assignment = None
 
-    @staticmethod
-    def _enrichment_worker(run: ActiveRun, outcome: Outcome) -> WorkerRecord | None:
-        """The setup worker enriches completed runs on targets that keep history."""
-        if run.workload.target.driver is Driver.SQLITE:
-            run.server.CopyFrom(
-                common_pb2.Enrichment(
-                    status=common_pb2.ENRICHMENT_STATUS_SKIPPED,
-                    message="sqlite keeps no server-side history",
-                )
-            )
-        elif not run.workload.load.enrich:
-            run.server.CopyFrom(
-                common_pb2.Enrichment(
-                    status=common_pb2.ENRICHMENT_STATUS_SKIPPED,
-                    message="enrichment is off in the workload",
-                )
-            )
-        elif outcome.state != lc.COMPLETED or lc.MEASUREMENT not in run.phase_ns:
-            run.server.CopyFrom(
-                common_pb2.Enrichment(
-                    status=common_pb2.ENRICHMENT_STATUS_SKIPPED,
-                    message="the run did not complete",
-                )
-            )
-        elif run.workers and not run.workers[0].lost:
-            return run.workers[0]
-        run.enrichment = run.server.status or common_pb2.ENRICHMENT_STATUS_SKIPPED
-        return None
-
     def _finish(self, run: ActiveRun, outcome: Outcome) -> None:
         run.end_ns = time.time_ns()
         if not run.terminal:
@@ -388,11 +359,11 @@ class RunManager(WorkerEvents):
         )
         if outcome.state == lc.COMPLETED:
             run.slo = slo.evaluate(run.workload.slo, measurement)
-        self._saturation_warnings(run)
+        saturation_warnings(run, self.saturation_cpu_percent)
         if run.enrichment == common_pb2.ENRICHMENT_STATUS_UNSPECIFIED:
             run.enrichment = common_pb2.ENRICHMENT_STATUS_SKIPPED
         try:
-            self.store.save(self._record(run))
+            self.store.save(run_record(run))
         except Exception:  # the run must still end, and the stream must still say so
             log.exception("could not store run %s", run.run_id)
         self.active.pop(run.run_id, None)
@@ -400,28 +371,6 @@ class RunManager(WorkerEvents):
         log.info("run %s %s (%s)", run.run_id, lc.state_name(run.state), run.reason)
         if self.on_run_end is not None:
             self.on_run_end(run)
-
-    @staticmethod
-    def _record(run: ActiveRun) -> RunRecord:
-        histograms: dict[tuple[int, str], bytes] = {}
-        for (phase, kind), cell in run.metrics.cells.items():
-            histograms[(phase, kind)] = hdr.encode(cell.histogram)
-        for phase in {p for p, _ in run.metrics.cells}:
-            histograms[(phase, "")] = hdr.encode(run.metrics.phase_histogram(phase))
-        intervals = []
-        for second, point in sorted(run.metrics.series.items()):
-            encoded = point.overall_encoded  # (settled: every second is sealed)
-            if encoded:
-                start = point.end_ns - int((point.duration_s or 1.0) * 1e9)
-                intervals.append(
-                    IntervalHistogram(second, point.phase, start, point.end_ns, encoded)
-                )
-        return RunRecord(
-            run=run.to_proto(),
-            series=run.metrics.series_protos(),
-            histograms=histograms,
-            intervals=intervals,
-        )
 
     def series(self, run_id: str) -> list[common_pb2.SeriesPoint]:
         run = self.active.get(run_id)
@@ -485,18 +434,3 @@ class RunManager(WorkerEvents):
                 run.broadcaster.publish(run.update())
             else:
                 await asyncio.sleep(PROGRESS_INTERVAL_S)
-
-    def _saturation_warnings(self, run: ActiveRun) -> None:
-        """Flag workers whose CPU stayed at the ceiling through MEASUREMENT: the numbers
-        may then measure the load generator, not the database."""
-        for worker_id, samples in sorted(run.cpu_samples.items()):
-            if len(samples) < 3:
-                continue
-            high = sum(1 for s in samples if s >= self.saturation_cpu_percent)
-            if high / len(samples) >= 0.8:
-                mean = sum(samples) / len(samples)
-                run.warnings.append(
-                    f"load generator saturated: worker {worker_id} used {mean:.0f}% CPU "
-                    f"(of one core) through MEASUREMENT; the numbers may measure the "
-                    f"generator, not the database: add workers or connections per worker"
-                )
