@@ -268,7 +268,7 @@ class RunManager(WorkerEvents):
             )
         run.metrics.expect([rec.worker_id for rec in run.workers])
         run.metrics.origin_ns = run.start_ns
-        self._publish_state(run)
+        # (no store write here: the Starts go out first, the run is stored at load start)
 
     def _fix_end(self, run: ActiveRun) -> None:
         """The measurement end is known: it goes into the plan (and re-attach resyncs)."""

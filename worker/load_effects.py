@@ -13,11 +13,13 @@ from snowload.v1 import common_pb2, control_pb2
 from worker import clock as wclock
 from worker import state_machine as sm
 from worker.boundaries import NEVER, Boundaries
+from worker.enrichment import Enricher
 from worker.executor import Executor
 from worker.reports import interval_report
 from worker.run_context import RunContext
 
 REPORT_INTERVAL_S = 1.0
+SNAPSHOT_AHEAD_NS = 50_000_000
 REPORT_DELAYS_NS = (100_000_000, 350_000_000, 600_000_000, 850_000_000)
 BOUNDARY_CLEARANCE_NS = 100_000_000
 
@@ -93,12 +95,17 @@ class LoadEffects:
         if ctx.measurement_hooked or at_perf >= NEVER:
             return
         ctx.measurement_hooked = True
-        enricher = ctx.enricher
-        self._spawn(asyncio.to_thread(enricher.before_measurement))
-        delay = max(0.0, (at_perf - time.perf_counter_ns()) / 1e9)
-        asyncio.get_running_loop().call_later(
-            delay, self._spawn, asyncio.to_thread(enricher.on_measurement_start)
-        )
+        self._spawn(self._measurement_snapshot(ctx.enricher, at_perf))
+
+    @staticmethod
+    async def _measurement_snapshot(enricher: Enricher, at_perf: int) -> None:
+        """Set up now; snapshot SNAPSHOT_AHEAD_NS before MEASUREMENT begins, so that its
+        work (a query, and Python holding the GIL) never delays the boundary's queries:
+        the server-side totals then hold that much of the warmup's end."""
+        await asyncio.to_thread(enricher.before_measurement)
+        due = at_perf - SNAPSHOT_AHEAD_NS
+        await asyncio.sleep(max(0.0, (due - time.perf_counter_ns()) / 1e9))
+        await asyncio.to_thread(enricher.on_measurement_start)
 
     def _begin_load(self, phase: int, plan: common_pb2.PhasePlan | None) -> None:
         ctx = self.run
