@@ -10,9 +10,11 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import grpc
 import pytest
 
 from controller.server import Controller, ControllerSettings
+from snowload.v1 import run_pb2, run_pb2_grpc
 from tests.cluster import WorkerProcs, wait_for, worker_env
 from worker.boundaries import AFTER_END, BEFORE_LOAD, NEVER, Boundaries
 from worker.clock import ClockSync
@@ -96,6 +98,14 @@ async def test_two_workers_on_this_host_estimate_a_zero_offset(
         for worker_id, (offset, uncertainty) in offsets(controller).items():
             # the truth (0) is within the stated uncertainty, itself within 0.5 ms
             assert abs(offset) <= uncertainty <= MAX_ERROR_NS, (worker_id, offset, uncertainty)
+        # ListWorkers says so to any client
+        async with grpc.aio.insecure_channel(controller.address) as channel:
+            listed = await run_pb2_grpc.RunServiceStub(channel).ListWorkers(
+                run_pb2.ListWorkersRequest(), timeout=10
+            )
+        for info in listed.workers:
+            assert 0 < info.clock_uncertainty.ToNanoseconds() <= MAX_ERROR_NS
+            assert abs(info.clock_offset.ToNanoseconds()) <= info.clock_uncertainty.ToNanoseconds()
     finally:
         procs.stop_all()
 
