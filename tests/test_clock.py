@@ -18,6 +18,7 @@ from snowload.v1 import run_pb2, run_pb2_grpc
 from tests.cluster import WorkerProcs, wait_for, worker_env
 from worker.boundaries import AFTER_END, BEFORE_LOAD, NEVER, Boundaries
 from worker.clock import ClockSync
+from worker.load_effects import report_delay_ns
 
 MAX_ERROR_NS = 500_000
 
@@ -67,6 +68,15 @@ def test_a_boundary_plan_answers_phase_and_next_edge() -> None:
     assert b.ending_at(150).phase_at(150) == AFTER_END
     assert b.ending_at(500) == b  # an end is never moved later
     assert b.with_phase(4, 200) is b  # a repeated SetPhase changes nothing
+
+
+def test_reports_are_gathered_away_from_the_boundaries() -> None:
+    s = 1_000_000_000
+    whole = Boundaries(((0, 3), (s, 4)), end=3 * s)
+    assert report_delay_ns(whole) == 100_000_000
+    # MEASUREMENT 1.1 s after the load start: 100 ms after a second is too close
+    odd = Boundaries(((0, 3), (s + 100_000_000, 4)), end=3 * s + 100_000_000)
+    assert report_delay_ns(odd) == 350_000_000
 
 
 def offsets(controller: Controller) -> dict[str, tuple[int, int]]:

@@ -40,6 +40,8 @@ def report_delay_ns(bounds: Boundaries) -> int:
 
 
 class LoadEffects:
+    """The agent's load: the attributes and sends it needs come from Agent."""
+
     run: RunContext | None
     model: sm.Model
     clock: wclock.ClockSync
