@@ -129,6 +129,7 @@ def worker_rows(model: LiveModel) -> list[tuple[str, list[Any]]]:
     for w in model.workers:
         state = fmt.worker_state_name(w.state) if w.connected else "LOST"
         offset_ms = fmt.seconds_of(w.clock_offset) * 1000
+        uncertainty_ms = fmt.seconds_of(w.clock_uncertainty) * 1000
         rows.append(
             (
                 w.worker_id,
@@ -140,7 +141,7 @@ def worker_rows(model: LiveModel) -> list[tuple[str, list[Any]]]:
                     right(str(w.active_connections)),
                     right(f"{w.cpu_percent:.0f}%"),
                     right(fmt.fmt_bytes(w.rss_bytes)),
-                    right(f"{offset_ms:+.1f} ms"),
+                    right(f"{offset_ms:+.1f} ±{uncertainty_ms:.1f} ms"),
                 ],
             )
         )
