@@ -95,7 +95,15 @@ def print_run(run: run_pb2.Run, percentiles: dict[str, dict[str, dict[str, float
     for w in run.run_workers:
         console.print(
             f"  worker {w.index} {w.worker_id} on {w.host}: {w.connections} connections, "
-            f"{w.count:,} queries, {w.errors:,} errors, {w.intervals} intervals"
+            f"{w.count:,} queries, {w.errors:,} errors, {w.intervals} intervals, "
+            f"clock {w.clock_offset.ToNanoseconds() / 1e6:+.3f} ms "
+            f"± {w.clock_uncertainty.ToNanoseconds() / 1e6:.3f} ms"
+            + (
+                f", {w.late_commands} planned command(s) late by up to "
+                f"{w.max_lateness.ToNanoseconds() / 1e6:.1f} ms"
+                if w.late_commands
+                else ""
+            )
             + (" [LOST]" if w.lost else ""),
             highlight=False,
         )

@@ -217,6 +217,7 @@ def workers(hb: float = 0.4) -> list[run_pb2.WorkerInfo]:
         )
         set_dur(w.heartbeat_age, hb + i * 0.3)
         set_dur(w.clock_offset, offset)
+        set_dur(w.clock_uncertainty, 0.0003 + i * 0.0001)
         out.append(w)
     return out
 

@@ -139,6 +139,7 @@ def worker_rows(model: LiveModel) -> list[tuple[str, list[Any]]]:
         state = "LOST" if lost else "FINISHED" if ended else fmt.worker_state_name(w.state)
         style = "bold red" if lost else "green" if ended else ""
         offset_ms = fmt.seconds_of(w.clock_offset) * 1000
+        uncertainty_ms = fmt.seconds_of(w.clock_uncertainty) * 1000
         rows.append(
             (
                 w.worker_id,
@@ -150,7 +151,7 @@ def worker_rows(model: LiveModel) -> list[tuple[str, list[Any]]]:
                     right("-" if ended else str(w.active_connections)),
                     right(f"{w.cpu_percent:.0f}%"),
                     right(fmt.fmt_bytes(w.rss_bytes)),
-                    right(f"{offset_ms:+.1f} ms"),
+                    right(f"{offset_ms:+.1f} ±{uncertainty_ms:.1f} ms"),
                 ],
             )
         )
