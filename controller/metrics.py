@@ -33,7 +33,6 @@ from snowload import hdr
 from snowload.credits import credits_between
 from snowload.v1 import common_pb2, control_pb2
 
-MAX_ERROR_SAMPLES = 5
 
 Key = tuple[int, str]
 """(phase, query kind)"""
@@ -283,7 +282,6 @@ class RunMetrics:
         self.phase_totals: dict[int, Cell] = {}
         """Per phase, every kind."""
         self.series: dict[int, SeriesPoint] = {}
-        self.error_samples: dict[str, list[str]] = defaultdict(list)
         self._received: dict[str, _Intervals] = {}
         self._offset: dict[str, int] = {}
         self._latest: dict[str, int] = {}
@@ -378,10 +376,6 @@ class RunMetrics:
                 errors += err.count
                 for t in targets:
                     t.errors[err.category] += err.count
-                samples = self.error_samples[err.category]
-                for s in err.samples:
-                    if len(samples) < MAX_ERROR_SAMPLES and s not in samples:
-                        samples.append(s)
             point.count += kind.count + errors
             point.phase_counts[kind.phase] += kind.count + errors
 

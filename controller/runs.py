@@ -11,6 +11,7 @@ from google.protobuf.duration_pb2 import Duration
 from controller import lifecycle as lc
 from controller.load_control import FindMaxSearch
 from controller.metrics import RunMetrics
+from controller.query_failures import QueryFailures
 from controller.registry import WorkerRecord
 from controller.watch import Broadcaster
 from snowload.v1 import common_pb2, control_pb2, run_pb2
@@ -95,6 +96,11 @@ class ActiveRun:
     warnings: list[str] = field(default_factory=list)
     cpu_samples: dict[str, list[float]] = field(default_factory=dict)
     """Worker CPU (% of one core) from heartbeats received during MEASUREMENT."""
+    failures: QueryFailures = field(init=False)
+    """First errors and error samples per kind; the on_query_failure policy."""
+
+    def __post_init__(self) -> None:
+        self.failures = QueryFailures(self.workload.load.on_query_failure)
 
     @property
     def terminal(self) -> bool:
@@ -164,7 +170,8 @@ class ActiveRun:
         if self.end_ns:
             run.end_time.FromNanoseconds(self.end_ns)
         run.slo.extend(self.slo)
-        run.slo_passed = all(v.passed for v in self.slo)
+        if self.slo:  # no verdicts (no [slo], or not evaluated yet) is not "passed"
+            run.slo_passed = all(v.passed for v in self.slo)
         run.enrichment = self.enrichment
         if self.find_max is not None:
             run.find_max.CopyFrom(self.find_max.to_proto())
@@ -184,10 +191,7 @@ class ActiveRun:
             run.workload_json = w.to_json()
             run.pools.extend(self.pools)
             run.run_workers.extend(self.run_workers())
-            for category, messages in sorted(self.metrics.error_samples.items()):
-                run.error_samples.extend(
-                    run_pb2.ErrorSample(category=category, message=m) for m in messages
-                )
+            run.error_samples.extend(self.failures.samples())
         return run
 
     def run_workers(self) -> list[run_pb2.RunWorker]:
@@ -233,6 +237,7 @@ class ActiveRun:
             prog.active_connections = latest.active_connections
             prog.workers_active = latest.workers_active
         prog.target_level = self.level
+        prog.first_errors.extend(self.failures.first_errors)
         prog.qps_10s = self.metrics.rolling_qps(10)
         prog.qps_30s = self.metrics.rolling_qps(30)
         phase = self.state if self.state in lc.LOAD_PHASES else lc.MEASUREMENT
