@@ -33,7 +33,6 @@ from snowload import hdr
 from snowload.credits import credits_between
 from snowload.v1 import common_pb2, control_pb2
 
-
 Key = tuple[int, str]
 """(phase, query kind)"""
 

@@ -302,9 +302,7 @@ class SqliteRunStore(RunStore):
             "SELECT kind, category, message FROM error_samples WHERE run_id = ? ORDER BY seq",
             (run_id,),
         ):
-            run.error_samples.add(
-                kind=str(kind), category=str(category), message=str(message)
-            )
+            run.error_samples.add(kind=str(kind), category=str(category), message=str(message))
         return run
 
     def list_runs(self, limit: int, offset: int = 0) -> list[run_pb2.Run]:

@@ -42,7 +42,9 @@ def make_run(run_id: str, create_s: int, state: lc.State = lc.COMPLETED) -> run_
     run.run_workers.add(worker_id="w0", index=0, connections=4, count=600)
     run.run_workers.add(worker_id="w1", index=1, connections=4, count=400)
     run.slo.add(metric="p95_ms", limit=2.0, actual=1.5, passed=True)
-    run.error_samples.add(kind="put", category="constraint", message="UNIQUE constraint failed: t.k")
+    run.error_samples.add(
+        kind="put", category="constraint", message="UNIQUE constraint failed: t.k"
+    )
     run.degraded = True
     run.warnings.append("worker w1 was lost")
     run.warehouse.name = "LOAD_WH"

@@ -578,15 +578,16 @@ def test_duration_round_trip_in_milliseconds(millis: int) -> None:
     assert format_duration(parse_duration(text)) == text
 
 
-@pytest.mark.parametrize(
-    "text", ["5 seconds", "five", "s", "5d", "1.5.5s", "5s5", "ms5", "1m 30"]
-)
+@pytest.mark.parametrize("text", ["5 seconds", "five", "s", "5d", "1.5.5s", "5s5", "ms5", "1m 30"])
 def test_bad_duration_strings(text: str) -> None:
     with pytest.raises(ValueError, match=re.escape(f"invalid duration {text!r}")):
         parse_duration(text)
 
 
-@pytest.mark.parametrize(("value", "problem"), [("", "empty"), ("  ", "empty"), (-1, "negative"), ("-5s", "negative"), ("-5", "negative")],)
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [("", "empty"), ("  ", "empty"), (-1, "negative"), ("-5s", "negative"), ("-5", "negative")],
+)
 def test_empty_or_negative_durations(value: str | int, problem: str) -> None:
     with pytest.raises(ValueError, match=problem):
         parse_duration(value)

@@ -29,7 +29,7 @@ from snowload.channel import ChannelConfig, open_channel
 from snowload.v1 import common_pb2, control_pb2, control_pb2_grpc
 from snowload.workload import parse_json
 from worker import state_machine as sm
-from worker.drivers import DriverError, get_driver
+from worker.drivers import DriverError, get_driver, prepare_failure
 from worker.enrichment import Enricher, SnowflakeEnricher, Window, enricher_for
 from worker.executor import Executor, RunPlan
 from worker.generators import Sequences
@@ -419,7 +419,7 @@ class Agent:
             self._after_prepare_failure(ctx, "setup_failed", "no value pools before the timeout")
             return
         except DriverError as exc:
-            self._after_prepare_failure(ctx, "target_unreachable", str(exc))
+            self._after_prepare_failure(ctx, prepare_failure(exc), str(exc))
             return
         except Exception as exc:
             self._after_prepare_failure(ctx, "worker_error", f"{type(exc).__name__}: {exc}")

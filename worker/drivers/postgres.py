@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -124,6 +125,22 @@ class PostgresConnection(Connection):
         cur = self._conn.execute(sql.encode(), params)
         return list(cur.fetchall()) if cur.description is not None else []
 
+    def prepare_only(self, query: Query) -> None:
+        """PREPARE (parse, analyse, plan) and DEALLOCATE: the statement never runs."""
+        name = b"sl_check"
+        result = self._pg.prepare(name, to_numbered(query.sql).encode(self._encoding))
+        if result.status != ExecStatus.COMMAND_OK:
+            raise pgerrors.error_from_result(result, encoding=self._encoding)
+        self._conn.execute("DEALLOCATE sl_check")
+
+    @contextmanager
+    def rolled_back(self) -> Iterator[bool]:
+        self._conn.execute("BEGIN")  # PostgreSQL's DDL is transactional
+        try:
+            yield True
+        finally:
+            self._conn.execute("ROLLBACK")
+
     def cancel(self) -> None:
         with contextlib.suppress(psycopg.Error):
             self._conn.cancel_safe(timeout=2.0)
@@ -170,6 +187,8 @@ class PostgresDriver(Driver):
             return ErrorCategory.LOCK
         if state.startswith("53"):
             return ErrorCategory.THROTTLED
+        if isinstance(exc, psycopg.ProgrammingError) and not state:
+            return ErrorCategory.CONFIG  # a dsn or option libpq does not understand
         if isinstance(exc, pgerrors.ConnectionTimeout):
             return ErrorCategory.TIMEOUT
         if isinstance(exc, psycopg.OperationalError):
