@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn, TypeAlias
 
@@ -57,7 +58,7 @@ class Parser(argparse.ArgumentParser):
         return self
 
     def error(self, message: str) -> NoReturn:
-        self.print_usage()
+        self.print_usage(sys.stderr)
         self.exit(2, f"{self.prog}: error: {message}\n(see '{self.prog} --help')\n")
 
 
@@ -143,9 +144,9 @@ def add_run(sub: Subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run.add_argument("workload", help="workload file (TOML)")
-    run.add_argument("--workers", type=positive_int, help="worker processes (overrides the file)")
+    run.add_argument("--workers", type=int, help="worker processes (overrides the file)")
     run.add_argument(
-        "--connections", type=positive_int, help="total connections (overrides the file)"
+        "--connections", type=int, help="total connections (overrides the file)"
     )
     run.add_argument(
         "--warmup",
@@ -190,9 +191,9 @@ def add_check(sub: Subparsers) -> None:
         help="connect to the target and prepare every query (nothing runs, setup included)",
     )
     check.add_argument("--json", action="store_true", help="print the plan as JSON on stdout")
-    check.add_argument("--workers", type=positive_int, help="worker processes (overrides the file)")
+    check.add_argument("--workers", type=int, help="worker processes (overrides the file)")
     check.add_argument(
-        "--connections", type=positive_int, help="total connections (overrides the file)"
+        "--connections", type=int, help="total connections (overrides the file)"
     )
     check.add_argument("--warmup", type=duration_arg, help="warmup (overrides the file)")
     check.add_argument(
