@@ -11,6 +11,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from controller.console import StdoutConsole
 from snowload.durations import format_duration
 from snowload.exit_codes import ExitCode
 from snowload.workload import Mode, Overrides, Workload, WorkloadError, load_file
@@ -34,7 +35,7 @@ def check_main(args: argparse.Namespace) -> int:
         print(json.dumps(plan, indent=2))
         return ExitCode.OK
     if not args.json:
-        _print_plan(Console(soft_wrap=True, highlight=False), workload, plan)
+        _print_plan(StdoutConsole(soft_wrap=True, highlight=False), workload, plan)
     if not args.connect:
         return ExitCode.OK
     code, results = _connect(workload, Path(args.workload), err)

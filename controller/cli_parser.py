@@ -145,9 +145,7 @@ def add_run(sub: Subparsers) -> None:
     )
     run.add_argument("workload", help="workload file (TOML)")
     run.add_argument("--workers", type=int, help="worker processes (overrides the file)")
-    run.add_argument(
-        "--connections", type=int, help="total connections (overrides the file)"
-    )
+    run.add_argument("--connections", type=int, help="total connections (overrides the file)")
     run.add_argument(
         "--warmup",
         type=duration_arg,
@@ -192,9 +190,7 @@ def add_check(sub: Subparsers) -> None:
     )
     check.add_argument("--json", action="store_true", help="print the plan as JSON on stdout")
     check.add_argument("--workers", type=int, help="worker processes (overrides the file)")
-    check.add_argument(
-        "--connections", type=int, help="total connections (overrides the file)"
-    )
+    check.add_argument("--connections", type=int, help="total connections (overrides the file)")
     check.add_argument("--warmup", type=duration_arg, help="warmup (overrides the file)")
     check.add_argument(
         "--duration", type=duration_arg, help="measurement duration (overrides the file)"

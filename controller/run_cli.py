@@ -21,7 +21,7 @@ from rich.text import Text
 
 from controller import lifecycle as lc
 from controller.local_workers import LocalWorkers
-from controller.report import render_summary, summary_dict
+from controller.report import measured_anything, render_summary, summary_dict
 from controller.run_progress import ProgressBar, ProgressLines
 from controller.server import Controller, ControllerSettings
 from controller.store import RunStore, open_store
@@ -123,7 +123,7 @@ def _run(args: argparse.Namespace, err: Console) -> int:
 def report(final: run_pb2.Run, err: Console, *, json_out: bool) -> int:
     """The summary on stderr (and as JSON on stdout); the exit code of the run."""
     err.print(render_summary(final))
-    if final.message and final.state != lc.COMPLETED:
+    if final.message and final.state != lc.COMPLETED and measured_anything(final):
         err.print(
             f"{lc.state_name(final.state)}: {final.reason} — {final.message}",
             markup=False,

@@ -19,6 +19,7 @@ from rich.table import Table
 
 from controller import lifecycle as lc
 from controller.cli_parser import Subparsers, add_client_options, positive_int
+from controller.console import StdoutConsole
 from controller.report import stats_dict, summary_dict
 from controller.runs_show import SPECTRUM, find, show
 from controller.store import RunStore, open_store
@@ -208,7 +209,7 @@ def _list(store: RunStore, args: argparse.Namespace) -> int:
             f"{meas.overall.errors:,}" if meas else "-",
             ("pass" if run.slo_passed else "FAIL") if run.slo else "-",
         )
-    Console(width=max(Console().width, 120)).print(table)
+    StdoutConsole(width=max(Console().width, 120)).print(table)
     return 0
 
 
@@ -299,7 +300,7 @@ def _compare(store: RunStore, args: argparse.Namespace) -> int:
                 f"{v['relative']:+.1%}" if v["relative"] is not None else "-",
             )
         table.add_section()
-    Console(width=max(Console().width, 100)).print(table)
+    StdoutConsole(width=max(Console().width, 100)).print(table)
     return 0
 
 

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from controller import lifecycle as lc
+from controller.console import StdoutConsole
 from controller.report import render_summary, summary_dict
 from controller.store import RunStore
 from snowload import hdr
@@ -62,7 +63,7 @@ def show(store: RunStore, args: argparse.Namespace) -> int:
             out["percentiles"] = spectrum(store.histograms(run.run_id))
         print(json.dumps(out, indent=2))
         return 0
-    console = Console(width=max(Console().width, 120))
+    console = StdoutConsole(width=max(Console().width, 120))
     console.print(render_summary(run))
     if args.percentiles:
         console.print(_spectrum_table(spectrum(store.histograms(run.run_id))))
