@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Group, RenderableType
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -83,7 +84,7 @@ def summary_table(run: run_pb2.Run) -> Table:
             )
     notes = summary_notes(run)
     if notes:
-        table.caption = "\n".join(notes)
+        table.caption = escape("\n".join(notes))  # (notes quote messages: no markup)
         table.caption_justify = "left"
     return table
 
