@@ -88,6 +88,7 @@ class PostgresConnection(Connection):
         self._app = ""
         self._prepared: dict[str, bytes] = {}
         self._encoding = conn.info.encoding
+        self._in_check = False
 
     def apply_tag(self, tag: Tag) -> None:
         name = session_tag(tag)
@@ -127,18 +128,23 @@ class PostgresConnection(Connection):
 
     def prepare_only(self, query: Query) -> None:
         """PREPARE (parse, analyse, plan) and DEALLOCATE: the statement never runs."""
-        name = b"sl_check"
-        result = self._pg.prepare(name, to_numbered(query.sql).encode(self._encoding))
+        if self._in_check:  # one rejected statement must not abort the others' transaction
+            self._conn.execute("SAVEPOINT sl_check")
+        result = self._pg.prepare(b"sl_check", to_numbered(query.sql).encode(self._encoding))
         if result.status != ExecStatus.COMMAND_OK:
+            if self._in_check:
+                self._conn.execute("ROLLBACK TO SAVEPOINT sl_check")
             raise pgerrors.error_from_result(result, encoding=self._encoding)
         self._conn.execute("DEALLOCATE sl_check")
 
     @contextmanager
     def rolled_back(self) -> Iterator[bool]:
         self._conn.execute("BEGIN")  # PostgreSQL's DDL is transactional
+        self._in_check = True
         try:
             yield True
         finally:
+            self._in_check = False
             self._conn.execute("ROLLBACK")
 
     def cancel(self) -> None:
