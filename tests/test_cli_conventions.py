@@ -249,3 +249,26 @@ def test_run_json_into_a_closed_pipe_still_stores_the_run(tmp_path: Path) -> Non
     assert "COMPLETED" in out.stderr  # the summary on stderr was complete
     listed = cli(tmp_path, "runs", "list", "--json")
     assert [r["state"] for r in json.loads(listed.stdout)] == ["COMPLETED"]
+
+
+# ---------------------------------------------------------------------- the docs
+
+
+def test_the_readme_lists_every_exit_code_once() -> None:
+    import re
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("### Exit codes", 1)[1].split("\n### ", 1)[0]
+    assert [int(c) for c in re.findall(r"^\| (\d+) \|", section, re.M)] == [
+        c.value for c in ExitCode
+    ]
+
+
+def test_grpcio_tools_is_only_a_dev_dependency() -> None:
+    import tomllib
+
+    project = tomllib.loads(
+        (Path(__file__).resolve().parent.parent / "pyproject.toml").read_text()
+    )["project"]
+    assert not any(d.startswith("grpcio-tools") for d in project["dependencies"])
+    assert any(d.startswith("grpcio-tools") for d in project["optional-dependencies"]["dev"])
