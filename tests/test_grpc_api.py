@@ -211,7 +211,7 @@ def _bad_requests() -> list[tuple[str, run_pb2.StartRunRequest, list[str]]]:
         (
             "bad-duration-override",
             run_pb2.StartRunRequest(workload_toml=good, duration="-1s"),
-            ["override", "invalid duration '-1s'"],
+            ["override", "duration must not be negative, got '-1s'"],
         ),
         (
             "too-few-connections-override",
