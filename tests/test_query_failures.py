@@ -62,3 +62,26 @@ def test_samples_name_their_kind_and_stay_distinct_and_bounded() -> None:
     assert sum(1 for s in samples if s.kind == "a") == 1  # the same message once
     assert sum(1 for s in samples if s.kind == "b") == 5  # a few distinct ones
     assert [s.kind for s in failures.first_errors] == ["a", "b"]
+
+
+def test_the_policy_is_a_validated_load_field_with_a_safe_default() -> None:
+    import pytest
+
+    from snowload.workload import WorkloadError, parse_toml
+
+    base = (
+        'name = "p"\n[target]\ndatabase = "x.db"\n[load]\n{extra}\n'
+        '[[query]]\nname = "q"\nsql = "SELECT 1"\n'
+    )
+    assert parse_toml(base.format(extra="")).load.on_query_failure is OnQueryFailure.FAIL
+    keep = parse_toml(base.format(extra='on_query_failure = "continue"'))
+    assert keep.load.on_query_failure is OnQueryFailure.CONTINUE
+    # the canonical form (what travels to the workers) keeps it
+    from snowload.workload import parse_json
+
+    assert parse_json(keep.to_json()).load.on_query_failure is OnQueryFailure.CONTINUE
+    with pytest.raises(WorkloadError) as info:
+        parse_toml(base.format(extra='on_query_failure = "ignore"'), source="w.toml")
+    assert str(info.value) == (
+        "w.toml:5: load.on_query_failure: must be one of fail, continue, got 'ignore'"
+    )
