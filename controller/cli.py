@@ -7,11 +7,13 @@ Exit codes: snowload/exit_codes.py (the same table is in the README and ``run --
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
 from controller import cli_parser, runs_cli
 from snowload.exit_codes import ExitCode
+from snowload.logs import configure
+
+LOG_FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,10 +33,8 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(cli_parser.join_negative_values(raw))
     except SystemExit as exc:
         return ExitCode.BAD_INPUT if exc.code else ExitCode.OK
-    logging.basicConfig(
-        level=getattr(args, "log_level", "WARNING"),
-        format="%(asctime)s %(name)s %(levelname)s %(message)s",
-        stream=sys.stderr,
+    configure(
+        getattr(args, "log_level", "WARNING"), "%(asctime)s %(name)s %(levelname)s %(message)s"
     )
     if args.command == "run":
         from controller.run_cli import run_main

@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import logging
 import os
 import signal
 import sys
 
 from snowload.channel import ChannelConfig
 from snowload.durations import parse_duration
+from snowload.logs import configure
 from worker.agent import Agent
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -125,9 +125,7 @@ async def _watch_parent(pid: int, on_gone: object) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s worker %(levelname)s %(message)s"
-    )
+    configure(args.log_level, "%(asctime)s worker %(levelname)s %(message)s")
     return asyncio.run(_amain(args))
 
 
