@@ -11,8 +11,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from snowload.exit_codes import ExitCode
 from tests.pg import PASSWORD, PASSWORD_USER, PgCluster, free_port
+
+pytestmark = pytest.mark.slow  # real snowload processes, end to end
 
 
 def check(tmp: Path, text: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:

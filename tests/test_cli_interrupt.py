@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from snowload.exit_codes import ExitCode
 from tests.cluster import start_daemon
 
@@ -33,6 +35,8 @@ name = "slow"
 sql = "{SLOW}"
 params = [{{ int = [{{low}}, {{high}}] }}]
 """
+
+pytestmark = pytest.mark.slow  # real snowload processes, end to end
 
 
 def snowload(tmp: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
