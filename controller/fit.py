@@ -19,6 +19,8 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
+from controller.console import StdoutConsole
+
 UNBOUNDED = 10_000
 PIPE_WIDTH = 200
 """The width of output that is not a terminal (without $COLUMNS)."""
@@ -29,9 +31,9 @@ Layout = Callable[[], RenderableType]
 def stdout_console() -> Console:
     """The console for a command's report on stdout: the terminal's width, or a wide one
     for a pipe or a file."""
-    console = Console()
+    console: Console = StdoutConsole()
     if not console.is_terminal and "COLUMNS" not in os.environ:
-        console = Console(width=PIPE_WIDTH)
+        console = StdoutConsole(width=PIPE_WIDTH)
     return console
 
 
@@ -122,7 +124,7 @@ class Grid:
             else:
                 table.add_column(col, justify="right", no_wrap=True)
         if self.caption:
-            table.caption = self.caption
+            table.caption = Text(self.caption)  # notes quote messages: no markup
             table.caption_justify = "left"
         return table
 

@@ -25,7 +25,7 @@ in normal operation) reopens it: the totals stay exact either way.
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 
 from hdrh.histogram import HdrHistogram
 
@@ -33,8 +33,6 @@ from controller.metric_cells import Cell, Key, Schedule, SeriesPoint, duration_o
 from snowload import hdr
 from snowload.credits import credits_between
 from snowload.v1 import common_pb2, control_pb2
-
-MAX_ERROR_SAMPLES = 5
 
 
 class _Intervals:
@@ -69,7 +67,6 @@ class RunMetrics:
         self.phase_totals: dict[int, Cell] = {}
         """Per phase, every kind."""
         self.series: dict[int, SeriesPoint] = {}
-        self.error_samples: dict[str, list[str]] = defaultdict(list)
         self._received: dict[str, _Intervals] = {}
         self.origin_ns = 0
         """The run's load start (controller clock): second k ends at origin + k s."""
@@ -170,10 +167,6 @@ class RunMetrics:
                 errors += err.count
                 for t in targets:
                     t.errors[err.category] += err.count
-                samples = self.error_samples[err.category]
-                for s in err.samples:
-                    if len(samples) < MAX_ERROR_SAMPLES and s not in samples:
-                        samples.append(s)
             point.count += kind.count + errors
             point.phase_counts[kind.phase] += kind.count + errors
 

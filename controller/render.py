@@ -108,7 +108,10 @@ def print_run(run: run_pb2.Run, percentiles: dict[str, dict[str, dict[str, float
             highlight=False,
         )
     for sample in run.error_samples:
-        console.print(f"  error {sample.category}: {sample.message}", highlight=False)
+        console.print(
+            f"  error in {sample.kind or '(unnamed)'!r} [{sample.category}]: {sample.message}",
+            highlight=False,
+        )
 
 
 def spectrum_grid(data: dict[str, dict[str, dict[str, float]]]) -> Grid:

@@ -13,13 +13,22 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from rich.console import Console
+from rich.text import Text
 
 from controller import lifecycle as lc
 from controller.fit import Grid, print_fitting, short_count, short_rate
 from controller.slo import describe
+from snowload.report import first_errors
 from snowload.v1 import common_pb2, run_pb2
 
 LATENCY_COLUMNS = ("p50 ms", "p95 ms", "p99 ms", "max ms")
+ENRICHMENT_NAMES = {
+    common_pb2.ENRICHMENT_STATUS_UNSPECIFIED: "not attempted",
+    common_pb2.ENRICHMENT_STATUS_PENDING: "PENDING",
+    common_pb2.ENRICHMENT_STATUS_COMPLETED: "COMPLETED",
+    common_pb2.ENRICHMENT_STATUS_FAILED: "FAILED",
+    common_pb2.ENRICHMENT_STATUS_SKIPPED: "SKIPPED",
+}
 
 
 @dataclass(frozen=True)
@@ -56,14 +65,6 @@ def rows(run: run_pb2.Run) -> Iterator[Row]:
         kinds = [("all", ps.overall), *sorted(ps.by_kind.items())]
         for i, (kind, s) in enumerate(kinds):
             yield Row(phase, kind, s.count, s.errors, s.qps, _ms(s), "bold" if i == 0 else None)
-    for t in run.server.timings:
-        total = t.total
-        latencies = (
-            _ms(total)
-            if total.count
-            else (f"mean {t.mean_ms:.3f}", f"sd {t.stddev_ms:.3f}", "", "")
-        )
-        yield Row("server", t.kind, t.calls, None, None, latencies, "dim")
     for step in run.find_max.steps:
         s = step.stats
         yield Row("find_max", f"{step.level:g} {step.verdict}", s.count, s.errors, s.qps, _ms(s))
@@ -84,11 +85,27 @@ def notes(run: run_pb2.Run) -> list[str]:
                 f"uncorrected p99 {ps.service.p99_ms:.3f} ms, late {ps.late:,}, "
                 f"dropped {ps.dropped:,}"
             )
+    out.extend(
+        f"first error of {e['kind'] or '(unnamed)'!r} [{e['category']}]: {e['message']}"
+        for e in first_errors(run)
+    )
     out.extend(f"warning: {w}" for w in run.warnings)
     if run.slo:
         verdicts = ", ".join(describe(v) for v in run.slo)
         out.append(f"SLO {'passed' if run.slo_passed else 'FAILED'}: {verdicts}")
+    if lc.is_terminal(run.state):
+        out.append(enrichment_note(run))
     return out
+
+
+def enrichment_note(run: run_pb2.Run) -> str:
+    status = ENRICHMENT_NAMES.get(run.enrichment, str(run.enrichment))
+    why = run.server.message
+    return f"server-side timings: {status}" + (f" — {why}" if why else "")
+
+
+def measured_anything(run: run_pb2.Run) -> bool:
+    return any(ps.overall.count or ps.overall.errors for ps in run.summary.phases)
 
 
 def _full(n: int | None) -> str:
@@ -128,6 +145,51 @@ def grid(run: run_pb2.Run) -> Grid:
     return out
 
 
+def server_grid(run: run_pb2.Run) -> Grid | None:
+    """Server-side timings per kind under their own headers: PostgreSQL's
+    pg_stat_statements has a mean and a standard deviation and no percentiles;
+    Snowflake's history has percentiles."""
+    if not run.server.timings:
+        return None
+    out = Grid(
+        title="server-side timings (ms)",
+        columns=["query", "phase", "calls", "mean", "stddev", "p50", "p95", "p99", "max"],
+        left=frozenset({"query", "phase"}),
+    )
+    for t in run.server.timings:
+        total = t.total if t.total.count else None
+        out.add(
+            [
+                t.kind,
+                lc.state_name(t.phase) if t.phase else "",
+                f"{t.calls:,}",
+                f"{t.mean_ms:.3f}" if t.mean_ms else "-",
+                f"{t.stddev_ms:.3f}" if t.stddev_ms else "-",
+                *(_ms(total) if total is not None else ("-", "-", "-", "-")),
+            ]
+        )
+    return out
+
+
 def print_summary(console: Console, run: run_pb2.Run) -> None:
-    """The summary in the first layout that fits ``console``."""
-    print_fitting(console, grid(run).layouts())
+    """The summary in the first layout that fits ``console``: the tables when something
+    was measured; otherwise (a run that failed before or right at the start) the reason
+    and the notes, no empty table."""
+    if measured_anything(run) or run.find_max.steps:
+        print_fitting(console, grid(run).layouts())
+    else:
+        lines = [title(run)]
+        if run.message:
+            lines.append(run.message)
+        lines.append(_before_the_end(run))
+        lines.extend(notes(run))
+        console.print(Text("\n".join(lines)), soft_wrap=False)
+    server = server_grid(run)
+    if server is not None:
+        print_fitting(console, server.layouts())
+
+
+def _before_the_end(run: run_pb2.Run) -> str:
+    reached = [lc.state_name(e.state) for e in run.events]
+    phases = " -> ".join(reached) if reached else "nothing"
+    return f"nothing was measured (it reached: {phases})"

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from snowload.report import (
     find_max_dict,
+    first_errors,
     server_dict,
     stats_dict,
     summary_dict,
 )
 
-__all__ = ["find_max_dict", "server_dict", "stats_dict", "summary_dict"]
+__all__ = ["find_max_dict", "first_errors", "server_dict", "stats_dict", "summary_dict"]

@@ -11,6 +11,7 @@ from google.protobuf.duration_pb2 import Duration
 from controller import lifecycle as lc
 from controller.load_control import FindMaxSearch
 from controller.metrics import RunMetrics
+from controller.query_failures import QueryFailures
 from controller.registry import WorkerRecord
 from controller.watch import Broadcaster
 from snowload.v1 import common_pb2, control_pb2, run_pb2
@@ -100,6 +101,11 @@ class ActiveRun:
     decided_ns: int = 0
     """When an unplanned end (abort) was decided: MEASUREMENT ends for everyone there."""
     stop_ns: int = 0
+    failures: QueryFailures = field(init=False)
+    """First errors and error samples per kind; the on_query_failure policy."""
+
+    def __post_init__(self) -> None:
+        self.failures = QueryFailures(self.workload.load.on_query_failure)
 
     @property
     def terminal(self) -> bool:
@@ -171,7 +177,8 @@ class ActiveRun:
         if self.end_ns:
             run.end_time.FromNanoseconds(self.end_ns)
         run.slo.extend(self.slo)
-        run.slo_passed = all(v.passed for v in self.slo)
+        if self.slo:  # no verdicts (no [slo], or not evaluated yet) is not "passed"
+            run.slo_passed = all(v.passed for v in self.slo)
         run.enrichment = self.enrichment
         if self.find_max is not None:
             run.find_max.CopyFrom(self.find_max.to_proto())
@@ -193,10 +200,7 @@ class ActiveRun:
             run.workload_json = w.to_json()
             run.pools.extend(self.pools)
             run.run_workers.extend(self.run_workers())
-            for category, messages in sorted(self.metrics.error_samples.items()):
-                run.error_samples.extend(
-                    run_pb2.ErrorSample(category=category, message=m) for m in messages
-                )
+            run.error_samples.extend(self.failures.samples())
         return run
 
     def run_workers(self) -> list[run_pb2.RunWorker]:
@@ -247,6 +251,7 @@ class ActiveRun:
             prog.active_connections = latest.active_connections
             prog.workers_active = latest.workers_active
         prog.target_level = self.level
+        prog.first_errors.extend(self.failures.first_errors)
         prog.qps_10s = self.metrics.rolling_qps(10)
         prog.qps_30s = self.metrics.rolling_qps(30)
         phase = self.state if self.state in lc.LOAD_PHASES else lc.MEASUREMENT

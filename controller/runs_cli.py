@@ -14,38 +14,34 @@ import grpc
 
 from controller import export, render
 from controller import lifecycle as lc
+from controller.cli_parser import Subparsers, add_client_options, positive_int
 from controller.report import stats_dict, summary_dict
+from controller.runs_show import SPECTRUM, find, show
 from controller.store import RunStore, open_store
 from controller.store_remote import RemoteRunStore, RemoteUnsupported
-from snowload import hdr
 from snowload.channel import ChannelConfig
 from snowload.v1 import common_pb2, run_pb2
 
 EXIT_NOT_FOUND = 2
-SPECTRUM = hdr.SPECTRUM
 EXIT_BAD_INPUT = 2
 EXIT_UNREACHABLE = 3
 
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    runs = sub.add_parser("runs", help="list, show, compare and export stored runs")
-    runs.add_argument("--db", help="results database (default: $SNOWLOAD_DB or the data dir)")
-    remote = runs.add_argument_group("remote", "read the runs of a controller daemon instead")
-    remote.add_argument("--controller", metavar="HOST:PORT", help="the daemon's address")
-    remote.add_argument(
-        "--token", default=None, help="bearer token for the daemon (default: $SNOWLOAD_TOKEN)"
+def add_parser(sub: Subparsers) -> None:
+    runs = sub.add_parser(
+        "runs",
+        help="list, show, compare and export stored runs",
+        description="Stored runs: from the results database (--db) or a controller "
+        "daemon's API (--controller). These options go before or after the verb.",
     )
-    remote.add_argument("--tls", action="store_true", help="TLS with the system trust store")
-    remote.add_argument("--tls-ca", default=None, help="PEM CA of the daemon's certificate")
-    remote.add_argument("--tls-cert", default=None, help="PEM client certificate (mutual TLS)")
-    remote.add_argument("--tls-key", default=None, help="PEM client key (mutual TLS)")
-    verbs = runs.add_subparsers(dest="verb", required=True)
-    ls = verbs.add_parser("list", help="stored runs, newest first")
-    ls.add_argument("--limit", type=int, default=50)
-    ls.add_argument("--json", action="store_true")
-    show = verbs.add_parser("show", help="one run in full")
-    show.add_argument("run_id")
-    show.add_argument("--json", action="store_true")
+    _store_options(runs, suppress=False)
+    verbs = runs.add_subparsers(dest="verb", required=True, metavar="VERB")
+    ls = _verb(verbs, "list", "stored runs, newest first")
+    ls.add_argument("--limit", type=positive_int, default=50, help="at most this many runs")
+    ls.add_argument("--json", action="store_true", help="JSON on stdout")
+    show = _verb(verbs, "show", "one run in full")
+    show.add_argument("run_id", help="the run's id (as in 'runs list')")
+    show.add_argument("--json", action="store_true", help="JSON on stdout")
     show.add_argument(
         "--percentiles",
         action="store_true",
@@ -53,20 +49,45 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         + ", ".join(f"p{p:g}" for p in SPECTRUM)
         + ", max",
     )
-    cmp_ = verbs.add_parser("compare", help="two runs side by side, per query kind")
-    cmp_.add_argument("run_a")
-    cmp_.add_argument("run_b")
-    cmp_.add_argument("--json", action="store_true")
-    enrich = verbs.add_parser(
+    cmp_ = _verb(verbs, "compare", "two runs side by side, per query kind")
+    cmp_.add_argument("run_a", help="run A (the baseline)")
+    cmp_.add_argument("run_b", help="run B (compared with A)")
+    cmp_.add_argument("--json", action="store_true", help="JSON on stdout")
+    enrich = _verb(
+        verbs,
         "enrich",
-        help="a later pass from Snowflake's AGGREGATE_QUERY_HISTORY (hybrid tables); "
+        "a later pass from Snowflake's AGGREGATE_QUERY_HISTORY (hybrid tables); "
         "connects from this host with its connections.toml",
     )
-    enrich.add_argument("run_id")
-    exp = verbs.add_parser("export", help="a run as JSON, CSV (per-second series) or hlog")
-    exp.add_argument("run_id")
-    exp.add_argument("--format", choices=("json", "csv", "hlog"), default="json")
+    enrich.add_argument("run_id", help="the run's id (a Snowflake run)")
+    exp = _verb(verbs, "export", "a run as JSON, CSV (per-second series) or hlog")
+    exp.add_argument("run_id", help="the run's id")
+    exp.add_argument(
+        "--format",
+        choices=("json", "csv", "hlog"),
+        default="json",
+        help="json (summary and series), csv (per-second series), hlog (HdrHistogram "
+        "interval log); default json",
+    )
     exp.add_argument("-o", "--output", help="file to write (default: stdout)")
+
+
+def _verb(verbs: Subparsers, name: str, text: str) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = verbs.add_parser(name, help=text, description=text)
+    _store_options(parser, suppress=True)
+    return parser
+
+
+def _store_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    """Which store to read; repeated on every verb (``runs list --db X``) with SUPPRESS
+    defaults, so that a value given after the verb wins and none given keeps the first."""
+    parser.add_argument(
+        "--db",
+        default=argparse.SUPPRESS if suppress else None,
+        help="results database (default: $SNOWLOAD_DB or the data dir)",
+    )
+    remote = parser.add_argument_group("remote", "read the runs of a controller daemon instead")
+    add_client_options(remote, suppress=suppress)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -98,7 +119,7 @@ def main(args: argparse.Namespace) -> int:
         if args.verb == "list":
             return _list(store, args)
         if args.verb == "show":
-            return _show(store, args)
+            return show(store, args)
         if args.verb == "compare":
             return _compare(store, args)
         if args.verb == "enrich":
@@ -115,13 +136,6 @@ def main(args: argparse.Namespace) -> int:
         return EXIT_UNREACHABLE
     finally:
         store.close()
-
-
-def _find(store: RunStore, run_id: str) -> run_pb2.Run | None:
-    run = store.find(run_id)
-    if run is None:
-        print(f"error: no run {run_id!r} in {getattr(store, 'path', 'the store')}", file=sys.stderr)
-    return run
 
 
 def _measurement(run: run_pb2.Run) -> common_pb2.PhaseSummary | None:
@@ -152,55 +166,6 @@ def _list(store: RunStore, args: argparse.Namespace) -> int:
         return 0
     render.print_runs(runs)
     return 0
-
-
-def _show(store: RunStore, args: argparse.Namespace) -> int:
-    run = _find(store, args.run_id)
-    if run is None:
-        return EXIT_NOT_FOUND
-    if args.json:
-        out = summary_dict(run)
-        out["events"] = [
-            {
-                "state": lc.state_name(e.state),
-                "time": e.event_time.ToJsonString(),
-                "reason": e.reason,
-            }
-            for e in run.events
-        ]
-        out["workers_detail"] = [
-            {
-                "worker_id": w.worker_id,
-                "host": w.host,
-                "index": w.index,
-                "connections": w.connections,
-                "intervals": w.intervals,
-                "count": w.count,
-                "errors": w.errors,
-                "lost": w.lost,
-            }
-            for w in run.run_workers
-        ]
-        out["error_samples"] = [
-            {"category": e.category, "message": e.message} for e in run.error_samples
-        ]
-        if args.percentiles:
-            out["percentiles"] = spectrum(store.histograms(run.run_id))
-        print(json.dumps(out, indent=2))
-        return 0
-    render.print_run(run, spectrum(store.histograms(run.run_id)) if args.percentiles else None)
-    return 0
-
-
-def spectrum(histograms: dict[tuple[int, str], bytes]) -> dict[str, dict[str, dict[str, float]]]:
-    """Phase -> kind ('all' for every kind) -> {"p50": ms, ..., "max": ms, "count": n},
-    read from the stored histograms (HdrHistogram's percentile semantics)."""
-    out: dict[str, dict[str, dict[str, float]]] = {}
-    for (phase, kind), data in sorted(histograms.items()):
-        row = hdr.spectrum(data)
-        if row:
-            out.setdefault(lc.state_name(phase), {})[kind or "all"] = row
-    return out
 
 
 METRICS = ("qps", "p50_ms", "p95_ms", "p99_ms", "error_rate")
@@ -264,7 +229,7 @@ def _stats(summary: common_pb2.PhaseSummary | None, kind: str) -> dict[str, Any]
 
 
 def _compare(store: RunStore, args: argparse.Namespace) -> int:
-    a, b = _find(store, args.run_a), _find(store, args.run_b)
+    a, b = find(store, args.run_a), find(store, args.run_b)
     if a is None or b is None:
         return EXIT_NOT_FOUND
     result = compare(a, b)
@@ -279,7 +244,7 @@ def _enrich(store: RunStore, args: argparse.Namespace) -> int:
     from snowload.workload import Driver, parse_json
     from worker.enrichment import AggregateEnricher, Window
 
-    run = _find(store, args.run_id)
+    run = find(store, args.run_id)
     if run is None:
         return EXIT_NOT_FOUND
     workload = parse_json(run.workload_json)
@@ -306,7 +271,7 @@ def _enrich(store: RunStore, args: argparse.Namespace) -> int:
 
 
 def _export(store: RunStore, args: argparse.Namespace) -> int:
-    run = _find(store, args.run_id)
+    run = find(store, args.run_id)
     if run is None:
         return EXIT_NOT_FOUND
     buf = io.StringIO()

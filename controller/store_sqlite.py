@@ -101,6 +101,21 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE runs ADD COLUMN extra BLOB
     """,
+    # version 4: error samples name their query kind, and keep their order
+    """
+    CREATE TABLE error_samples_v4 (
+        run_id TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+        seq INTEGER NOT NULL,
+        kind TEXT NOT NULL DEFAULT '',
+        category TEXT NOT NULL,
+        message TEXT NOT NULL,
+        PRIMARY KEY (run_id, seq)
+    );
+    INSERT INTO error_samples_v4 (run_id, seq, category, message)
+        SELECT run_id, rowid, category, message FROM error_samples;
+    DROP TABLE error_samples;
+    ALTER TABLE error_samples_v4 RENAME TO error_samples
+    """,
 ]
 EXTRA_FIELDS = (
     "degraded",
@@ -264,8 +279,11 @@ class SqliteRunStore(RunStore):
         if run.error_samples:
             db.execute("DELETE FROM error_samples WHERE run_id = ?", (run.run_id,))
             db.executemany(
-                "INSERT OR IGNORE INTO error_samples VALUES (?, ?, ?)",
-                [(run.run_id, e.category, e.message) for e in run.error_samples],
+                "INSERT INTO error_samples VALUES (?, ?, ?, ?, ?)",
+                [
+                    (run.run_id, seq, e.kind, e.category, e.message)
+                    for seq, e in enumerate(run.error_samples)
+                ],
             )
 
     # -- reads ---------------------------------------------------------------------------
@@ -289,11 +307,11 @@ class SqliteRunStore(RunStore):
             "SELECT record FROM run_workers WHERE run_id = ? ORDER BY worker_index", (run_id,)
         ):
             run.run_workers.add().ParseFromString(blob)  # type: ignore[arg-type]
-        for category, message in self._rows(
-            "SELECT category, message FROM error_samples WHERE run_id = ? ORDER BY 1, 2",
+        for kind, category, message in self._rows(
+            "SELECT kind, category, message FROM error_samples WHERE run_id = ? ORDER BY seq",
             (run_id,),
         ):
-            run.error_samples.add(category=category, message=message)
+            run.error_samples.add(kind=str(kind), category=str(category), message=str(message))
         return run
 
     def list_runs(self, limit: int, offset: int = 0) -> list[run_pb2.Run]:
@@ -380,7 +398,6 @@ def _run_from_row(row: tuple[object, ...]) -> run_pb2.Run:
         workers=int(r["workers"]),  # type: ignore[call-overload]
         connections=int(r["connections"]),  # type: ignore[call-overload]
         workload_json=str(r["workload_json"]),
-        slo_passed=bool(r["slo_passed"]),
         enrichment=int(r["enrichment"]),  # type: ignore[call-overload]
     )
     for column, field in (
@@ -404,6 +421,8 @@ def _run_from_row(row: tuple[object, ...]) -> run_pb2.Run:
         holder = run_pb2.Run()
         holder.ParseFromString(r["slo"])  # type: ignore[arg-type]
         run.slo.extend(holder.slo)
+    if run.slo:  # (the column's value means nothing without verdicts)
+        run.slo_passed = bool(r["slo_passed"])
     return run
 
 

@@ -96,9 +96,21 @@ class WorkerEvents:
             return
         metrics = run.metrics
         complete = metrics.sealed_upto
-        metrics.add(rec.worker_id, report)
+        if metrics.add(rec.worker_id, report):
+            self._query_failures(run, report)
         if metrics.sealed_upto != complete and run.broadcaster.subscribers:
             run.broadcaster.publish(run.update())  # a second is complete: show it now
+
+    @staticmethod
+    def _query_failures(run: ActiveRun, report: control_pb2.MetricsReport) -> None:
+        """Record the report's errors per kind; on_query_failure may end the run."""
+        known = len(run.failures.first_errors)
+        run.failures.observe(report)
+        why = run.failures.verdict()
+        if why and run.state in lc.LOAD_PHASES:
+            run.request_abort(Outcome(lc.FAILED, Reason.QUERY_FAILED, why))
+        if len(run.failures.first_errors) != known and run.broadcaster.subscribers:
+            run.broadcaster.publish(run.update())  # a kind's first error: show it now
 
     def worker_ack(self, rec: WorkerRecord, ack: control_pb2.Ack) -> None:
         run = self.active.get(rec.run_id)

@@ -1,15 +1,21 @@
-"""Human durations as written in workload files and on the command line: 500ms, 5s, 1m30s, 2h."""
+"""Human durations as written in workload files and on the command line: 500ms, 5s, 1m30s, 2h.
+
+A bare number means seconds, the same in a file (``duration = 15``, ``duration = "15"``)
+and on the command line (``--duration 15``).
+"""
 
 from __future__ import annotations
 
 import re
 
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 def parse_duration(text: str | int | float) -> float:
-    """Seconds for a duration such as ``"1m30s"``; plain numbers are seconds.
+    """Seconds for a duration such as ``"1m30s"``; plain numbers (or numeric strings) are
+    seconds.
 
     Raises ValueError with a short explanation for anything else.
     """
@@ -22,6 +28,10 @@ def parse_duration(text: str | int | float) -> float:
     value = text.strip().replace(" ", "")
     if not value:
         raise ValueError("empty duration")
+    if value.startswith("-"):
+        raise ValueError(f"duration must not be negative, got {text!r}")
+    if _NUMBER.fullmatch(value):
+        return float(value)
     pos, total = 0, 0.0
     for match in _PART.finditer(value):
         if match.start() != pos:

@@ -111,6 +111,19 @@ def plan_dict(run: run_pb2.Run) -> dict[str, Any]:
     }
 
 
+def first_errors(run: run_pb2.Run) -> list[dict[str, str]]:
+    """The first error sample of each query kind that failed, in the order they failed."""
+    seen: set[str] = set()
+    out = []
+    for sample in run.error_samples:
+        if sample.kind not in seen:
+            seen.add(sample.kind)
+            out.append(
+                {"kind": sample.kind, "category": sample.category, "message": sample.message}
+            )
+    return out
+
+
 def summary_dict(run: run_pb2.Run) -> dict[str, Any]:
     phases: dict[str, Any] = {}
     for ps in run.summary.phases:
@@ -130,7 +143,8 @@ def summary_dict(run: run_pb2.Run) -> dict[str, Any]:
         phases[state_name(ps.phase)] = entry
     out: dict[str, Any] = {
         "slo": {
-            "passed": run.slo_passed,
+            # null: no verdict (no [slo], or the run did not complete)
+            "passed": run.slo_passed if run.HasField("slo_passed") else None,
             "verdicts": [
                 {
                     "kind": v.kind or None,
@@ -146,6 +160,7 @@ def summary_dict(run: run_pb2.Run) -> dict[str, Any]:
             "ENRICHMENT_STATUS_"
         ),
         "server": server_dict(run.server),
+        "first_errors": first_errors(run),
         "run_id": run.run_id,
         "name": run.name,
         "state": state_name(run.state),

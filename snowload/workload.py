@@ -54,6 +54,15 @@ class OnWorkerLoss(StrEnum):
     CONTINUE = "continue"
 
 
+class OnQueryFailure(StrEnum):
+    """What a run does when a query kind fails on every attempt from the start (a typo in
+    its SQL, a missing table or grant): ``fail`` ends the run early with the reason
+    ``query_failed``, naming the kind and its error; ``continue`` runs to the end anyway."""
+
+    FAIL = "fail"
+    CONTINUE = "continue"
+
+
 class Arrival(StrEnum):
     CONSTANT = "constant"
     POISSON = "poisson"
@@ -173,6 +182,7 @@ class Load:
     ready_timeout_s: float = 60.0
     max_parallel_connects: int = 128
     on_worker_loss: OnWorkerLoss = OnWorkerLoss.FAIL
+    on_query_failure: OnQueryFailure = OnQueryFailure.FAIL
     enrich: bool = True
     """Fetch server-side timings in PROCESSING (PostgreSQL, Snowflake)."""
     enrichment_timeout_s: float = 120.0
@@ -246,6 +256,7 @@ class Workload:
                 "ready_timeout": format_duration(load.ready_timeout_s),
                 "max_parallel_connects": load.max_parallel_connects,
                 "on_worker_loss": load.on_worker_loss.value,
+                "on_query_failure": load.on_query_failure.value,
                 "enrich": load.enrich,
                 "enrichment_timeout": format_duration(load.enrichment_timeout_s),
                 **_load_extras(load),

@@ -29,6 +29,7 @@ from snowload.workload import (
     FindMax,
     Load,
     Mode,
+    OnQueryFailure,
     OnWorkerLoss,
     Overrides,
     ParamSpec,
@@ -57,6 +58,10 @@ class Parser:
 
     def error(self, path: str, problem: str) -> WorkloadError:
         return WorkloadError(self.source, self._locate(path), path, problem)
+
+    def line_of(self, path: str) -> int | None:
+        """Line of a field path such as ``query[2]`` (None without the source text)."""
+        return self._locate(path)
 
     def _locate(self, path: str) -> int | None:
         """Line of a field path such as ``query[1].weight`` or ``slo.query.insert``.
@@ -262,6 +267,7 @@ class Parser:
             "ready_timeout",
             "max_parallel_connects",
             "on_worker_loss",
+            "on_query_failure",
             "enrich",
             "enrichment_timeout",
             "rate",
@@ -324,6 +330,13 @@ class Parser:
             ),
             on_worker_loss=self.enum(
                 data, "on_worker_loss", "load.on_worker_loss", OnWorkerLoss, OnWorkerLoss.FAIL
+            ),
+            on_query_failure=self.enum(
+                data,
+                "on_query_failure",
+                "load.on_query_failure",
+                OnQueryFailure,
+                OnQueryFailure.FAIL,
             ),
             enrich=self.boolean(data, "enrich", "load.enrich", True),
             enrichment_timeout_s=self.duration(

@@ -122,6 +122,13 @@ def test_manifests_agree_with_each_other_and_with_the_cli() -> None:
         (token,) = [e for e in spec["env"] if e["name"] == "SNOWLOAD_TOKEN"]
         assert token["valueFrom"]["secretKeyRef"] == {"name": "snowload-token", "key": "token"}
         assert "--token" not in spec["args"]
+    # PostgreSQL logins reach the workers from a Secret (libpq's PG* variables), optional
+    assert w["envFrom"] == [{"secretRef": {"name": "snowload-postgres", "optional": True}}]
+    assert "envFrom" not in c  # the controller never connects to a target
+    readme = (DEPLOY / "README.md").read_text()
+    for var in ("PGHOST", "PGPORT", "PGDATABASE", "PGUSER", "PGPASSWORD"):
+        assert f"--from-literal={var}=" in readme, var
+    assert "python -c" not in readme  # python3: what a fresh machine has
     # the results database is on the controller's volume
     mounts = {m["mountPath"] for m in c["volumeMounts"]}
     assert any(ctl_args.db.startswith(m + "/") for m in mounts)

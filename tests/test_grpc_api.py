@@ -9,7 +9,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from google.protobuf import descriptor_pb2, descriptor_pool
+from google.protobuf import descriptor_pb2, descriptor_pool, json_format
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
@@ -211,7 +211,7 @@ def _bad_requests() -> list[tuple[str, run_pb2.StartRunRequest, list[str]]]:
         (
             "bad-duration-override",
             run_pb2.StartRunRequest(workload_toml=good, duration="-1s"),
-            ["override", "invalid duration '-1s'"],
+            ["override", "duration must not be negative, got '-1s'"],
         ),
         (
             "too-few-connections-override",
@@ -398,6 +398,28 @@ async def test_full_run_with_two_workers(home: Path) -> None:
             assert w.run_id == "", w
             assert w.labels["local"] == "true"
             assert w.pid in pids
+
+
+async def test_no_slo_verdict_reads_as_passed_before_the_run_has_one() -> None:
+    """slo_passed is unset (absent in JSON) until the verdicts exist: a PENDING or
+    PREPARING run has not passed anything, and a run without [slo] never has."""
+    toml = tiny_workload(duration="1s") + "\n[slo]\np95_ms = 60000\n"
+    async with running_cluster(workers=2) as c:
+        started = await c.runs.StartRun(
+            run_pb2.StartRunRequest(workload_toml=toml), timeout=RPC_TIMEOUT_S
+        )
+        assert not started.run.HasField("slo_passed")
+        assert "sloPassed" not in json_format.MessageToJson(started.run)
+        messages = await watch_to_end(c.runs, started.run.run_id)
+        assert all(not m.run.HasField("slo_passed") for m in messages[:-1])
+        final = messages[-1].run
+        assert final.HasField("slo_passed") and final.slo_passed and final.slo
+        plain = await c.runs.StartRun(
+            run_pb2.StartRunRequest(workload_toml=tiny_workload(duration="1s")),
+            timeout=RPC_TIMEOUT_S,
+        )
+        done = await watch_to_end(c.runs, plain.run.run_id)
+        assert done[-1].run.state == COMPLETED and not done[-1].run.HasField("slo_passed")
 
 
 async def test_stop_run_during_measurement() -> None:

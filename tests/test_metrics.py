@@ -122,7 +122,6 @@ def test_phases_and_kinds_stay_apart_and_errors_are_counted() -> None:
     assert summary is not None
     assert summary.overall.count == 9 and summary.overall.errors == 2
     assert summary.errors_by_category == {"lock": 2}
-    assert metrics.error_samples["lock"] == ["database is locked"]
     assert metrics.phase_summary(common_pb2.STATE_PREPARING, 1.0) is None
 
 

@@ -7,6 +7,7 @@ worker processes whose stdout and stderr go to files so they can be searched.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import subprocess
 import sys
@@ -196,7 +197,7 @@ async def test_wrong_password_fails_without_leaking_it(
     )
     run = await run_to_end(controller, workload(text), timeout_s=30)
     assert run.state == lc.FAILED
-    assert run.reason == "target_unreachable", run.reason
+    assert run.reason == "auth_failed", run.reason  # not "unreachable": it answered no
     assert "password authentication failed" in run.message, run.message
     assert PASSWORD_USER in run.message, run.message
 
@@ -276,8 +277,26 @@ async def test_missing_password_fails_the_run(
     )
     run = await run_to_end(controller, workload(text), timeout_s=30)
     assert run.state == lc.FAILED
-    assert run.reason == "target_unreachable", run.reason
+    assert run.reason == "auth_failed", run.reason
     assert "no password supplied" in run.message, run.message
+
+
+async def test_a_dsn_libpq_does_not_understand_is_a_config_error(
+    controller: Controller, spawn_worker: SpawnWorker
+) -> None:
+    spawn_worker("fault-bad-dsn")
+    await attached(controller, 1)
+    text = QUERY_WORKLOAD.format(
+        name="bad-dsn",
+        dsn=f"host=127.0.0.1 port={free_port()} dbname=postgres colour=blue",
+        setup="",
+        duration="1s",
+        queries='[[query]]\nname = "one"\nsql = "SELECT 1"',
+    )
+    run = await run_to_end(controller, workload(text), timeout_s=30)
+    assert run.state == lc.FAILED
+    assert run.reason == "config_error", (run.reason, run.message)
+    assert "colour" in run.message, run.message
 
 
 def test_the_driver_classifies_connect_failures(
@@ -291,6 +310,7 @@ def test_the_driver_classifies_connect_failures(
         (closed, None, ErrorCategory.NETWORK),
         (password_dsn(pg), WRONG_PASSWORD, ErrorCategory.AUTH),
         (password_dsn(pg), None, ErrorCategory.AUTH),
+        (f"host=127.0.0.1 port={pg.port} dbname=postgres colour=blue", None, ErrorCategory.CONFIG),
     ]
     for dsn, password, category in cases:
         if password is None:
@@ -329,7 +349,7 @@ name = "fine"
 sql = "SELECT 1"
 """,
     )
-    run = await run_to_end(controller, workload(text), timeout_s=60)
+    run = await run_to_end(controller, workload(keep_going(text)), timeout_s=60)
     assert run.state == lc.COMPLETED, (run.reason, run.message)
     summary = measurement(controller, run)
     missing, fine = summary.by_kind["missing"], summary.by_kind["fine"]
@@ -344,8 +364,55 @@ sql = "SELECT 1"
     assert samples, stored.error_samples
     assert any('relation "no_such_table" does not exist' in s.message for s in samples), samples
     assert {s.category for s in stored.error_samples} == {"syntax"}
+    assert {s.kind for s in stored.error_samples} == {"missing"}  # samples name their kind
     for s in stored.error_samples:
         assert_no_secrets("an error sample", s.message)
+
+
+def keep_going(text: str) -> str:
+    """[load] on_query_failure = "continue": run to the end whatever fails."""
+    return text.replace('think_time = "1ms"', 'think_time = "1ms"\non_query_failure = "continue"')
+
+
+async def test_a_query_failing_from_the_start_ends_the_run_early_naming_it(
+    pg: PgCluster, controller: Controller, spawn_worker: SpawnWorker
+) -> None:
+    """The default on_query_failure: a typo'd table fails the run (query_failed) within
+    seconds instead of sending doomed statements to the server for the whole duration."""
+    spawn_worker("fault-query-failed")
+    await attached(controller, 1)
+    text = QUERY_WORKLOAD.format(
+        name="query-failed",
+        dsn=pg.dsn,
+        setup="",
+        duration="60s",
+        queries="""
+[[query]]
+name = "typo"
+sql = "SELECT * FROM no_such_tabel WHERE k = ?"
+params = [{ int = [1, 100] }]
+[[query]]
+name = "fine"
+sql = "SELECT 1"
+""",
+    )
+    log_start = len(pg.log_lines())
+    began = time.monotonic()
+    run = await run_to_end(controller, workload(text), timeout_s=60)
+    elapsed = time.monotonic() - began
+    assert run.state == lc.FAILED
+    assert run.reason == "query_failed", (run.reason, run.message)
+    assert "'typo'" in run.message and 'relation "no_such_tabel" does not exist' in run.message
+    assert elapsed < 20, f"took {elapsed:.1f}s of a 60 s run to give up"
+    # the server saw the doomed statement, and then no more of it (the oracle: its log)
+    attempts = [line for line in pg.log_lines()[log_start:] if "no_such_tabel" in line]
+    assert attempts
+    await asyncio.sleep(1.0)  # (absence takes a while to show)
+    assert len([line for line in pg.log_lines()[log_start:] if "no_such_tabel" in line]) == len(
+        attempts
+    )
+    proto = run.to_proto()
+    assert [(s.kind, s.category) for s in proto.error_samples][:1] == [("typo", "syntax")]
 
 
 async def test_constraint_violations_are_counted_as_constraint_errors(
@@ -370,7 +437,7 @@ sql = "INSERT INTO faults_dup (k) VALUES (?)"
 params = [{ choice = [1] }]
 """,
     )
-    run = await run_to_end(controller, workload(text), timeout_s=60)
+    run = await run_to_end(controller, workload(keep_going(text)), timeout_s=60)
     assert run.state == lc.COMPLETED, (run.reason, run.message)
     summary = measurement(controller, run)
     dup = summary.by_kind["dup"]

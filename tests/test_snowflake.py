@@ -20,7 +20,13 @@ from snowload.workload import Driver as DriverName
 from snowload.workload import Query, Target, WorkloadError, parse_toml
 from tests.cluster import WorkerProcs, attached, run_to_end, worker_env, workload
 from tests.fakesnow import SECRET
-from worker.drivers import DriverError, ErrorCategory, get_driver
+from worker.drivers import (
+    DriverError,
+    ErrorCategory,
+    PrepareFailure,
+    get_driver,
+    prepare_failure,
+)
 from worker.drivers.snowflake import SnowflakeDriver, connect_kwargs
 from worker.tags import Tag
 
@@ -125,11 +131,16 @@ def test_unknown_connection_and_unreachable_host_fail_fast(snowflake_home: Path)
     with pytest.raises(DriverError) as info:
         driver.connect(Target(driver=DriverName.SNOWFLAKE, connection="missing"), 5)
     assert "missing" in str(info.value)
+    # a name connections.toml does not have: a configuration problem on this host, and
+    # a run fails with its own reason rather than "unreachable"
+    assert info.value.category is ErrorCategory.CONFIG
+    assert prepare_failure(info.value) is PrepareFailure.CONFIG_ERROR
     began = time.monotonic()
     with pytest.raises(DriverError) as info:
         driver.connect(Target(driver=DriverName.SNOWFLAKE, connection="unreachable"), 3)
     assert time.monotonic() - began < 30  # finite login timeout
     assert info.value.category in (ErrorCategory.NETWORK, ErrorCategory.TIMEOUT)
+    assert prepare_failure(info.value) is PrepareFailure.TARGET_UNREACHABLE
     assert SECRET not in str(info.value)
 
 

@@ -42,7 +42,9 @@ def make_run(run_id: str, create_s: int, state: lc.State = lc.COMPLETED) -> run_
     run.run_workers.add(worker_id="w0", index=0, connections=4, count=600)
     run.run_workers.add(worker_id="w1", index=1, connections=4, count=400)
     run.slo.add(metric="p95_ms", limit=2.0, actual=1.5, passed=True)
-    run.error_samples.add(category="constraint", message="UNIQUE constraint failed: t.k")
+    run.error_samples.add(
+        kind="put", category="constraint", message="UNIQUE constraint failed: t.k"
+    )
     run.degraded = True
     run.warnings.append("worker w1 was lost")
     run.warehouse.name = "LOAD_WH"
@@ -206,6 +208,7 @@ def test_a_version_1_database_is_migrated_in_place(tmp_path: Path) -> None:
         "INSERT INTO runs (run_id, name, state, mode, target, create_ns, workers, connections,"
         " warmup_ns, duration_ns) VALUES ('old', 'old-run', 6, 1, 'sqlite', 5, 1, 1, 0, 1)"
     )
+    db.execute("INSERT INTO error_samples VALUES ('old', 'lock', 'database is locked')")
     db.commit()
     db.close()
     store = SqliteRunStore(path)
@@ -213,6 +216,10 @@ def test_a_version_1_database_is_migrated_in_place(tmp_path: Path) -> None:
     old = store.get("old")
     assert old is not None and old.name == "old-run" and old.state == lc.COMPLETED
     assert not old.HasField("server")
+    assert [(e.kind, e.category, e.message) for e in old.error_samples] == [
+        ("", "lock", "database is locked")  # samples from before they named their kind
+    ]
+    assert not old.HasField("slo_passed")  # no verdicts: no claim that it passed
     run = make_run("new", 2000)
     run.server.status = common_pb2.ENRICHMENT_STATUS_COMPLETED
     run.server.timings.add(kind="get", calls=5, mean_ms=1.5)

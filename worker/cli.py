@@ -5,14 +5,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import logging
 import os
 import signal
 import sys
 
 from snowload.channel import ChannelConfig
 from snowload.durations import parse_duration
+from snowload.logs import configure
 from worker.agent import Agent
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 def _duration(text: str) -> float:
@@ -23,14 +25,33 @@ def _duration(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="snowload worker", description=__doc__)
-    p.add_argument("--controller", required=True, help="controller address HOST:PORT")
+    p = argparse.ArgumentParser(
+        prog="snowload worker",
+        description="Attach to a controller and serve its runs: open connections to the "
+        "target, run queries, stream measurements back. Start as many as you like; each "
+        "dials the controller (credentials for the target stay on this host).",
+    )
+    p.add_argument(
+        "--controller", required=True, metavar="HOST:PORT", help="the controller's address"
+    )
     p.add_argument("--capacity", type=int, default=1024, help="most connections to open")
-    p.add_argument("--label", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument(
+        "--label",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a label shown in ListWorkers (repeatable), e.g. zone=eu-west-1a",
+    )
     p.add_argument(
         "--id", dest="worker_id", default=None, help="worker id (default: host-pid-rand)"
     )
-    p.add_argument("--log-level", default="WARNING")
+    p.add_argument(
+        "--log-level",
+        default="WARNING",
+        type=str.upper,
+        choices=LOG_LEVELS,
+        help="DEBUG, INFO, WARNING (default), ERROR",
+    )
     p.add_argument(
         "--connect-delay",
         type=_duration,
@@ -107,9 +128,7 @@ GIL_SWITCH_INTERVAL_S = 0.001
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s worker %(levelname)s %(message)s"
-    )
+    configure(args.log_level, "%(asctime)s worker %(levelname)s %(message)s")
     # a connection thread back from the database waits for the GIL at most this long
     # (default 5 ms): phase boundaries and latencies are not held up by the agent's loop
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)

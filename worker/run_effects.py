@@ -18,7 +18,7 @@ from snowload.workload import parse_json
 from worker import clock as wclock
 from worker import state_machine as sm
 from worker.boundaries import Boundaries
-from worker.drivers import DriverError, get_driver
+from worker.drivers import DriverError, get_driver, prepare_failure
 from worker.enrichment import Enricher, SnowflakeEnricher, Window, enricher_for
 from worker.executor import Executor, RunPlan
 from worker.generators import Sequences
@@ -155,7 +155,7 @@ class RunEffects(LoadEffects):
             self._after_prepare_failure(ctx, "setup_failed", "no value pools before the timeout")
             return
         except DriverError as exc:
-            self._after_prepare_failure(ctx, "target_unreachable", str(exc))
+            self._after_prepare_failure(ctx, prepare_failure(exc), str(exc))
             return
         except Exception as exc:
             self._after_prepare_failure(ctx, "worker_error", f"{type(exc).__name__}: {exc}")

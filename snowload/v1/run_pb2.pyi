@@ -119,12 +119,14 @@ class RunWorker(_message.Message):
     def __init__(self, worker_id: _Optional[str] = ..., host: _Optional[str] = ..., index: _Optional[int] = ..., connections: _Optional[int] = ..., ready_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., intervals: _Optional[int] = ..., count: _Optional[int] = ..., errors: _Optional[int] = ..., lost: _Optional[bool] = ..., clock_offset: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., cpu_percent: _Optional[float] = ..., rss_bytes: _Optional[int] = ..., clock_uncertainty: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., max_lateness: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., late_commands: _Optional[int] = ...) -> None: ...
 
 class ErrorSample(_message.Message):
-    __slots__ = ("category", "message")
+    __slots__ = ("category", "message", "kind")
     CATEGORY_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
     category: str
     message: str
-    def __init__(self, category: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+    kind: str
+    def __init__(self, category: _Optional[str] = ..., message: _Optional[str] = ..., kind: _Optional[str] = ...) -> None: ...
 
 class GetRunSeriesRequest(_message.Message):
     __slots__ = ("run_id",)
@@ -255,7 +257,7 @@ class WatchRunRequest(_message.Message):
     def __init__(self, run_id: _Optional[str] = ...) -> None: ...
 
 class Progress(_message.Message):
-    __slots__ = ("state_elapsed", "run_elapsed", "qps", "p50_ms", "p95_ms", "p99_ms", "errors", "count", "active_connections", "workers_active", "latest", "qps_10s", "qps_30s", "by_kind", "target_level", "phase_overall")
+    __slots__ = ("state_elapsed", "run_elapsed", "qps", "p50_ms", "p95_ms", "p99_ms", "errors", "count", "active_connections", "workers_active", "latest", "qps_10s", "qps_30s", "by_kind", "target_level", "phase_overall", "first_errors")
     class ByKindEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -279,6 +281,7 @@ class Progress(_message.Message):
     BY_KIND_FIELD_NUMBER: _ClassVar[int]
     TARGET_LEVEL_FIELD_NUMBER: _ClassVar[int]
     PHASE_OVERALL_FIELD_NUMBER: _ClassVar[int]
+    FIRST_ERRORS_FIELD_NUMBER: _ClassVar[int]
     state_elapsed: _duration_pb2.Duration
     run_elapsed: _duration_pb2.Duration
     qps: float
@@ -295,7 +298,8 @@ class Progress(_message.Message):
     by_kind: _containers.MessageMap[str, _common_pb2.LatencyStats]
     target_level: float
     phase_overall: _common_pb2.LatencyStats
-    def __init__(self, state_elapsed: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., run_elapsed: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., qps: _Optional[float] = ..., p50_ms: _Optional[float] = ..., p95_ms: _Optional[float] = ..., p99_ms: _Optional[float] = ..., errors: _Optional[int] = ..., count: _Optional[int] = ..., active_connections: _Optional[int] = ..., workers_active: _Optional[int] = ..., latest: _Optional[_Union[_common_pb2.SeriesPoint, _Mapping]] = ..., qps_10s: _Optional[float] = ..., qps_30s: _Optional[float] = ..., by_kind: _Optional[_Mapping[str, _common_pb2.LatencyStats]] = ..., target_level: _Optional[float] = ..., phase_overall: _Optional[_Union[_common_pb2.LatencyStats, _Mapping]] = ...) -> None: ...
+    first_errors: _containers.RepeatedCompositeFieldContainer[ErrorSample]
+    def __init__(self, state_elapsed: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., run_elapsed: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., qps: _Optional[float] = ..., p50_ms: _Optional[float] = ..., p95_ms: _Optional[float] = ..., p99_ms: _Optional[float] = ..., errors: _Optional[int] = ..., count: _Optional[int] = ..., active_connections: _Optional[int] = ..., workers_active: _Optional[int] = ..., latest: _Optional[_Union[_common_pb2.SeriesPoint, _Mapping]] = ..., qps_10s: _Optional[float] = ..., qps_30s: _Optional[float] = ..., by_kind: _Optional[_Mapping[str, _common_pb2.LatencyStats]] = ..., target_level: _Optional[float] = ..., phase_overall: _Optional[_Union[_common_pb2.LatencyStats, _Mapping]] = ..., first_errors: _Optional[_Iterable[_Union[ErrorSample, _Mapping]]] = ...) -> None: ...
 
 class WatchRunResponse(_message.Message):
     __slots__ = ("run", "progress", "workers", "final")

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from snowload.workload import Driver as DriverName
-from worker.drivers.base import Connection, Driver, DriverError, ErrorCategory
+from worker.drivers.base import (
+    Connection,
+    Driver,
+    DriverError,
+    ErrorCategory,
+    PrepareFailure,
+    prepare_failure,
+)
 
 
 def get_driver(name: DriverName) -> Driver:
@@ -20,8 +27,16 @@ def get_driver(name: DriverName) -> Driver:
 
         return SnowflakeDriver()
     raise DriverError(
-        ErrorCategory.OTHER, f"the {name.value} driver is not available in this worker yet"
+        ErrorCategory.CONFIG, f"the {name.value} driver is not available in this worker yet"
     )
 
 
-__all__ = ["Connection", "Driver", "DriverError", "ErrorCategory", "get_driver"]
+__all__ = [
+    "Connection",
+    "Driver",
+    "DriverError",
+    "ErrorCategory",
+    "PrepareFailure",
+    "get_driver",
+    "prepare_failure",
+]

@@ -8,7 +8,8 @@ other thread.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from enum import StrEnum
 from typing import Any
 
@@ -18,6 +19,9 @@ from worker.tags import Tag
 
 class ErrorCategory(StrEnum):
     AUTH = "auth"
+    CONFIG = "config"
+    """The connection is misconfigured on this host: an unknown connection name, a bad
+    connections.toml or dsn, an unsupported option."""
     NETWORK = "network"
     TIMEOUT = "timeout"
     SYNTAX = "syntax"
@@ -33,6 +37,23 @@ class DriverError(Exception):
     def __init__(self, category: ErrorCategory, message: str) -> None:
         super().__init__(message)
         self.category = category
+
+
+class PrepareFailure(StrEnum):
+    """Why a run failed while a worker opened its connections (the run's reason)."""
+
+    AUTH_FAILED = "auth_failed"
+    CONFIG_ERROR = "config_error"
+    TARGET_UNREACHABLE = "target_unreachable"
+
+
+def prepare_failure(error: DriverError) -> PrepareFailure:
+    """The run's reason for a connection that could not be opened, from its category."""
+    if error.category is ErrorCategory.AUTH:
+        return PrepareFailure.AUTH_FAILED
+    if error.category is ErrorCategory.CONFIG:
+        return PrepareFailure.CONFIG_ERROR
+    return PrepareFailure.TARGET_UNREACHABLE
 
 
 class Connection(ABC):
@@ -59,6 +80,19 @@ class Connection(ABC):
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Rows of a statement (setup-time sampling, enrichment); not on the hot path."""
         raise NotImplementedError(f"{type(self).__name__} cannot return rows")
+
+    def prepare_only(self, query: Query) -> None:
+        """Have the server compile ``query`` without running it (``snowload check
+        --connect``); raises the driver's exception if the target rejects it, and
+        NotImplementedError if this driver has no way to ask."""
+        raise NotImplementedError(f"{type(self).__name__} cannot prepare without running")
+
+    @contextmanager
+    def rolled_back(self) -> Iterator[bool]:
+        """A transaction that is rolled back at the end, for setup SQL that a check runs
+        only to compile the queries against. Yields False where DDL cannot be rolled back
+        (nothing may then be run in it)."""
+        yield False
 
     @abstractmethod
     def cancel(self) -> None:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -90,6 +91,7 @@ class PostgresConnection(Connection):
         self._app = ""
         self._prepared: dict[str, bytes] = {}
         self._encoding = conn.info.encoding
+        self._in_check = False
 
     def apply_tag(self, tag: Tag) -> None:
         """One round trip through libpq (a phase boundary waits for it: little Python)."""
@@ -135,6 +137,27 @@ class PostgresConnection(Connection):
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         cur = self._conn.execute(sql.encode(), params)
         return list(cur.fetchall()) if cur.description is not None else []
+
+    def prepare_only(self, query: Query) -> None:
+        """PREPARE (parse, analyse, plan) and DEALLOCATE: the statement never runs."""
+        if self._in_check:  # one rejected statement must not abort the others' transaction
+            self._conn.execute("SAVEPOINT sl_check")
+        result = self._pg.prepare(b"sl_check", to_numbered(query.sql).encode(self._encoding))
+        if result.status != ExecStatus.COMMAND_OK:
+            if self._in_check:
+                self._conn.execute("ROLLBACK TO SAVEPOINT sl_check")
+            raise pgerrors.error_from_result(result, encoding=self._encoding)
+        self._conn.execute("DEALLOCATE sl_check")
+
+    @contextmanager
+    def rolled_back(self) -> Iterator[bool]:
+        self._conn.execute("BEGIN")  # PostgreSQL's DDL is transactional
+        self._in_check = True
+        try:
+            yield True
+        finally:
+            self._in_check = False
+            self._conn.execute("ROLLBACK")
 
     def cancel(self) -> None:
         with contextlib.suppress(psycopg.Error):
@@ -182,6 +205,8 @@ class PostgresDriver(Driver):
             return ErrorCategory.LOCK
         if state.startswith("53"):
             return ErrorCategory.THROTTLED
+        if isinstance(exc, psycopg.ProgrammingError) and not state:
+            return ErrorCategory.CONFIG  # a dsn or option libpq does not understand
         if isinstance(exc, pgerrors.ConnectionTimeout):
             return ErrorCategory.TIMEOUT
         if isinstance(exc, psycopg.OperationalError):

@@ -14,6 +14,7 @@ Parameters are bound server side (``paramstyle="qmark"``), never interpolated.
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -44,6 +45,12 @@ ALLOWED_OPTIONS = frozenset(
         "aggregate_query_history",
     }
 )
+# an unknown connection name (or no default one) in connections.toml, a file that does
+# not parse: the connector raises a plain Error for these, before any network traffic
+_CONFIG_TEXT = re.compile(
+    r"invalid connection_name|connection with name .* cannot be found|"
+    r"error happened while loading|connections\.toml"
+)
 AUTH_ERRNOS = frozenset({390100, 390101, 390102, 390144, 251005, 251006})
 TIMEOUT_ERRNOS = frozenset({604, 630, 250008, 251004})
 LOCK_ERRNOS = frozenset({625, 2084, 3700})
@@ -55,7 +62,7 @@ def connect_kwargs(target: Target, timeout_s: float) -> dict[str, Any]:
     unknown = set(target.options) - ALLOWED_OPTIONS
     if unknown:
         raise DriverError(
-            ErrorCategory.OTHER,
+            ErrorCategory.CONFIG,
             f"unsupported snowflake option(s): {', '.join(sorted(unknown))}; "
             f"allowed: {', '.join(sorted(ALLOWED_OPTIONS))}",
         )
@@ -122,6 +129,12 @@ class SnowflakeConnection(Connection):
         cur.execute(sql, params)
         return list(cur.fetchall()) if cur.description else []
 
+    def prepare_only(self, query: Query) -> None:
+        """The connector's describe-only request: Snowflake compiles the statement and
+        returns its result's columns without running it. (Setup SQL cannot be rolled back
+        here: DDL commits in Snowflake, so rolled_back() yields False.)"""
+        self._cursor.execute(query.sql, _describe_only=True)
+
     def query_dicts(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """Rows as dicts keyed by lower-case column name (SHOW commands)."""
         cur = self._cursor
@@ -163,6 +176,8 @@ class SnowflakeDriver(Driver):
         text = str(exc).lower()
         if errno in AUTH_ERRNOS or state.startswith("28") or "incorrect username" in text:
             return ErrorCategory.AUTH
+        if isinstance(exc, sferrors.ConfigSourceError) or _CONFIG_TEXT.search(text):
+            return ErrorCategory.CONFIG
         if errno == 250001 or "could not connect" in text:
             return ErrorCategory.NETWORK
         if errno in TIMEOUT_ERRNOS or state == "57014" or "timed out" in text:

@@ -6,12 +6,13 @@ import itertools
 import os
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
 from snowload.targets import sqlite_path
-from snowload.workload import Query, Target
+from snowload.workload import Query, Target, count_placeholders
 from worker.drivers.base import Connection, Driver, DriverError, ErrorCategory
 from worker.tags import Tag
 
@@ -44,6 +45,18 @@ class SqliteConnection(Connection):
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return list(self._conn.execute(sql, params).fetchall())
+
+    def prepare_only(self, query: Query) -> None:
+        # EXPLAIN compiles the statement (tables, columns, syntax) and runs nothing
+        self._conn.execute("EXPLAIN " + query.sql, [None] * count_placeholders(query.sql))
+
+    @contextmanager
+    def rolled_back(self) -> Iterator[bool]:
+        self._conn.execute("BEGIN")  # SQLite's DDL is transactional too
+        try:
+            yield True
+        finally:
+            self._conn.execute("ROLLBACK")
 
     def cancel(self) -> None:
         self._conn.interrupt()

@@ -1,0 +1,88 @@
+"""``snowload controller``: the daemon (gRPC API, results store, optional local workers)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sqlite3
+import sys
+
+from controller.local_workers import LocalWorkers
+from controller.server import Controller, ControllerSettings
+from controller.store import open_store
+from controller.store_sqlite import SchemaTooNew
+from snowload.exit_codes import ExitCode
+
+
+async def _watch_parent(pid: int, stop: asyncio.Event) -> None:
+    while os.getppid() == pid:
+        await asyncio.sleep(0.5)
+    stop.set()
+
+
+def _check_exposure(args: argparse.Namespace) -> str:
+    """Why this daemon configuration is refused, or '' if it is fine."""
+    host = args.listen.rsplit(":", 1)[0].strip("[]")
+    loopback = host in ("localhost", "") or host.startswith("127.") or host == "::1"
+    if not loopback and not args.token and not args.insecure:
+        return (
+            f"refusing to listen on {args.listen} without a token: anyone who reaches it "
+            "could start load against your databases. Set --token (or SNOWLOAD_TOKEN), "
+            "or pass --insecure if the network is trusted"
+        )
+    if bool(args.tls_cert) != bool(args.tls_key):
+        return "--tls-cert and --tls-key go together"
+    if args.tls_client_ca and not args.tls_cert:
+        return "--tls-client-ca needs --tls-cert and --tls-key"
+    if args.tls_client_ca and args.local_workers:
+        return "--local-workers cannot present client certificates; start workers with --tls-cert"
+    return ""
+
+
+async def controller_main(args: argparse.Namespace) -> int:
+    refusal = _check_exposure(args)
+    if refusal:
+        print(f"error: {refusal}", file=sys.stderr)
+        return ExitCode.BAD_INPUT
+    try:
+        store = open_store(args.db)
+    except (OSError, sqlite3.Error, SchemaTooNew) as exc:
+        print(f"error: results database: {exc}", file=sys.stderr)
+        return ExitCode.BAD_INPUT
+    settings = ControllerSettings(
+        listen=args.listen,
+        token=args.token,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        tls_client_ca=args.tls_client_ca,
+        max_active_runs=args.max_active_runs,
+    )
+    controller = Controller(settings, store)
+    try:
+        await controller.start()
+    except (OSError, RuntimeError) as exc:
+        print(f"error: cannot listen on {args.listen}: {exc}", file=sys.stderr)
+        return ExitCode.BAD_INPUT
+    print(f"snowload controller listening on {controller.address}", file=sys.stderr, flush=True)
+    local = LocalWorkers(
+        controller.address,
+        args.local_workers,
+        log_level=args.log_level,
+        token=args.token,
+        tls_ca=args.tls_cert,
+    )
+    local.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    watcher = loop.create_task(_watch_parent(args.parent_pid, stop)) if args.parent_pid else None
+    await stop.wait()
+    if watcher is not None:
+        watcher.cancel()
+    print("shutting down: cancelling active runs…", file=sys.stderr, flush=True)
+    await controller.stop()
+    await local.stop()
+    return ExitCode.OK
