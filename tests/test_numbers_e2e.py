@@ -195,6 +195,7 @@ def test_runs_show_and_its_percentiles_read_the_same(finished: dict[str, Any]) -
     p99.99 are reported only there) or reads another histogram than the stored one."""
     summary, stored, env = finished["summary"], finished["stored"], finished["env"]
     shown = cli(env, "runs", "show", summary["run_id"], "--json", "--percentiles")
+    assert shown["slo"] == summary["slo"]  # the stored verdicts are the ones the run gave
     for phase_name, phase in PHASES.items():
         assert shown["phases"][phase_name] == summary["phases"][phase_name]
         rows = shown["percentiles"][phase_name]
@@ -224,6 +225,9 @@ async def test_the_api_serves_the_same_numbers(finished: dict[str, Any]) -> None
             hists = await stub.GetRunHistograms(
                 run_pb2.GetRunHistogramsRequest(run_id=summary["run_id"]), timeout=10
             )
+            series = await stub.GetRunSeries(
+                run_pb2.GetRunSeriesRequest(run_id=summary["run_id"]), timeout=10
+            )
     finally:
         proc.terminate()
         proc.wait(10)
@@ -243,3 +247,26 @@ async def test_the_api_serves_the_same_numbers(finished: dict[str, Any]) -> None
     # per second: the intervals add up to the run's totals
     seconds = sum(hdr_decode(i.histogram).get_total_count() for i in hists.intervals)
     assert seconds == sum(h.get_total_count() for (_, kind), h in stored.items() if not kind)
+    check_series(list(series.points), {i.second: hdr_decode(i.histogram) for i in hists.intervals})
+
+
+def check_series(points: list[common_pb2.SeriesPoint], seconds: dict[int, HdrHistogram]) -> None:
+    """Each second's figures are HdrHistogram's reading of that second's histogram, and
+    its QPS divides by the second's true length: the workers' reports are back to back,
+    so a second lasts from the end of the one before to its own end; the last is partial
+    (the load stopped inside it) and must not be divided by a whole second."""
+    assert [p.second for p in points] == sorted(seconds)
+    previous_end = None
+    for p in points:
+        h = seconds[p.second]
+        assert p.overall.count == h.get_total_count(), p.second
+        assert p.overall.p99_ms == h.get_value_at_percentile(99) / 1000.0, p.second
+        assert p.overall.max_ms == h.get_max_value() / 1000.0, p.second
+        length = p.duration.ToNanoseconds() / 1e9
+        if previous_end is not None:
+            assert length == pytest.approx(
+                (p.end_time.ToNanoseconds() - previous_end) / 1e9, abs=0.1
+            )
+        assert p.overall.qps == pytest.approx(p.overall.count / length, rel=1e-6), p.second
+        previous_end = p.end_time.ToNanoseconds()
+    assert points[-1].duration.ToNanoseconds() < 0.9e9, "the load stops inside the last second"
