@@ -4,11 +4,13 @@ snowload: the stored histograms decoded straight from the results database with 
 (``HdrHistogram.decode``, ``add``, ``get_value_at_percentile``, ``get_mean_value``,
 ``get_max_value``), and the statements SQLite itself executed (its trace) for the counts.
 The same figures must come out of the JSON summary, ``runs show``, ``runs show
---percentiles``, and the API (GetRun, GetRunHistograms).
+--percentiles`` (from the file, and from a daemon through ``runs --controller``), and
+the API (GetRun, GetRunSeries, GetRunHistograms).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -228,6 +230,9 @@ async def test_the_api_serves_the_same_numbers(finished: dict[str, Any]) -> None
             series = await stub.GetRunSeries(
                 run_pb2.GetRunSeriesRequest(run_id=summary["run_id"]), timeout=10
             )
+        env = {k: v for k, v in finished["env"].items() if k != "SNOWLOAD_DB"}
+        args = ("runs", "--controller", address, "show", summary["run_id"], "--json")
+        remote = await asyncio.to_thread(cli, env, *args, "--percentiles")
     finally:
         proc.terminate()
         proc.wait(10)
@@ -242,6 +247,10 @@ async def test_the_api_serves_the_same_numbers(finished: dict[str, Any]) -> None
             assert s.p99_ms == h.get_value_at_percentile(99) / 1000.0
             assert s.max_ms == h.get_max_value() / 1000.0
             assert s.mean_ms == pytest.approx(h.get_mean_value() / 1000.0, rel=1e-9)
+    # runs show through the API reads what runs show reads from the file
+    local = cli(finished["env"], "runs", "show", summary["run_id"], "--json", "--percentiles")
+    assert remote["percentiles"] == local["percentiles"]
+    assert remote["phases"] == local["phases"] == summary["phases"]
     served = {(p.phase, p.kind): p.histogram for p in hists.phases}
     assert served == finished["raw"]
     # per second: the intervals add up to the run's totals
