@@ -328,3 +328,26 @@ error_rate = 0
         ("", "min_qps"): True,
         ("q", "error_rate"): True,
     }
+
+
+@pytest.mark.parametrize("metric", [*sorted(LATENCY_FIELDS), "error_rate", "min_qps"])
+def test_the_tuis_live_verdict_agrees_with_the_controllers_at_the_boundaries(
+    metric: str,
+) -> None:
+    """The Live screen judges the SLOs itself while the run goes. Fails if its comparison
+    drifts from the controller's (exclusive, or the wrong way), so a run shown passing
+    live ends FAIL, or the other way."""
+    from tui import format as fmt
+
+    limit = 0.01 if metric == "error_rate" else 5.0
+    for actual in (0.0, limit, UP(limit, 0), UP(limit, 10), limit * 2):
+        if metric == "error_rate":
+            s = stats(count=10**9, errors=round(actual * 10**9))
+        elif metric == "min_qps":
+            s = stats(qps=actual)
+        else:
+            s = stats(**{LATENCY_FIELDS[metric]: actual})
+        controller_says = verdict(Slo(**{metric: limit}), s)[("", metric)]
+        live = fmt.slo_actual(metric, s)
+        assert live is not None
+        assert fmt.slo_holds(metric, limit, live) is controller_says, (metric, actual)
