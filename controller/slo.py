@@ -20,18 +20,22 @@ def evaluate(slo: Slo, measurement: common_pb2.PhaseSummary | None) -> list[comm
 def _check(
     kind: str, slo: Slo, stats: common_pb2.LatencyStats | None
 ) -> list[common_pb2.SloVerdict]:
+    """Every limit is inclusive (latency and error rate pass at <= the limit, QPS at >=);
+    a scope in which nothing was measured fails every limit, however loose."""
     out: list[common_pb2.SloVerdict] = []
+    measured = stats is not None and stats.count > 0
     for metric in LATENCY:
         limit = getattr(slo, metric)
         if limit is not None:
-            actual = getattr(stats, metric) if stats and stats.count else float("inf")
-            out.append(_verdict(kind, metric, limit, actual, actual <= limit))
+            actual = getattr(stats, metric) if measured else float("inf")
+            out.append(_verdict(kind, metric, limit, actual, measured and actual <= limit))
     if slo.error_rate is not None:
-        rate = stats.errors / stats.count if stats and stats.count else 1.0
-        out.append(_verdict(kind, "error_rate", slo.error_rate, rate, rate <= slo.error_rate))
+        rate = stats.errors / stats.count if stats is not None and measured else 1.0
+        passed = measured and rate <= slo.error_rate
+        out.append(_verdict(kind, "error_rate", slo.error_rate, rate, passed))
     if slo.min_qps is not None:
-        qps = stats.qps if stats else 0.0
-        out.append(_verdict(kind, "min_qps", slo.min_qps, qps, qps >= slo.min_qps))
+        qps = stats.qps if stats is not None and measured else 0.0
+        out.append(_verdict(kind, "min_qps", slo.min_qps, qps, measured and qps >= slo.min_qps))
     return out
 
 
