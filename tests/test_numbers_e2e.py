@@ -41,7 +41,7 @@ sql = ["CREATE TABLE IF NOT EXISTS t (k INTEGER PRIMARY KEY, v INTEGER)",
 workers = 2
 connections = 4
 warmup = "1s"
-duration = "3s"
+duration = "2.5s"  # the planned end falls inside a second: the last one is partial
 think_time = "1ms"
 [[query]]
 name = "lookup"
@@ -256,26 +256,36 @@ async def test_the_api_serves_the_same_numbers(finished: dict[str, Any]) -> None
     # per second: the intervals add up to the run's totals
     seconds = sum(hdr_decode(i.histogram).get_total_count() for i in hists.intervals)
     assert seconds == sum(h.get_total_count() for (_, kind), h in stored.items() if not kind)
-    check_series(list(series.points), {i.second: hdr_decode(i.histogram) for i in hists.intervals})
+    check_series(
+        list(series.points),
+        {i.second: hdr_decode(i.histogram) for i in hists.intervals},
+        got.run.plan,
+    )
 
 
-def check_series(points: list[common_pb2.SeriesPoint], seconds: dict[int, HdrHistogram]) -> None:
+def check_series(
+    points: list[common_pb2.SeriesPoint],
+    seconds: dict[int, HdrHistogram],
+    plan: common_pb2.PhasePlan,
+) -> None:
     """Each second's figures are HdrHistogram's reading of that second's histogram, and
-    its QPS divides by the second's true length: the workers' reports are back to back,
-    so a second lasts from the end of the one before to its own end; the last is partial
-    (the load stopped inside it) and must not be divided by a whole second."""
+    its QPS divides by the second's true length. Seconds are cut on the run's clock:
+    second k is [load start + k - 1 s, load start + k s), so each lasts a whole second
+    except the last: the planned end falls inside it, and it lasts from its start to the
+    end (it must not be divided by a whole second)."""
     assert [p.second for p in points] == sorted(seconds)
-    previous_end = None
+    start_ns = plan.load_start_time.ToNanoseconds()
+    end_ns = plan.measurement_end_time.ToNanoseconds()
+    assert start_ns and end_ns
     for p in points:
         h = seconds[p.second]
         assert p.overall.count == h.get_total_count(), p.second
         assert p.overall.p99_ms == h.get_value_at_percentile(99) / 1000.0, p.second
         assert p.overall.max_ms == h.get_max_value() / 1000.0, p.second
+        second_start = start_ns + (p.second - 1) * 1_000_000_000
+        expected = min(1e9, max(0, end_ns - second_start)) / 1e9
         length = p.duration.ToNanoseconds() / 1e9
-        if previous_end is not None:
-            assert length == pytest.approx(
-                (p.end_time.ToNanoseconds() - previous_end) / 1e9, abs=0.1
-            )
+        assert length == pytest.approx(expected, abs=0.002), p.second
+        assert p.partial == (expected < 0.95), p.second
         assert p.overall.qps == pytest.approx(p.overall.count / length, rel=1e-6), p.second
-        previous_end = p.end_time.ToNanoseconds()
     assert points[-1].duration.ToNanoseconds() < 0.9e9, "the load stops inside the last second"
