@@ -99,6 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-active-runs", type=int, default=16, help="refuse new runs beyond this many"
     )
     ctl.add_argument(
+        "--loss-timeout",
+        type=_duration_arg,
+        default=3.0,
+        help="a worker silent for longer than this is lost (default 3s)",
+    )
+    ctl.add_argument(
         "--parent-pid",
         type=int,
         default=0,
@@ -395,6 +401,7 @@ async def controller_main(args: argparse.Namespace) -> int:
         tls_key=args.tls_key,
         tls_client_ca=args.tls_client_ca,
         max_active_runs=args.max_active_runs,
+        loss_timeout_s=args.loss_timeout,
     )
     controller = Controller(settings, store)
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 from google.protobuf.duration_pb2 import Duration
@@ -95,6 +96,10 @@ class ActiveRun:
     warnings: list[str] = field(default_factory=list)
     cpu_samples: dict[str, list[float]] = field(default_factory=dict)
     """Worker CPU (% of one core) from heartbeats received during MEASUREMENT."""
+    recovered_reports: Counter[str] = field(default_factory=Counter)
+    """Per worker: interval reports only the resend after a re-attach delivered."""
+    duplicate_reports: Counter[str] = field(default_factory=Counter)
+    """Per worker: interval reports received again (ignored)."""
 
     @property
     def terminal(self) -> bool:
@@ -208,6 +213,8 @@ class ActiveRun:
                 lost=rec.lost,
                 cpu_percent=hb.cpu_percent if hb else 0.0,
                 rss_bytes=hb.rss_bytes if hb else 0,
+                recovered_reports=self.recovered_reports[rec.worker_id],
+                duplicate_reports=self.duplicate_reports[rec.worker_id],
             )
             if hb is not None:
                 row.clock_offset.CopyFrom(hb.clock_offset)

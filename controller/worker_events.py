@@ -94,7 +94,18 @@ class WorkerEvents:
             now_s = round((time.time_ns() - run.start_ns) / 1e9)
             metrics.align(rec.worker_id, now_s - report.interval_id)
         complete = metrics.sealed_upto
-        metrics.add(rec.worker_id, report)
+        if not metrics.add(rec.worker_id, report):
+            run.duplicate_reports[rec.worker_id] += 1
+            return
+        if report.resent:
+            # only the resend after a re-attach delivered it: the old stream lost it
+            run.recovered_reports[rec.worker_id] += 1
+            log.info(
+                "run %s: worker %s's interval %d arrived when sent again after a re-attach",
+                run.run_id,
+                rec.worker_id,
+                report.interval_id,
+            )
         if metrics.sealed_upto != complete and run.broadcaster.subscribers:
             run.broadcaster.publish(run.update())  # a second is complete: show it now
 

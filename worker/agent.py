@@ -294,8 +294,15 @@ class Agent:
             return
         if self.model.state in (sm.READY, sm.RUNNING):
             self._send_ready(ctx.assign.run_id)
+        if ctx.recent_reports:
+            log.info(
+                "re-attached: sending the last %d interval reports again", len(ctx.recent_reports)
+            )
         for report in ctx.recent_reports:
-            self._send(report)
+            again = control_pb2.AttachRequest()
+            again.CopyFrom(report)
+            again.metrics.resent = True
+            self._send(again)
 
     def _on_pong(self, pong: control_pb2.Pong) -> None:
         t3 = time.time_ns()

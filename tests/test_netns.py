@@ -1,0 +1,149 @@
+"""snowload across hosts: network namespaces, slow links, partitions, PostgreSQL's log.
+
+The lab (tests/net_cluster.py): a controller host, three worker hosts whose links to the
+controller have one-way delays of 1, 10 and 40 ms, and a PostgreSQL host; real
+``snowload controller`` and ``snowload worker`` processes. Partitions pull a host's
+cable at the switch. The oracle is PostgreSQL's own statement log: every statement it
+executed, with the tag (run, worker, phase, kind) the worker gave it, on the server's
+clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from controller import lifecycle as lc
+from snowload.v1 import run_pb2, run_pb2_grpc
+from tests import netns
+from tests.net_cluster import Deployment, Lab, Statement, lab, statements
+
+pytestmark = pytest.mark.slow
+
+WORKLOAD = """
+name = "net-{name}"
+[target]
+driver = "postgres"
+dsn = "host={pg_host} port={pg_port} dbname=postgres user=postgres"
+[setup]
+sql = [
+  "CREATE TABLE IF NOT EXISTS kv (k BIGINT PRIMARY KEY, v TEXT)",
+  "INSERT INTO kv SELECT g, 'x' FROM generate_series(1, 100) g ON CONFLICT DO NOTHING",
+]
+[load]
+workers = 3
+connections = {connections}
+warmup = "{warmup}"
+duration = "{duration}"
+think_time = "{think}"
+on_worker_loss = "{policy}"
+[[query]]
+name = "get"
+sql = "SELECT v FROM kv WHERE k = ?"
+params = [{{ int = [1, 100] }}]
+"""
+
+
+@pytest.fixture(scope="module")
+def net() -> Iterator[Lab]:
+    why = netns.unavailable()
+    if why is not None:
+        pytest.skip(f"no multi-host lab: {why}")
+    with lab() as made:
+        yield made
+
+
+@pytest.fixture
+async def deploy(net: Lab, tmp_path: Path) -> AsyncIterator[Deployment]:
+    d = Deployment(net, tmp_path)
+    yield d
+    d.close()
+
+
+def workload(
+    net: Lab,
+    name: str,
+    *,
+    duration: str = "4s",
+    warmup: str = "1s",
+    think: str = "5ms",
+    connections: int = 6,
+    policy: str = "fail",
+) -> str:
+    return WORKLOAD.format(
+        name=name,
+        pg_host=net.pg.host,
+        pg_port=net.pg.port,
+        duration=duration,
+        warmup=warmup,
+        think=think,
+        connections=connections,
+        policy=policy,
+    )
+
+
+async def start_run(stub: run_pb2_grpc.RunServiceStub, text: str) -> str:
+    started = await stub.StartRun(run_pb2.StartRunRequest(workload_toml=text), timeout=10)
+    return started.run.run_id
+
+
+async def wait_state(
+    stub: run_pb2_grpc.RunServiceStub, run_id: str, states: set[int], timeout_s: float
+) -> run_pb2.Run:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        got = await stub.GetRun(run_pb2.GetRunRequest(run_id=run_id), timeout=5)
+        if got.run.state in states:
+            return got.run
+        assert time.monotonic() < deadline, f"run still {lc.state_name(got.run.state)}"
+        await asyncio.sleep(0.1)
+
+
+async def wait_measuring(
+    stub: run_pb2_grpc.RunServiceStub, run_id: str, seconds: int, timeout_s: float = 30
+) -> None:
+    """Until the run is in MEASUREMENT with ``seconds`` complete seconds."""
+    async for update in stub.WatchRun(run_pb2.WatchRunRequest(run_id=run_id), timeout=timeout_s):
+        if update.run.state == lc.MEASUREMENT and update.progress.latest.second >= seconds:
+            return
+        assert not lc.is_terminal(update.run.state), update.run.message
+    raise AssertionError("the run ended before MEASUREMENT")
+
+
+def run_counts(run: run_pb2.Run) -> Counter[tuple[int, str]]:
+    return Counter(
+        {
+            (phase.phase, kind): stats.count
+            for phase in run.summary.phases
+            for kind, stats in phase.by_kind.items()
+            if stats.count
+        }
+    )
+
+
+def logged_counts(stmts: list[Statement]) -> Counter[tuple[int, str]]:
+    return Counter((s.tag.phase, s.tag.kind) for s in stmts)
+
+
+def hosts_by_index(run: run_pb2.Run) -> dict[int, str]:
+    return {w.index: w.worker_id for w in run.run_workers}
+
+
+async def test_a_run_across_hosts_counts_what_the_server_executed(
+    net: Lab, deploy: Deployment
+) -> None:
+    deploy.start()
+    async with deploy.channel() as channel:
+        stub = run_pb2_grpc.RunServiceStub(channel)
+        await deploy.attached(stub)
+        run_id = await start_run(stub, workload(net, "plain", duration="2s"))
+        run = await wait_state(stub, run_id, lc.TERMINAL, 60)
+    assert run.state == lc.COMPLETED, run.message
+    logged = statements(net.pg, run_id, hosts_by_index(run))
+    assert {s.host for s in logged} == {"w1", "w2", "w3"}
+    assert logged_counts(logged) == run_counts(run)
