@@ -186,6 +186,11 @@ class Deployment:
             await asyncio.sleep(0.1)
 
     def close(self) -> None:
-        """Stop what this deployment started (the lab's hosts stay)."""
+        """Stop what this deployment started (the lab's hosts stay). The processes' logs
+        are printed (pytest shows them when the test failed)."""
         self.lab.net.heal_all()
         self.lab.net.stop_processes()
+        logs = {"controller": self.controller_log, **self.worker_logs}
+        for name, tap in logs.items():
+            if tap is not None:
+                print(f"----- {name} -----\n{tap.text()[-20000:]}")

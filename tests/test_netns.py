@@ -147,3 +147,54 @@ async def test_a_run_across_hosts_counts_what_the_server_executed(
     logged = statements(net.pg, run_id, hosts_by_index(run))
     assert {s.host for s in logged} == {"w1", "w2", "w3"}
     assert logged_counts(logged) == run_counts(run)
+
+
+def per_host(stmts: list[Statement]) -> Counter[str]:
+    return Counter(s.host for s in stmts)
+
+
+async def test_a_worker_host_cut_off_under_continue_degrades_the_run_and_counts_nothing_twice(
+    net: Lab, deploy: Deployment
+) -> None:
+    """w3 is unplugged for 10 s (the loss timeout is 3 s): the run goes on without it and
+    completes degraded. w3 comes back while the run still runs (its re-attach backoff
+    reaches 5 s), is told to stop, and the reports it sends again must not count (nor may
+    the run wait for the dropped worker's last interval): the run's totals are the survivors' statements
+    exactly plus what w3 had reported before the cut, never more."""
+    deploy.start()
+    async with deploy.channel() as channel:
+        stub = run_pb2_grpc.RunServiceStub(channel)
+        await deploy.attached(stub)
+        text = workload(net, "continue", duration="20s", policy="continue")
+        run_id = await start_run(stub, text)
+        await wait_measuring(stub, run_id, 2)
+        net.net.cut("w3")
+        cut_s = time.time()
+        await asyncio.sleep(10)
+        net.net.heal("w3")
+        # it re-attaches while the run still runs and sends its recent reports again
+        deploy.worker_logs["w3"].wait_for("interval reports again", 15)
+        assert (await wait_state(stub, run_id, lc.LOAD_PHASES, 1)).state == lc.MEASUREMENT
+        run = await wait_state(stub, run_id, lc.TERMINAL, 40)
+        assert run.state == lc.COMPLETED, run.message
+        assert run.degraded
+        assert any("w3" in w for w in run.warnings), run.warnings
+        got = await stub.GetRun(run_pb2.GetRunRequest(run_id=run_id), timeout=5)
+        run = got.run
+
+    logged = statements(net.pg, run_id, hosts_by_index(run))
+    by_host = per_host(logged)
+    workers = {w.worker_id: w for w in run.run_workers}
+    # the survivors: what each counted itself is what the server executed
+    for host in ("w1", "w2"):
+        assert workers[host].count == by_host[host], host
+    merged = sum(run_counts(run).values())
+    survivors = by_host["w1"] + by_host["w2"]
+    from_w3 = merged - survivors
+    # w3's share of the totals is what it reported before the cut: at most its statements
+    # up to the cut, at least those up to its last complete interval before it (1 s)
+    before_cut = sum(1 for s in logged if s.host == "w3" and s.time_s <= cut_s)
+    settled = sum(1 for s in logged if s.host == "w3" and s.time_s <= cut_s - 1.2)
+    assert settled <= from_w3 <= before_cut, (settled, from_w3, before_cut)
+    assert merged <= len(logged)
+    print(f"w3: {from_w3} counted of {by_host['w3']} executed ({before_cut} before the cut)")

@@ -159,8 +159,9 @@ class Agent:
                 )
                 log.log(
                     logging.WARNING if refused else logging.INFO,
-                    "controller unavailable (%s); retrying in %.1fs",
+                    "controller unavailable (%s: %s); retrying in %.1fs",
                     exc.code().name,
+                    exc.details(),
                     backoff,
                 )
             self.attached.clear()
