@@ -198,3 +198,80 @@ async def test_a_worker_host_cut_off_under_continue_degrades_the_run_and_counts_
     assert settled <= from_w3 <= before_cut, (settled, from_w3, before_cut)
     assert merged <= len(logged)
     print(f"w3: {from_w3} counted of {by_host['w3']} executed ({before_cut} before the cut)")
+
+
+async def test_a_report_lost_in_flight_is_sent_again_and_nothing_is_lost(
+    net: Lab, deploy: Deployment
+) -> None:
+    """w2 is unplugged for 4 s, longer than its keepalive needs to give up on the stream
+    (2 s) and shorter than the controller's loss timeout (here 10 s): the reports it
+    wrote into the dead stream are lost with it, the resend after the re-attach is what
+    delivers them, and the run's counts are exactly the server's."""
+    deploy.controller_args = ["--loss-timeout", "10s"]
+    deploy.worker_args = ["--orphan-timeout", "15s"]
+    deploy.start()
+    async with deploy.channel() as channel:
+        stub = run_pb2_grpc.RunServiceStub(channel)
+        await deploy.attached(stub)
+        run_id = await start_run(stub, workload(net, "resend", duration="10s"))
+        await wait_measuring(stub, run_id, 2)
+        net.net.cut("w2")
+        await asyncio.sleep(4)
+        net.net.heal("w2")
+        await wait_state(stub, run_id, lc.TERMINAL, 40)
+        run = (await stub.GetRun(run_pb2.GetRunRequest(run_id=run_id), timeout=5)).run
+    assert run.state == lc.COMPLETED, run.message
+    assert not run.degraded
+    workers = {w.worker_id: w for w in run.run_workers}
+    assert "ping timeout" in deploy.worker_logs["w2"].text()  # the stream really died
+    assert workers["w2"].recovered_reports >= 1, workers["w2"]
+    assert workers["w1"].recovered_reports == workers["w3"].recovered_reports == 0
+    logged = statements(net.pg, run_id, hosts_by_index(run))
+    assert logged_counts(logged) == run_counts(run)
+    by_host = per_host(logged)
+    for host, worker in workers.items():
+        assert worker.count == by_host[host], host
+
+
+async def test_a_controller_host_cut_off_stops_every_worker_and_they_rejoin(
+    net: Lab, deploy: Deployment
+) -> None:
+    """The controller host is unplugged for 10 s. Every worker stops issuing statements
+    within its orphan timeout (2 s) + 1 s of the cut, by the server's clock; the
+    controller loses them all (3 s) and fails the run (on_worker_loss = "fail"); healed,
+    every worker re-attaches and stands idle, and the run's statements never resume."""
+    orphan_s = 2.0
+    deploy.worker_args = ["--orphan-timeout", f"{orphan_s:g}s"]
+    deploy.start()
+    async with deploy.channel() as channel:
+        stub = run_pb2_grpc.RunServiceStub(channel)
+        await deploy.attached(stub)
+        run_id = await start_run(stub, workload(net, "orphans", duration="60s"))
+        await wait_measuring(stub, run_id, 2)
+        net.net.cut("ctl")
+        cut_s = time.time()
+        await asyncio.sleep(10)
+        net.net.heal("ctl")
+        healed_s = time.time()
+        run = await wait_state(stub, run_id, lc.TERMINAL, 20)
+        assert run.state == lc.FAILED, run.message
+        assert run.reason == "worker_lost", run.reason
+        deadline = time.monotonic() + 20
+        while True:  # re-attach backoff reaches 5 s
+            listed = await stub.ListWorkers(run_pb2.ListWorkersRequest(), timeout=5)
+            idle = {w.worker_id for w in listed.workers if w.connected and not w.run_id}
+            if idle == {"w1", "w2", "w3"}:
+                break
+            assert time.monotonic() < deadline, f"only {idle} re-attached idle"
+            await asyncio.sleep(0.2)
+        rejoined_s = time.time()
+        run = (await stub.GetRun(run_pb2.GetRunRequest(run_id=run_id), timeout=5)).run
+    logged = statements(net.pg, run_id, hosts_by_index(run))
+    for host in ("w1", "w2", "w3"):
+        mine = [s.time_s for s in logged if s.host == host]
+        assert mine and min(mine) < cut_s, host
+        stopped = max(mine) - cut_s
+        print(f"{host}: last statement {stopped:.2f}s after the cut")
+        assert stopped <= orphan_s + 1.0, (host, stopped)
+    assert not [s for s in logged if s.time_s > healed_s]
+    print(f"re-attached idle {rejoined_s - healed_s:.1f}s after the heal")

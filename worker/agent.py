@@ -57,6 +57,10 @@ KEEPALIVE_OPTIONS: list[tuple[str, int]] = [
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.max_pings_without_data", 0),
 ]
+KEEPALIVE_PROOF_S = 2.0
+"""When the transport's ping times out, the last ping it saw answered went out one ping
+interval (1 s) before the one that failed, which had the timeout (1 s) to come back: the
+controller was last known reachable this long before the stream failed, not when."""
 
 
 def now_ts() -> Timestamp:
@@ -153,6 +157,11 @@ class Agent:
                 await self._session()
                 backoff = 0.2
             except grpc.aio.AioRpcError as exc:
+                if "ping timeout" in (exc.details() or "") or "keepalive" in (exc.details() or ""):
+                    # the orphan timeout counts from the last proof of the controller,
+                    # not from the moment the keepalive noticed it was gone
+                    proof = max(self._last_message, time.monotonic() - KEEPALIVE_PROOF_S)
+                    self._last_contact = min(self._last_contact, proof)
                 refused = exc.code() in (
                     grpc.StatusCode.UNAUTHENTICATED,
                     grpc.StatusCode.PERMISSION_DENIED,
