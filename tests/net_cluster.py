@@ -178,9 +178,7 @@ class Deployment:
         deadline = time.monotonic() + timeout_s
         while True:
             got = await stub.ListWorkers(run_pb2.ListWorkersRequest(), timeout=5)
-            if sum(1 for w in got.workers if w.connected and not w.run_id) >= len(
-                WORKER_DELAYS_MS
-            ):
+            if sum(1 for w in got.workers if w.connected and not w.run_id) >= len(WORKER_DELAYS_MS):
                 return
             assert time.monotonic() < deadline, "the workers did not attach"
             await asyncio.sleep(0.1)

@@ -159,8 +159,8 @@ async def test_a_worker_host_cut_off_under_continue_degrades_the_run_and_counts_
     """w3 is unplugged for 10 s (the loss timeout is 3 s): the run goes on without it and
     completes degraded. w3 comes back while the run still runs (its re-attach backoff
     reaches 5 s), is told to stop, and the reports it sends again must not count (nor may
-    the run wait for the dropped worker's last interval): the run's totals are the survivors' statements
-    exactly plus what w3 had reported before the cut, never more."""
+    the run wait for the dropped worker's last interval): the run's totals are the
+    survivors' statements exactly plus what w3 had reported before the cut, never more."""
     deploy.start()
     async with deploy.channel() as channel:
         stub = run_pb2_grpc.RunServiceStub(channel)
