@@ -40,6 +40,7 @@ class LoadDriver:
         self.by_rate = self.load.stepped_by_rate
         self.search = FindMaxSearch(self.load.find_max) if self.load.find_max else None
         run.find_max = self.search
+        self._at_ns = 0
 
     @property
     def controls_level(self) -> bool:
@@ -54,9 +55,19 @@ class LoadDriver:
             return float(first.connections if first.connections is not None else first.rate or 0)
         return self.load.rate if self.by_rate else float(self.load.connections)
 
-    def apply(self, level: float) -> None:
-        """Ask the workers for ``level`` in total (SetLoad only to those whose part changes)."""
+    def planned_measurement_s(self) -> float | None:
+        """How long MEASUREMENT lasts, if known ahead (a find-max search decides its end)."""
+        if self.search is not None:
+            return None
+        if self.load.stages:
+            return sum(s.duration_s for s in self.load.stages)
+        return self.load.duration_s
+
+    def apply(self, level: float, at_ns: int = 0) -> None:
+        """Ask the workers for ``level`` in total (SetLoad only to those whose part changes),
+        from the instant ``at_ns`` if it is planned, else at once."""
         run = self.run
+        self._at_ns = at_ns
         run.level = level
         workers = [w for w in run.workers if w.worker_id not in run.dropped and not w.lost]
         if not workers:
@@ -78,14 +89,11 @@ class LoadDriver:
         if self.run.sent_load.get(rec.worker_id) == key:
             return
         self.run.sent_load[rec.worker_id] = key
-        self.registry.send(
-            rec,
-            control_pb2.AttachResponse(
-                set_load=control_pb2.SetLoad(
-                    run_id=self.run.run_id, connections=connections, rate=rate
-                )
-            ),
-        )
+        set_load = control_pb2.SetLoad(run_id=self.run.run_id, connections=connections, rate=rate)
+        set_load.decide_time.FromNanoseconds(time.time_ns())
+        if self._at_ns:
+            set_load.apply_time.FromNanoseconds(self._at_ns)
+        self.registry.send(rec, control_pb2.AttachResponse(set_load=set_load))
 
     def _recruit(self, missing: int) -> None:
         """Idle attached workers join the run in its current phase, no warmup of their own."""
@@ -110,11 +118,13 @@ class LoadDriver:
             if run.start_ns:
                 stamp: Timestamp = assign.start_time
                 stamp.FromNanoseconds(run.start_ns)
+            if run.plan is not None:
+                # its phase and its seconds come from the run's instants, like everyone's
+                assign.plan.CopyFrom(run.plan)
             rec.run_id = run.run_id
             rec.assignment = assign
             run.workers.append(rec)
             run.shares[rec.worker_id] = share
-            run.phase_applied_ns[rec.worker_id] = {}
             run.recruited.append(rec.worker_id)
             self.registry.send(rec, control_pb2.AttachResponse(assign=assign))
             if run.pools:
@@ -130,15 +140,34 @@ class LoadDriver:
         """Run MEASUREMENT to its end; returns the reason it ended."""
         if self.search is not None:
             return await self._find_max()
+        plan = self.run.plan
+        began = plan.measurement_start_time.ToNanoseconds() if plan else time.time_ns()
+        lead = (
+            began - plan.decide_time.ToNanoseconds() - int(self.load.warmup_s * 1e9) if plan else 0
+        )
+        total = self.planned_measurement_s() or 0.0
         if self.load.stages:
-            began = time.monotonic()
-            total = sum(s.duration_s for s in self.load.stages)
-            while (elapsed := time.monotonic() - began) < total:
-                self.apply(stage_target(self.load.stages, elapsed, 0.0))
-                await self.sleep(self.run, min(TICK_S, total - elapsed))
-            return lc.Reason.DURATION_ELAPSED
-        await self.sleep(self.run, self.load.duration_s)
+            # each tick's level is known ahead: sent a lead before its instant, applied at it
+            tick = 1
+            while tick * TICK_S < total:
+                at = began + int(tick * TICK_S * 1e9)
+                await self._until(at - lead)
+                self.apply(stage_target(self.load.stages, tick * TICK_S, 0.0), at_ns=at)
+                tick += 1
+        await self._until(began + int(total * 1e9))
         return lc.Reason.DURATION_ELAPSED
+
+    def prime(self) -> None:
+        """Right after Start: a staged run's level at MEASUREMENT start, planned ahead."""
+        plan = self.run.plan
+        if self.load.stages and plan is not None:
+            self.apply(
+                stage_target(self.load.stages, 0.0, 0.0),
+                at_ns=plan.measurement_start_time.ToNanoseconds(),
+            )
+
+    async def _until(self, at_ns: int) -> None:
+        await self.sleep(self.run, max(0.0, (at_ns - time.time_ns()) / 1e9))
 
     async def _find_max(self) -> str:
         search = self.search

@@ -1,13 +1,15 @@
-"""Exact merge of worker interval reports into per-phase totals and a per-second series.
+"""Exact merge of worker interval reports into per-phase totals and a per-second series
+(the cells and seconds it merges into: controller/metric_cells.py).
 
 Percentiles are never averaged: every figure is read from a histogram that is the exact
 bucket-wise sum of the workers' histograms. Reports are deduplicated on
 (worker id, interval id), so a report sent twice (e.g. across a re-attach) counts once.
 
-Interval ``k`` of a worker covers the k-th second after that worker received Start; the
-workers of a run receive Start within milliseconds of each other, so interval ``k`` of all
-of them is second ``k`` of the run's series. A worker recruited mid-run is aligned once,
-on its first report (:meth:`RunMetrics.align`). A second is complete once every worker
+Seconds are cut on the run's clock: interval ``k`` of every worker covers the same
+controller interval [load start + k - 1 s, load start + k s) (each worker maps the planned
+load start onto its own clock), so interval ``k`` of all of them is second ``k`` of the
+run's series, and a worker recruited mid-run reports its first (partial) second under the
+run second it falls in. A second is complete once every worker
 still reporting has delivered it; rolling windows use complete seconds in which load was
 active only, so they freeze when load stops instead of drifting.
 
@@ -24,231 +26,15 @@ in normal operation) reopens it: the totals stay exact either way.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
 
-from google.protobuf.duration_pb2 import Duration
 from hdrh.histogram import HdrHistogram
 
+from controller.metric_cells import Cell, Key, Schedule, SeriesPoint, duration_of, stats_of
 from snowload import hdr
 from snowload.credits import credits_between
 from snowload.v1 import common_pb2, control_pb2
 
 MAX_ERROR_SAMPLES = 5
-
-Key = tuple[int, str]
-"""(phase, query kind)"""
-
-
-@dataclass
-class Cell:
-    """Merged data for one (phase, kind), one phase overall, or one kind of a second."""
-
-    histogram: HdrHistogram = field(default_factory=hdr.new_histogram)
-    errors: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-    service: HdrHistogram | None = None
-    """Open mode: uncorrected service times."""
-    _cached: tuple[int, hdr.Percentiles] | None = field(default=None, repr=False)
-
-    @property
-    def successes(self) -> int:
-        return int(self.histogram.get_total_count())
-
-    @property
-    def error_count(self) -> int:
-        return sum(self.errors.values())
-
-    @property
-    def count(self) -> int:
-        return self.successes + self.error_count
-
-    def add_errors(self, errors: dict[str, int]) -> None:
-        for cat, n in errors.items():
-            self.errors[cat] += n
-
-    def merge(self, other: Cell) -> None:
-        self.histogram.add(other.histogram)
-        if other.service is not None:
-            self.service_histogram().add(other.service)
-        self.add_errors(other.errors)
-
-    def service_histogram(self) -> HdrHistogram:
-        if self.service is None:
-            self.service = hdr.new_histogram()
-        return self.service
-
-    def percentiles(self) -> hdr.Percentiles:
-        """Read once per change: histograms only grow, so the count tells a change."""
-        total = int(self.histogram.get_total_count())
-        if self._cached is None or self._cached[0] != total:
-            self._cached = (total, hdr.percentiles(self.histogram))
-        return self._cached[1]
-
-    def stats(self, duration_s: float) -> common_pb2.LatencyStats:
-        p = self.percentiles()
-        count = p.count + self.error_count
-        return common_pb2.LatencyStats(
-            count=count,
-            errors=self.error_count,
-            qps=count / duration_s if duration_s > 0 else 0.0,
-            p50_ms=p.p50_ms,
-            p95_ms=p.p95_ms,
-            p99_ms=p.p99_ms,
-            max_ms=p.max_ms,
-            mean_ms=p.mean_ms,
-            min_ms=p.min_ms,
-        )
-
-    def pack(self) -> PackedCell:
-        return PackedCell(
-            hdr.encode(self.histogram),
-            hdr.encode(self.service) if self.service is not None else b"",
-            dict(self.errors),
-        )
-
-
-@dataclass(frozen=True)
-class PackedCell:
-    """A sealed second's cell: encoded histograms (a few hundred bytes, not 184 KiB)."""
-
-    histogram: bytes
-    service: bytes
-    errors: dict[str, int]
-
-    def add_to(self, *targets: Cell) -> None:
-        hdr.add_encoded([t.histogram for t in targets], self.histogram)
-        if self.service:
-            hdr.add_encoded([t.service_histogram() for t in targets], self.service)
-        for t in targets:
-            t.add_errors(self.errors)
-
-    def unpack(self) -> Cell:
-        cell = Cell()
-        self.add_to(cell)
-        return cell
-
-
-@dataclass
-class Schedule:
-    """Open mode: lag, late and dropped queries, and the target rate."""
-
-    lag: HdrHistogram = field(default_factory=hdr.new_histogram)
-    late: int = 0
-    dropped: int = 0
-    target_rate: float = 0.0
-
-    def add(self, sched: control_pb2.PhaseSchedule) -> None:
-        """Lag, late and dropped add up; the target rate is added per report (once)."""
-        hdr.add_encoded([self.lag], sched.lag_histogram)
-        self.late += sched.late
-        self.dropped += sched.dropped
-
-
-@dataclass
-class SeriesPoint:
-    """One second of the run (interval k of every worker)."""
-
-    second: int
-    cells: dict[Key, Cell] = field(default_factory=dict)
-    """While open: merged data per (phase, kind)."""
-    workers: set[str] = field(default_factory=set)
-    active_connections: int = 0
-    duration_s: float = 0.0
-    end_ns: int = 0
-    count: int = 0
-    phase_counts: Counter[int] = field(default_factory=Counter)
-    warehouse: common_pb2.WarehouseSample | None = None
-    schedule: Schedule | None = None
-    # once sealed:
-    packed: dict[Key, PackedCell] = field(default_factory=dict)
-    packed_lag: bytes = b""
-    overall_encoded: bytes = b""
-    proto: common_pb2.SeriesPoint | None = None
-    folded: bool = False
-    """Its data is in the per-phase totals."""
-
-    @property
-    def sealed(self) -> bool:
-        return self.proto is not None
-
-    @property
-    def phase(self) -> int:
-        if not self.phase_counts:
-            return common_pb2.STATE_UNSPECIFIED
-        return self.phase_counts.most_common(1)[0][0]
-
-    @property
-    def loaded(self) -> bool:
-        """Load was active in this second (not just an empty report while draining)."""
-        return self.active_connections > 0 or self.count > 0
-
-    def seal(self) -> None:
-        """Encode the cells, compute the series point once, drop the count arrays."""
-        self.packed = {key: cell.pack() for key, cell in self.cells.items()}
-        overall = Cell()
-        for packed in self.packed.values():
-            packed.add_to(overall)  # only the recorded span of each kind is added
-        self.overall_encoded = hdr.encode(overall.histogram)
-        self.proto = self._build(overall, _by_kind(self.cells))
-        if self.schedule is not None:
-            self.packed_lag = hdr.encode(self.schedule.lag)
-            self.schedule.lag = _EMPTY
-        self.cells = {}
-
-    def reopen(self) -> None:
-        self.cells = {key: packed.unpack() for key, packed in self.packed.items()}
-        if self.schedule is not None:
-            self.schedule.lag = hdr.new_histogram()
-            hdr.add_encoded([self.schedule.lag], self.packed_lag)
-        self.packed, self.packed_lag, self.overall_encoded, self.proto = {}, b"", b"", None
-
-    def overall(self) -> Cell:
-        """The second's merged data over every kind (a fresh cell)."""
-        total = Cell()
-        if self.sealed:
-            hdr.add_encoded([total.histogram], self.overall_encoded)
-            for packed in self.packed.values():
-                total.add_errors(packed.errors)
-                if packed.service:
-                    hdr.add_encoded([total.service_histogram()], packed.service)
-        else:
-            for cell in self.cells.values():
-                total.merge(cell)
-        return total
-
-    def to_proto(self) -> common_pb2.SeriesPoint:
-        if self.proto is not None:
-            return self.proto
-        return self._build(self.overall(), _by_kind(self.cells))
-
-    def _build(self, overall: Cell, by_kind: dict[str, Cell]) -> common_pb2.SeriesPoint:
-        duration = self.duration_s or 1.0
-        point = common_pb2.SeriesPoint(
-            second=self.second,
-            phase=self.phase,  # type: ignore[arg-type]
-            duration=_duration(duration),
-            overall=overall.stats(duration),
-            errors_by_category=dict(overall.errors),
-            active_connections=self.active_connections,
-            workers_active=len(self.workers),
-        )
-        if self.end_ns:
-            point.end_time.FromNanoseconds(self.end_ns)
-        if self.warehouse is not None:
-            point.warehouse.CopyFrom(self.warehouse)
-        if self.schedule is not None:
-            point.target_rate = self.schedule.target_rate
-            point.lag_p99_ms = hdr.percentiles(self.schedule.lag).p99_ms
-            point.late = self.schedule.late
-            point.dropped = self.schedule.dropped
-            if overall.service is not None:
-                point.service_p99_ms = hdr.percentiles(overall.service).p99_ms
-        for kind, cell in sorted(by_kind.items()):
-            point.by_kind[kind].CopyFrom(cell.stats(duration))
-        return point
-
-
-_EMPTY = hdr.new_histogram()
-"""Stands in for a sealed second's lag histogram (never written to)."""
 
 
 class _Intervals:
@@ -285,7 +71,8 @@ class RunMetrics:
         self.series: dict[int, SeriesPoint] = {}
         self.error_samples: dict[str, list[str]] = defaultdict(list)
         self._received: dict[str, _Intervals] = {}
-        self._offset: dict[str, int] = {}
+        self.origin_ns = 0
+        """The run's load start (controller clock): second k ends at origin + k s."""
         self._latest: dict[str, int] = {}
         """Newest second each worker delivered (0 for expected workers not heard from)."""
         self._blocking: Counter[int] = Counter()
@@ -307,22 +94,17 @@ class RunMetrics:
                 self._latest[worker_id] = 0
                 self._blocking[0] += 1
 
-    def align(self, worker_id: str, offset: int) -> None:
-        """A worker recruited mid-run: its interval k is second ``offset + k``. Only before
-        its first report (a worker's seconds never move), and not for workers that got
-        Start with the others (expect())."""
-        if worker_id not in self._received and worker_id not in self._latest:
-            self._offset[worker_id] = max(0, offset)
-
     def add(self, worker_id: str, report: control_pb2.MetricsReport) -> bool:
         """Merge one report; False if it was a duplicate."""
         received = self._received.get(worker_id)
         if received is None:
             received = self._received[worker_id] = _Intervals()
+            # recruited mid-run: its seconds begin there
+            received.low = max(0, report.first_interval_id - 1)
         if not received.add(report.interval_id):
             return False
         self.reports += 1
-        second = report.interval_id + self._offset.get(worker_id, 0)
+        second = report.interval_id
         point = self.series.get(second)
         if point is None:
             point = self.series[second] = SeriesPoint(second)
@@ -348,6 +130,11 @@ class RunMetrics:
         point.active_connections += report.active_connections
         start, end = report.start_time.ToNanoseconds(), report.end_time.ToNanoseconds()
         point.duration_s = max(point.duration_s, (end - start) / 1e9)
+        if self.origin_ns:
+            # on the run's clock (a worker's own clock may be offset): a full second ends
+            # at origin + k s; a last, partial one that much after its start
+            second_start = self.origin_ns + (point.second - 1) * 1_000_000_000
+            end = second_start + (end - start if report.last else 1_000_000_000)
         point.end_ns = max(point.end_ns, end)
         if report.HasField("warehouse"):
             point.warehouse = report.warehouse
@@ -475,15 +262,15 @@ class RunMetrics:
             return None
         summary = common_pb2.PhaseSummary(
             phase=phase,  # type: ignore[arg-type]
-            duration=_duration(duration_s),
+            duration=duration_of(duration_s),
             overall=overall.stats(duration_s),
             errors_by_category=dict(overall.errors),
         )
         sched = self.schedules.get(phase)
         if sched is not None:
             if overall.service is not None:
-                summary.service.CopyFrom(_stats_of(overall.service))
-            summary.lag.CopyFrom(_stats_of(sched.lag))
+                summary.service.CopyFrom(stats_of(overall.service))
+            summary.lag.CopyFrom(stats_of(sched.lag))
             summary.late = sched.late
             summary.dropped = sched.dropped
             summary.achieved_rate = summary.overall.qps
@@ -547,36 +334,3 @@ class RunMetrics:
             if p.schedule is not None and p.phase == phase and p.duration_s > 0.5
         ]
         return sum(points) / len(points) if points else 0.0
-
-
-def _by_kind(cells: dict[Key, Cell]) -> dict[str, Cell]:
-    """Per kind over the phases (a second that straddles a phase change has two)."""
-    out: dict[str, Cell] = {}
-    for (_, kind), cell in cells.items():
-        if kind in out:
-            merged = Cell()
-            merged.merge(out[kind])
-            merged.merge(cell)
-            out[kind] = merged
-        else:
-            out[kind] = cell
-    return out
-
-
-def _stats_of(histogram: HdrHistogram) -> common_pb2.LatencyStats:
-    p = hdr.percentiles(histogram)
-    return common_pb2.LatencyStats(
-        count=p.count,
-        p50_ms=p.p50_ms,
-        p95_ms=p.p95_ms,
-        p99_ms=p.p99_ms,
-        max_ms=p.max_ms,
-        mean_ms=p.mean_ms,
-        min_ms=p.min_ms,
-    )
-
-
-def _duration(seconds: float) -> Duration:
-    d = Duration()
-    d.FromNanoseconds(int(seconds * 1e9))
-    return d

@@ -17,17 +17,17 @@ from collections.abc import Callable
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from controller import lifecycle as lc
-from controller import slo
+from controller import plan, slo
 from controller.lifecycle import Reason
 from controller.load_control import split_rate
 from controller.load_driver import SPARE_SLOTS, LoadDriver
 from controller.registry import WorkerRecord, WorkerRegistry
+from controller.run_end import enrichment_worker, run_record, saturation_warnings
 from controller.runs import Aborted, ActiveRun, Outcome, seconds
-from controller.store import IntervalHistogram, RunRecord, RunStore
+from controller.store import RunStore
 from controller.worker_events import WorkerEvents
-from snowload import hdr
 from snowload.v1 import common_pb2, control_pb2, run_pb2
-from snowload.workload import Driver, Mode, Workload
+from snowload.workload import Mode, Workload
 
 log = logging.getLogger("snowload.controller")
 DRAIN_TIMEOUT_S = 5.0
@@ -71,6 +71,11 @@ class RunManager(WorkerEvents):
             raise lc.IllegalTransition(stored.state, lc.CANCELLED)
         if run.terminal or run.abort.done():
             raise lc.IllegalTransition(run.state, lc.CANCELLED)
+        planned_end = plan.planned_end_ns(run.plan)
+        if planned_end and time.time_ns() >= planned_end:
+            # the stop races the planned end and lost: the measurement is complete, and
+            # the run ends as planned (the workers stopped at the end on their own)
+            return run.to_proto()
         run.request_abort(Outcome(lc.CANCELLED, Reason.USER_REQUESTED, "stopped by request"))
         return run.to_proto()
 
@@ -105,11 +110,18 @@ class RunManager(WorkerEvents):
             log.exception("run %s crashed", run.run_id)
             outcome = Outcome(lc.FAILED, "controller_error", f"{type(exc).__name__}: {exc}")
         try:
-            now = time.time_ns()
+            # an unplanned end: MEASUREMENT ends at the instant it was decided, or at the
+            # planned end if that came first (a StopRun racing the end changes nothing)
+            now = run.decided_ns or time.time_ns()
+            planned = plan.planned_end_ns(run.plan)
+            if planned and now >= planned:
+                now = planned
             if lc.MEASUREMENT in run.phase_ns and not run.measurement_end_ns:
-                run.measurement_end_ns = now
+                run.measurement_end_ns = max(now, run.phase_ns[lc.MEASUREMENT])
             if lc.WARMUP in run.phase_ns and not run.warmup_end_ns:
                 run.warmup_end_ns = run.phase_ns.get(lc.MEASUREMENT, now)
+            run.stop_ns = now
+            self._fix_end(run)
             await self._release_workers(run, outcome)
         finally:
             ticker.cancel()
@@ -135,17 +147,29 @@ class RunManager(WorkerEvents):
                 + ", ".join(w.worker_id for w in run.workers if w.worker_id not in run.ready),
             ),
         )
-        # the start time exists only once every assigned worker is READY
-        run.start_ns = time.time_ns()
-        run.start_mono = time.monotonic()
+        # the start time exists only once every assigned worker is READY: the plan fixes
+        # it a lead ahead, with every boundary known from there, on this clock
+        decide = time.time_ns()
+        lead = plan.lead_ns(
+            (w.heartbeat.round_trip.ToNanoseconds() if w.heartbeat else 0 for w in run.workers),
+            len(run.workers),
+        )
+        run.plan = plan.make_plan(decide, lead, load.warmup_s, driver.planned_measurement_s())
+        run.start_ns = run.plan.load_start_time.ToNanoseconds()
+        run.start_mono = time.monotonic() + lead / 1e9
+        self._broadcast_start(run)
+        driver.prime()
         first = lc.WARMUP if load.warmup_s > 0 else lc.MEASUREMENT
-        self._enter_phase(run, first, start=True)
+        await self._sleep_until(run, run.start_ns)
+        self._enter_phase(run, first, run.start_ns)
         if first == lc.WARMUP:
-            await self._sleep(run, load.warmup_s)
-            run.warmup_end_ns = time.time_ns()
-            self._enter_phase(run, lc.MEASUREMENT)
+            measurement_start = run.plan.measurement_start_time.ToNanoseconds()
+            await self._sleep_until(run, measurement_start)
+            run.warmup_end_ns = measurement_start
+            self._enter_phase(run, lc.MEASUREMENT, measurement_start)
         reason = await driver.measure()
-        run.measurement_end_ns = time.time_ns()
+        run.measurement_end_ns = plan.planned_end_ns(run.plan) or time.time_ns()
+        self._fix_end(run)
         outcome = Outcome(lc.COMPLETED, reason)
         # the load stops first, bookkeeping after: the window ends when it says it does
         self._send_stops(run, outcome)
@@ -215,46 +239,46 @@ class RunManager(WorkerEvents):
             rec.assignment = assign
             run.shares[rec.worker_id] = assign.connections
             run.workers.append(rec)
-            run.phase_applied_ns[rec.worker_id] = {}
             self.registry.send(rec, control_pb2.AttachResponse(assign=assign))
 
-    def _enter_phase(self, run: ActiveRun, phase: lc.State, *, start: bool = False) -> None:
-        """Change phase: commands go out first, bookkeeping (store, watchers) after."""
-        run.transition(phase)
-        stamp = Timestamp()
-        stamp.FromNanoseconds(run.phase_ns[phase])
+    def _enter_phase(self, run: ActiveRun, phase: lc.State, at_ns: int) -> None:
+        """The run's state follows its plan: the workers switched at ``at_ns`` on their
+        own (Start carried the instant); here only the record and the watchers."""
+        run.transition(phase, at_ns=at_ns)
         for rec in run.workers:
             if rec.assignment is not None:
                 rec.assignment.phase = phase
-            seq = self.registry.send(
-                rec,
-                control_pb2.AttachResponse(
-                    set_phase=control_pb2.SetPhase(
-                        run_id=run.run_id,
-                        phase=phase,
-                        phase_start_time=stamp,
-                    )
-                ),
-            )
-            run.pending_phase_seqs[(rec.worker_id, seq)] = phase
-        if start:
-            self._broadcast_start(run)
         self._publish_state(run)
 
     def _broadcast_start(self, run: ActiveRun) -> None:
+        """Start, with the plan, to every worker (it arrives ahead of the load start)."""
+        assert run.plan is not None
         stamp = Timestamp()
         stamp.FromNanoseconds(run.start_ns)
         for rec in run.workers:
             if rec.assignment is not None:
                 rec.assignment.started = True
                 rec.assignment.start_time.CopyFrom(stamp)
+                rec.assignment.plan.CopyFrom(run.plan)
             self.registry.send(
                 rec,
                 control_pb2.AttachResponse(
-                    start=control_pb2.Start(run_id=run.run_id, start_time=stamp)
+                    start=control_pb2.Start(run_id=run.run_id, start_time=stamp, plan=run.plan)
                 ),
             )
         run.metrics.expect([rec.worker_id for rec in run.workers])
+        run.metrics.origin_ns = run.start_ns
+        # (no store write here: the Starts go out first, the run is stored at load start)
+
+    def _fix_end(self, run: ActiveRun) -> None:
+        """The measurement end is known: it goes into the plan (and re-attach resyncs)."""
+        if run.plan is None or not run.measurement_end_ns:
+            return
+        if plan.planned_end_ns(run.plan) != run.measurement_end_ns:
+            run.plan.measurement_end_time.FromNanoseconds(run.measurement_end_ns)
+            for rec in run.workers:
+                if rec.assignment is not None:
+                    rec.assignment.plan.CopyFrom(run.plan)
 
     def _send_stops(self, run: ActiveRun, outcome: Outcome) -> None:
         """Stop every worker of the run (once); the setup worker also fetches server-side
@@ -263,7 +287,7 @@ class RunManager(WorkerEvents):
             return
         run.stops_sent = True
         load = run.workload.load
-        enricher = self._enrichment_worker(run, outcome)
+        enricher = enrichment_worker(run, outcome)
         run.enricher_id = enricher.worker_id if enricher is not None else ""
         for rec in run.workers:
             if rec.worker_id in run.finished or rec.worker_id in run.dropped:
@@ -273,11 +297,15 @@ class RunManager(WorkerEvents):
                 reason=outcome.reason,
                 drain_timeout=seconds(self.drain_timeout_s),
             )
+            # the instant the load ends for every worker (planned, or decided just now)
+            stop.measurement_end_time.FromNanoseconds(
+                run.measurement_end_ns or run.stop_ns or time.time_ns()
+            )
+            if lc.MEASUREMENT in run.phase_ns:
+                stop.measurement_start_time.FromNanoseconds(run.phase_ns[lc.MEASUREMENT])
             if rec is enricher:
                 stop.enrich = True
                 stop.enrich_timeout.CopyFrom(seconds(load.enrichment_timeout_s))
-                stop.measurement_start_time.FromNanoseconds(run.phase_ns[lc.MEASUREMENT])
-                stop.measurement_end_time.FromNanoseconds(run.measurement_end_ns)
                 stop.expected_queries = run.metrics.received_count()
             self.registry.send(rec, control_pb2.AttachResponse(stop=stop))
         if enricher is not None:
@@ -323,35 +351,6 @@ class RunManager(WorkerEvents):
                 rec.run_id = ""
                 rec.assignment = None
 
-    @staticmethod
-    def _enrichment_worker(run: ActiveRun, outcome: Outcome) -> WorkerRecord | None:
-        """The setup worker enriches completed runs on targets that keep history."""
-        if run.workload.target.driver is Driver.SQLITE:
-            run.server.CopyFrom(
-                common_pb2.Enrichment(
-                    status=common_pb2.ENRICHMENT_STATUS_SKIPPED,
-                    message="sqlite keeps no server-side history",
-                )
-            )
-        elif not run.workload.load.enrich:
-            run.server.CopyFrom(
-                common_pb2.Enrichment(
-                    status=common_pb2.ENRICHMENT_STATUS_SKIPPED,
-                    message="enrichment is off in the workload",
-                )
-            )
-        elif outcome.state != lc.COMPLETED or lc.MEASUREMENT not in run.phase_ns:
-            run.server.CopyFrom(
-                common_pb2.Enrichment(
-                    status=common_pb2.ENRICHMENT_STATUS_SKIPPED,
-                    message="the run did not complete",
-                )
-            )
-        elif run.workers and not run.workers[0].lost:
-            return run.workers[0]
-        run.enrichment = run.server.status or common_pb2.ENRICHMENT_STATUS_SKIPPED
-        return None
-
     def _finish(self, run: ActiveRun, outcome: Outcome) -> None:
         run.end_ns = time.time_ns()
         if not run.terminal:
@@ -364,11 +363,11 @@ class RunManager(WorkerEvents):
         )
         if outcome.state == lc.COMPLETED:
             run.slo = slo.evaluate(run.workload.slo, measurement)
-        self._saturation_warnings(run)
+        saturation_warnings(run, self.saturation_cpu_percent)
         if run.enrichment == common_pb2.ENRICHMENT_STATUS_UNSPECIFIED:
             run.enrichment = common_pb2.ENRICHMENT_STATUS_SKIPPED
         try:
-            self.store.save(self._record(run))
+            self.store.save(run_record(run))
         except Exception:  # the run must still end, and the stream must still say so
             log.exception("could not store run %s", run.run_id)
         self.active.pop(run.run_id, None)
@@ -376,28 +375,6 @@ class RunManager(WorkerEvents):
         log.info("run %s %s (%s)", run.run_id, lc.state_name(run.state), run.reason)
         if self.on_run_end is not None:
             self.on_run_end(run)
-
-    @staticmethod
-    def _record(run: ActiveRun) -> RunRecord:
-        histograms: dict[tuple[int, str], bytes] = {}
-        for (phase, kind), cell in run.metrics.cells.items():
-            histograms[(phase, kind)] = hdr.encode(cell.histogram)
-        for phase in {p for p, _ in run.metrics.cells}:
-            histograms[(phase, "")] = hdr.encode(run.metrics.phase_histogram(phase))
-        intervals = []
-        for second, point in sorted(run.metrics.series.items()):
-            encoded = point.overall_encoded  # (settled: every second is sealed)
-            if encoded:
-                start = point.end_ns - int((point.duration_s or 1.0) * 1e9)
-                intervals.append(
-                    IntervalHistogram(second, point.phase, start, point.end_ns, encoded)
-                )
-        return RunRecord(
-            run=run.to_proto(),
-            series=run.metrics.series_protos(),
-            histograms=histograms,
-            intervals=intervals,
-        )
 
     def series(self, run_id: str) -> list[common_pb2.SeriesPoint]:
         run = self.active.get(run_id)
@@ -433,6 +410,10 @@ class RunManager(WorkerEvents):
     async def _sleep(self, run: ActiveRun, seconds_: float) -> None:
         await self._race(run, asyncio.sleep(seconds_), seconds_ + 1.0)
 
+    async def _sleep_until(self, run: ActiveRun, at_ns: int) -> None:
+        """Until an instant on this clock (aborted runs raise at once)."""
+        await self._sleep(run, max(0.0, (at_ns - time.time_ns()) / 1e9))
+
     async def _until(
         self, run: ActiveRun, predicate: Callable[[], bool], timeout_s: float, on_timeout: Outcome
     ) -> None:
@@ -457,18 +438,3 @@ class RunManager(WorkerEvents):
                 run.broadcaster.publish(run.update())
             else:
                 await asyncio.sleep(PROGRESS_INTERVAL_S)
-
-    def _saturation_warnings(self, run: ActiveRun) -> None:
-        """Flag workers whose CPU stayed at the ceiling through MEASUREMENT: the numbers
-        may then measure the load generator, not the database."""
-        for worker_id, samples in sorted(run.cpu_samples.items()):
-            if len(samples) < 3:
-                continue
-            high = sum(1 for s in samples if s >= self.saturation_cpu_percent)
-            if high / len(samples) >= 0.8:
-                mean = sum(samples) / len(samples)
-                run.warnings.append(
-                    f"load generator saturated: worker {worker_id} used {mean:.0f}% CPU "
-                    f"(of one core) through MEASUREMENT; the numbers may measure the "
-                    f"generator, not the database: add workers or connections per worker"
-                )

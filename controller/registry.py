@@ -68,6 +68,7 @@ class WorkerRecord:
             info.cpu_percent = hb.cpu_percent
             info.rss_bytes = hb.rss_bytes
             info.clock_offset.CopyFrom(hb.clock_offset)
+            info.clock_uncertainty.CopyFrom(hb.clock_uncertainty)
         return info
 
 

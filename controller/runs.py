@@ -66,8 +66,6 @@ class ActiveRun:
     ready: dict[str, int] = field(default_factory=dict)
     """Controller clock when each worker reported READY."""
     finished: dict[str, control_pb2.Finished] = field(default_factory=dict)
-    phase_applied_ns: dict[str, dict[int, int]] = field(default_factory=dict)
-    """Worker clock when each worker applied each phase (from its acks)."""
     metrics: RunMetrics = field(default_factory=RunMetrics)
     broadcaster: Broadcaster = field(default_factory=Broadcaster)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -75,7 +73,6 @@ class ActiveRun:
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
     task: asyncio.Task[None] | None = None
-    pending_phase_seqs: dict[tuple[str, int], int] = field(default_factory=dict)
     slo: list[common_pb2.SloVerdict] = field(default_factory=list)
     shares: dict[str, int] = field(default_factory=dict)
     """Connections assigned to each worker."""
@@ -96,6 +93,14 @@ class ActiveRun:
     warnings: list[str] = field(default_factory=list)
     cpu_samples: dict[str, list[float]] = field(default_factory=dict)
     """Worker CPU (% of one core) from heartbeats received during MEASUREMENT."""
+    plan: common_pb2.PhasePlan | None = None
+    """The phase boundaries on the controller's clock, once every worker was READY."""
+    lateness: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """Per worker: the largest lateness of a planned command (ns) and how many were late."""
+    clock_warned: set[str] = field(default_factory=set)
+    decided_ns: int = 0
+    """When an unplanned end (abort) was decided: MEASUREMENT ends for everyone there."""
+    stop_ns: int = 0
     recovered_reports: Counter[str] = field(default_factory=Counter)
     """Per worker: interval reports only the resend after a re-attach delivered."""
     duplicate_reports: Counter[str] = field(default_factory=Counter)
@@ -108,12 +113,14 @@ class ActiveRun:
     def request_abort(self, outcome: Outcome) -> bool:
         if self.abort.done() or self.terminal:
             return False
+        self.decided_ns = time.time_ns()
         self.abort.set_result(outcome)
         return True
 
-    def transition(self, target: common_pb2.State, reason: str = "") -> None:
+    def transition(self, target: common_pb2.State, reason: str = "", at_ns: int = 0) -> None:
+        """Move to ``target``; ``at_ns`` is the planned instant it began (default now)."""
         self.state = lc.check_transition(self.state, target)
-        now = time.time_ns()
+        now = at_ns or time.time_ns()
         self.state_since = time.monotonic()
         self.phase_ns[target] = now
         event = run_pb2.PhaseEvent(state=target, reason=reason)
@@ -184,6 +191,8 @@ class ActiveRun:
             run.cost = run.credits * price
         if self.server.ByteSize():
             run.server.CopyFrom(self.server)
+        if self.plan is not None:
+            run.plan.CopyFrom(self.plan)
         run.events.extend(self.events)  # small, and watchers want phase timestamps
         if with_details:
             run.workload_json = w.to_json()
@@ -218,6 +227,11 @@ class ActiveRun:
             )
             if hb is not None:
                 row.clock_offset.CopyFrom(hb.clock_offset)
+                row.clock_uncertainty.CopyFrom(hb.clock_uncertainty)
+            late_ns, late_count = self.lateness.get(rec.worker_id, (0, 0))
+            if late_count:
+                row.max_lateness.FromNanoseconds(late_ns)
+                row.late_commands = late_count
             if rec.worker_id in self.ready:
                 row.ready_time.FromNanoseconds(self.ready[rec.worker_id])
             out.append(row)
@@ -227,7 +241,7 @@ class ActiveRun:
         now = time.monotonic()
         prog = run_pb2.Progress(
             state_elapsed=seconds(now - self.state_since),
-            run_elapsed=seconds(now - self.start_mono if self.start_mono else 0.0),
+            run_elapsed=seconds(max(0.0, now - self.start_mono) if self.start_mono else 0.0),
         )
         point = self.metrics.complete_point()
         if point is not None:

@@ -241,7 +241,15 @@ def _show(store: RunStore, args: argparse.Namespace) -> int:
     for w in run.run_workers:
         console.print(
             f"  worker {w.index} {w.worker_id} on {w.host}: {w.connections} connections, "
-            f"{w.count:,} queries, {w.errors:,} errors, {w.intervals} intervals"
+            f"{w.count:,} queries, {w.errors:,} errors, {w.intervals} intervals, "
+            f"clock {w.clock_offset.ToNanoseconds() / 1e6:+.3f} ms "
+            f"± {w.clock_uncertainty.ToNanoseconds() / 1e6:.3f} ms"
+            + (
+                f", {w.late_commands} planned command(s) late by up to "
+                f"{w.max_lateness.ToNanoseconds() / 1e6:.1f} ms"
+                if w.late_commands
+                else ""
+            )
             + (" [LOST]" if w.lost else ""),
             highlight=False,
         )

@@ -102,7 +102,16 @@ MIGRATIONS: list[str] = [
     ALTER TABLE runs ADD COLUMN extra BLOB
     """,
 ]
-EXTRA_FIELDS = ("degraded", "warnings", "warehouse", "credits", "cost", "find_max", "pools")
+EXTRA_FIELDS = (
+    "degraded",
+    "warnings",
+    "warehouse",
+    "credits",
+    "cost",
+    "find_max",
+    "pools",
+    "plan",
+)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -405,7 +414,7 @@ def _extra(run: run_pb2.Run) -> bytes:
             extra.warnings.extend(run.warnings)
         elif name == "pools":
             extra.pools.extend(run.pools)
-        elif name in ("warehouse", "find_max"):
+        elif name in ("warehouse", "find_max", "plan"):
             if run.HasField(name):
                 getattr(extra, name).CopyFrom(getattr(run, name))
         else:

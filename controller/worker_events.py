@@ -18,6 +18,10 @@ from snowload.v1 import control_pb2
 from snowload.workload import OnWorkerLoss
 
 log = logging.getLogger("snowload.controller")
+LATE_WARN_NS = 1_000_000
+"""A planned command that arrived more than this after its instant is worth a warning."""
+CLOCK_WARN_NS = 10_000_000
+"""A worker whose clock offset is uncertain by more than this is worth a warning."""
 
 
 class WorkerEvents:
@@ -34,6 +38,8 @@ class WorkerEvents:
         run = self._run_of(rec, ready.run_id)
         if run is not None:
             run.ready.setdefault(rec.worker_id, time.time_ns())
+            if rec.heartbeat is not None:
+                self._check_clock(run, rec, rec.heartbeat)
             run.changed.set()
 
     def worker_finished(self, rec: WorkerRecord, finished: control_pb2.Finished) -> None:
@@ -77,22 +83,18 @@ class WorkerEvents:
 
     def worker_heartbeat(self, rec: WorkerRecord, hb: control_pb2.Heartbeat) -> None:
         run = self.active.get(rec.run_id)
-        if run is not None and run.state == lc.MEASUREMENT:
+        if run is None:
+            return
+        if run.state == lc.MEASUREMENT:
             run.cpu_samples.setdefault(rec.worker_id, []).append(hb.cpu_percent)
+        if hb.HasField("clock_uncertainty") and rec in run.workers:
+            self._check_clock(run, rec, hb)
 
     def worker_metrics(self, rec: WorkerRecord, report: control_pb2.MetricsReport) -> None:
         run = self._run_of(rec, report.run_id)
         if run is None:
             return
         metrics = run.metrics
-        if (
-            rec.worker_id in run.recruited
-            and run.start_ns
-            and not metrics.intervals_from(rec.worker_id)
-        ):
-            # recruited mid-run: its interval 1 ended about now (controller clock)
-            now_s = round((time.time_ns() - run.start_ns) / 1e9)
-            metrics.align(rec.worker_id, now_s - report.interval_id)
         complete = metrics.sealed_upto
         if not metrics.add(rec.worker_id, report):
             run.duplicate_reports[rec.worker_id] += 1
@@ -111,13 +113,31 @@ class WorkerEvents:
 
     def worker_ack(self, rec: WorkerRecord, ack: control_pb2.Ack) -> None:
         run = self.active.get(rec.run_id)
-        if run is None:
+        if run is None or not ack.HasField("lateness"):
             return
-        phase = run.pending_phase_seqs.pop((rec.worker_id, ack.seq), None)
-        if phase is not None:
-            run.phase_applied_ns.setdefault(rec.worker_id, {})[phase] = (
-                ack.applied_time.ToNanoseconds()
+        # a planned command arrived after its instant: it took effect at once, late
+        late = ack.lateness.ToNanoseconds()
+        worst, count = run.lateness.get(rec.worker_id, (0, 0))
+        run.lateness[rec.worker_id] = (max(worst, late), count + 1)
+        if late > LATE_WARN_NS and count == 0:
+            run.warnings.append(
+                f"plan not honoured: worker {rec.worker_id} on {rec.hello.host} received a "
+                f"planned command {late / 1e6:.1f} ms after its instant; it took effect on "
+                "arrival, so that worker's boundary was late by as much"
             )
+            log.warning("run %s: %s", run.run_id, run.warnings[-1])
+
+    def _check_clock(self, run: ActiveRun, rec: WorkerRecord, hb: control_pb2.Heartbeat) -> None:
+        """Warn (once per worker) when a worker's clock offset is known only roughly."""
+        uncertainty = hb.clock_uncertainty.ToNanoseconds()
+        if uncertainty > CLOCK_WARN_NS and rec.worker_id not in run.clock_warned:
+            run.clock_warned.add(rec.worker_id)
+            run.warnings.append(
+                f"clock uncertain: worker {rec.worker_id} on {rec.hello.host} knows the "
+                f"controller's clock only to within {uncertainty / 1e6:.1f} ms (half its best "
+                "round trip), so its phase boundaries may be off by as much"
+            )
+            log.warning("run %s: %s", run.run_id, run.warnings[-1])
 
     def worker_lost(self, rec: WorkerRecord) -> None:
         run = self.active.get(rec.run_id)

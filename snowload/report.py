@@ -75,6 +75,32 @@ def server_dict(server: common_pb2.Enrichment) -> dict[str, Any]:
     return {"message": server.message, "timings": timings}
 
 
+def plan_dict(run: run_pb2.Run) -> dict[str, Any]:
+    """The phase plan's instants, and per worker its clock and how late its planned
+    commands arrived (a plan it could not honour shows here)."""
+    plan = run.plan
+
+    def at(field: str) -> str | None:
+        return getattr(plan, field).ToJsonString() if plan.HasField(field) else None
+
+    return {
+        "decide_time": at("decide_time"),
+        "load_start_time": at("load_start_time"),
+        "measurement_start_time": at("measurement_start_time"),
+        "measurement_end_time": at("measurement_end_time"),
+        "workers": [
+            {
+                "worker_id": w.worker_id,
+                "clock_offset_ms": round(w.clock_offset.ToNanoseconds() / 1e6, 3),
+                "clock_uncertainty_ms": round(w.clock_uncertainty.ToNanoseconds() / 1e6, 3),
+                "max_lateness_ms": round(w.max_lateness.ToNanoseconds() / 1e6, 3),
+                "late_commands": w.late_commands,
+            }
+            for w in run.run_workers
+        ],
+    }
+
+
 def summary_dict(run: run_pb2.Run) -> dict[str, Any]:
     phases: dict[str, Any] = {}
     for ps in run.summary.phases:
@@ -124,6 +150,8 @@ def summary_dict(run: run_pb2.Run) -> dict[str, Any]:
         "degraded": run.degraded,
         "warnings": list(run.warnings),
     }
+    if run.HasField("plan"):
+        out["plan"] = plan_dict(run)
     if run.HasField("find_max"):
         out["find_max"] = find_max_dict(run.find_max)
     if run.HasField("warehouse"):

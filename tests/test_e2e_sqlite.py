@@ -118,21 +118,23 @@ async def test_counts_add_up_and_every_query_carries_its_phase(
     traced = Counter((s.phase, s.kind) for s in statements)
     assert traced == controller_totals
 
-    # 3. every statement carries the phase its worker had applied when it was issued;
-    #    old-phase statements after a boundary are only those in flight (one per connection)
-    for worker_index, rec in enumerate(run.workers):
-        applied = run.phase_applied_ns[rec.worker_id]
-        assert set(applied) == {lc.WARMUP, lc.MEASUREMENT}
-        # the controller's phase change precedes every worker's application of it
-        assert applied[lc.WARMUP] >= run.phase_ns[lc.WARMUP]
-        assert applied[lc.MEASUREMENT] >= run.phase_ns[lc.MEASUREMENT]
-        mine = [s for s in statements if s.worker_index == worker_index]
-        connections = 2
-        m_start = applied[lc.MEASUREMENT]
-        assert all(s.time_ns >= m_start for s in mine if s.phase == lc.MEASUREMENT)
-        late_warmup = [s for s in mine if s.phase == lc.WARMUP and s.time_ns > m_start]
-        assert len(late_warmup) <= connections
-        assert all(s.time_ns >= run.start_ns for s in mine)
+    # 3. every statement carries the phase of its issue time on the run's plan: the
+    #    planned instants, not the arrival of any command, cut the phases
+    plan = run.plan
+    assert plan is not None
+    load_start = plan.load_start_time.ToNanoseconds()
+    m_start = plan.measurement_start_time.ToNanoseconds()
+    m_end = plan.measurement_end_time.ToNanoseconds()
+    assert load_start == run.start_ns == run.phase_ns[lc.WARMUP]
+    assert m_start == run.phase_ns[lc.MEASUREMENT] == load_start + 1_500_000_000
+    assert m_end == run.measurement_end_ns == m_start + 2_000_000_000
+    slack = 2_000_000  # the clock estimate on one host, and tracing after the issue
+    for s in statements:
+        if s.phase == lc.MEASUREMENT:
+            assert m_start - slack <= s.time_ns < m_end + slack
+        else:
+            assert s.phase == lc.WARMUP
+            assert load_start - slack <= s.time_ns < m_start + slack
 
     # 4. the measurement window excludes warmup, and both are reported
     summary = {p.phase: p for p in run.summary().phases}
@@ -141,8 +143,8 @@ async def test_counts_add_up_and_every_query_carries_its_phase(
     warm = summary[lc.WARMUP]
     assert meas.overall.count == traced[(lc.MEASUREMENT, "get")] + traced[(lc.MEASUREMENT, "put")]
     assert warm.overall.count == traced[(lc.WARMUP, "get")] + traced[(lc.WARMUP, "put")]
-    assert abs(meas.duration.ToTimedelta().total_seconds() - 2.0) < 0.5
-    assert abs(warm.duration.ToTimedelta().total_seconds() - 1.5) < 0.5
+    assert meas.duration.ToNanoseconds() == 2_000_000_000  # exactly the plan
+    assert warm.duration.ToNanoseconds() == 1_500_000_000
     assert meas.overall.p50_ms <= meas.overall.p95_ms <= meas.overall.p99_ms <= meas.overall.max_ms
 
 

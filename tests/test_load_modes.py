@@ -301,6 +301,14 @@ async def test_a_worker_recruited_mid_measurement_starts_in_it_with_disjoint_key
     joined = next(i for i, p in enumerate(points) if p.workers_active == 2)
     assert joined >= 2  # the second stage began after 2 s of MEASUREMENT
     assert all(p.workers_active == 2 for p in points[joined:-1])
+    # it joined between two planned edges: its queries lie inside the plan's window, and
+    # its first second is the run second (on the controller's clock) it began in
+    assert run.plan is not None
+    load_start = run.plan.load_start_time.ToNanoseconds()
+    m_end = run.plan.measurement_end_time.ToNanoseconds()
+    assert all(load_start <= s.time_ns < m_end + 2_000_000 for s in recruited)
+    began = (recruited[0].time_ns - load_start) // 1_000_000_000 + 1
+    assert points[joined].second in (began, began - 1)  # (it may begin just before a query)
 
 
 POOLS = """

@@ -25,9 +25,14 @@ def report(
     last: bool = False,
     duration_s: float = 1.0,
     errors: int = 0,
+    first: int = 1,
 ) -> control_pb2.MetricsReport:
     rep = control_pb2.MetricsReport(
-        run_id="r", interval_id=interval, active_connections=active, last=last
+        run_id="r",
+        interval_id=interval,
+        active_connections=active,
+        last=last,
+        first_interval_id=first,
     )
     end = 1_000_000_000_000 + interval * 1_000_000_000
     rep.end_time.FromNanoseconds(end)
@@ -257,13 +262,14 @@ def test_a_worker_recruited_mid_run_lands_on_the_seconds_it_ran() -> None:
     metrics.expect(["w0"])
     for k in range(1, 6):
         metrics.add("w0", report(k, {"q": [1] * 10}))
-    metrics.align("late", 5)  # started around second 5
-    metrics.align("w0", 99)  # no effect: w0 started with the run
-    for k in range(6, 9):
+    for k in range(6, 9):  # the recruit's interval ids are run seconds, from its first
         metrics.add("w0", report(k, {"q": [1] * 10}))
-        metrics.add("late", report(k - 5, {"q": [1] * 10}))
+        metrics.add("late", report(k, {"q": [1] * 10}, first=6))
     assert [len(metrics.series[s].workers) for s in range(1, 9)] == [1] * 5 + [2] * 3
     assert metrics.complete_seconds() == 8
+    received = metrics._received["late"]
+    assert received.low == 8 and not received.above  # nothing waits for its seconds 1-5
+    assert metrics.intervals_from("late") == 3
 
 
 def test_duplicates_are_recognised_out_of_order_in_bounded_memory() -> None:

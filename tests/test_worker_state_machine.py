@@ -268,3 +268,58 @@ def test_pending_buffer_is_bounded() -> None:
     for seq in range(100, 100 + sm.MAX_PENDING + 10):
         model, _ = sm.receive(model, cmd(seq, Command.SET_LOAD))
     assert len(model.pending) == sm.MAX_PENDING
+
+
+def _plan(load_start_ns: int) -> common_pb2.PhasePlan:
+    plan = common_pb2.PhasePlan()
+    plan.load_start_time.FromNanoseconds(load_start_ns)
+    plan.measurement_start_time.FromNanoseconds(load_start_ns + 1_000_000_000)
+    plan.measurement_end_time.FromNanoseconds(load_start_ns + 3_000_000_000)
+    return plan
+
+
+def test_start_hands_its_plan_to_the_load_and_its_instant_to_the_ack() -> None:
+    plan = _plan(10_000_000_000)
+    start = control_pb2.AttachResponse(seq=6, start=control_pb2.Start(run_id=RUN, plan=plan))
+    model, effects = sm.receive(model_in(sm.READY), start)
+    (begin,) = [e for e in effects if isinstance(e, sm.BeginLoad)]
+    assert begin.plan == plan and model.plan == plan
+    (ack,) = [e for e in effects if isinstance(e, sm.Acknowledge)]
+    assert ack.instant_ns == 10_000_000_000  # the agent reports how late it arrived
+
+
+def test_a_start_remembered_while_preparing_keeps_its_plan() -> None:
+    plan = _plan(20_000_000_000)
+    start = control_pb2.AttachResponse(seq=6, start=control_pb2.Start(run_id=RUN, plan=plan))
+    model, _ = sm.receive(model_in(sm.PREPARING), start)
+    model, effects = sm.prepared(model, RUN)
+    (begin,) = [e for e in effects if isinstance(e, sm.BeginLoad)]
+    assert begin.plan == plan and model.state == sm.RUNNING
+
+
+def test_a_resync_with_a_changed_plan_moves_the_instants_of_a_running_worker() -> None:
+    running = replace(model_in(sm.RUNNING), plan=_plan(1_000))
+    ended = _plan(1_000)
+    ended.measurement_end_time.FromNanoseconds(1_500_000_000)  # an unplanned end
+    assign = control_pb2.Assign(
+        run_id=RUN, connections=4, phase=MEASUREMENT, started=True, resync=True, plan=ended
+    )
+    model, effects = sm.receive(running, control_pb2.AttachResponse(seq=9, assign=assign))
+    assert [e.plan for e in effects if isinstance(e, sm.ApplyPlan)] == [ended]
+    assert model.plan == ended
+
+
+def test_planned_set_load_and_set_phase_carry_their_instants() -> None:
+    set_load = control_pb2.SetLoad(run_id=RUN, connections=3)
+    set_load.apply_time.FromNanoseconds(7_000)
+    _, effects = sm.receive(
+        model_in(sm.RUNNING), control_pb2.AttachResponse(seq=6, set_load=set_load)
+    )
+    assert sm.ApplyLoad(RUN, 3, 0.0, 7_000) in effects
+    assert sm.Acknowledge(6, 7_000) in effects
+    unplanned = control_pb2.SetLoad(run_id=RUN, connections=3)
+    unplanned.decide_time.FromNanoseconds(8_000)
+    _, effects = sm.receive(
+        model_in(sm.RUNNING), control_pb2.AttachResponse(seq=6, set_load=unplanned)
+    )
+    assert sm.ApplyLoad(RUN, 3, 0.0, 0) in effects and sm.Acknowledge(6, 0) in effects

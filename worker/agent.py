@@ -1,4 +1,6 @@
-"""The worker's attach client: one long-lived Attach stream, the state machine, effects.
+"""The worker's attach client: one long-lived Attach stream, the state machine, the
+clock sync, heartbeats and the orphan guard (effects: worker/run_effects.py and
+worker/load_effects.py; the clock: worker/clock.py; the plan: worker/boundaries.py).
 
 All state changes happen on the asyncio loop, in the order messages arrive; blocking
 work (connecting, setup, draining) runs in threads and comes back as internal events.
@@ -8,40 +10,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import random
 import socket
 import time
 import uuid
-from collections import deque
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 import psutil
-from google.protobuf.duration_pb2 import Duration
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from snowload import __version__
 from snowload.channel import ChannelConfig, open_channel
-from snowload.v1 import common_pb2, control_pb2, control_pb2_grpc
-from snowload.workload import parse_json
+from snowload.v1 import control_pb2, control_pb2_grpc
+from worker import clock as wclock
 from worker import state_machine as sm
-from worker.drivers import DriverError, get_driver
-from worker.enrichment import Enricher, SnowflakeEnricher, Window, enricher_for
-from worker.executor import Executor, RunPlan
-from worker.generators import Sequences
-from worker.preparation import SetupError, run_setup, sample_pools
-from worker.reports import interval_report
-from worker.warehouse import POLL_INTERVAL_S, WarehouseWatcher
+from worker.boundaries import NEVER, Boundaries
+from worker.load_effects import REPORT_INTERVAL_S
+from worker.run_context import RunContext
+from worker.run_effects import RunEffects, seconds_duration
 
 log = logging.getLogger("snowload.worker")
 HEARTBEAT_INTERVAL_S = 1.0
-REPORT_INTERVAL_S = 1.0
 OUTBOX_LIMIT = 10_000
-RESEND_REPORTS = 16
 ORPHAN_TIMEOUT_S = 5.0
 CLOCK_SYNC_INTERVAL_S = 10.0
 """While interval reports flow (each carries the worker's status), a standalone
@@ -63,45 +56,16 @@ interval (1 s) before the one that failed, which had the timeout (1 s) to come b
 controller was last known reachable this long before the stream failed, not when."""
 
 
-def now_ts() -> Timestamp:
-    ts = Timestamp()
-    ts.FromNanoseconds(time.time_ns())
-    return ts
+SYNC_BURST = 8
+"""Heartbeats sent back to back after Welcome, for a clock offset before READY."""
+SYNC_MAX = 48
+"""... and more, up to this many, while the best is not within SYNC_TARGET_NS."""
+REMAP_NS = 100_000
+"""An offset estimate that moved by more than this re-maps the plan's instants."""
+SYNC_TARGET_NS = 250_000
 
 
-def seconds_duration(seconds: float) -> Duration:
-    d = Duration()
-    d.FromNanoseconds(int(seconds * 1e9))
-    return d
-
-
-@dataclass
-class RunContext:
-    """What the agent holds for the run it is in."""
-
-    assign: control_pb2.Assign
-    executor: Executor | None = None
-    aborted: bool = False
-    interval_id: int = 0
-    load_started: float | None = None
-    last_report_ns: int = 0
-    reporter: asyncio.Task[None] | None = None
-    prepare_s: float = 0.0
-    enricher: Enricher | None = None
-    enrichment: common_pb2.Enrichment | None = None
-    recent_reports: deque[control_pb2.AttachRequest] = field(
-        default_factory=lambda: deque(maxlen=RESEND_REPORTS)
-    )
-    """Sent again after a re-attach (the controller deduplicates on interval id)."""
-    paused: bool = False
-    pools_ready: asyncio.Event = field(default_factory=asyncio.Event)
-    warehouse: WarehouseWatcher | None = None
-    warehouse_sample: common_pb2.WarehouseSample | None = None
-    warehouse_task: asyncio.Task[None] | None = None
-    totals: dict[tuple[int, int], list[int]] = field(default_factory=dict)
-
-
-class Agent:
+class Agent(RunEffects):
     def __init__(
         self,
         controller: str,
@@ -134,11 +98,13 @@ class Agent:
         self._stopping = asyncio.Event()
         self._proc = psutil.Process()
         self._proc.cpu_percent(None)
-        self._clock_offset_ns = 0
-        self._rtt_ns = 0
+        self.clock = wclock.ClockSync()
+        self._pong = asyncio.Event()
+        self._synced = asyncio.Event()
+        """Set once the first burst of round trips after Welcome is over."""
         self._channel_options = [*KEEPALIVE_OPTIONS, *(channel_options or [])]
         self.attached = asyncio.Event()
-        self._background: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Task[Any]] = set()
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -277,6 +243,7 @@ class Agent:
         kind = msg.WhichOneof("command")
         if kind == "welcome":
             self.attached.set()
+            self._spawn(self._sync_burst())
             self._after_reattach()
             return
         ctx = self.run
@@ -315,306 +282,42 @@ class Agent:
             self._send(again)
 
     def _on_pong(self, pong: control_pb2.Pong) -> None:
-        t3 = time.time_ns()
-        t0 = pong.heartbeat_send_time.ToNanoseconds()
-        t1 = pong.controller_receive_time.ToNanoseconds()
-        self._rtt_ns = max(0, t3 - t0)
-        self._clock_offset_ns = t1 - (t0 + self._rtt_ns // 2)
+        t3 = wclock.now_ns()
+        self.clock.add(
+            pong.heartbeat_send_time.ToNanoseconds(),
+            pong.controller_receive_time.ToNanoseconds(),
+            t3,
+        )
+        self._pong.set()
+        self._remap()
 
-    def _handle(self, msg: control_pb2.AttachResponse) -> None:
-        # taken before the effects run: a query tagged with a new phase is always issued
-        # after the applied_time its Ack reports
-        applied = now_ts()
-        self.model, effects = sm.receive(self.model, msg)
-        self._run_effects(effects, applied)
+    def _remap(self) -> None:
+        """A better offset estimate moves the plan's instants that are still ahead."""
+        ctx = self.run
+        if ctx is None or ctx.executor is None or ctx.plan is None:
+            return
+        if self.model.state != sm.RUNNING or ctx.executor.ended != NEVER:
+            return  # stopping: the end is fixed
+        if abs(self.clock.offset_ns - ctx.mapped_offset) < REMAP_NS:
+            return
+        ctx.mapped_offset = self.clock.offset_ns
+        ctx.executor.set_bounds(Boundaries.from_plan(ctx.plan, self.to_perf))
 
-    def _event(self, result: sm.Result) -> None:
-        self.model, effects = result
-        self._run_effects(effects, now_ts())
-
-    def _run_effects(self, effects: list[sm.Effect], applied: Timestamp) -> None:
-        for eff in effects:
-            if isinstance(eff, sm.Acknowledge):
-                ack = control_pb2.Ack(seq=eff.seq, applied_time=applied, state=self.model.state)
-                self._send(control_pb2.AttachRequest(ack=ack))
-            elif isinstance(eff, sm.Ignored):
-                log.debug("ignored: %s", eff.why)
-            elif isinstance(eff, sm.Prepare):
-                self._prepare(eff.assign)
-            elif isinstance(eff, sm.AbortPrepare):
-                if self.run is not None:
-                    self.run.aborted = True
-                    if self.run.executor is not None:
-                        self.run.executor.control.stopping = True
-                        self.run.executor.control.go.set()
-                    self.run = None
-            elif isinstance(eff, sm.BeginLoad):
-                self._begin_load(eff.phase)
-            elif isinstance(eff, sm.ApplyPhase):
-                if self.run is not None and self.run.executor is not None:
-                    self.run.executor.set_phase(eff.phase)
-                    self._phase_hooks(eff.phase)
-            elif isinstance(eff, sm.ApplyLoad):
-                executor = self.run.executor if self.run is not None else None
-                if executor is not None and executor.schedule is not None:
-                    # open mode: the rate is the level; connections (in flight) if given
-                    executor.set_rate(eff.rate)
-                    if eff.connections:
-                        executor.set_connections(eff.connections)
-                elif executor is not None:
-                    executor.set_connections(eff.connections)
-            elif isinstance(eff, sm.ApplyPools):
-                self._apply_pools(eff.run_id, eff.pools)
-            elif isinstance(eff, sm.Drain):
-                self._drain(eff)
-            elif isinstance(eff, sm.SendReady):
-                self._send_ready(eff.run_id)
-            elif isinstance(eff, sm.SendFinished):
-                self._send_finished(eff.run_id)
-            elif isinstance(eff, sm.SendFailure):
-                self._send(
-                    control_pb2.AttachRequest(
-                        failure=control_pb2.Failure(
-                            run_id=eff.run_id, reason=eff.reason, message=eff.message
-                        )
-                    )
-                )
-
-    # -- effects -------------------------------------------------------------------------
-
-    def _prepare(self, assign: control_pb2.Assign) -> None:
-        ctx = RunContext(assign=assign)
-        self.run = ctx
-        asyncio.get_running_loop().create_task(self._prepare_async(ctx))
-
-    async def _prepare_async(self, ctx: RunContext) -> None:
-        a = ctx.assign
-        began = time.monotonic()
+    async def _sync_burst(self) -> None:
+        """Round trips right after Welcome, so the offset is known before READY: at least
+        SYNC_BURST, more (up to SYNC_MAX) while the best is not within SYNC_TARGET_NS (the
+        best is kept; a lone one could have met a busy controller)."""
         try:
-            workload = parse_json(a.workload_json)
-            driver = get_driver(workload.target.driver)
-            slots = max(1, a.sequence_slots or a.worker_count)
-            plan = RunPlan(
-                rate=a.rate,
-                run_id=a.run_id,
-                workload=workload,
-                worker_index=a.worker_index,
-                connections=a.connections,
-                sequences=Sequences(a.sequence_slot if a.sequence_slots else a.worker_index, slots),
-            )
-            if a.run_setup and workload.load.enrich:
-                ctx.enricher = enricher_for(workload)
-            executor = Executor(
-                plan,
-                driver,
-                phase=a.phase or common_pb2.STATE_PREPARING,
-                connect_delay_s=self.connect_delay_s,
-            )
-            ctx.executor = executor
-            if a.run_setup and workload.setup_sql:
-                await asyncio.to_thread(run_setup, driver, workload)
-            if a.run_setup and workload.pool_params():
-                pools = await asyncio.to_thread(sample_pools, driver, workload)
-                self._send(
-                    control_pb2.AttachRequest(
-                        pools=control_pb2.PoolSample(run_id=a.run_id, pools=pools)
-                    )
-                )
-            await asyncio.to_thread(executor.open_connections)
-            if workload.pool_params():
-                # every worker walks its slice of the pools the setup worker sampled
-                await asyncio.wait_for(ctx.pools_ready.wait(), workload.load.ready_timeout_s)
-            if a.run_setup and WarehouseWatcher.applies(workload):
-                ctx.warehouse = WarehouseWatcher(workload)
-                ctx.warehouse_task = asyncio.get_running_loop().create_task(
-                    self._poll_warehouse(ctx, ctx.warehouse)
-                )
-        except SetupError as exc:
-            self._after_prepare_failure(ctx, "setup_failed", str(exc))
-            return
-        except TimeoutError:
-            self._after_prepare_failure(ctx, "setup_failed", "no value pools before the timeout")
-            return
-        except DriverError as exc:
-            self._after_prepare_failure(ctx, "target_unreachable", str(exc))
-            return
-        except Exception as exc:
-            self._after_prepare_failure(ctx, "worker_error", f"{type(exc).__name__}: {exc}")
-            return
-        ctx.prepare_s = time.monotonic() - began
-        if ctx.aborted or self.run is not ctx:
-            await asyncio.to_thread(executor.stop, 0.0)
-            return
-        self._event(sm.prepared(self.model, a.run_id))
-
-    def _after_prepare_failure(self, ctx: RunContext, reason: str, message: str) -> None:
-        if ctx.executor is not None:
-            ctx.executor.control.stopping = True
-            ctx.executor.control.go.set()
-        if self.run is ctx:
-            self.run = None
-        self._event(sm.prepare_failed(self.model, ctx.assign.run_id, reason, message))
-
-    async def _poll_warehouse(self, ctx: RunContext, watcher: WarehouseWatcher) -> None:
-        """SHOW WAREHOUSES every few seconds for the run's series (failures only logged)."""
-        try:
-            while True:
-                try:
-                    ctx.warehouse_sample = await asyncio.to_thread(watcher.sample)
-                except Exception as exc:
-                    log.info("warehouse poll failed: %s", str(exc).splitlines()[0])
-                await asyncio.sleep(POLL_INTERVAL_S)
+            for sent in range(SYNC_MAX):
+                if sent >= SYNC_BURST and self.clock.uncertainty_ns <= SYNC_TARGET_NS:
+                    break
+                self._pong.clear()
+                self._send(control_pb2.AttachRequest(heartbeat=self.heartbeat()))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._pong.wait(), 0.5)
+                await asyncio.sleep(random.uniform(0.002, 0.01))
         finally:
-            await asyncio.to_thread(watcher.close)
-
-    def _apply_pools(self, run_id: str, pools: tuple[control_pb2.PoolValues, ...]) -> None:
-        ctx = self.run
-        if ctx is None or ctx.assign.run_id != run_id or ctx.executor is None:
-            return
-        ctx.executor.plan.sequences.set_pools(
-            {(p.query_index, p.param_index): json.loads(p.values_json) for p in pools}
-        )
-        ctx.pools_ready.set()
-
-    def _send_ready(self, run_id: str) -> None:
-        ctx = self.run
-        prep = ctx.prepare_s if ctx else 0.0
-        self._send(
-            control_pb2.AttachRequest(
-                ready=control_pb2.Ready(
-                    run_id=run_id,
-                    connections=ctx.assign.connections if ctx else 0,
-                    prepare_duration=seconds_duration(prep),
-                    ready_time=now_ts(),
-                )
-            )
-        )
-
-    def _phase_hooks(self, phase: int) -> None:
-        ctx = self.run
-        if ctx is not None and ctx.enricher is not None and phase == common_pb2.STATE_MEASUREMENT:
-            task = asyncio.get_running_loop().create_task(
-                asyncio.to_thread(ctx.enricher.on_measurement_start)
-            )
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
-
-    def _begin_load(self, phase: int) -> None:
-        ctx = self.run
-        if ctx is None or ctx.executor is None:
-            return
-        ctx.executor.set_phase(phase)
-        self._phase_hooks(phase)
-        ctx.executor.start()
-        ctx.load_started = time.monotonic()
-        ctx.last_report_ns = time.time_ns()
-        ctx.reporter = asyncio.get_running_loop().create_task(self._report_loop(ctx))
-
-    async def _report_loop(self, ctx: RunContext) -> None:
-        assert ctx.load_started is not None
-        k = 1
-        while True:
-            due = ctx.load_started + k * REPORT_INTERVAL_S
-            await asyncio.sleep(max(0.0, due - time.monotonic()))
-            self._report(ctx, last=False)
-            k += 1
-
-    def _report(self, ctx: RunContext, *, last: bool) -> None:
-        executor = ctx.executor
-        if executor is None:
-            return
-        end = time.time_ns()
-        cells = executor.collect()
-        ctx.interval_id += 1
-        report = interval_report(
-            executor,
-            cells,
-            run_id=ctx.assign.run_id,
-            interval_id=ctx.interval_id,
-            start_ns=ctx.last_report_ns or end - int(REPORT_INTERVAL_S * 1e9),
-            end_ns=end,
-            last=last,
-            warehouse=ctx.warehouse_sample,
-            totals=ctx.totals,
-        )
-        ctx.last_report_ns = end
-        report.status.CopyFrom(self.heartbeat())
-        report.send_time.CopyFrom(report.status.send_time)
-        message = control_pb2.AttachRequest(metrics=report)
-        ctx.recent_reports.append(message)
-        self._last_report_sent = time.monotonic()
-        self._send(message)
-
-    def _drain(self, eff: sm.Drain) -> None:
-        ctx = self.run
-        if ctx is None:
-            self._event(sm.drained(self.model, eff.run_id))
-            return
-        asyncio.get_running_loop().create_task(self._drain_async(ctx, eff))
-
-    async def _drain_async(self, ctx: RunContext, eff: sm.Drain) -> None:
-        if ctx.reporter is not None:
-            ctx.reporter.cancel()
-        if ctx.warehouse_task is not None:
-            ctx.warehouse_task.cancel()
-        if ctx.executor is not None:
-            await asyncio.to_thread(ctx.executor.stop, eff.drain_timeout_s)
-            if ctx.load_started is not None:
-                self._report(ctx, last=True)
-        if ctx.enricher is not None:
-            stop = eff.stop
-            if stop is not None and stop.enrich:
-                ctx.enrichment = await self._enrich(ctx, ctx.enricher, stop)
-            await asyncio.to_thread(ctx.enricher.close)
-        self._event(sm.drained(self.model, eff.run_id))
-
-    async def _enrich(
-        self, ctx: RunContext, enricher: Enricher, stop: control_pb2.Stop
-    ) -> common_pb2.Enrichment:
-        if isinstance(enricher, SnowflakeEnricher) and ctx.executor is not None:
-            for thread in ctx.executor.threads:
-                enricher.client_samples.update(getattr(thread.conn, "query_samples", ()))
-        window = Window(
-            run_id=ctx.assign.run_id,
-            start_ns=stop.measurement_start_time.ToNanoseconds(),
-            end_ns=stop.measurement_end_time.ToNanoseconds(),
-            expected_queries=stop.expected_queries,
-        )
-        timeout = stop.enrich_timeout.ToTimedelta().total_seconds() or 60.0
-        deadline = time.monotonic() + timeout
-        try:
-            return await asyncio.wait_for(
-                asyncio.to_thread(enricher.collect, window, deadline), timeout + 5
-            )
-        except TimeoutError:
-            return common_pb2.Enrichment(
-                status=common_pb2.ENRICHMENT_STATUS_FAILED,
-                message=f"enrichment did not finish within {timeout:g}s",
-            )
-
-    def _send_finished(self, run_id: str) -> None:
-        ctx = self.run
-        finished = control_pb2.Finished(run_id=run_id)
-        if ctx is not None and ctx.assign.run_id == run_id:
-            finished.intervals = ctx.interval_id
-            if ctx.enrichment is not None:
-                finished.enrichment.CopyFrom(ctx.enrichment)
-            queries = ctx.executor.plan.workload.queries if ctx.executor else ()
-            for (phase, kind), (count, errors) in sorted(ctx.totals.items()):
-                finished.totals.append(
-                    control_pb2.KindInterval(
-                        kind=queries[kind].name,
-                        phase=phase,  # type: ignore[arg-type]
-                        count=count,
-                        errors=[control_pb2.ErrorCount(category="all", count=errors)]
-                        if errors
-                        else [],
-                    )
-                )
-            self.run = None
-        self._send(control_pb2.AttachRequest(finished=finished))
-
-    # -- heartbeats ------------------------------------------------------------------------
+            self._synced.set()
 
     async def _heartbeats(self) -> None:
         """One a second; while reports flow (they carry the status and prove the worker
@@ -631,10 +334,14 @@ class Agent:
             await asyncio.sleep(HEARTBEAT_INTERVAL_S)
 
     def heartbeat(self) -> control_pb2.Heartbeat:
+        executor = self.run.executor if self.run is not None else None
+        phase = self.model.phase
+        if executor is not None and self.model.state == sm.RUNNING:
+            phase = executor.current_phase()  # type: ignore[assignment]
         hb = control_pb2.Heartbeat(
             state=self.model.state,
             run_id=self.model.run_id,
-            phase=self.model.phase,
+            phase=phase,
             active_connections=(
                 self.run.executor.active_connections
                 if self.run is not None and self.run.executor is not None
@@ -644,7 +351,8 @@ class Agent:
             rss_bytes=self._proc.memory_info().rss,
             last_applied_seq=self.model.last_seq,
         )
-        hb.clock_offset.FromNanoseconds(self._clock_offset_ns)
-        hb.round_trip.FromNanoseconds(self._rtt_ns)
-        hb.send_time.CopyFrom(now_ts())
+        hb.clock_offset.FromNanoseconds(self.clock.offset_ns)
+        hb.round_trip.FromNanoseconds(self.clock.rtt_ns)
+        hb.clock_uncertainty.FromNanoseconds(self.clock.uncertainty_ns)
+        hb.send_time.CopyFrom(wclock.now_ts())
         return hb

@@ -102,11 +102,17 @@ async def _watch_parent(pid: int, on_gone: object) -> None:
     on_gone()
 
 
+GIL_SWITCH_INTERVAL_S = 0.001
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s worker %(levelname)s %(message)s"
     )
+    # a connection thread back from the database waits for the GIL at most this long
+    # (default 5 ms): phase boundaries and latencies are not held up by the agent's loop
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     return asyncio.run(_amain(args))
 
 

@@ -51,8 +51,12 @@ class Enricher(ABC):
     def __init__(self, workload: Workload) -> None:
         self.workload = workload
 
+    def before_measurement(self) -> None:  # noqa: B027 - optional hook
+        """Called (in a thread) when the load begins: slow set-up for the snapshot that
+        on_measurement_start takes (so that one does little at the boundary)."""
+
     def on_measurement_start(self) -> None:  # noqa: B027 - optional hook
-        """Called (in a thread) when this worker applies MEASUREMENT."""
+        """Called (in a thread) at the instant MEASUREMENT begins."""
 
     @abstractmethod
     def collect(self, window: Window, deadline: float) -> common_pb2.Enrichment:
@@ -166,9 +170,16 @@ class PostgresEnricher(Enricher):
             if qid is not None:
                 self.query_ids[int(qid)] = q.name
 
-    def on_measurement_start(self) -> None:
+    def before_measurement(self) -> None:
         try:
             self._identify()
+        except Exception as exc:  # reported in collect
+            self._error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+    def on_measurement_start(self) -> None:
+        try:
+            if not self.query_ids and not self._error:
+                self._identify()
             self._before = self._snapshot()
         except Exception as exc:  # reported in collect
             self._error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

@@ -39,7 +39,7 @@ def interval_report(
     if warehouse is not None:
         report.warehouse.CopyFrom(warehouse)
     if executor.schedule is not None:
-        phases = set(executor.last_schedule) | {int(executor.control.phase)}
+        phases = set(executor.last_schedule) | {executor.current_phase()}
         for phase in sorted(phases):
             sched = executor.last_schedule.get(phase)
             report.schedule.append(

@@ -8,7 +8,9 @@ desired state whatever came before.
 
 Every (state, command) pair has an entry in ``TABLE``; tests walk all of them. There is
 no "wait for Start" loop that could swallow a phase change (the predecessor's bug 1): a
-SetPhase received while READY updates the phase, and Start then runs in it.
+SetPhase received while READY updates the phase, and Start then runs in it. Commands that
+carry instants (Start's plan, SetPhase, a planned SetLoad) hand them on in their effects:
+the worker applies them at those instants on its own clock, not on arrival.
 """
 
 from __future__ import annotations
@@ -55,21 +57,38 @@ class AbortPrepare:
 
 @dataclass(frozen=True)
 class BeginLoad:
+    """Start the load at the plan's instants (at once where they have passed)."""
+
     run_id: str
     phase: int
+    plan: common_pb2.PhasePlan | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
 class ApplyPhase:
+    """``phase`` begins at ``at_ns`` (controller clock; 0: on arrival)."""
+
     run_id: str
     phase: int
+    at_ns: int = 0
+
+
+@dataclass(frozen=True)
+class ApplyPlan:
+    """The run's plan changed (a resync after a re-attach): take its instants."""
+
+    run_id: str
+    plan: common_pb2.PhasePlan = field(compare=False)
 
 
 @dataclass(frozen=True)
 class ApplyLoad:
+    """New connections or rate from ``at_ns`` (controller clock; 0: on arrival)."""
+
     run_id: str
     connections: int
     rate: float
+    at_ns: int = 0
 
 
 @dataclass(frozen=True)
@@ -111,6 +130,9 @@ class SendFailure:
 @dataclass(frozen=True)
 class Acknowledge:
     seq: int
+    instant_ns: int = 0
+    """The planned instant the command carried (controller clock), 0 if none: the agent
+    reports how late the command arrived for it."""
 
 
 @dataclass(frozen=True)
@@ -125,6 +147,7 @@ Effect = (
     | AbortPrepare
     | BeginLoad
     | ApplyPhase
+    | ApplyPlan
     | ApplyLoad
     | ApplyPools
     | Drain
@@ -148,6 +171,8 @@ class Model:
     connections: int = 0
     last_seq: int = 0
     pending: dict[int, control_pb2.AttachResponse] = field(default_factory=dict)
+    plan: common_pb2.PhasePlan | None = None
+    """The run's phase boundaries, once Start (or an Assign of a started run) gave them."""
 
 
 Result = tuple[Model, list[Effect]]
@@ -197,7 +222,28 @@ def receive(model: Model, msg: control_pb2.AttachResponse) -> Result:
 def _apply(model: Model, msg: control_pb2.AttachResponse, cmd: Command) -> Result:
     handler = TABLE[(model.state, cmd)]
     new, effects = handler(model, msg)
-    return replace(new, last_seq=msg.seq), [*effects, Acknowledge(msg.seq)]
+    return replace(new, last_seq=msg.seq), [*effects, Acknowledge(msg.seq, instant_of(msg))]
+
+
+def instant_of(msg: control_pb2.AttachResponse) -> int:
+    """The planned instant a command carries (controller clock ns), 0 if none."""
+    which = msg.WhichOneof("command")
+    if which == "start" and msg.start.plan.HasField("load_start_time"):
+        return int(msg.start.plan.load_start_time.ToNanoseconds())
+    if which == "set_phase" and msg.set_phase.HasField("phase_start_time"):
+        return int(msg.set_phase.phase_start_time.ToNanoseconds())
+    if which == "set_load" and msg.set_load.HasField("apply_time"):
+        return int(msg.set_load.apply_time.ToNanoseconds())
+    return 0
+
+
+def _plan_of(msg: control_pb2.AttachResponse) -> common_pb2.PhasePlan | None:
+    which = msg.WhichOneof("command")
+    if which == "start" and msg.start.HasField("plan"):
+        return msg.start.plan
+    if which == "assign" and msg.assign.HasField("plan"):
+        return msg.assign.plan
+    return None
 
 
 # ------------------------------------------------------------------- internal events
@@ -211,7 +257,7 @@ def prepared(model: Model, run_id: str) -> Result:
         # a worker that joins a run already under way starts in the current phase
         return replace(model, state=RUNNING), [
             SendReady(run_id),
-            BeginLoad(run_id, model.phase),
+            BeginLoad(run_id, model.phase, model.plan),
         ]
     return replace(model, state=READY), [SendReady(run_id)]
 
@@ -219,7 +265,7 @@ def prepared(model: Model, run_id: str) -> Result:
 def prepare_failed(model: Model, run_id: str, reason: str, message: str) -> Result:
     if model.state != PREPARING or model.run_id != run_id:
         return model, [Ignored("stale prepare failure")]
-    return replace(model, state=IDLE, run_id="", start_requested=False), [
+    return replace(model, state=IDLE, run_id="", start_requested=False, plan=None), [
         SendFailure(run_id, reason, message)
     ]
 
@@ -227,7 +273,9 @@ def prepare_failed(model: Model, run_id: str, reason: str, message: str) -> Resu
 def drained(model: Model, run_id: str) -> Result:
     if model.state != DRAINING or model.run_id != run_id:
         return model, [Ignored("stale drain result")]
-    return replace(model, state=IDLE, run_id="", start_requested=False), [SendFinished(run_id)]
+    return replace(model, state=IDLE, run_id="", start_requested=False, plan=None), [
+        SendFinished(run_id)
+    ]
 
 
 # ---------------------------------------------------------------------------- handlers
@@ -253,6 +301,7 @@ def _assign_new(model: Model, msg: control_pb2.AttachResponse) -> Result:
         phase=a.phase,
         start_requested=a.started,
         connections=a.connections,
+        plan=_plan_of(msg),
     )
     return new, [Prepare(a)]
 
@@ -271,6 +320,11 @@ def _assign_while_busy(model: Model, msg: control_pb2.AttachResponse) -> Result:
         return new, [*effects, *more]
     effects = []
     new = replace(model, start_requested=model.start_requested or a.started)
+    plan = _plan_of(msg)
+    if plan is not None and plan != model.plan:
+        new = replace(new, plan=plan)
+        if model.state == RUNNING:
+            effects.append(ApplyPlan(a.run_id, plan))
     if a.phase not in (model.phase, common_pb2.STATE_UNSPECIFIED):
         new = replace(new, phase=a.phase)
         effects.append(ApplyPhase(a.run_id, a.phase))
@@ -279,7 +333,7 @@ def _assign_while_busy(model: Model, msg: control_pb2.AttachResponse) -> Result:
         effects.append(ApplyLoad(a.run_id, a.connections, a.rate))
     if model.state == READY and new.start_requested:
         new = replace(new, state=RUNNING)
-        effects.append(BeginLoad(a.run_id, new.phase))
+        effects.append(BeginLoad(a.run_id, new.phase, new.plan))
     return new, effects
 
 
@@ -295,15 +349,17 @@ def _set_phase(model: Model, msg: control_pb2.AttachResponse) -> Result:
     sp = msg.set_phase
     if _other_run(model, sp.run_id):
         return model, [Ignored(f"set_phase for another run {sp.run_id}")]
-    effects: list[Effect] = [ApplyPhase(model.run_id, sp.phase)]
+    at = sp.phase_start_time.ToNanoseconds() if sp.HasField("phase_start_time") else 0
+    effects: list[Effect] = [ApplyPhase(model.run_id, sp.phase, at)]
     return replace(model, phase=sp.phase), effects
 
 
 def _start_when_ready(model: Model, msg: control_pb2.AttachResponse) -> Result:
     if _other_run(model, msg.start.run_id):
         return model, [Ignored(f"start for another run {msg.start.run_id}")]
-    return replace(model, state=RUNNING, start_requested=True), [
-        BeginLoad(model.run_id, model.phase)
+    plan = _plan_of(msg) or model.plan
+    return replace(model, state=RUNNING, start_requested=True, plan=plan), [
+        BeginLoad(model.run_id, model.phase, plan)
     ]
 
 
@@ -311,15 +367,16 @@ def _start_while_preparing(model: Model, msg: control_pb2.AttachResponse) -> Res
     if _other_run(model, msg.start.run_id):
         return model, [Ignored(f"start for another run {msg.start.run_id}")]
     # remembered: load begins as soon as the connections are open
-    return replace(model, start_requested=True), []
+    return replace(model, start_requested=True, plan=_plan_of(msg) or model.plan), []
 
 
 def _set_load(model: Model, msg: control_pb2.AttachResponse) -> Result:
     sl = msg.set_load
     if _other_run(model, sl.run_id):
         return model, [Ignored(f"set_load for another run {sl.run_id}")]
+    at = sl.apply_time.ToNanoseconds() if sl.HasField("apply_time") else 0
     return replace(model, connections=sl.connections or model.connections), [
-        ApplyLoad(model.run_id, sl.connections, sl.rate)
+        ApplyLoad(model.run_id, sl.connections, sl.rate, at)
     ]
 
 
@@ -341,7 +398,7 @@ def _stop_preparing(model: Model, msg: control_pb2.AttachResponse) -> Result:
     if _other_run(model, msg.stop.run_id):
         return model, [Ignored(f"stop for another run {msg.stop.run_id}")]
     run_id = model.run_id
-    new = replace(model, state=IDLE, run_id="", start_requested=False)
+    new = replace(model, state=IDLE, run_id="", start_requested=False, plan=None)
     return new, [AbortPrepare(run_id), SendFinished(run_id)]
 
 

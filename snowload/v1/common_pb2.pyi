@@ -279,3 +279,15 @@ class SloVerdict(_message.Message):
     actual: float
     passed: bool
     def __init__(self, kind: _Optional[str] = ..., metric: _Optional[str] = ..., limit: _Optional[float] = ..., actual: _Optional[float] = ..., passed: _Optional[bool] = ...) -> None: ...
+
+class PhasePlan(_message.Message):
+    __slots__ = ("load_start_time", "measurement_start_time", "measurement_end_time", "decide_time")
+    LOAD_START_TIME_FIELD_NUMBER: _ClassVar[int]
+    MEASUREMENT_START_TIME_FIELD_NUMBER: _ClassVar[int]
+    MEASUREMENT_END_TIME_FIELD_NUMBER: _ClassVar[int]
+    DECIDE_TIME_FIELD_NUMBER: _ClassVar[int]
+    load_start_time: _timestamp_pb2.Timestamp
+    measurement_start_time: _timestamp_pb2.Timestamp
+    measurement_end_time: _timestamp_pb2.Timestamp
+    decide_time: _timestamp_pb2.Timestamp
+    def __init__(self, load_start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., measurement_start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., measurement_end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., decide_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

@@ -101,14 +101,16 @@ class Hello(_message.Message):
     def __init__(self, worker_id: _Optional[str] = ..., host: _Optional[str] = ..., pid: _Optional[int] = ..., version: _Optional[str] = ..., capacity: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ..., run_id: _Optional[str] = ..., last_applied_seq: _Optional[int] = ..., state: _Optional[_Union[WorkerState, str]] = ..., cpu_count: _Optional[int] = ...) -> None: ...
 
 class Ack(_message.Message):
-    __slots__ = ("seq", "applied_time", "state")
+    __slots__ = ("seq", "applied_time", "state", "lateness")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     APPLIED_TIME_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
+    LATENESS_FIELD_NUMBER: _ClassVar[int]
     seq: int
     applied_time: _timestamp_pb2.Timestamp
     state: WorkerState
-    def __init__(self, seq: _Optional[int] = ..., applied_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state: _Optional[_Union[WorkerState, str]] = ...) -> None: ...
+    lateness: _duration_pb2.Duration
+    def __init__(self, seq: _Optional[int] = ..., applied_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state: _Optional[_Union[WorkerState, str]] = ..., lateness: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class Ready(_message.Message):
     __slots__ = ("run_id", "connections", "prepare_duration", "ready_time")
@@ -123,7 +125,7 @@ class Ready(_message.Message):
     def __init__(self, run_id: _Optional[str] = ..., connections: _Optional[int] = ..., prepare_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., ready_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Heartbeat(_message.Message):
-    __slots__ = ("send_time", "state", "run_id", "phase", "active_connections", "cpu_percent", "rss_bytes", "last_applied_seq", "clock_offset", "round_trip")
+    __slots__ = ("send_time", "state", "run_id", "phase", "active_connections", "cpu_percent", "rss_bytes", "last_applied_seq", "clock_offset", "round_trip", "clock_uncertainty")
     SEND_TIME_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
@@ -134,6 +136,7 @@ class Heartbeat(_message.Message):
     LAST_APPLIED_SEQ_FIELD_NUMBER: _ClassVar[int]
     CLOCK_OFFSET_FIELD_NUMBER: _ClassVar[int]
     ROUND_TRIP_FIELD_NUMBER: _ClassVar[int]
+    CLOCK_UNCERTAINTY_FIELD_NUMBER: _ClassVar[int]
     send_time: _timestamp_pb2.Timestamp
     state: WorkerState
     run_id: str
@@ -144,7 +147,8 @@ class Heartbeat(_message.Message):
     last_applied_seq: int
     clock_offset: _duration_pb2.Duration
     round_trip: _duration_pb2.Duration
-    def __init__(self, send_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state: _Optional[_Union[WorkerState, str]] = ..., run_id: _Optional[str] = ..., phase: _Optional[_Union[_common_pb2.State, str]] = ..., active_connections: _Optional[int] = ..., cpu_percent: _Optional[float] = ..., rss_bytes: _Optional[int] = ..., last_applied_seq: _Optional[int] = ..., clock_offset: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., round_trip: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+    clock_uncertainty: _duration_pb2.Duration
+    def __init__(self, send_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state: _Optional[_Union[WorkerState, str]] = ..., run_id: _Optional[str] = ..., phase: _Optional[_Union[_common_pb2.State, str]] = ..., active_connections: _Optional[int] = ..., cpu_percent: _Optional[float] = ..., rss_bytes: _Optional[int] = ..., last_applied_seq: _Optional[int] = ..., clock_offset: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., round_trip: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., clock_uncertainty: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class ErrorCount(_message.Message):
     __slots__ = ("category", "count", "samples")
@@ -173,7 +177,7 @@ class KindInterval(_message.Message):
     def __init__(self, kind: _Optional[str] = ..., phase: _Optional[_Union[_common_pb2.State, str]] = ..., count: _Optional[int] = ..., errors: _Optional[_Iterable[_Union[ErrorCount, _Mapping]]] = ..., histogram: _Optional[bytes] = ..., service_histogram: _Optional[bytes] = ...) -> None: ...
 
 class MetricsReport(_message.Message):
-    __slots__ = ("run_id", "interval_id", "start_time", "end_time", "send_time", "active_connections", "kinds", "last", "warehouse", "schedule", "status", "resent")
+    __slots__ = ("run_id", "interval_id", "start_time", "end_time", "send_time", "active_connections", "kinds", "last", "warehouse", "schedule", "status", "first_interval_id", "resent")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     INTERVAL_ID_FIELD_NUMBER: _ClassVar[int]
     START_TIME_FIELD_NUMBER: _ClassVar[int]
@@ -185,6 +189,7 @@ class MetricsReport(_message.Message):
     WAREHOUSE_FIELD_NUMBER: _ClassVar[int]
     SCHEDULE_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
+    FIRST_INTERVAL_ID_FIELD_NUMBER: _ClassVar[int]
     RESENT_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     interval_id: int
@@ -197,8 +202,9 @@ class MetricsReport(_message.Message):
     warehouse: _common_pb2.WarehouseSample
     schedule: _containers.RepeatedCompositeFieldContainer[PhaseSchedule]
     status: Heartbeat
+    first_interval_id: int
     resent: bool
-    def __init__(self, run_id: _Optional[str] = ..., interval_id: _Optional[int] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., send_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., active_connections: _Optional[int] = ..., kinds: _Optional[_Iterable[_Union[KindInterval, _Mapping]]] = ..., last: _Optional[bool] = ..., warehouse: _Optional[_Union[_common_pb2.WarehouseSample, _Mapping]] = ..., schedule: _Optional[_Iterable[_Union[PhaseSchedule, _Mapping]]] = ..., status: _Optional[_Union[Heartbeat, _Mapping]] = ..., resent: _Optional[bool] = ...) -> None: ...
+    def __init__(self, run_id: _Optional[str] = ..., interval_id: _Optional[int] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., send_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., active_connections: _Optional[int] = ..., kinds: _Optional[_Iterable[_Union[KindInterval, _Mapping]]] = ..., last: _Optional[bool] = ..., warehouse: _Optional[_Union[_common_pb2.WarehouseSample, _Mapping]] = ..., schedule: _Optional[_Iterable[_Union[PhaseSchedule, _Mapping]]] = ..., status: _Optional[_Union[Heartbeat, _Mapping]] = ..., first_interval_id: _Optional[int] = ..., resent: _Optional[bool] = ...) -> None: ...
 
 class PhaseSchedule(_message.Message):
     __slots__ = ("phase", "lag_histogram", "late", "dropped", "target_rate")
@@ -275,7 +281,7 @@ class Welcome(_message.Message):
     def __init__(self, controller_version: _Optional[str] = ..., heartbeat_interval: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., controller_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Assign(_message.Message):
-    __slots__ = ("run_id", "workload_json", "worker_index", "worker_count", "connections", "rate", "run_setup", "phase", "started", "start_time", "resync", "sequence_slot", "sequence_slots")
+    __slots__ = ("run_id", "workload_json", "worker_index", "worker_count", "connections", "rate", "run_setup", "phase", "started", "start_time", "resync", "sequence_slot", "sequence_slots", "plan")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     WORKLOAD_JSON_FIELD_NUMBER: _ClassVar[int]
     WORKER_INDEX_FIELD_NUMBER: _ClassVar[int]
@@ -289,6 +295,7 @@ class Assign(_message.Message):
     RESYNC_FIELD_NUMBER: _ClassVar[int]
     SEQUENCE_SLOT_FIELD_NUMBER: _ClassVar[int]
     SEQUENCE_SLOTS_FIELD_NUMBER: _ClassVar[int]
+    PLAN_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     workload_json: str
     worker_index: int
@@ -302,7 +309,8 @@ class Assign(_message.Message):
     resync: bool
     sequence_slot: int
     sequence_slots: int
-    def __init__(self, run_id: _Optional[str] = ..., workload_json: _Optional[str] = ..., worker_index: _Optional[int] = ..., worker_count: _Optional[int] = ..., connections: _Optional[int] = ..., rate: _Optional[float] = ..., run_setup: _Optional[bool] = ..., phase: _Optional[_Union[_common_pb2.State, str]] = ..., started: _Optional[bool] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., resync: _Optional[bool] = ..., sequence_slot: _Optional[int] = ..., sequence_slots: _Optional[int] = ...) -> None: ...
+    plan: _common_pb2.PhasePlan
+    def __init__(self, run_id: _Optional[str] = ..., workload_json: _Optional[str] = ..., worker_index: _Optional[int] = ..., worker_count: _Optional[int] = ..., connections: _Optional[int] = ..., rate: _Optional[float] = ..., run_setup: _Optional[bool] = ..., phase: _Optional[_Union[_common_pb2.State, str]] = ..., started: _Optional[bool] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., resync: _Optional[bool] = ..., sequence_slot: _Optional[int] = ..., sequence_slots: _Optional[int] = ..., plan: _Optional[_Union[_common_pb2.PhasePlan, _Mapping]] = ...) -> None: ...
 
 class SetPhase(_message.Message):
     __slots__ = ("run_id", "phase", "phase_start_time")
@@ -315,22 +323,28 @@ class SetPhase(_message.Message):
     def __init__(self, run_id: _Optional[str] = ..., phase: _Optional[_Union[_common_pb2.State, str]] = ..., phase_start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Start(_message.Message):
-    __slots__ = ("run_id", "start_time")
+    __slots__ = ("run_id", "start_time", "plan")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     START_TIME_FIELD_NUMBER: _ClassVar[int]
+    PLAN_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     start_time: _timestamp_pb2.Timestamp
-    def __init__(self, run_id: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    plan: _common_pb2.PhasePlan
+    def __init__(self, run_id: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., plan: _Optional[_Union[_common_pb2.PhasePlan, _Mapping]] = ...) -> None: ...
 
 class SetLoad(_message.Message):
-    __slots__ = ("run_id", "connections", "rate")
+    __slots__ = ("run_id", "connections", "rate", "apply_time", "decide_time")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     CONNECTIONS_FIELD_NUMBER: _ClassVar[int]
     RATE_FIELD_NUMBER: _ClassVar[int]
+    APPLY_TIME_FIELD_NUMBER: _ClassVar[int]
+    DECIDE_TIME_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     connections: int
     rate: float
-    def __init__(self, run_id: _Optional[str] = ..., connections: _Optional[int] = ..., rate: _Optional[float] = ...) -> None: ...
+    apply_time: _timestamp_pb2.Timestamp
+    decide_time: _timestamp_pb2.Timestamp
+    def __init__(self, run_id: _Optional[str] = ..., connections: _Optional[int] = ..., rate: _Optional[float] = ..., apply_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., decide_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Stop(_message.Message):
     __slots__ = ("run_id", "reason", "drain_timeout", "enrich", "enrich_timeout", "measurement_start_time", "measurement_end_time", "expected_queries")

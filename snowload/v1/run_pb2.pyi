@@ -13,7 +13,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Run(_message.Message):
-    __slots__ = ("run_id", "name", "state", "reason", "message", "mode", "target", "create_time", "start_time", "measurement_start_time", "measurement_end_time", "end_time", "workers", "connections", "warmup", "duration", "summary", "workload_json", "events", "slo", "slo_passed", "enrichment", "run_workers", "error_samples", "server", "degraded", "warnings", "warehouse", "credits", "cost", "find_max", "target_rate", "pools")
+    __slots__ = ("run_id", "name", "state", "reason", "message", "mode", "target", "create_time", "start_time", "measurement_start_time", "measurement_end_time", "end_time", "workers", "connections", "warmup", "duration", "summary", "workload_json", "events", "slo", "slo_passed", "enrichment", "run_workers", "error_samples", "server", "degraded", "warnings", "warehouse", "credits", "cost", "find_max", "target_rate", "pools", "plan")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -47,6 +47,7 @@ class Run(_message.Message):
     FIND_MAX_FIELD_NUMBER: _ClassVar[int]
     TARGET_RATE_FIELD_NUMBER: _ClassVar[int]
     POOLS_FIELD_NUMBER: _ClassVar[int]
+    PLAN_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     name: str
     state: _common_pb2.State
@@ -80,10 +81,11 @@ class Run(_message.Message):
     find_max: _common_pb2.FindMaxResult
     target_rate: float
     pools: _containers.RepeatedCompositeFieldContainer[_control_pb2.PoolValues]
-    def __init__(self, run_id: _Optional[str] = ..., name: _Optional[str] = ..., state: _Optional[_Union[_common_pb2.State, str]] = ..., reason: _Optional[str] = ..., message: _Optional[str] = ..., mode: _Optional[_Union[_common_pb2.LoadMode, str]] = ..., target: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., measurement_start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., measurement_end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., workers: _Optional[int] = ..., connections: _Optional[int] = ..., warmup: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., summary: _Optional[_Union[_common_pb2.RunSummary, _Mapping]] = ..., workload_json: _Optional[str] = ..., events: _Optional[_Iterable[_Union[PhaseEvent, _Mapping]]] = ..., slo: _Optional[_Iterable[_Union[_common_pb2.SloVerdict, _Mapping]]] = ..., slo_passed: _Optional[bool] = ..., enrichment: _Optional[_Union[_common_pb2.EnrichmentStatus, str]] = ..., run_workers: _Optional[_Iterable[_Union[RunWorker, _Mapping]]] = ..., error_samples: _Optional[_Iterable[_Union[ErrorSample, _Mapping]]] = ..., server: _Optional[_Union[_common_pb2.Enrichment, _Mapping]] = ..., degraded: _Optional[bool] = ..., warnings: _Optional[_Iterable[str]] = ..., warehouse: _Optional[_Union[_common_pb2.WarehouseSample, _Mapping]] = ..., credits: _Optional[float] = ..., cost: _Optional[float] = ..., find_max: _Optional[_Union[_common_pb2.FindMaxResult, _Mapping]] = ..., target_rate: _Optional[float] = ..., pools: _Optional[_Iterable[_Union[_control_pb2.PoolValues, _Mapping]]] = ...) -> None: ...
+    plan: _common_pb2.PhasePlan
+    def __init__(self, run_id: _Optional[str] = ..., name: _Optional[str] = ..., state: _Optional[_Union[_common_pb2.State, str]] = ..., reason: _Optional[str] = ..., message: _Optional[str] = ..., mode: _Optional[_Union[_common_pb2.LoadMode, str]] = ..., target: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., measurement_start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., measurement_end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., workers: _Optional[int] = ..., connections: _Optional[int] = ..., warmup: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., summary: _Optional[_Union[_common_pb2.RunSummary, _Mapping]] = ..., workload_json: _Optional[str] = ..., events: _Optional[_Iterable[_Union[PhaseEvent, _Mapping]]] = ..., slo: _Optional[_Iterable[_Union[_common_pb2.SloVerdict, _Mapping]]] = ..., slo_passed: _Optional[bool] = ..., enrichment: _Optional[_Union[_common_pb2.EnrichmentStatus, str]] = ..., run_workers: _Optional[_Iterable[_Union[RunWorker, _Mapping]]] = ..., error_samples: _Optional[_Iterable[_Union[ErrorSample, _Mapping]]] = ..., server: _Optional[_Union[_common_pb2.Enrichment, _Mapping]] = ..., degraded: _Optional[bool] = ..., warnings: _Optional[_Iterable[str]] = ..., warehouse: _Optional[_Union[_common_pb2.WarehouseSample, _Mapping]] = ..., credits: _Optional[float] = ..., cost: _Optional[float] = ..., find_max: _Optional[_Union[_common_pb2.FindMaxResult, _Mapping]] = ..., target_rate: _Optional[float] = ..., pools: _Optional[_Iterable[_Union[_control_pb2.PoolValues, _Mapping]]] = ..., plan: _Optional[_Union[_common_pb2.PhasePlan, _Mapping]] = ...) -> None: ...
 
 class RunWorker(_message.Message):
-    __slots__ = ("worker_id", "host", "index", "connections", "ready_time", "intervals", "count", "errors", "lost", "clock_offset", "cpu_percent", "rss_bytes", "recovered_reports", "duplicate_reports")
+    __slots__ = ("worker_id", "host", "index", "connections", "ready_time", "intervals", "count", "errors", "lost", "clock_offset", "cpu_percent", "rss_bytes", "clock_uncertainty", "max_lateness", "late_commands", "recovered_reports", "duplicate_reports")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     HOST_FIELD_NUMBER: _ClassVar[int]
     INDEX_FIELD_NUMBER: _ClassVar[int]
@@ -96,6 +98,9 @@ class RunWorker(_message.Message):
     CLOCK_OFFSET_FIELD_NUMBER: _ClassVar[int]
     CPU_PERCENT_FIELD_NUMBER: _ClassVar[int]
     RSS_BYTES_FIELD_NUMBER: _ClassVar[int]
+    CLOCK_UNCERTAINTY_FIELD_NUMBER: _ClassVar[int]
+    MAX_LATENESS_FIELD_NUMBER: _ClassVar[int]
+    LATE_COMMANDS_FIELD_NUMBER: _ClassVar[int]
     RECOVERED_REPORTS_FIELD_NUMBER: _ClassVar[int]
     DUPLICATE_REPORTS_FIELD_NUMBER: _ClassVar[int]
     worker_id: str
@@ -110,9 +115,12 @@ class RunWorker(_message.Message):
     clock_offset: _duration_pb2.Duration
     cpu_percent: float
     rss_bytes: int
+    clock_uncertainty: _duration_pb2.Duration
+    max_lateness: _duration_pb2.Duration
+    late_commands: int
     recovered_reports: int
     duplicate_reports: int
-    def __init__(self, worker_id: _Optional[str] = ..., host: _Optional[str] = ..., index: _Optional[int] = ..., connections: _Optional[int] = ..., ready_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., intervals: _Optional[int] = ..., count: _Optional[int] = ..., errors: _Optional[int] = ..., lost: _Optional[bool] = ..., clock_offset: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., cpu_percent: _Optional[float] = ..., rss_bytes: _Optional[int] = ..., recovered_reports: _Optional[int] = ..., duplicate_reports: _Optional[int] = ...) -> None: ...
+    def __init__(self, worker_id: _Optional[str] = ..., host: _Optional[str] = ..., index: _Optional[int] = ..., connections: _Optional[int] = ..., ready_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., intervals: _Optional[int] = ..., count: _Optional[int] = ..., errors: _Optional[int] = ..., lost: _Optional[bool] = ..., clock_offset: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., cpu_percent: _Optional[float] = ..., rss_bytes: _Optional[int] = ..., clock_uncertainty: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., max_lateness: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., late_commands: _Optional[int] = ..., recovered_reports: _Optional[int] = ..., duplicate_reports: _Optional[int] = ...) -> None: ...
 
 class ErrorSample(_message.Message):
     __slots__ = ("category", "message")
@@ -310,7 +318,7 @@ class ListWorkersRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class WorkerInfo(_message.Message):
-    __slots__ = ("worker_id", "host", "pid", "version", "state", "run_id", "capacity", "connected", "heartbeat_age", "active_connections", "cpu_percent", "rss_bytes", "clock_offset", "attach_time", "labels")
+    __slots__ = ("worker_id", "host", "pid", "version", "state", "run_id", "capacity", "connected", "heartbeat_age", "active_connections", "cpu_percent", "rss_bytes", "clock_offset", "attach_time", "labels", "clock_uncertainty")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -333,6 +341,7 @@ class WorkerInfo(_message.Message):
     CLOCK_OFFSET_FIELD_NUMBER: _ClassVar[int]
     ATTACH_TIME_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
+    CLOCK_UNCERTAINTY_FIELD_NUMBER: _ClassVar[int]
     worker_id: str
     host: str
     pid: int
@@ -348,7 +357,8 @@ class WorkerInfo(_message.Message):
     clock_offset: _duration_pb2.Duration
     attach_time: _timestamp_pb2.Timestamp
     labels: _containers.ScalarMap[str, str]
-    def __init__(self, worker_id: _Optional[str] = ..., host: _Optional[str] = ..., pid: _Optional[int] = ..., version: _Optional[str] = ..., state: _Optional[_Union[_control_pb2.WorkerState, str]] = ..., run_id: _Optional[str] = ..., capacity: _Optional[int] = ..., connected: _Optional[bool] = ..., heartbeat_age: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., active_connections: _Optional[int] = ..., cpu_percent: _Optional[float] = ..., rss_bytes: _Optional[int] = ..., clock_offset: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., attach_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    clock_uncertainty: _duration_pb2.Duration
+    def __init__(self, worker_id: _Optional[str] = ..., host: _Optional[str] = ..., pid: _Optional[int] = ..., version: _Optional[str] = ..., state: _Optional[_Union[_control_pb2.WorkerState, str]] = ..., run_id: _Optional[str] = ..., capacity: _Optional[int] = ..., connected: _Optional[bool] = ..., heartbeat_age: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., active_connections: _Optional[int] = ..., cpu_percent: _Optional[float] = ..., rss_bytes: _Optional[int] = ..., clock_offset: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., attach_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ..., clock_uncertainty: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class ListWorkersResponse(_message.Message):
     __slots__ = ("workers",)

@@ -75,6 +75,9 @@ def session_tag(tag: Tag) -> str:
     return compact.rsplit("/", 1)[0]
 
 
+_SET_APP = b"SELECT set_config('application_name', $1, false)"
+
+
 class PostgresConnection(Connection):
     """The hot path prepares each (kind, phase) statement once and then runs it through
     libpq directly (``exec_prepared``, text parameters): psycopg's general ``execute``
@@ -89,13 +92,22 @@ class PostgresConnection(Connection):
         self._encoding = conn.info.encoding
 
     def apply_tag(self, tag: Tag) -> None:
+        """One round trip through libpq (a phase boundary waits for it: little Python)."""
         name = session_tag(tag)
         if name != self._app:
-            self._conn.execute("SELECT set_config('application_name', %s, false)", (name,))
+            result = self._pg.exec_params(_SET_APP, [name.encode(self._encoding)])
+            if result.status not in _OK:
+                raise pgerrors.error_from_result(result, encoding=self._encoding)
             self._app = name
 
     def compile(self, query: Query, tag: Tag) -> Any:
-        return tag.comment() + to_numbered(query.sql)
+        """The statement for (kind, phase), prepared now when it can be (the executor
+        compiles every phase before the load starts, so no boundary waits for a prepare);
+        one that fails to prepare is left to fail on each execution."""
+        sql = tag.comment() + to_numbered(query.sql)
+        with contextlib.suppress(psycopg.Error):
+            self._prepare(sql)
+        return sql
 
     def _prepare(self, sql: str) -> bytes:
         """The statement's prepared name; a statement that fails to prepare raises here,

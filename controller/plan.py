@@ -1,0 +1,51 @@
+"""A run's phase plan: its boundaries as instants on the controller's clock.
+
+Once every worker is READY the controller fixes the load start a short lead ahead and
+every boundary it already knows from there (MEASUREMENT start, measurement end). The
+lead covers sending Start to every worker: a few of their measured round trips plus a
+little per worker for the fan-out, never under 50 ms nor over 2 s. Pure code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from snowload.v1 import common_pb2
+
+LEAD_MIN_NS = 50_000_000
+LEAD_MAX_NS = 2_000_000_000
+LEAD_ROUND_TRIPS = 4
+FANOUT_PER_WORKER_NS = 200_000
+"""Queueing one command per worker costs the controller well under this."""
+UNKNOWN_RTT_NS = 20_000_000
+"""Assumed for a worker that has not measured a round trip yet."""
+
+
+def lead_ns(round_trips_ns: Iterable[int], workers: int) -> int:
+    """How far ahead of now the load start goes."""
+    worst = max((rtt or UNKNOWN_RTT_NS for rtt in round_trips_ns), default=UNKNOWN_RTT_NS)
+    lead = LEAD_ROUND_TRIPS * worst + FANOUT_PER_WORKER_NS * workers + 10_000_000
+    return max(LEAD_MIN_NS, min(LEAD_MAX_NS, lead))
+
+
+def make_plan(
+    decide_ns: int, lead: int, warmup_s: float, measurement_s: float | None
+) -> common_pb2.PhasePlan:
+    """The plan: load start ``lead`` after ``decide_ns``, then WARMUP for ``warmup_s``,
+    then MEASUREMENT for ``measurement_s`` (None: its end is not known ahead)."""
+    load_start = decide_ns + lead
+    measurement_start = load_start + round(warmup_s * 1e9)
+    plan = common_pb2.PhasePlan()
+    plan.decide_time.FromNanoseconds(decide_ns)
+    plan.load_start_time.FromNanoseconds(load_start)
+    plan.measurement_start_time.FromNanoseconds(measurement_start)
+    if measurement_s is not None:
+        plan.measurement_end_time.FromNanoseconds(measurement_start + round(measurement_s * 1e9))
+    return plan
+
+
+def planned_end_ns(plan: common_pb2.PhasePlan | None) -> int:
+    """The planned measurement end, 0 if none."""
+    if plan is None or not plan.HasField("measurement_end_time"):
+        return 0
+    return int(plan.measurement_end_time.ToNanoseconds())

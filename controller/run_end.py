@@ -1,0 +1,78 @@
+"""What a run leaves behind when it ends: its stored record, the worker that fetches
+server-side timings, and warnings about a saturated load generator (for
+controller/orchestrator.py)."""
+
+from __future__ import annotations
+
+from controller import lifecycle as lc
+from controller.registry import WorkerRecord
+from controller.runs import ActiveRun, Outcome
+from controller.store import IntervalHistogram, RunRecord
+from snowload import hdr
+from snowload.v1 import common_pb2
+from snowload.workload import Driver
+
+
+def enrichment_worker(run: ActiveRun, outcome: Outcome) -> WorkerRecord | None:
+    """The setup worker enriches completed runs on targets that keep history."""
+    if run.workload.target.driver is Driver.SQLITE:
+        run.server.CopyFrom(
+            common_pb2.Enrichment(
+                status=common_pb2.ENRICHMENT_STATUS_SKIPPED,
+                message="sqlite keeps no server-side history",
+            )
+        )
+    elif not run.workload.load.enrich:
+        run.server.CopyFrom(
+            common_pb2.Enrichment(
+                status=common_pb2.ENRICHMENT_STATUS_SKIPPED,
+                message="enrichment is off in the workload",
+            )
+        )
+    elif outcome.state != lc.COMPLETED or lc.MEASUREMENT not in run.phase_ns:
+        run.server.CopyFrom(
+            common_pb2.Enrichment(
+                status=common_pb2.ENRICHMENT_STATUS_SKIPPED,
+                message="the run did not complete",
+            )
+        )
+    elif run.workers and not run.workers[0].lost:
+        return run.workers[0]
+    run.enrichment = run.server.status or common_pb2.ENRICHMENT_STATUS_SKIPPED
+    return None
+
+
+def run_record(run: ActiveRun) -> RunRecord:
+    histograms: dict[tuple[int, str], bytes] = {}
+    for (phase, kind), cell in run.metrics.cells.items():
+        histograms[(phase, kind)] = hdr.encode(cell.histogram)
+    for phase in {p for p, _ in run.metrics.cells}:
+        histograms[(phase, "")] = hdr.encode(run.metrics.phase_histogram(phase))
+    intervals = []
+    for second, point in sorted(run.metrics.series.items()):
+        encoded = point.overall_encoded  # (settled: every second is sealed)
+        if encoded:
+            start = point.end_ns - int((point.duration_s or 1.0) * 1e9)
+            intervals.append(IntervalHistogram(second, point.phase, start, point.end_ns, encoded))
+    return RunRecord(
+        run=run.to_proto(),
+        series=run.metrics.series_protos(),
+        histograms=histograms,
+        intervals=intervals,
+    )
+
+
+def saturation_warnings(run: ActiveRun, cpu_percent: float) -> None:
+    """Flag workers whose CPU stayed at the ceiling through MEASUREMENT: the numbers
+    may then measure the load generator, not the database."""
+    for worker_id, samples in sorted(run.cpu_samples.items()):
+        if len(samples) < 3:
+            continue
+        high = sum(1 for s in samples if s >= cpu_percent)
+        if high / len(samples) >= 0.8:
+            mean = sum(samples) / len(samples)
+            run.warnings.append(
+                f"load generator saturated: worker {worker_id} used {mean:.0f}% CPU "
+                f"(of one core) through MEASUREMENT; the numbers may measure the "
+                f"generator, not the database: add workers or connections per worker"
+            )

@@ -1,0 +1,128 @@
+"""Planned phase boundaries against real PostgreSQL: the server's own statement log says
+when each worker's first and last MEASUREMENT statement ran.
+
+Every worker maps the controller's instants onto its own clock and every query takes its
+phase from its own issue time, so the workers switch together (to within the clock
+error and the server log's millisecond stamps), however late their commands arrived.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from controller import lifecycle as lc
+from controller.server import Controller, ControllerSettings
+from tests.cluster import WorkerProcs, attached, run_to_end, worker_env, workload
+from tests.pg import LoggedStatement, PgCluster, parse_log
+from worker.tags import Tag, parse_compact
+
+WORKERS = 4
+SPREAD_MS = 5
+
+WORKLOAD = """
+name = "pg-plan"
+[target]
+driver = "postgres"
+dsn = "{dsn}"
+[load]
+workers = 4
+connections = 16
+warmup = "1s"
+duration = "2s"
+[[query]]
+name = "one"
+sql = "SELECT 1"
+"""
+
+
+@pytest.fixture
+async def controller() -> AsyncIterator[Controller]:
+    ctl = Controller(ControllerSettings(listen="127.0.0.1:0"))
+    await ctl.start()
+    yield ctl
+    await ctl.stop()
+
+
+@pytest.fixture
+def workers(controller: Controller, tmp_path: Path) -> AsyncIterator[WorkerProcs]:
+    procs = WorkerProcs(controller.address, worker_env(tmp_path / "home"))
+    yield procs  # type: ignore[misc]
+    procs.stop_all()
+
+
+def tagged(lines: list[str], run_id: str) -> list[tuple[LoggedStatement, Tag]]:
+    """The run's statements in the server log, with the tag each one carried."""
+    out = []
+    for stmt in parse_log(lines):
+        if not stmt.sql.startswith("/*sl/"):
+            continue
+        tag = parse_compact(stmt.sql.split("*/", 1)[0].removeprefix("/*"))
+        if tag is not None and tag.run_short == run_id[:8]:
+            out.append((stmt, tag))
+    return out
+
+
+async def test_workers_switch_phase_together_in_the_server_log(
+    pg: PgCluster, controller: Controller, workers: WorkerProcs
+) -> None:
+    for i in range(WORKERS):
+        workers.spawn(f"plan-{i}")
+    await attached(controller, WORKERS)
+    log_start = len(pg.log_lines())
+    run = await run_to_end(controller, workload(WORKLOAD.format(dsn=pg.dsn)))
+    assert run.state == lc.COMPLETED, run.message
+    assert run.plan is not None
+    ours = tagged(pg.log_lines()[log_start:], run.run_id)
+
+    m_start = run.plan.measurement_start_time.ToNanoseconds() / 1e9
+    m_end = run.plan.measurement_end_time.ToNanoseconds() / 1e9
+    first: dict[int, float] = {}
+    last: dict[int, float] = {}
+    by_worker: defaultdict[int, Counter[int]] = defaultdict(Counter)
+    for stmt, tag in ours:
+        by_worker[tag.worker_index][tag.phase] += 1
+        if tag.phase == lc.MEASUREMENT:
+            first[tag.worker_index] = min(first.get(tag.worker_index, stmt.time_s), stmt.time_s)
+            last[tag.worker_index] = max(last.get(tag.worker_index, stmt.time_s), stmt.time_s)
+    assert sorted(first) == list(range(WORKERS))
+
+    # the server saw every worker begin and end MEASUREMENT within a few milliseconds
+    first_spread = max(first.values()) - min(first.values())
+    last_spread = max(last.values()) - min(last.values())
+    clocks = [
+        (w.heartbeat.clock_offset.ToNanoseconds(), w.heartbeat.clock_uncertainty.ToNanoseconds())
+        for w in run.workers
+        if w.heartbeat is not None
+    ]
+    seen = {
+        "first": {i: round(t - m_start, 4) for i, t in first.items()},
+        "last": {i: round(t - m_end, 4) for i, t in last.items()},
+        "clocks (offset, uncertainty) ns": clocks,
+        "lateness": run.lateness,
+    }
+    print("spread", round(first_spread, 4), round(last_spread, 4), seen)
+    # (in whole milliseconds: the log's stamps)
+    assert round(first_spread * 1000) <= SPREAD_MS, seen
+    assert round(last_spread * 1000) <= SPREAD_MS, seen
+    # ... inside the planned window (the log's stamps are whole milliseconds)
+    assert min(first.values()) >= m_start - 0.002
+    assert max(last.values()) < m_end + 0.002
+
+    # the controller's counts are the server's, per phase, exactly
+    measured = Counter({phase: cell.count for (phase, _kind), cell in run.metrics.cells.items()})
+    logged = Counter(tag.phase for _, tag in ours)
+    assert logged == measured, (logged, measured)
+    # and per worker (each one's own totals)
+    for index, rec in enumerate(run.workers):
+        fin = run.finished[rec.worker_id]
+        mine = Counter({t.phase: t.count for t in fin.totals})
+        assert mine == by_worker[index], (rec.worker_id, mine, by_worker[index])
+
+    # MEASUREMENT lasted exactly as configured
+    summary = {p.phase: p for p in run.summary().phases}
+    assert summary[lc.MEASUREMENT].duration.ToNanoseconds() == 2_000_000_000
+    assert run.measurement_end_ns - run.phase_ns[lc.MEASUREMENT] == 2_000_000_000

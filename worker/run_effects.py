@@ -1,0 +1,289 @@
+"""What the worker does for the state machine's effects: prepare a run (setup, pools,
+connections), apply commands, drain, enrich, finish. Agent (worker/agent.py) inherits
+these; the load itself is in worker/load_effects.py."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+
+from google.protobuf.duration_pb2 import Duration
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from snowload.v1 import common_pb2, control_pb2
+from snowload.workload import parse_json
+from worker import clock as wclock
+from worker import state_machine as sm
+from worker.boundaries import Boundaries
+from worker.drivers import DriverError, get_driver
+from worker.enrichment import Enricher, SnowflakeEnricher, Window, enricher_for
+from worker.executor import Executor, RunPlan
+from worker.generators import Sequences
+from worker.load_effects import LoadEffects
+from worker.preparation import SetupError, run_setup, sample_pools
+from worker.run_context import RunContext
+from worker.warehouse import POLL_INTERVAL_S, WarehouseWatcher
+
+log = logging.getLogger("snowload.worker")
+SYNC_WAIT_S = 5.0
+"""READY waits at most this for a first clock offset."""
+now_ts = wclock.now_ts
+
+
+def seconds_duration(seconds: float) -> Duration:
+    d = Duration()
+    d.FromNanoseconds(int(seconds * 1e9))
+    return d
+
+
+class RunEffects(LoadEffects):
+    connect_delay_s: float
+    _synced: asyncio.Event
+
+    def _handle(self, msg: control_pb2.AttachResponse) -> None:
+        # taken before the effects run: a query tagged with a new phase is always issued
+        # after the applied_time its Ack reports
+        applied = now_ts()
+        self.model, effects = sm.receive(self.model, msg)
+        self._run_effects(effects, applied)
+
+    def _event(self, result: sm.Result) -> None:
+        self.model, effects = result
+        self._run_effects(effects, now_ts())
+
+    def _run_effects(self, effects: list[sm.Effect], applied: Timestamp) -> None:
+        for eff in effects:
+            if isinstance(eff, sm.Acknowledge):
+                ack = control_pb2.Ack(seq=eff.seq, applied_time=applied, state=self.model.state)
+                late = self._lateness_ns(eff.instant_ns)
+                if late:
+                    ack.lateness.FromNanoseconds(late)
+                self._send(control_pb2.AttachRequest(ack=ack))
+            elif isinstance(eff, sm.Ignored):
+                log.debug("ignored: %s", eff.why)
+            elif isinstance(eff, sm.Prepare):
+                self._prepare(eff.assign)
+            elif isinstance(eff, sm.AbortPrepare):
+                if self.run is not None:
+                    self.run.aborted = True
+                    if self.run.executor is not None:
+                        self.run.executor.control.stopping = True
+                        self.run.executor.control.go.set()
+                    self.run = None
+            elif isinstance(eff, sm.BeginLoad):
+                self._begin_load(eff.phase, eff.plan)
+            elif isinstance(eff, sm.ApplyPhase):
+                if self.run is not None and self.run.executor is not None:
+                    at = self.to_perf(eff.at_ns) if eff.at_ns else time.perf_counter_ns()
+                    self.run.executor.set_phase(eff.phase, at)
+                    self._phase_hooks(eff.phase, at)
+            elif isinstance(eff, sm.ApplyPlan):
+                if self.run is not None and self.run.executor is not None:
+                    self.run.plan = eff.plan
+                    self.run.mapped_offset = self.clock.offset_ns
+                    self.run.executor.set_bounds(Boundaries.from_plan(eff.plan, self.to_perf))
+            elif isinstance(eff, sm.ApplyLoad):
+                self._apply_load(eff)
+            elif isinstance(eff, sm.ApplyPools):
+                self._apply_pools(eff.run_id, eff.pools)
+            elif isinstance(eff, sm.Drain):
+                self._drain(eff)
+            elif isinstance(eff, sm.SendReady):
+                self._send_ready(eff.run_id)
+            elif isinstance(eff, sm.SendFinished):
+                self._send_finished(eff.run_id)
+            elif isinstance(eff, sm.SendFailure):
+                self._send(
+                    control_pb2.AttachRequest(
+                        failure=control_pb2.Failure(
+                            run_id=eff.run_id, reason=eff.reason, message=eff.message
+                        )
+                    )
+                )
+
+    # -- effects -------------------------------------------------------------------------
+
+    def _prepare(self, assign: control_pb2.Assign) -> None:
+        ctx = RunContext(assign=assign)
+        self.run = ctx
+        asyncio.get_running_loop().create_task(self._prepare_async(ctx))
+
+    async def _prepare_async(self, ctx: RunContext) -> None:
+        a = ctx.assign
+        began = time.monotonic()
+        try:
+            workload = parse_json(a.workload_json)
+            driver = get_driver(workload.target.driver)
+            slots = max(1, a.sequence_slots or a.worker_count)
+            plan = RunPlan(
+                rate=a.rate,
+                run_id=a.run_id,
+                workload=workload,
+                worker_index=a.worker_index,
+                connections=a.connections,
+                sequences=Sequences(a.sequence_slot if a.sequence_slots else a.worker_index, slots),
+            )
+            if a.run_setup and workload.load.enrich:
+                ctx.enricher = enricher_for(workload)
+            executor = Executor(plan, driver, connect_delay_s=self.connect_delay_s)
+            ctx.executor = executor
+            if a.run_setup and workload.setup_sql:
+                await asyncio.to_thread(run_setup, driver, workload)
+            if a.run_setup and workload.pool_params():
+                pools = await asyncio.to_thread(sample_pools, driver, workload)
+                self._send(
+                    control_pb2.AttachRequest(
+                        pools=control_pb2.PoolSample(run_id=a.run_id, pools=pools)
+                    )
+                )
+            await asyncio.to_thread(executor.open_connections)
+            if workload.pool_params():
+                # every worker walks its slice of the pools the setup worker sampled
+                await asyncio.wait_for(ctx.pools_ready.wait(), workload.load.ready_timeout_s)
+            if a.run_setup and WarehouseWatcher.applies(workload):
+                ctx.warehouse = WarehouseWatcher(workload)
+                ctx.warehouse_task = asyncio.get_running_loop().create_task(
+                    self._poll_warehouse(ctx, ctx.warehouse)
+                )
+        except SetupError as exc:
+            self._after_prepare_failure(ctx, "setup_failed", str(exc))
+            return
+        except TimeoutError:
+            self._after_prepare_failure(ctx, "setup_failed", "no value pools before the timeout")
+            return
+        except DriverError as exc:
+            self._after_prepare_failure(ctx, "target_unreachable", str(exc))
+            return
+        except Exception as exc:
+            self._after_prepare_failure(ctx, "worker_error", f"{type(exc).__name__}: {exc}")
+            return
+        # READY only with a settled clock offset: the plan's instants depend on it
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._synced.wait(), SYNC_WAIT_S)
+        ctx.prepare_s = time.monotonic() - began
+        if ctx.aborted or self.run is not ctx:
+            await asyncio.to_thread(executor.stop, 0.0)
+            return
+        self._event(sm.prepared(self.model, a.run_id))
+
+    def _after_prepare_failure(self, ctx: RunContext, reason: str, message: str) -> None:
+        if ctx.executor is not None:
+            ctx.executor.control.stopping = True
+            ctx.executor.control.go.set()
+        if self.run is ctx:
+            self.run = None
+        self._event(sm.prepare_failed(self.model, ctx.assign.run_id, reason, message))
+
+    async def _poll_warehouse(self, ctx: RunContext, watcher: WarehouseWatcher) -> None:
+        """SHOW WAREHOUSES every few seconds for the run's series (failures only logged)."""
+        try:
+            while True:
+                try:
+                    ctx.warehouse_sample = await asyncio.to_thread(watcher.sample)
+                except Exception as exc:
+                    log.info("warehouse poll failed: %s", str(exc).splitlines()[0])
+                await asyncio.sleep(POLL_INTERVAL_S)
+        finally:
+            await asyncio.to_thread(watcher.close)
+
+    def _apply_pools(self, run_id: str, pools: tuple[control_pb2.PoolValues, ...]) -> None:
+        ctx = self.run
+        if ctx is None or ctx.assign.run_id != run_id or ctx.executor is None:
+            return
+        ctx.executor.plan.sequences.set_pools(
+            {(p.query_index, p.param_index): json.loads(p.values_json) for p in pools}
+        )
+        ctx.pools_ready.set()
+
+    def _send_ready(self, run_id: str) -> None:
+        ctx = self.run
+        prep = ctx.prepare_s if ctx else 0.0
+        self._send(
+            control_pb2.AttachRequest(
+                ready=control_pb2.Ready(
+                    run_id=run_id,
+                    connections=ctx.assign.connections if ctx else 0,
+                    prepare_duration=seconds_duration(prep),
+                    ready_time=now_ts(),
+                )
+            )
+        )
+
+    def _drain(self, eff: sm.Drain) -> None:
+        ctx = self.run
+        if ctx is None:
+            self._event(sm.drained(self.model, eff.run_id))
+            return
+        asyncio.get_running_loop().create_task(self._drain_async(ctx, eff))
+
+    async def _drain_async(self, ctx: RunContext, eff: sm.Drain) -> None:
+        if ctx.reporter is not None:
+            ctx.reporter.cancel()
+        if ctx.warehouse_task is not None:
+            ctx.warehouse_task.cancel()
+        if ctx.executor is not None:
+            stop = eff.stop
+            if stop is not None and stop.HasField("measurement_end_time"):
+                # MEASUREMENT ends at the instant the controller planned or decided
+                end = self.to_perf(stop.measurement_end_time.ToNanoseconds())
+                ctx.executor.end_at(end, decided_before=end < time.perf_counter_ns())
+            await asyncio.to_thread(ctx.executor.stop, eff.drain_timeout_s)
+            if ctx.load_started is not None:
+                self._report(ctx, last=True)
+        if ctx.enricher is not None:
+            stop = eff.stop
+            if stop is not None and stop.enrich:
+                ctx.enrichment = await self._enrich(ctx, ctx.enricher, stop)
+            await asyncio.to_thread(ctx.enricher.close)
+        self._event(sm.drained(self.model, eff.run_id))
+
+    async def _enrich(
+        self, ctx: RunContext, enricher: Enricher, stop: control_pb2.Stop
+    ) -> common_pb2.Enrichment:
+        if isinstance(enricher, SnowflakeEnricher) and ctx.executor is not None:
+            for thread in ctx.executor.threads:
+                enricher.client_samples.update(getattr(thread.conn, "query_samples", ()))
+        window = Window(
+            run_id=ctx.assign.run_id,
+            start_ns=stop.measurement_start_time.ToNanoseconds(),
+            end_ns=stop.measurement_end_time.ToNanoseconds(),
+            expected_queries=stop.expected_queries,
+        )
+        timeout = stop.enrich_timeout.ToTimedelta().total_seconds() or 60.0
+        deadline = time.monotonic() + timeout
+        try:
+            return await asyncio.wait_for(
+                asyncio.to_thread(enricher.collect, window, deadline), timeout + 5
+            )
+        except TimeoutError:
+            return common_pb2.Enrichment(
+                status=common_pb2.ENRICHMENT_STATUS_FAILED,
+                message=f"enrichment did not finish within {timeout:g}s",
+            )
+
+    def _send_finished(self, run_id: str) -> None:
+        ctx = self.run
+        finished = control_pb2.Finished(run_id=run_id)
+        if ctx is not None and ctx.assign.run_id == run_id:
+            finished.intervals = ctx.reports_sent
+            if ctx.enrichment is not None:
+                finished.enrichment.CopyFrom(ctx.enrichment)
+            queries = ctx.executor.plan.workload.queries if ctx.executor else ()
+            for (phase, kind), (count, errors) in sorted(ctx.totals.items()):
+                finished.totals.append(
+                    control_pb2.KindInterval(
+                        kind=queries[kind].name,
+                        phase=phase,  # type: ignore[arg-type]
+                        count=count,
+                        errors=[control_pb2.ErrorCount(category="all", count=errors)]
+                        if errors
+                        else [],
+                    )
+                )
+            self.run = None
+        self._send(control_pb2.AttachRequest(finished=finished))
+
+    # -- heartbeats ------------------------------------------------------------------------
