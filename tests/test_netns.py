@@ -275,3 +275,40 @@ async def test_a_controller_host_cut_off_stops_every_worker_and_they_rejoin(
         assert stopped <= orphan_s + 1.0, (host, stopped)
     assert not [s for s in logged if s.time_s > healed_s]
     print(f"re-attached idle {rejoined_s - healed_s:.1f}s after the heal")
+
+
+SPREAD_MS = 5.0
+
+
+@pytest.mark.parametrize("skew_ms", [0, 250], ids=["true-clocks", "w3-clock-250ms-off"])
+async def test_workers_on_slow_links_switch_phase_together_by_the_server_log(
+    net: Lab, deploy: Deployment, skew_ms: int
+) -> None:
+    """The three worker links differ by up to 39 ms one way, yet by PostgreSQL's own log
+    the workers' first MEASUREMENT statements lie within 5 ms of each other, and so do
+    their last ones: each maps the controller's planned instants onto its own clock (and
+    absorbs a clock that is 250 ms off). The run counts exactly what the server ran."""
+    if skew_ms:
+        deploy.worker_env["w3"] = {"SNOWLOAD_TEST_CLOCK_SKEW_MS": str(skew_ms)}
+    deploy.start()
+    async with deploy.channel() as channel:
+        stub = run_pb2_grpc.RunServiceStub(channel)
+        await deploy.attached(stub)
+        text = workload(net, f"spread-{skew_ms}", duration="2s", think="0s", connections=6)
+        run_id = await start_run(stub, text)
+        run = await wait_state(stub, run_id, lc.TERMINAL, 60)
+        assert run.state == lc.COMPLETED, run.message
+        run = (await stub.GetRun(run_pb2.GetRunRequest(run_id=run_id), timeout=5)).run
+    logged = statements(net.pg, run_id, hosts_by_index(run))
+    assert logged_counts(logged) == run_counts(run)
+    measured = [s for s in logged if s.tag.phase == lc.MEASUREMENT]
+    first = {h: min(s.time_s for s in measured if s.host == h) for h in ("w1", "w2", "w3")}
+    last = {h: max(s.time_s for s in measured if s.host == h) for h in ("w1", "w2", "w3")}
+    first_spread = (max(first.values()) - min(first.values())) * 1000
+    last_spread = (max(last.values()) - min(last.values())) * 1000
+    offsets = {w.worker_id: w.clock_offset.ToNanoseconds() / 1e6 for w in run.run_workers}
+    print(f"first M spread {first_spread:.0f} ms, last M spread {last_spread:.0f} ms; {offsets}")
+    assert first_spread <= SPREAD_MS, first
+    assert last_spread <= SPREAD_MS, last
+    if skew_ms:  # the skew is real: the worker's offset estimate absorbed it
+        assert abs(offsets["w3"] + skew_ms) < 20, offsets  # its clock runs ahead
