@@ -53,6 +53,7 @@ from benchenv import CpuWatch, LiveCpuWatch, print_header, wait_for_quiet
 from phase_fanout import measure_baseline, percentile
 
 from controller import lifecycle as lc
+from controller import plan
 from controller.load_driver import LoadDriver
 from controller.local_workers import LocalWorkers
 from controller.runs import ActiveRun
@@ -374,7 +375,17 @@ def main() -> int:
     parser.add_argument("--no-baseline", action="store_true", help="skip the gRPC-only floor")
     parser.add_argument("--quiet-wait", type=float, default=30.0, help="seconds (0: don't)")
     parser.add_argument("--json", metavar="FILE", help="also write every number to FILE")
+    parser.add_argument(
+        "--lead-per-worker-ms",
+        type=float,
+        default=None,
+        help="experiment: the plan's lead allows this much per worker for sending Start "
+        "(controller.plan.FANOUT_PER_WORKER_NS; default: as the controller has it)",
+    )
     args = parser.parse_args()
+    if args.lead_per_worker_ms is not None:
+        plan.FANOUT_PER_WORKER_NS = round(args.lead_per_worker_ms * 1e6)
+    print(f"plan lead: {plan.FANOUT_PER_WORKER_NS / 1e6:g} ms per worker", flush=True)
     if args.quick:
         args.sizes, args.runs, args.quiet_wait = "4,16", 2, 0.0
     args.sizes = [int(s) for s in str(args.sizes).split(",") if s.strip()]
