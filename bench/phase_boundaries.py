@@ -361,6 +361,7 @@ async def amain(args: argparse.Namespace) -> list[SizeResult]:
         if args.quiet_wait > 0:
             await asyncio.to_thread(wait_for_quiet, args.quiet_wait)
         results.append(await measure_size(n, args))
+        report(results[-1:])  # each size as soon as it is measured (a later one may fail)
     return results
 
 
@@ -393,6 +394,7 @@ def main() -> int:
     env = print_header("phase boundaries: planned spread and unplanned fan-out")
     print(f"sizes {args.sizes}, {args.runs} runs each, think_time {args.think_time}", flush=True)
     results = asyncio.run(amain(args))
+    print("\nAll sizes:")
     report(results)
     if args.json:
         Path(args.json).write_text(
