@@ -228,6 +228,12 @@ def add_controller(sub: Subparsers) -> None:
         "--max-active-runs", type=int, default=16, help="refuse new runs beyond this many"
     )
     ctl.add_argument(
+        "--loss-timeout",
+        type=duration_arg,
+        default=3.0,
+        help="a worker silent for longer than this is lost (default 3s)",
+    )
+    ctl.add_argument(
         "--parent-pid",
         type=int,
         default=0,

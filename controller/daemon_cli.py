@@ -58,6 +58,7 @@ async def controller_main(args: argparse.Namespace) -> int:
         tls_key=args.tls_key,
         tls_client_ca=args.tls_client_ca,
         max_active_runs=args.max_active_runs,
+        loss_timeout_s=args.loss_timeout,
     )
     controller = Controller(settings, store)
     try:

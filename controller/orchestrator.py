@@ -320,7 +320,11 @@ class RunManager(WorkerEvents):
             run.broadcaster.publish(run.update())
 
         def all_done() -> bool:
-            return all(r.worker_id in run.finished or r.lost for r in run.workers)
+            # a dropped worker that came back is not lost, but nothing of it is awaited
+            return all(
+                r.worker_id in run.finished or r.lost or r.worker_id in run.dropped
+                for r in run.workers
+            )
 
         extra = load.enrichment_timeout_s if enricher is not None else 0.0
         deadline = time.monotonic() + self.drain_timeout_s + extra + 5.0

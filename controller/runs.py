@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 from google.protobuf.duration_pb2 import Duration
@@ -101,6 +102,10 @@ class ActiveRun:
     decided_ns: int = 0
     """When an unplanned end (abort) was decided: MEASUREMENT ends for everyone there."""
     stop_ns: int = 0
+    recovered_reports: Counter[str] = field(default_factory=Counter)
+    """Per worker: interval reports only the resend after a re-attach delivered."""
+    duplicate_reports: Counter[str] = field(default_factory=Counter)
+    """Per worker: interval reports received again (ignored)."""
     failures: QueryFailures = field(init=False)
     """First errors and error samples per kind; the on_query_failure policy."""
 
@@ -221,6 +226,8 @@ class ActiveRun:
                 lost=rec.lost,
                 cpu_percent=hb.cpu_percent if hb else 0.0,
                 rss_bytes=hb.rss_bytes if hb else 0,
+                recovered_reports=self.recovered_reports[rec.worker_id],
+                duplicate_reports=self.duplicate_reports[rec.worker_id],
             )
             if hb is not None:
                 row.clock_offset.CopyFrom(hb.clock_offset)

@@ -96,8 +96,19 @@ class WorkerEvents:
             return
         metrics = run.metrics
         complete = metrics.sealed_upto
-        if metrics.add(rec.worker_id, report):
-            self._query_failures(run, report)
+        if not metrics.add(rec.worker_id, report):
+            run.duplicate_reports[rec.worker_id] += 1
+            return
+        if report.resent:
+            # only the resend after a re-attach delivered it: the old stream lost it
+            run.recovered_reports[rec.worker_id] += 1
+            log.info(
+                "run %s: worker %s's interval %d arrived when sent again after a re-attach",
+                run.run_id,
+                rec.worker_id,
+                report.interval_id,
+            )
+        self._query_failures(run, report)
         if metrics.sealed_upto != complete and run.broadcaster.subscribers:
             run.broadcaster.publish(run.update())  # a second is complete: show it now
 

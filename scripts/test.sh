@@ -23,6 +23,7 @@ need=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql postgresql-contrib)
 command -v npm >/dev/null || need+=(nodejs npm)
 command -v tmux >/dev/null || need+=(tmux)
+command -v ip >/dev/null || need+=(iproute2)  # tests/test_netns.py: network namespaces
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing ${need[*]}…"
   apt_install "${need[@]}"

@@ -16,7 +16,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,10 +32,16 @@ class PgCluster:
     port: int
     datadir: Path
     log: Path
+    host: str = "127.0.0.1"
 
     @property
     def dsn(self) -> str:
-        return f"host=127.0.0.1 port={self.port} dbname=postgres user=postgres"
+        return f"host={self.host} port={self.port} dbname=postgres user=postgres"
+
+    @property
+    def local_dsn(self) -> str:
+        """Through the Unix socket: works from any network namespace."""
+        return f"host={self.datadir.parent} port={self.port} dbname=postgres user=postgres"
 
     def connect(self) -> psycopg.Connection[tuple[object, ...]]:
         return psycopg.connect(self.dsn, autocommit=True)
@@ -61,11 +67,13 @@ def _as_postgres(cmd: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *cmd]
 
 
-@pytest.fixture(scope="session")
-def pg() -> Iterator[PgCluster]:
+def init_cluster(
+    listen: str = "127.0.0.1", port: int | None = None, net: str = "127.0.0.1/32"
+) -> PgCluster:
+    """initdb into a fresh temp dir; the server will listen on ``listen``:``port`` and
+    trust connections from ``net`` (the password user needs its password)."""
     initdb = find_bin("initdb")
-    pg_ctl = find_bin("pg_ctl")
-    if initdb is None or pg_ctl is None:
+    if initdb is None or find_bin("pg_ctl") is None:
         pytest.fail(
             "PostgreSQL is not installed (initdb not found); .ci/run installs it with "
             "apt-get install postgresql"
@@ -81,11 +89,11 @@ def pg() -> Iterator[PgCluster]:
         check=True,
         capture_output=True,
     )
-    port = free_port()
+    port = free_port() if port is None else port
     with open(datadir / "postgresql.conf", "a", encoding="utf-8") as conf:
         conf.write(
             f"""
-listen_addresses = '127.0.0.1'
+listen_addresses = '{listen}'
 port = {port}
 unix_socket_directories = '{root}'
 max_connections = 300
@@ -103,32 +111,48 @@ full_page_writes = off
         )
     hba = datadir / "pg_hba.conf"
     hba.write_text(
-        f"host all {PASSWORD_USER} 127.0.0.1/32 scram-sha-256\n"
-        "host all all 127.0.0.1/32 trust\nlocal all all trust\n",
+        f"host all {PASSWORD_USER} {net} scram-sha-256\n"
+        f"host all all {net} trust\nlocal all all trust\n",
         encoding="utf-8",
     )
     if os.geteuid() == 0:
         pw = pwd.getpwnam("postgres")
         for path in (hba, datadir / "postgresql.conf"):
             os.chown(path, pw.pw_uid, pw.pw_gid)
+    return PgCluster(port, datadir, log, listen)
+
+
+def start_cluster(cluster: PgCluster, prefix: Sequence[str] = ()) -> None:
+    """pg_ctl start (``prefix`` e.g. runs it inside a network namespace), then the
+    extension and the password user."""
+    pg_ctl = find_bin("pg_ctl")
+    assert pg_ctl is not None
+    cmd = _as_postgres([pg_ctl, "-D", str(cluster.datadir), "-l", str(cluster.log), "-w"])
+    subprocess.run([*prefix, *cmd, "-t", "30", "start"], check=True, capture_output=True)
+    with psycopg.connect(cluster.local_dsn, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        conn.execute(f"CREATE ROLE {PASSWORD_USER} LOGIN PASSWORD '{PASSWORD}'")
+
+
+def stop_cluster(cluster: PgCluster) -> None:
+    pg_ctl = find_bin("pg_ctl")
+    assert pg_ctl is not None
     subprocess.run(
-        _as_postgres([pg_ctl, "-D", str(datadir), "-l", str(log), "-w", "-t", "30", "start"]),
-        check=True,
+        _as_postgres([pg_ctl, "-D", str(cluster.datadir), "-m", "immediate", "-w", "stop"]),
+        check=False,
         capture_output=True,
     )
-    cluster = PgCluster(port, datadir, log)
+    shutil.rmtree(cluster.datadir.parent, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg() -> Iterator[PgCluster]:
+    cluster = init_cluster()
     try:
-        with cluster.connect() as conn:
-            conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
-            conn.execute(f"CREATE ROLE {PASSWORD_USER} LOGIN PASSWORD '{PASSWORD}'")
+        start_cluster(cluster)
         yield cluster
     finally:
-        subprocess.run(
-            _as_postgres([pg_ctl, "-D", str(datadir), "-m", "immediate", "-w", "stop"]),
-            check=False,
-            capture_output=True,
-        )
-        shutil.rmtree(root, ignore_errors=True)
+        stop_cluster(cluster)
 
 
 LOG_RE = re.compile(

@@ -50,6 +50,10 @@ KEEPALIVE_OPTIONS: list[tuple[str, int]] = [
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.max_pings_without_data", 0),
 ]
+KEEPALIVE_PROOF_S = 2.0
+"""When the transport's ping times out, the last ping it saw answered went out one ping
+interval (1 s) before the one that failed, which had the timeout (1 s) to come back: the
+controller was last known reachable this long before the stream failed, not when."""
 
 
 SYNC_BURST = 8
@@ -119,14 +123,20 @@ class Agent(RunEffects):
                 await self._session()
                 backoff = 0.2
             except grpc.aio.AioRpcError as exc:
+                if "ping timeout" in (exc.details() or "") or "keepalive" in (exc.details() or ""):
+                    # the orphan timeout counts from the last proof of the controller,
+                    # not from the moment the keepalive noticed it was gone
+                    proof = max(self._last_message, time.monotonic() - KEEPALIVE_PROOF_S)
+                    self._last_contact = min(self._last_contact, proof)
                 refused = exc.code() in (
                     grpc.StatusCode.UNAUTHENTICATED,
                     grpc.StatusCode.PERMISSION_DENIED,
                 )
                 log.log(
                     logging.WARNING if refused else logging.INFO,
-                    "controller unavailable (%s); retrying in %.1fs",
+                    "controller unavailable (%s: %s); retrying in %.1fs",
                     exc.code().name,
+                    exc.details(),
                     backoff,
                 )
             self.attached.clear()
@@ -261,8 +271,15 @@ class Agent(RunEffects):
             return
         if self.model.state in (sm.READY, sm.RUNNING):
             self._send_ready(ctx.assign.run_id)
+        if ctx.recent_reports:
+            log.info(
+                "re-attached: sending the last %d interval reports again", len(ctx.recent_reports)
+            )
         for report in ctx.recent_reports:
-            self._send(report)
+            again = control_pb2.AttachRequest()
+            again.CopyFrom(report)
+            again.metrics.resent = True
+            self._send(again)
 
     def _on_pong(self, pong: control_pb2.Pong) -> None:
         t3 = wclock.now_ns()

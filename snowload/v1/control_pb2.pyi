@@ -177,7 +177,7 @@ class KindInterval(_message.Message):
     def __init__(self, kind: _Optional[str] = ..., phase: _Optional[_Union[_common_pb2.State, str]] = ..., count: _Optional[int] = ..., errors: _Optional[_Iterable[_Union[ErrorCount, _Mapping]]] = ..., histogram: _Optional[bytes] = ..., service_histogram: _Optional[bytes] = ...) -> None: ...
 
 class MetricsReport(_message.Message):
-    __slots__ = ("run_id", "interval_id", "start_time", "end_time", "send_time", "active_connections", "kinds", "last", "warehouse", "schedule", "status", "first_interval_id")
+    __slots__ = ("run_id", "interval_id", "start_time", "end_time", "send_time", "active_connections", "kinds", "last", "warehouse", "schedule", "status", "first_interval_id", "resent")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     INTERVAL_ID_FIELD_NUMBER: _ClassVar[int]
     START_TIME_FIELD_NUMBER: _ClassVar[int]
@@ -190,6 +190,7 @@ class MetricsReport(_message.Message):
     SCHEDULE_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     FIRST_INTERVAL_ID_FIELD_NUMBER: _ClassVar[int]
+    RESENT_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     interval_id: int
     start_time: _timestamp_pb2.Timestamp
@@ -202,7 +203,8 @@ class MetricsReport(_message.Message):
     schedule: _containers.RepeatedCompositeFieldContainer[PhaseSchedule]
     status: Heartbeat
     first_interval_id: int
-    def __init__(self, run_id: _Optional[str] = ..., interval_id: _Optional[int] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., send_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., active_connections: _Optional[int] = ..., kinds: _Optional[_Iterable[_Union[KindInterval, _Mapping]]] = ..., last: _Optional[bool] = ..., warehouse: _Optional[_Union[_common_pb2.WarehouseSample, _Mapping]] = ..., schedule: _Optional[_Iterable[_Union[PhaseSchedule, _Mapping]]] = ..., status: _Optional[_Union[Heartbeat, _Mapping]] = ..., first_interval_id: _Optional[int] = ...) -> None: ...
+    resent: bool
+    def __init__(self, run_id: _Optional[str] = ..., interval_id: _Optional[int] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., send_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., active_connections: _Optional[int] = ..., kinds: _Optional[_Iterable[_Union[KindInterval, _Mapping]]] = ..., last: _Optional[bool] = ..., warehouse: _Optional[_Union[_common_pb2.WarehouseSample, _Mapping]] = ..., schedule: _Optional[_Iterable[_Union[PhaseSchedule, _Mapping]]] = ..., status: _Optional[_Union[Heartbeat, _Mapping]] = ..., first_interval_id: _Optional[int] = ..., resent: _Optional[bool] = ...) -> None: ...
 
 class PhaseSchedule(_message.Message):
     __slots__ = ("phase", "lag_histogram", "late", "dropped", "target_rate")

@@ -85,7 +85,7 @@ class Run(_message.Message):
     def __init__(self, run_id: _Optional[str] = ..., name: _Optional[str] = ..., state: _Optional[_Union[_common_pb2.State, str]] = ..., reason: _Optional[str] = ..., message: _Optional[str] = ..., mode: _Optional[_Union[_common_pb2.LoadMode, str]] = ..., target: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., measurement_start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., measurement_end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., workers: _Optional[int] = ..., connections: _Optional[int] = ..., warmup: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., summary: _Optional[_Union[_common_pb2.RunSummary, _Mapping]] = ..., workload_json: _Optional[str] = ..., events: _Optional[_Iterable[_Union[PhaseEvent, _Mapping]]] = ..., slo: _Optional[_Iterable[_Union[_common_pb2.SloVerdict, _Mapping]]] = ..., slo_passed: _Optional[bool] = ..., enrichment: _Optional[_Union[_common_pb2.EnrichmentStatus, str]] = ..., run_workers: _Optional[_Iterable[_Union[RunWorker, _Mapping]]] = ..., error_samples: _Optional[_Iterable[_Union[ErrorSample, _Mapping]]] = ..., server: _Optional[_Union[_common_pb2.Enrichment, _Mapping]] = ..., degraded: _Optional[bool] = ..., warnings: _Optional[_Iterable[str]] = ..., warehouse: _Optional[_Union[_common_pb2.WarehouseSample, _Mapping]] = ..., credits: _Optional[float] = ..., cost: _Optional[float] = ..., find_max: _Optional[_Union[_common_pb2.FindMaxResult, _Mapping]] = ..., target_rate: _Optional[float] = ..., pools: _Optional[_Iterable[_Union[_control_pb2.PoolValues, _Mapping]]] = ..., plan: _Optional[_Union[_common_pb2.PhasePlan, _Mapping]] = ...) -> None: ...
 
 class RunWorker(_message.Message):
-    __slots__ = ("worker_id", "host", "index", "connections", "ready_time", "intervals", "count", "errors", "lost", "clock_offset", "cpu_percent", "rss_bytes", "clock_uncertainty", "max_lateness", "late_commands")
+    __slots__ = ("worker_id", "host", "index", "connections", "ready_time", "intervals", "count", "errors", "lost", "clock_offset", "cpu_percent", "rss_bytes", "clock_uncertainty", "max_lateness", "late_commands", "recovered_reports", "duplicate_reports")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     HOST_FIELD_NUMBER: _ClassVar[int]
     INDEX_FIELD_NUMBER: _ClassVar[int]
@@ -101,6 +101,8 @@ class RunWorker(_message.Message):
     CLOCK_UNCERTAINTY_FIELD_NUMBER: _ClassVar[int]
     MAX_LATENESS_FIELD_NUMBER: _ClassVar[int]
     LATE_COMMANDS_FIELD_NUMBER: _ClassVar[int]
+    RECOVERED_REPORTS_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATE_REPORTS_FIELD_NUMBER: _ClassVar[int]
     worker_id: str
     host: str
     index: int
@@ -116,7 +118,9 @@ class RunWorker(_message.Message):
     clock_uncertainty: _duration_pb2.Duration
     max_lateness: _duration_pb2.Duration
     late_commands: int
-    def __init__(self, worker_id: _Optional[str] = ..., host: _Optional[str] = ..., index: _Optional[int] = ..., connections: _Optional[int] = ..., ready_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., intervals: _Optional[int] = ..., count: _Optional[int] = ..., errors: _Optional[int] = ..., lost: _Optional[bool] = ..., clock_offset: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., cpu_percent: _Optional[float] = ..., rss_bytes: _Optional[int] = ..., clock_uncertainty: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., max_lateness: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., late_commands: _Optional[int] = ...) -> None: ...
+    recovered_reports: int
+    duplicate_reports: int
+    def __init__(self, worker_id: _Optional[str] = ..., host: _Optional[str] = ..., index: _Optional[int] = ..., connections: _Optional[int] = ..., ready_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., intervals: _Optional[int] = ..., count: _Optional[int] = ..., errors: _Optional[int] = ..., lost: _Optional[bool] = ..., clock_offset: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., cpu_percent: _Optional[float] = ..., rss_bytes: _Optional[int] = ..., clock_uncertainty: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., max_lateness: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., late_commands: _Optional[int] = ..., recovered_reports: _Optional[int] = ..., duplicate_reports: _Optional[int] = ...) -> None: ...
 
 class ErrorSample(_message.Message):
     __slots__ = ("category", "message", "kind")
