@@ -15,8 +15,10 @@ from snowload.v1 import common_pb2
 LEAD_MIN_NS = 50_000_000
 LEAD_MAX_NS = 2_000_000_000
 LEAD_ROUND_TRIPS = 4
-FANOUT_PER_WORKER_NS = 200_000
-"""Queueing one command per worker costs the controller well under this."""
+FANOUT_PER_WORKER_NS = 1_500_000
+"""Per worker, for the fan-out: Start reaches 64 worker processes sharing 2 cores over
+40-80 ms (docs/benchmarks.md, planned boundaries); at 0.2 ms per worker a third of
+them got it after its instant, at 1.5 ms none did."""
 UNKNOWN_RTT_NS = 20_000_000
 """Assumed for a worker that has not measured a round trip yet."""
 
