@@ -168,12 +168,13 @@ def _at_ranks(
 ) -> dict[float, int]:
     total = int(hist.get_total_count())
     cumulative = list(itertools.accumulate(counts))
-    high = _bounds(*_layout(hist))[1]
+    low, high, _ = _bounds(*_layout(hist))
     out: dict[float, int] = {}
     for p in wanted:
-        rank = max(1, int(p * total / 100 + 0.5))
+        # as get_value_at_percentile: p capped at 100; p 0 is the lowest equivalent value
+        rank = max(1, int(min(p, 100.0) * total / 100 + 0.5))
         i = bisect.bisect_left(cumulative, rank)
-        out[p] = high[lo + i] if i < len(cumulative) else 0
+        out[p] = (high if p else low)[lo + i] if i < len(cumulative) else 0
     return out
 
 
