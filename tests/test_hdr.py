@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import tracemalloc
 
 import pytest
 from hdrh.histogram import HdrHistogram
@@ -94,6 +95,13 @@ def test_percentiles_of_known_samples() -> None:
     assert p.min_ms == 1.0
     # the mean of bucket midpoints sits within 0.1 % of the true 50.5 ms
     assert p.mean_ms == pytest.approx(50.5, rel=1e-3)
+    # p0 is the lowest value of the first bucket, p100 and beyond the highest of the last
+    assert hdr.value_at_percentiles(h, (0.0, 100.0, 101.0, 150.0)) == {
+        0.0: 1000,
+        100.0: 100_031,
+        101.0: 100_031,
+        150.0: 100_031,
+    }
 
 
 @pytest.mark.parametrize(
@@ -184,6 +192,27 @@ def test_add_encoded_equals_hdrhistograms_add(batches: list[list[int]], before: 
         assert h.get_total_count() == slow.get_total_count() == len(everything)
         assert h.get_max_value() == slow.get_max_value() == histogram(everything).get_max_value()
         assert h.get_min_value() == slow.get_min_value() == histogram(everything).get_min_value()
+
+
+def test_add_encoded_allocates_no_histogram() -> None:
+    """The point of add_encoded: a snowload histogram is merged through the reused scratch
+    array; decoding it would allocate a counts array (8 bytes per bucket)."""
+    data = hdr.encode(histogram([5, 500, 50_000, 5_000_000]))
+    target = hdr.new_histogram()
+    hdr.add_encoded([target], data)  # the scratch array exists from here on
+    counts_bytes = 8 * target.counts_len
+    tracemalloc.start()
+    try:
+        hdr.add_encoded([target], data)
+        fast_peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.reset_peak()
+        target.add(hdr.decode(data))
+        slow_peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert slow_peak > counts_bytes  # the measurement sees a decode
+    assert fast_peak < counts_bytes / 4
+    assert target.get_total_count() == 12
 
 
 def test_add_encoded_of_nothing_or_into_nothing_changes_nothing() -> None:
