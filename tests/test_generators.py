@@ -191,3 +191,21 @@ def test_compiled_query_binds_every_parameter_in_order(nparams: int) -> None:
         tuple(1000 * i for i in range(nparams)),
         tuple(1000 * i + 1 for i in range(nparams)),
     ]
+
+
+def test_two_pools_of_one_worker_are_walked_independently() -> None:
+    seqs = Sequences(0, 1)
+    seqs.set_pools({(0, 0): ["a", "b", "c"], (1, 0): [10, 20, 30]})
+    first = compile_param(ParamSpec("pool", ("q",)), random.Random(0), seqs, (0, 0))
+    second = compile_param(ParamSpec("pool", ("q",)), random.Random(0), seqs, (1, 0))
+    assert [(first(), second()) for _ in range(4)] == [
+        ("a", 10),
+        ("b", 20),
+        ("c", 30),
+        ("a", 10),
+    ]
+
+
+def test_a_pool_before_any_was_sampled_is_an_error() -> None:
+    with pytest.raises(ValueError, match=re.escape("pool for query 0 param 1 is empty")):
+        compile_param(ParamSpec("pool", ("q",)), random.Random(0), Sequences(0, 1), (0, 1))
