@@ -131,7 +131,7 @@ def percentiles(hist: HdrHistogram) -> Percentiles:
     lo, counts = _span(hist)
     values = _at_ranks(hist, lo, counts, (50.0, 95.0, 99.0))
     mid = _bounds(*_layout(hist))[2]
-    mean = sum(map(operator.mul, counts, itertools.islice(mid, lo, lo + len(counts)))) / count
+    mean = sum(map(operator.mul, counts, itertools.islice(mid, lo, None))) / count
     return Percentiles(
         count=count,
         p50_ms=values[50.0] / 1000.0,
@@ -157,9 +157,8 @@ def _span(hist: HdrHistogram) -> tuple[int, list[int]]:
     n = min(hist.counts_len, hist.encoder.payload.counts_len)
     lo = max(0, hist.get_counts_array_index(hist.get_min_value()) - 1)
     hi = min(n, hist.get_counts_array_index(hist.get_max_value()) + 2)
-    if hi <= lo:
-        lo, hi = 0, n
-    view = memoryview(hist.counts).cast("B").cast("Q" if hist.word_size == 8 else "I")
+    # new_histogram() and decode() make 64-bit counts
+    view = memoryview(hist.counts).cast("B").cast("Q")
     return lo, view[lo:hi].tolist()
 
 
@@ -168,12 +167,13 @@ def _at_ranks(
 ) -> dict[float, int]:
     total = int(hist.get_total_count())
     cumulative = list(itertools.accumulate(counts))
-    high = _bounds(*_layout(hist))[1]
+    low, high, _ = _bounds(*_layout(hist))
     out: dict[float, int] = {}
     for p in wanted:
-        rank = max(1, int(p * total / 100 + 0.5))
+        # as get_value_at_percentile: p capped at 100; p 0 is the lowest equivalent value
+        rank = max(1, int(min(p, 100.0) * total / 100 + 0.5))
         i = bisect.bisect_left(cumulative, rank)
-        out[p] = high[lo + i] if i < len(cumulative) else 0
+        out[p] = (high if p else low)[lo + i]  # rank <= total: i is within the span
     return out
 
 

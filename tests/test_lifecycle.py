@@ -7,6 +7,7 @@ import itertools
 import pytest
 
 from controller import lifecycle as lc
+from snowload.v1 import common_pb2
 
 LEGAL = {
     (lc.PENDING, lc.PREPARING),
@@ -56,3 +57,34 @@ def test_every_non_terminal_state_can_fail_or_be_cancelled() -> None:
         if state in lc.TERMINAL:
             continue
         assert {lc.FAILED, lc.CANCELLED} <= lc.VALID_TRANSITIONS[state]
+
+
+def test_an_illegal_transition_carries_both_states() -> None:
+    with pytest.raises(lc.IllegalTransition) as info:
+        lc.check_transition(lc.COMPLETED, lc.MEASUREMENT)
+    assert (info.value.current, info.value.target) == (lc.COMPLETED, lc.MEASUREMENT)
+    assert str(info.value) == "illegal transition COMPLETED -> MEASUREMENT"
+
+
+def test_a_state_outside_the_table_has_no_legal_move() -> None:
+    with pytest.raises(lc.IllegalTransition):
+        lc.check_transition(common_pb2.STATE_UNSPECIFIED, lc.PREPARING)
+
+
+def test_state_names_and_terminal_states() -> None:
+    names = {
+        lc.PENDING: "PENDING",
+        lc.PREPARING: "PREPARING",
+        lc.WARMUP: "WARMUP",
+        lc.MEASUREMENT: "MEASUREMENT",
+        lc.PROCESSING: "PROCESSING",
+        lc.COMPLETED: "COMPLETED",
+        lc.FAILED: "FAILED",
+        lc.CANCELLED: "CANCELLED",
+    }
+    assert {s: lc.state_name(s) for s in lc.ALL_STATES} == names
+    assert [s for s in lc.ALL_STATES if lc.is_terminal(s)] == [
+        lc.COMPLETED,
+        lc.FAILED,
+        lc.CANCELLED,
+    ]
