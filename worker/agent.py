@@ -134,10 +134,10 @@ class Agent(RunEffects):
                 )
                 log.log(
                     logging.WARNING if refused else logging.INFO,
-                    "controller unavailable (%s: %s); retrying in %.1fs",
+                    "controller unavailable (%s); retrying in %.1fs (%s)",
                     exc.code().name,
-                    exc.details(),
                     backoff,
+                    exc.details(),
                 )
             self.attached.clear()
             if self._stopping.is_set():
