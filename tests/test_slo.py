@@ -93,8 +93,8 @@ def test_no_queries_measured_fails_every_limit(
     measurement: common_pb2.PhaseSummary | None,
 ) -> None:
     """No measurement, or one with zero queries: latencies count as infinite, the error
-    rate as 1, the rate as 0; even a limit of 0 errors or 0 qps is not met by nothing
-    (except min_qps 0, which 0 qps meets)."""
+    rate as 1, the rate as 0, and every limit fails however loose (even min_qps 0 and an
+    error rate of 1: nothing measured meets no limit)."""
     slo = Slo(
         p50_ms=1e9,
         p95_ms=1e9,
@@ -108,9 +108,9 @@ def test_no_queries_measured_fails_every_limit(
         ("", "p95_ms", 1e9, math.inf, False),
         ("", "p99_ms", 1e9, math.inf, False),
         ("", "error_rate", 0.99, 1.0, False),
-        ("", "min_qps", 0.0, 0.0, True),
+        ("", "min_qps", 0.0, 0.0, False),
         ("q", "p50_ms", 1e9, math.inf, False),
-        ("q", "error_rate", 1.0, 1.0, True),
+        ("q", "error_rate", 1.0, 1.0, False),
     ]
 
 
