@@ -35,6 +35,10 @@ def test_a_ramp_starts_from_the_initial_level_and_moves_by_fractions() -> None:
         (5, [1, 1, 9], [1, 1, 3]),
         (30, [1, 5, 5], [1, 5, 5]),
         (4, [], []),
+        (1, [4, 4], [1, 0]),
+        (2, [0, 4, 4], [0, 1, 1]),  # a worker without a share takes no rank either
+        (4, [4, 4, 4], [2, 1, 1]),
+        (10, [1, 4, 5], [1, 4, 5]),  # capped in the second round too
     ],
 )
 def test_split_connections(level: int, shares: list[int], want: list[int]) -> None:
@@ -177,3 +181,32 @@ def test_the_result_proto_holds_every_step_and_the_best() -> None:
     assert out.steps[1].stats == stats(100, errors=100)
     assert out.best_level == 1.0 and out.best == stats(100)
     assert not FindMaxSearch(FindMax()).to_proto().HasField("best")
+
+
+def test_whole_connections_bisect_below_an_eighth_of_a_large_step() -> None:
+    search = FindMaxSearch(FindMax(start=40, step=40, max=400, **LOOSE))  # type: ignore[arg-type]
+    failing = {80, 70, 67}
+    levels = []
+    while (level := search.next_level()) is not None:
+        levels.append(level)
+        search.record(level, stats(level * 100, errors=500 if level in failing else 0))
+    assert levels == [40, 80, 60, 70, 65, 67, 66]
+
+
+def test_without_a_stable_step_the_bisection_starts_at_zero() -> None:
+    search = FindMaxSearch(FindMax(start=5, step=5, max=50, **LOOSE))  # type: ignore[arg-type]
+    search.record(5, stats(100, errors=500))
+    assert search.next_level() == 2  # (0 + 5) / 2, whole
+
+
+def test_a_repeated_level_neither_competes_with_nor_replaces_its_first_result() -> None:
+    search = FindMaxSearch(FindMax(start=1, step=1, max=9, **LOOSE))  # type: ignore[arg-type]
+    first = search.record(4, stats(1000))
+    assert first.reason == ""
+    again = search.record(4, stats(1000))
+    assert again.stable  # not "no gain over itself"
+    search.record(4, stats(900))
+    assert search.best is first
+    search.record(6, stats(100, errors=500))
+    search.record(6, stats(100, errors=600))
+    assert search.failed_reason == "error rate 50.0% at 6 connections"

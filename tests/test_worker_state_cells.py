@@ -403,3 +403,29 @@ def test_only_sequenced_commands_have_a_command_and_an_instant() -> None:
     assert sm.instant_of(control_pb2.AttachResponse(start=control_pb2.Start())) == 0
     assert sm.instant_of(control_pb2.AttachResponse(set_phase=control_pb2.SetPhase())) == 0
     assert sm.instant_of(msg(1, Command.ASSIGN)) == 0
+
+
+def test_an_assign_that_is_no_resync_is_sequenced_like_any_command() -> None:
+    model = busy(sm.RUNNING)
+    again = control_pb2.AttachResponse(seq=5, assign=ASSIGN)
+    assert sm.receive(model, again) == (model, [sm.Acknowledge(5), sm.Ignored("duplicate seq 5")])
+    early = control_pb2.AttachResponse(seq=7, assign=ASSIGN)
+    assert sm.receive(model, early) == (
+        replace(model, pending={7: early}),
+        [sm.Ignored("seq 7 waits for a gap")],
+    )
+
+
+def test_a_stop_while_preparing_forgets_the_requested_start_and_its_plan() -> None:
+    model = replace(busy(sm.PREPARING), start_requested=True, plan=PLAN)
+    new, _ = sm.receive(model, msg(6, Command.STOP))
+    assert new == sm.Model(phase=PREP, connections=4, last_seq=6)
+
+
+def test_a_changed_plan_for_a_running_worker_names_the_run() -> None:
+    model = replace(busy(sm.RUNNING), plan=plan(1_000))
+    body = control_pb2.Assign(run_id=RUN, plan=PLAN, resync=True)
+    new, effects = sm.receive(model, control_pb2.AttachResponse(seq=6, assign=body))
+    assert new == after(model, plan=PLAN)
+    assert effects == [sm.ApplyPlan(RUN, PLAN), sm.Acknowledge(6)]
+    assert effects[0].plan == PLAN  # type: ignore[union-attr]
