@@ -124,6 +124,10 @@ def point(duration_s: float, start: int, end: int, load_end: int) -> mc.SeriesPo
         (point(0.0, T, T + S, 0), 1.0, False),  # no length reported: a second
         (point(0.8, T, T + S, 0), 0.8, False),  # load still running
         (point(1.0, T, T + S, T + S), 1.0, False),  # stopped at its end
+        # a report a little longer than the second it was mapped onto: stopped at or
+        # after the second's end, the second covers the report's length
+        (point(1.02, T, T + S, T + S), 1.02, False),
+        (point(1.02, T, T + S, T + 2 * S), 1.02, False),
         (point(1.0, 0, T + S, T + S // 2), 1.0, False),  # no start known
         (point(1.0, T, T + S, T + 400_000_000), 0.4, True),
         (point(1.0, T, T + S, T + 970_000_000), 0.97, False),  # within the clock slack
