@@ -1,10 +1,16 @@
-"""The phase plan (controller/plan.py) and its mapping onto a worker's timeline
-(worker/boundaries.py), value by value; every figure is worked out by hand."""
+"""The phase plan (controller/plan.py), its mapping onto a worker's timeline
+(worker/boundaries.py) and the worker clock's pure parts (worker/clock.py), value by
+value; every figure is worked out by hand."""
 
 from __future__ import annotations
 
+import time
+
+import pytest
+
 from controller import plan
 from snowload.v1 import common_pb2
+from worker import clock
 from worker.boundaries import AFTER_END, BEFORE_LOAD, NEVER, Boundaries
 
 WARMUP = common_pb2.STATE_WARMUP
@@ -91,3 +97,35 @@ def test_a_phase_change_replaces_later_edges_and_earlier_ones_of_its_phase() -> 
     assert b.with_phase(MEASUREMENT, 100) == Boundaries(((100, MEASUREMENT),), end=900)
     assert b.ending_at(250) == Boundaries(b.edges, end=250)
     assert b.phase_at(899) == MEASUREMENT and b.phase_at(900) == AFTER_END
+
+
+@pytest.mark.parametrize(
+    ("raw", "ns"), [("-40.5", -40_500_000), (" 2 ", 2_000_000), ("", 0), ("soon", 0)]
+)
+def test_the_test_skew_is_read_in_milliseconds(
+    raw: str, ns: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(clock.SKEW_ENV, raw)
+    assert clock._skew_ns() == ns
+    monkeypatch.delenv(clock.SKEW_ENV)
+    assert clock._skew_ns() == 0
+
+
+def test_the_worker_clock_reads_wall_time() -> None:
+    """(No skew is set in the test environment.)"""
+    before = time.time_ns()
+    now = clock.now_ns()
+    ts = clock.now_ts().ToNanoseconds()
+    after = time.time_ns()
+    assert before - 50 * MS <= now <= ts <= after + 50 * MS
+    assert clock.perf_to_wall(clock.wall_to_perf(now)) == now
+
+
+def test_a_round_trip_of_no_time_is_certain_and_the_window_edge_is_kept() -> None:
+    sync = clock.ClockSync(window_ns=1_000)
+    sync.add(sent_ns=100, controller_ns=600, received_ns=100)
+    assert (sync.rtt_ns, sync.uncertainty_ns, sync.offset_ns) == (0, 0, 500)
+    sync.add(sent_ns=1_000, controller_ns=2_000, received_ns=1_100)  # exactly 1000 ns later
+    assert sync.rtt_ns == 0  # the first sample is at the window's edge: still in it
+    sync.add(sent_ns=1_000, controller_ns=2_000, received_ns=1_101)
+    assert sync.rtt_ns == 100
