@@ -149,3 +149,43 @@ def test_only_the_first_stop_counts_and_sealed_seconds_keep_theirs() -> None:
     assert m.load_end_ns == T0 + 1_500_000_000
     assert m.series[1].load_end_ns == 0
     assert m.series[2].load_end_ns == T0 + 1_500_000_000
+
+
+def test_seconds_are_cut_on_the_runs_clock_once_the_origin_is_known() -> None:
+    m = RunMetrics()
+    m.origin_ns = T0 + 7_000_000  # the load started 7 ms after the workers' clocks say
+    m.add("a", rep(2, [1_000]))
+    m.add("a", rep(3, [1_000], last=True, length_s=0.4))
+    two, three = m.series[2], m.series[3]
+    assert (two.start_ns, two.end_ns) == (T0 + 7_000_000 + S, T0 + 7_000_000 + 2 * S)
+    # the last report keeps its own length: 0.4 s after the second's start
+    assert (three.start_ns, three.end_ns) == (two.end_ns, two.end_ns + 400_000_000)
+
+
+def test_a_second_sums_connections_queries_and_errors_of_every_worker() -> None:
+    m = RunMetrics()
+    a = rep(1, [1_000, 2_000], schedules=[sched(10, [1])])
+    a.kinds[0].errors.add(category="lock", count=3)
+    a.kinds[0].errors.add(category="syntax", count=1)
+    m.add("a", a)
+    m.add("b", rep(1, [3_000]))  # no schedule of its own
+    point = m.series[1]
+    assert point.active_connections == 4
+    assert point.count == 7 and point.phase_counts[MEAS] == 7
+    assert m.received_count() == 7
+    assert point.schedule is not None and point.schedule.target_rate == 10
+    m.settle()
+    summary = m.phase_summary(MEAS, 1.0)
+    assert summary is not None and summary.phase == MEAS
+    assert summary.overall.count == 7 and summary.overall.errors == 4
+
+
+def test_rolling_qps_takes_exactly_the_last_window_of_seconds() -> None:
+    m = RunMetrics()
+    for k, n in ((1, 10), (2, 20), (3, 30)):
+        m.add("a", rep(k, [1_000] * n))
+    assert m.complete_seconds() == 3
+    assert m.rolling_qps(2) == 25.0  # (30 + 20) / 2 s
+    assert m.rolling_qps(1) == 30.0
+    assert RunMetrics().rolling_qps(5) == 0.0
+    assert RunMetrics().complete_seconds() == 0
