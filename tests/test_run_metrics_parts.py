@@ -177,6 +177,7 @@ def test_a_second_sums_connections_queries_and_errors_of_every_worker() -> None:
     m.settle()
     summary = m.phase_summary(MEAS, 1.0)
     assert summary is not None and summary.phase == MEAS
+    assert summary.duration.ToNanoseconds() == S
     assert summary.overall.count == 7 and summary.overall.errors == 4
 
 
@@ -189,3 +190,27 @@ def test_rolling_qps_takes_exactly_the_last_window_of_seconds() -> None:
     assert m.rolling_qps(1) == 30.0
     assert RunMetrics().rolling_qps(5) == 0.0
     assert RunMetrics().complete_seconds() == 0
+
+
+def test_a_worker_expected_twice_blocks_once() -> None:
+    m = RunMetrics()
+    m.expect(["a"])
+    m.expect(["a"])
+    m.add("a", rep(1, [1_000]))
+    assert m.complete_seconds() == 1
+
+
+def test_a_worker_that_finished_or_was_lost_blocks_no_later_second() -> None:
+    m = RunMetrics()
+    m.add("a", rep(1, [1_000]))
+    m.add("b", rep(1, [1_000]))
+    m.add("a", rep(2, [1_000], last=True))
+    m.retire("a")  # lost after its last report: nothing more to release
+    m.add("b", rep(3, [1_000]))
+    assert m.complete_seconds() == 3
+
+
+def test_settling_nothing_is_no_error() -> None:
+    m = RunMetrics()
+    m.settle()
+    assert m.sealed_upto == 0 and m.phase_summary(MEAS, 1.0) is None
