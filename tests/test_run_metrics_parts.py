@@ -205,9 +205,11 @@ def test_a_worker_that_finished_or_was_lost_blocks_no_later_second() -> None:
     m.add("a", rep(1, [1_000]))
     m.add("b", rep(1, [1_000]))
     m.add("a", rep(2, [1_000], last=True))
-    m.retire("a")  # lost after its last report: nothing more to release
     m.add("b", rep(3, [1_000]))
-    assert m.complete_seconds() == 3
+    assert m.complete_seconds() == 3  # a's last report released it
+    m.retire("a")  # lost after its last report: nothing more to release
+    m.add("b", rep(4, [1_000]))
+    assert m.complete_seconds() == 4
 
 
 def test_settling_nothing_is_no_error() -> None:
