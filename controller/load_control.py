@@ -38,8 +38,7 @@ def split_connections(level: int, shares: Sequence[int]) -> list[int]:
             remaining -= take
             if out[i] < shares[i]:
                 nxt.append(i)
-        if len(nxt) == len(open_) and remaining:
-            continue
+        # a worker still open took all it was offered: if every one did, nothing remains
         open_ = nxt
     return out
 

@@ -171,8 +171,6 @@ class SeriesPoint:
         if not self.load_end_ns or self.load_end_ns >= self.end_ns or not self.start_ns:
             return length
         covered = min(length, (self.load_end_ns - self.start_ns) / 1e9)
-        if covered >= SECOND_S - CLOCK_SLACK_S:
-            return covered
         return covered if covered > CLOCK_SLACK_S else 0.0
 
     @property

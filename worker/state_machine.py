@@ -180,11 +180,10 @@ Handler = Callable[[Model, control_pb2.AttachResponse], Result]
 
 
 def command_of(msg: control_pb2.AttachResponse) -> Command | None:
-    which = msg.WhichOneof("command")
     try:
-        return Command(which) if which else None
+        return Command(msg.WhichOneof("command"))
     except ValueError:
-        return None  # welcome, pong: not sequenced commands
+        return None  # nothing set, welcome, pong: not sequenced commands
 
 
 def receive(model: Model, msg: control_pb2.AttachResponse) -> Result:
@@ -205,9 +204,7 @@ def receive(model: Model, msg: control_pb2.AttachResponse) -> Result:
         # everything before the snapshot is superseded by it
         pending = {s: m for s, m in model.pending.items() if s > msg.seq}
         model = replace(model, pending=pending)
-    effects: list[Effect] = []
-    model, out = _apply(model, msg, cmd)
-    effects += out
+    model, effects = _apply(model, msg, cmd)
     while model.last_seq + 1 in model.pending:
         pending = dict(model.pending)
         nxt = pending.pop(model.last_seq + 1)
@@ -226,13 +223,14 @@ def _apply(model: Model, msg: control_pb2.AttachResponse, cmd: Command) -> Resul
 
 
 def instant_of(msg: control_pb2.AttachResponse) -> int:
-    """The planned instant a command carries (controller clock ns), 0 if none."""
+    """The planned instant a command carries (controller clock ns), 0 if none (an unset
+    Timestamp reads 0)."""
     which = msg.WhichOneof("command")
-    if which == "start" and msg.start.plan.HasField("load_start_time"):
+    if which == "start":
         return int(msg.start.plan.load_start_time.ToNanoseconds())
-    if which == "set_phase" and msg.set_phase.HasField("phase_start_time"):
+    if which == "set_phase":
         return int(msg.set_phase.phase_start_time.ToNanoseconds())
-    if which == "set_load" and msg.set_load.HasField("apply_time"):
+    if which == "set_load":
         return int(msg.set_load.apply_time.ToNanoseconds())
     return 0
 
@@ -316,7 +314,7 @@ def _assign_while_busy(model: Model, msg: control_pb2.AttachResponse) -> Result:
             effects = [AbortPrepare(model.run_id)]
         else:
             effects = [Drain(model.run_id, "reassigned", 0.0)]
-        new, more = _assign_new(replace(model, state=IDLE), msg)
+        new, more = _assign_new(model, msg)
         return new, [*effects, *more]
     effects = []
     new = replace(model, start_requested=model.start_requested or a.started)
@@ -349,7 +347,7 @@ def _set_phase(model: Model, msg: control_pb2.AttachResponse) -> Result:
     sp = msg.set_phase
     if _other_run(model, sp.run_id):
         return model, [Ignored(f"set_phase for another run {sp.run_id}")]
-    at = sp.phase_start_time.ToNanoseconds() if sp.HasField("phase_start_time") else 0
+    at = sp.phase_start_time.ToNanoseconds()  # 0 when unset: on arrival
     effects: list[Effect] = [ApplyPhase(model.run_id, sp.phase, at)]
     return replace(model, phase=sp.phase), effects
 
@@ -374,7 +372,7 @@ def _set_load(model: Model, msg: control_pb2.AttachResponse) -> Result:
     sl = msg.set_load
     if _other_run(model, sl.run_id):
         return model, [Ignored(f"set_load for another run {sl.run_id}")]
-    at = sl.apply_time.ToNanoseconds() if sl.HasField("apply_time") else 0
+    at = sl.apply_time.ToNanoseconds()  # 0 when unset: on arrival
     return replace(model, connections=sl.connections or model.connections), [
         ApplyLoad(model.run_id, sl.connections, sl.rate, at)
     ]
