@@ -95,7 +95,12 @@ async def test_a_stop_that_races_the_planned_end_changes_nothing(
     assert run.plan is not None
     end = run.plan.measurement_end_time.ToNanoseconds()
     await wait_for(lambda: time.time_ns() >= end, 20, "the planned end")
-    controller.runs.stop(run.run_id)  # too late to cancel anything: no error either
+    try:
+        controller.runs.stop(run.run_id)  # too late to cancel anything: no error either
+    except lc.IllegalTransition:
+        # on a loaded host the run may already have ended (and left the active runs) by
+        # the time the stop is asked for: refused like any stop of an ended run
+        assert run.terminal
     assert run.task is not None
     await run.task
     assert run.state == lc.COMPLETED and run.reason == lc.Reason.DURATION_ELAPSED
