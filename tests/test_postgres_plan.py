@@ -30,7 +30,7 @@ driver = "postgres"
 dsn = "{dsn}"
 [load]
 workers = 4
-connections = 8  # 2 per worker: 16 hot threads on 2 cores let the scheduler, not the plan, set the spread
+connections = 8  # 2 per worker: with 4 each the scheduler set the spread on 2 cores
 warmup = "1s"
 duration = "2s"
 [[query]]
