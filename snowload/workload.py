@@ -115,7 +115,9 @@ class Target:
     dsn: str = ""
     """postgres: libpq connection string."""
     connection: str = ""
-    """snowflake: a connection name from connections.toml on each worker host."""
+    """snowflake: a connection name from connections.toml on each worker host, or "spcs"
+    (the service's own OAuth login inside Snowpark Container Services; also what an empty
+    name means there)."""
     options: Mapping[str, Any] = field(default_factory=dict)
     """Driver-specific options (e.g. sqlite busy_timeout_ms, journal_mode)."""
 

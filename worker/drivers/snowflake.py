@@ -23,6 +23,7 @@ import snowflake.connector
 from snowflake.connector import errors as sferrors
 
 from snowload.workload import Query, Target
+from worker.drivers import spcs
 from worker.drivers.base import Connection, Driver, DriverError, ErrorCategory, redact
 from worker.tags import Tag
 
@@ -89,6 +90,9 @@ def connect_kwargs(target: Target, timeout_s: float) -> dict[str, Any]:
         "paramstyle": "qmark",
         "autocommit": True,
     }
+    if target.connection in ("", spcs.CONNECTION_NAME):  # inside SPCS: the service's
+        del kwargs["connection_name"]  # own login, with the token as it is now
+        kwargs.update(spcs.connect_kwargs())
     kwargs.update(options)
     return kwargs
 
