@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_parser.add_check(sub)
     cli_parser.add_controller(sub)
     runs_cli.add_parser(sub)
+    cli_parser.add_deploy(sub)
     return parser
 
 
@@ -46,6 +47,10 @@ def main(argv: list[str] | None = None) -> int:
         return check_main(args)
     if args.command == "runs":
         return runs_cli.main(args)
+    if args.command == "deploy":
+        from controller.deploy_cli import deploy_main
+
+        return deploy_main(args)
     import asyncio
 
     from controller.daemon_cli import controller_main

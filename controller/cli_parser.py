@@ -240,3 +240,71 @@ def add_controller(sub: Subparsers) -> None:
         help="shut down (cleanly) when this process dies, e.g. the TUI that started it",
     )
     log_level_arg(ctl, "INFO")
+
+
+DEPLOY_EPILOG = """\
+exit codes:
+  0    rendered (or, with --execute, deployed and READY; the job's run passed)
+  2    bad arguments: an image without a tag, an invalid workload file, ...
+  3    --execute: Snowflake refused a statement, a service did not become READY, or the
+       job's run failed (its exit code is in the job's log)"""
+
+
+def add_deploy(sub: Subparsers) -> None:
+    deploy = sub.add_parser(
+        "deploy",
+        help="render (or run) a deployment: Kubernetes manifests, Snowpark Container Services",
+        description="Render what runs snowload on a platform: a controller, N workers and, "
+        "with --run, a headless run of a workload whose exit status is the run's.",
+    )
+    where = deploy.add_subparsers(dest="platform", required=True, metavar="PLATFORM")
+    k8s = where.add_parser(
+        "kubernetes",
+        help="manifests for 'kubectl apply -f -'",
+        description="Print the manifests of deploy/kubernetes/ with this image and number of "
+        "workers (and, with --run, a ConfigMap holding the workload and a Job that runs it) "
+        "for 'kubectl apply -f -'. Credentials come from Secrets (deploy/README.md).",
+        epilog=DEPLOY_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    k8s.add_argument(
+        "--image", required=True, help="image with a tag, e.g. reg.example/snowload:0.1.0"
+    )
+    k8s.add_argument("--workers", type=positive_int, required=True, help="worker pods")
+    k8s.add_argument("--run", metavar="WORKLOAD", help="also a Job that runs this workload")
+    k8s.add_argument("--namespace", default="snowload", help="namespace (default snowload)")
+    spcs = where.add_parser(
+        "spcs",
+        help="SQL for Snowpark Container Services (or run it: --execute)",
+        description="Print the SQL that creates the controller and worker services (and, "
+        "with --run, a job service that runs the workload), the grants it needs as "
+        "comments. --execute runs it through the connector and waits until the services "
+        "are READY; --down removes what it creates.",
+        epilog=DEPLOY_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    spcs.add_argument("--compute-pool", required=True, help="compute pool of the services")
+    spcs.add_argument(
+        "--image",
+        required=True,
+        help="image in the account's repository: /db/schema/repo/snowload:TAG",
+    )
+    spcs.add_argument("--workers", type=positive_int, required=True, help="worker instances")
+    spcs.add_argument("--warehouse", default="", help="query warehouse of the workers and the job")
+    spcs.add_argument(
+        "--run", metavar="WORKLOAD", help="also a job service that runs this workload"
+    )
+    spcs.add_argument("--down", action="store_true", help="remove what the deployment creates")
+    spcs.add_argument(
+        "--execute", action="store_true", help="run the statements (needs --connection)"
+    )
+    spcs.add_argument("--connection", help="connection name in connections.toml (--execute)")
+    spcs.add_argument(
+        "--wait", type=duration_arg, default=900.0, help="--execute: READY deadline (default 15m)"
+    )
+    spcs.add_argument(
+        "--poll",
+        type=duration_arg,
+        default=5.0,
+        help="--execute: status poll interval (default 5s)",
+    )

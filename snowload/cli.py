@@ -18,11 +18,12 @@ commands:
   worker             a worker process that attaches to a controller
   runs               list, show, compare and export stored runs
   tui                the terminal UI
+  deploy             Kubernetes manifests, Snowpark Container Services SQL (--execute)
 
 'snowload <command> --help' describes a command's options and exit codes.
 """
 
-CONTROLLER_COMMANDS = ("run", "check", "controller", "runs")
+CONTROLLER_COMMANDS = ("run", "check", "controller", "runs", "deploy")
 
 
 def main(argv: list[str] | None = None) -> int:
