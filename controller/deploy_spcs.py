@@ -99,7 +99,7 @@ class SpcsDeployment:
 
 def token_secret() -> dict[str, Any]:
     return {
-        "snowflakeSecret": {"objectName": TOKEN_SECRET.lower()},
+        "snowflakeSecret": {"objectName": TOKEN_SECRET},
         "secretKeyRef": "secret_string",
         "envVarName": "SNOWLOAD_TOKEN",
     }

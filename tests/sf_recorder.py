@@ -11,6 +11,7 @@ import http.client
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -27,9 +28,59 @@ class Recorded:
     body: dict[str, Any]
 
 
+Answer = Callable[[str, dict[str, Any]], dict[str, Any] | None]
+"""(path, JSON body) -> a JSON response to send instead of forwarding, or None."""
+
+
+def result(columns: list[str], rows: list[list[str]]) -> dict[str, Any]:
+    """A query response with text columns, as Snowflake sends a JSON result set (for
+    statements the upstream cannot answer, e.g. SHOW SERVICE CONTAINERS)."""
+    return {
+        "data": {
+            "parameters": [],
+            "rowtype": [
+                {
+                    "name": name,
+                    "database": "",
+                    "schema": "",
+                    "table": "",
+                    "type": "text",
+                    "byteLength": 16777216,
+                    "length": 16777216,
+                    "precision": None,
+                    "scale": None,
+                    "nullable": True,
+                    "collation": None,
+                }
+                for name in columns
+            ],
+            "rowset": rows,
+            "total": len(rows),
+            "returned": len(rows),
+            "queryId": "01b00000-0000-0000-0000-000000000001",
+            "queryResultFormat": "json",
+            "statementTypeId": 4096,
+        },
+        "code": None,
+        "message": None,
+        "success": True,
+    }
+
+
+def refusal(code: str, sqlstate: str, message: str) -> dict[str, Any]:
+    """A statement Snowflake refuses (e.g. 003001 / 42501: insufficient privileges)."""
+    return {
+        "data": {"errorCode": code, "sqlState": sqlstate, "queryId": "01b00000-0000-0000-0000-2"},
+        "code": code,
+        "message": message,
+        "success": False,
+    }
+
+
 class SnowflakeRecorder:
-    def __init__(self, upstream_port: int) -> None:
+    def __init__(self, upstream_port: int, answer: Answer | None = None) -> None:
         self.upstream_port = upstream_port
+        self.answer = answer
         self.requests: list[Recorded] = []
         self._lock = threading.Lock()
         recorder = self
@@ -46,6 +97,9 @@ class SnowflakeRecorder:
             def do_GET(self) -> None:
                 self._forward("GET")
 
+            def do_PUT(self) -> None:  # (file uploads of PUT statements)
+                self._forward("PUT")
+
             def _forward(self, method: str) -> None:
                 arrived = time.time_ns()
                 length = int(self.headers.get("Content-Length") or 0)
@@ -59,6 +113,15 @@ class SnowflakeRecorder:
                     body = {"_raw": text.decode("utf-8", "replace")}
                 with recorder._lock:
                     recorder.requests.append(Recorded(arrived, self.path, body))
+                answer = recorder.answer(self.path, body) if recorder.answer else None
+                if answer is not None:
+                    data = json.dumps(answer).encode()
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return
                 up = http.client.HTTPConnection("127.0.0.1", recorder.upstream_port, timeout=60)
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
                 up.request(method, self.path, body=raw or None, headers=headers)
