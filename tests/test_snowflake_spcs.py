@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from controller import lifecycle as lc
-from controller.server import Controller
+from controller.server import Controller, ControllerSettings
 from snowload.workload import Driver, Target
 from tests.cluster import WorkerProcs, attached, wait_for, worker_env, workload
 from tests.sf_recorder import Recorded, SnowflakeRecorder
@@ -26,8 +26,7 @@ from worker.drivers.snowflake import connect_kwargs
 WORKLOAD = """
 name = "spcs-oauth"
 [target]
-driver = "snowflake"
-connection = "spcs"
+driver = "snowflake"   # no connection: inside SPCS (token file + SNOWFLAKE_*), "spcs"
 [setup]
 sql = [
   "CREATE DATABASE IF NOT EXISTS SLDB",
@@ -47,6 +46,16 @@ name = "one"
 sql = "SELECT id FROM SLDB.PUBLIC.spcs_t WHERE id = ?"
 params = [{ int = [1, 1] }]
 """
+
+
+@pytest.fixture
+async def controller() -> AsyncIterator[Controller]:
+    """Nothing here is about worker loss: a generous loss timeout keeps a starved worker
+    on a busy 2-core host from failing the run as worker_lost."""
+    ctl = Controller(ControllerSettings(listen="127.0.0.1:0", loss_timeout_s=15.0))
+    await ctl.start()
+    yield ctl
+    await ctl.stop()
 
 
 @pytest.fixture
@@ -76,9 +85,11 @@ def logins(rec: SnowflakeRecorder) -> list[Recorded]:
 async def test_every_login_carries_the_token_of_its_moment(
     controller: Controller, recorder: SnowflakeRecorder, tmp_path: Path
 ) -> None:
-    """The token is rotated while the run opens its connections (one at a time, 0.7 s
-    apart): a login that reached the server before the rotation carries the old token,
-    one that carries the new token reached it after, and later connections do carry it.
+    """A workload that names no connection, on a host with the SPCS token file and
+    variables, logs in as the service. The token is rotated while the run opens its
+    connections (one at a time, 0.7 s apart): a login that reached the server before the
+    rotation carries the old token, one that carries the new token reached it after, and
+    later connections do carry it.
     Fails if the token is read once per process (or cached per driver), if another
     authenticator or a connections.toml entry is used, or if the SNOWFLAKE_* address,
     account, database and schema are not the ones the connector logs in with."""

@@ -59,7 +59,8 @@ THROTTLE_ERRNOS = frozenset({429, 621, 3001, 90064})
 
 
 def connect_kwargs(target: Target, timeout_s: float) -> dict[str, Any]:
-    """Pure translation of the workload's target into connector arguments."""
+    """Translation of the workload's target into connector arguments (pure, except that
+    for SPCS it reads the token file: every connection gets the current token)."""
     unknown = set(target.options) - ALLOWED_OPTIONS
     if unknown:
         raise DriverError(
