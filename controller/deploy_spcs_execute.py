@@ -4,6 +4,7 @@ what ``--down`` removes. Nothing here decides what to create (controller/deploy_
 
 from __future__ import annotations
 
+import shlex
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -81,12 +82,12 @@ def one_line(exc: BaseException) -> str:
 def removal_hint(d: SpcsDeployment, created: Sequence[str], connection: str) -> str:
     if not created:
         return "nothing was created."
+    command = ["snowload", "deploy", "spcs", "--down", "--execute", "--connection", connection]
+    command += ["--compute-pool", d.compute_pool, "--image", d.image, "--workers", str(d.workers)]
+    command += ["--run", str(d.workload)] if d.workload else []
     return (
-        f"created so far: {', '.join(created)}; "
-        f"'snowload deploy spcs --down --execute --connection {connection} "
-        f"--compute-pool {d.compute_pool} --image {d.image} --workers {d.workers}"
-        f"{' --run ' + str(d.workload) if d.workload else ''}' removes them "
-        f"(DROP SERVICE IF EXISTS {', '.join(d.services)})."
+        f"created so far: {', '.join(created)}; '{shlex.join(command)}' removes "
+        f"{'it' if len(created) == 1 else 'them'} (DROP SERVICE IF EXISTS {', '.join(d.services)})."
     )
 
 
