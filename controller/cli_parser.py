@@ -294,6 +294,11 @@ def add_deploy(sub: Subparsers) -> None:
     spcs.add_argument(
         "--run", metavar="WORKLOAD", help="also a job service that runs this workload"
     )
+    spcs.add_argument(
+        "--reuse",
+        action="store_true",
+        help="with --run: the services run already; only upload the workload and run the job",
+    )
     spcs.add_argument("--down", action="store_true", help="remove what the deployment creates")
     spcs.add_argument(
         "--execute", action="store_true", help="run the statements (needs --connection)"

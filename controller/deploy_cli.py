@@ -49,7 +49,10 @@ def deploy_main(args: argparse.Namespace) -> int:
     if args.execute and not args.connection:
         fail("--execute needs --connection NAME (a connection in connections.toml)")
         return ExitCode.BAD_INPUT
-    statements = deploy_spcs.down(d) if args.down else deploy_spcs.up(d)
+    if args.reuse and (args.down or workload is None):
+        fail("--reuse runs a workload on running services: it needs --run and not --down")
+        return ExitCode.BAD_INPUT
+    statements = deploy_spcs.down(d) if args.down else deploy_spcs.up(d, reuse=args.reuse)
     comments = [] if args.down else deploy_spcs.grants(d)
     if args.down:
         comments = [

@@ -195,8 +195,9 @@ def _with_spec(head: str, spec: dict[str, Any], tail: list[str]) -> str:
     return "\n".join([head, "FROM SPECIFICATION $$", spec_text(spec).rstrip("\n"), "$$", *tail])
 
 
-def up(d: SpcsDeployment) -> list[Statement]:
-    """Every statement of a deployment, in order."""
+def up(d: SpcsDeployment, *, reuse: bool = False) -> list[Statement]:
+    """Every statement of a deployment, in order; ``reuse``: the services run already,
+    only upload the workload and run the job."""
     pool = f"IN COMPUTE POOL {d.compute_pool}"
     warehouse = [f"QUERY_WAREHOUSE = {d.warehouse}"] if d.warehouse else []
     out = [
@@ -219,6 +220,8 @@ def up(d: SpcsDeployment) -> list[Statement]:
             WORKERS,
         ),
     ]
+    if reuse:
+        out = []
     if d.workload is not None:
         uri = d.workload.resolve().as_uri().replace("'", "\\'")
         out += [

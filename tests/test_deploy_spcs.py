@@ -374,3 +374,15 @@ def test_readiness_counts_instances_whose_every_container_is_ready() -> None:
     assert readiness(both).ready == 2
     failed = readiness(rows(("FAILED", "0", "FAILED", "image not found: snowload:0.1")))
     assert failed.failed == "container worker: image not found: snowload:0.1"
+
+
+def test_reuse_runs_a_workload_on_the_running_services(tmp_path: Path) -> None:
+    d = deployment(tmp_path)
+    base = ["--compute-pool", "SNOWLOAD_POOL", "--image", IMAGE, "--workers", "3"]
+    code, out, _ = cli(*base, "--run", str(d.workload), "--reuse")
+    assert code == 0
+    heads = [s.split("\n", 1)[0].split(" (", 1)[0] for s in printed_statements(out)]
+    assert [h.split()[0] for h in heads] == ["CREATE", "PUT", "SELECT", "DROP", "EXECUTE"]
+    assert not [h for h in heads if h.startswith("CREATE SERVICE")]
+    code, _, err = cli(*base, "--reuse")
+    assert code == 2 and "needs --run" in err
