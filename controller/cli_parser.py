@@ -12,6 +12,7 @@ import argparse
 import os
 import re
 import sys
+import textwrap
 from collections.abc import Sequence
 from typing import Any, NoReturn, TypeAlias
 
@@ -261,9 +262,12 @@ def add_deploy(sub: Subparsers) -> None:
     k8s = where.add_parser(
         "kubernetes",
         help="manifests for 'kubectl apply -f -'",
-        description="Print the manifests of deploy/kubernetes/ with this image and number of "
-        "workers (and, with --run, a ConfigMap holding the workload and a Job that runs it) "
-        "for 'kubectl apply -f -'. Credentials come from Secrets (deploy/README.md).",
+        description=textwrap.fill(
+            "Print the manifests of deploy/kubernetes/ with this image and number of "
+            "workers (and, with --run, a ConfigMap holding the workload and a Job that runs it) "
+            "for 'kubectl apply -f -'. Credentials come from Secrets (deploy/README.md).",
+            88,
+        ),
         epilog=DEPLOY_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -276,10 +280,13 @@ def add_deploy(sub: Subparsers) -> None:
     spcs = where.add_parser(
         "spcs",
         help="SQL for Snowpark Container Services (or run it: --execute)",
-        description="Print the SQL that creates the controller and worker services (and, "
-        "with --run, a job service that runs the workload), the grants it needs as "
-        "comments. --execute runs it through the connector and waits until the services "
-        "are READY; --down removes what it creates.",
+        description=textwrap.fill(
+            "Print the SQL that creates the controller and worker services (and, "
+            "with --run, a job service that runs the workload), the grants it needs as "
+            "comments. --execute runs it through the connector and waits until the services "
+            "are READY; --down removes what it creates.",
+            88,
+        ),
         epilog=DEPLOY_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
