@@ -44,10 +44,6 @@ def missing(env: Mapping[str, str]) -> list[str]:
     return lacking + [f"${name}" for name in REQUIRED_VARIABLES if not env.get(name)]
 
 
-def present(env: Mapping[str, str]) -> bool:
-    return not missing(env)
-
-
 def connect_kwargs(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Connector arguments for the service's own login: OAuth with the token as it is
     now, the host, port, account, database and schema Snowflake set in the container.
