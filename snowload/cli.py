@@ -16,8 +16,8 @@ commands:
                      every query on the target without running it)
   controller         the controller daemon (gRPC API, optional local workers)
   worker             a worker process that attaches to a controller
-  runs               list, show, compare and export stored runs
-  tui                the terminal UI
+  runs               list, show, compare, export and report stored runs
+  tui                the terminal UI (--serve: in web browsers)
 
 'snowload <command> --help' describes a command's options and exit codes.
 """

@@ -109,7 +109,7 @@ def test_the_spectrum_is_hdrhistograms_percentile_distribution() -> None:
 
 
 def test_every_section_is_filled_and_escaped(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from controller import runs_report
 
@@ -118,12 +118,8 @@ def test_every_section_is_filled_and_escaped(
     db = stored(tmp_path, made)
     out = tmp_path / "r.html"
     # the query log, as the store hands it over
-    original = runs_report.query_log
-    runs_report.query_log = lambda store, run_id: made.queries  # type: ignore[assignment]
-    try:
-        code, err = report(db, out, made.record.run.run_id, capsys=capsys)
-    finally:
-        runs_report.query_log = original
+    monkeypatch.setattr(runs_report, "query_log", lambda store, run_id: made.queries)
+    code, err = report(db, out, made.record.run.run_id, capsys=capsys)
     assert code == 0, err
     text = out.read_text(encoding="utf-8")
     assert_self_contained(text)

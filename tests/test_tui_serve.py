@@ -75,6 +75,9 @@ async def test_the_tui_is_served_to_a_browser_with_a_token(
             assert ws_url in page and "textual.js" in page
             async with browser.get(url + "static/js/textual.js") as response:
                 assert response.status == 200
+            # behind a TLS proxy the page's websocket is a secure one
+            async with browser.get(url, headers={"X-Forwarded-Proto": "https"}) as response:
+                assert ws_url.replace("ws://", "wss://") in await response.text()
             # a page of another site cannot drive it, even from a browser with the cookie
             async with browser.get(
                 ws_url.replace("ws://", "http://"), headers={"Origin": "http://evil.example"}

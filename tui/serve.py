@@ -71,9 +71,10 @@ class TuiServer(Server):
         """(textual-serve prints a banner here; this command prints its own line)"""
 
     async def handle_index(self, request: web.Request) -> web.StreamResponse:
-        # the page's websocket address follows the address the browser used (a server on
-        # 0.0.0.0 is reached by some other name)
-        self.public_url = f"{request.scheme}://{request.host}"
+        # the page's websocket address follows the address and scheme the browser used (a
+        # server on 0.0.0.0 is reached by some other name; a TLS proxy says https)
+        scheme = request.headers.get("X-Forwarded-Proto", request.scheme).split(",")[0].strip()
+        self.public_url = f"{'https' if scheme == 'https' else 'http'}://{request.host}"
         response: web.StreamResponse = await super().handle_index(request)
         return response
 
