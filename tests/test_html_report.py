@@ -180,9 +180,16 @@ def test_two_runs_are_overlaid_and_compared_with_the_first(
     # deltas: B against A, from each run's own measurement figures
     ma = next(p for p in a.record.run.summary.phases if p.phase == lc.MEASUREMENT)
     mb = next(p for p in b.record.run.summary.phases if p.phase == lc.MEASUREMENT)
-    row = next(r for r in dom.rows("deltas") if r[:2] == ["all", "p95_ms"])
+    header = dom.tables["deltas"][0]
+    row = next(r for r in dom.rows("deltas") if r[0] == "all")
+    cell = row[header.index("p95_ms")]
     want = (mb.overall.p95_ms - ma.overall.p95_ms) / ma.overall.p95_ms
-    assert row[5] == f"{want:+.1%}"
+    assert cell == f"{ma.overall.p95_ms:,.4g} → {mb.overall.p95_ms:,.4g} ({want:+.1%})"
+    assert [r[0] for r in dom.rows("deltas")] == ["all", "kind_0", "kind_1"]
+    # the open model's and find_max's figures
+    mode = {r[0]: r for r in dom.rows("mode-deltas")}
+    assert mode["find_max_best_level"][1:4] == ["24.000", "24.000", "0.000"]
+    assert mode["lag_p99_ms"][1] == f"{ma.lag.p99_ms:,.3f}"
     # and each run in full after the comparison, the second with no query log
     assert text.count("<details open>") == 2
     assert NO_QUERY_LOG in "".join(dom.text)

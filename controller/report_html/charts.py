@@ -60,9 +60,11 @@ def _metric_lines(
 
 
 def rate_chart(rr: ReportRun) -> str:
-    lines, markers = _metric_lines(
-        rr.series, [("qps", "queries/s", lambda p: p.overall.qps)], skip_empty=False
-    )
+    """Queries per second; in the open model, the target rate too."""
+    metrics: list[tuple[str, str, Getter]] = [("qps", "queries/s", lambda p: p.overall.qps)]
+    if has_open_model(rr):
+        metrics.append(("target_rate", "target queries/s", lambda p: p.target_rate))
+    lines, markers = _metric_lines(rr.series, metrics, skip_empty=False)
     return chart(
         "Throughput (queries per second)",
         SECONDS,
@@ -144,7 +146,6 @@ def open_model_charts(rr: ReportRun) -> str:
         [
             ("late", "late", lambda p: float(p.late)),
             ("dropped", "dropped", lambda p: float(p.dropped)),
-            ("target_rate", "target queries/s", lambda p: p.target_rate),
         ],
         skip_empty=False,
     )
@@ -152,7 +153,7 @@ def open_model_charts(rr: ReportRun) -> str:
     return chart(
         "Open model: schedule lag and service time", SECONDS, Axis("ms"), lag, lag_markers, band
     ) + chart(
-        "Open model: late and dropped queries, target rate per second",
+        "Open model: late and dropped queries per second",
         SECONDS,
         Axis("queries"),
         late,

@@ -33,6 +33,7 @@ th, td { border-bottom: 1px solid #e5e5e5; padding: 3px 8px; text-align: left;
   font-variant-numeric: tabular-nums; }
 table.slowest td:nth-child(8), table.failed td:last-child, table.error-samples td:last-child
   { font-family: ui-monospace, Menlo, Consolas, monospace; word-break: break-all; }
+table.slowest td:nth-child(4), table.failed td:nth-child(3) { white-space: nowrap; }
 svg.chart, svg.timeline { display: block; margin: 8px 0; max-width: 100%; height: auto; }
 svg text { font: 11px system-ui, sans-serif; fill: #333; }
 svg .title { font-weight: 600; font-size: 12px; }

@@ -305,21 +305,30 @@ def find_max(rr: ReportRun) -> str:
 
 
 def deltas(base: ReportRun, other: ReportRun) -> str:
-    """Per kind and figure: A (the first run), B, the difference and its ratio to A."""
-    from controller.runs_cli import compare
+    """Per kind, each figure of A (the first run) and B with B's change relative to A;
+    then the open model's and find_max's figures, if any, with their differences."""
+    from controller.runs_cli import METRICS, compare
 
-    rows = []
-    for kind, metrics in compare(base.run, other.run).items():
-        for metric, d in metrics.items():
-            rel = d["relative"]
-            rows.append(
-                (
-                    kind,
-                    metric,
-                    d["a"],
-                    d["b"],
-                    d["delta"],
-                    f"{rel:+.1%}" if rel is not None else "-",
-                )
-            )
-    return table(("kind", "figure", "A", "B", "B - A", "relative"), rows, "deltas")
+    result = compare(base.run, other.run)
+    mode = result.pop("mode", {})
+    rows = [[kind, *(_change(metrics[m]) for m in METRICS)] for kind, metrics in result.items()]
+    out = table(("kind", *METRICS), rows, "deltas")
+    if mode:
+        out += table(
+            ("figure", "A", "B", "B - A", "relative"),
+            (
+                (name, d["a"], d["b"], d["delta"], _relative(d["relative"]))
+                for name, d in mode.items()
+            ),
+            "mode-deltas",
+        )
+    return out
+
+
+def _relative(rel: float | None) -> str:
+    return f"{rel:+.1%}" if rel is not None else "-"
+
+
+def _change(d: dict[str, float | None]) -> str:
+    a, b = (f"{v:,.4g}" if v is not None else "-" for v in (d["a"], d["b"]))
+    return f"{a} → {b} ({_relative(d['relative'])})"
