@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import aiohttp
+import psutil
 
 from controller.server import Controller
 from snowload import exposure
@@ -41,6 +42,26 @@ def start_serving(*args: str, env: dict[str, str]) -> tuple[subprocess.Popen[str
             break
     proc.kill()
     raise AssertionError("snowload tui --serve did not say where it serves")
+
+
+async def open_tab(
+    browser: aiohttp.ClientSession, ws_url: str, controller: str
+) -> aiohttp.ClientWebSocketResponse:
+    """A tab's websocket, once its TUI shows the Runs screen (its header names the
+    controller; its footer the screen's bindings)."""
+    ws = await browser.ws_connect(ws_url + "?width=120&height=36")
+    seen = ""
+    deadline = time.monotonic() + 30
+    while not (controller in seen and "Open run" in seen):
+        left = deadline - time.monotonic()
+        assert left > 0, f"no Runs screen in 30 s: {seen[-500:]!r}"
+        message = await ws.receive(timeout=left)
+        if message.type not in (aiohttp.WSMsgType.BINARY, aiohttp.WSMsgType.TEXT):
+            raise AssertionError(f"the websocket ended: {message!r} {seen[-500:]!r}")
+        data = message.data
+        text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+        seen += ANSI.sub("", text)
+    return ws
 
 
 async def test_the_tui_is_served_to_a_browser_with_a_token(
@@ -84,26 +105,32 @@ async def test_the_tui_is_served_to_a_browser_with_a_token(
             ) as response:
                 assert response.status == 403
             # a tab: its own TUI process, attached to the controller, drawing the Runs screen
-            # (its header names the controller; its footer the screen's bindings)
-            async with browser.ws_connect(ws_url + "?width=120&height=36") as ws:
-                seen = ""
-                deadline = time.monotonic() + 30
-                while not (controller.address in seen and "Open run" in seen):
-                    left = deadline - time.monotonic()
-                    assert left > 0, f"no Runs screen in 30 s: {seen[-500:]!r}"
-                    message = await ws.receive(timeout=left)
-                    if message.type not in (aiohttp.WSMsgType.BINARY, aiohttp.WSMsgType.TEXT):
-                        raise AssertionError(f"the websocket ended: {message!r} {seen[-500:]!r}")
-                    data = message.data
-                    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
-                    seen += ANSI.sub("", text)
-        async with aiohttp.ClientSession() as bearer:
-            headers = {"Authorization": f"Bearer {TOKEN}"}
-            async with bearer.get(url, headers=headers) as response:
-                assert response.status == 200
-    finally:
-        proc.send_signal(signal.SIGTERM)
+            tab = await open_tab(browser, ws_url, controller.address)
+            async with aiohttp.ClientSession() as bearer:
+                headers = {"Authorization": f"Bearer {TOKEN}"}
+                async with bearer.get(url, headers=headers) as response:
+                    assert response.status == 200
+            # a second tab; the first one closed by its browser; SIGTERM at once: the open
+            # tab is closed, every tab's TUI stopped, exit 0 and nothing else said
+            other = await open_tab(browser, ws_url, controller.address)
+            tabs = psutil.Process(proc.pid).children(recursive=True)
+            assert len(tabs) >= 2, tabs
+            await tab.close()
+            proc.send_signal(signal.SIGTERM)
+            stopping = time.monotonic()
+            while not other.closed:
+                await other.receive(timeout=20)
         assert await asyncio.to_thread(proc.wait, 20) == 0
+        assert time.monotonic() - stopping < 15  # (tabs get QUIT_S = 5 s to quit)
+        assert proc.stderr is not None
+        rest = proc.stderr.read()
+        assert "Traceback" not in rest and "Exception" not in rest, rest
+        _, alive = psutil.wait_procs(tabs, timeout=5)
+        assert alive == [], alive
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
 
 
 def test_beyond_loopback_a_token_is_required_as_by_the_controller(tmp_path: Path) -> None:

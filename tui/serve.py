@@ -21,8 +21,9 @@ import sys
 from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
-from aiohttp import web
-from textual_serve.server import Server
+from aiohttp import WSCloseCode, web
+from textual_serve.app_service import AppService
+from textual_serve.server import Server, to_int
 
 from snowload import exposure
 from snowload.exit_codes import ExitCode
@@ -42,6 +43,7 @@ class TuiServer(Server):
     def __init__(self, command: str, host: str, port: int, token: str) -> None:
         super().__init__(command, host=host, port=port, title="snowload")
         self.token = token
+        self._tabs: set[web.WebSocketResponse] = set()
 
     async def _make_app(self) -> web.Application:
         app: web.Application = await super()._make_app()
@@ -70,6 +72,42 @@ class TuiServer(Server):
     async def on_startup(self, app: web.Application) -> None:
         """(textual-serve prints a banner here; this command prints its own line)"""
 
+    async def on_shutdown(self, app: web.Application) -> None:
+        """Close every tab's websocket: its handler then stops the tab's TUI."""
+        for ws in list(self._tabs):
+            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"the server is stopping")
+
+    async def handle_websocket(self, request: web.Request) -> web.WebSocketResponse:
+        """textual-serve's handler, and the tab's TUI process waited for (killed after
+        :data:`QUIT_S` s) so that none outlives the server."""
+        websocket = web.WebSocketResponse(heartbeat=15)
+        width = to_int(request.query.get("width", "80"), 80)
+        height = to_int(request.query.get("height", "24"), 24)
+        await websocket.prepare(request)
+        self._tabs.add(websocket)
+
+        async def close() -> None:
+            await websocket.close()
+
+        service = AppService(
+            self.command,
+            write_bytes=websocket.send_bytes,
+            write_str=websocket.send_str,
+            close=close,
+            download_manager=self.download_manager,
+            debug=self.debug,
+        )
+        try:
+            await service.start(width, height)
+            await self._process_messages(websocket, service)
+        except (asyncio.CancelledError, ConnectionError):
+            pass
+        finally:
+            self._tabs.discard(websocket)
+            await service.stop()
+            await _reap(service)
+        return websocket
+
     async def handle_index(self, request: web.Request) -> web.StreamResponse:
         # the page's websocket address follows the address and scheme the browser used (a
         # server on 0.0.0.0 is reached by some other name; a TLS proxy says https)
@@ -96,6 +134,20 @@ class TuiServer(Server):
             await stop.wait()
         finally:
             await runner.cleanup()
+
+
+QUIT_S = 5.0
+
+
+async def _reap(service: AppService) -> None:
+    process = service._process  # (textual-serve asks it to quit, but does not wait)
+    if process is None or process.returncode is not None:
+        return
+    try:
+        await asyncio.wait_for(process.wait(), QUIT_S)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
 
 
 def _bearer(request: web.Request) -> str | None:
