@@ -86,14 +86,14 @@ class ReportRun:
         return not lc.is_terminal(self.run.state)
 
     @property
-    def load_start_ns(self) -> int:
-        """Second 0 of the series begins here (the run's clock)."""
-        run = self.run
-        if run.plan.HasField("load_start_time"):
-            return int(run.plan.load_start_time.ToNanoseconds())
-        if run.HasField("start_time"):
-            return int(run.start_time.ToNanoseconds())
-        return int(run.create_time.ToNanoseconds())
+    def banner(self) -> str:
+        """What a report of a run still active says first; '' for a run that ended."""
+        if not self.active:
+            return ""
+        return (
+            f"this run was still {lc.state_name(self.run.state)} when the report was made: "
+            "it shows what existed then"
+        )
 
 
 def collect(
@@ -112,11 +112,6 @@ def collect(
         histograms = {}
         notes.append(f"no latency spectrum: {exc}")
     if not lc.is_terminal(run.state):
-        notes.insert(
-            0,
-            f"this run was still {lc.state_name(run.state)} when the report was made: "
-            "it shows what existed then",
-        )
         if not series:
             notes.append("the per-second series is stored when the run ends")
         if not histograms and not any(n.startswith("no latency spectrum") for n in notes):

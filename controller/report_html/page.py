@@ -98,7 +98,7 @@ def _section(title: str, content: str) -> str:
 
 
 def _run(rr: ReportRun, now_ns: int) -> str:
-    notes = rr.notes[1:] if rr.active else rr.notes
+    notes = rr.notes
     parts = [
         _section("Run", tables.header(rr)),
         (

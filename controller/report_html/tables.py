@@ -74,7 +74,7 @@ def header(rr: ReportRun) -> str:
         out.append(f"<dt>{escape(key)}</dt><dd{cls}>{escape(value)}</dd>")
     out.append("</dl>")
     if rr.active:
-        out.append(f'<p class="active-banner">{escape(rr.notes[0])}</p>')
+        out.append(f'<p class="active-banner">{escape(rr.banner)}</p>')
     if run.degraded or run.warnings:
         items = "".join(f"<li>{escape(w)}</li>" for w in run.warnings)
         out.append(f'<div class="warn"><b>degraded run</b><ul>{items}</ul></div>')
