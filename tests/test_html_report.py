@@ -236,3 +236,38 @@ def test_spectrum_percentiles_stop_where_the_count_does() -> None:
     assert ps[:2] == [0.0, pytest.approx(100 * (1 - 0.5 ** (1 / 5)))]
     assert all(1 / (1 - p / 100) <= 1000 for p in ps)
     assert hdr.spectrum(b"") == {} and spectrum.points(b"") == []
+
+
+def test_query_log_entries_are_read_in_any_shape() -> None:
+    from types import SimpleNamespace
+
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    from controller.report_html.model import query_entry
+
+    started = Timestamp()
+    started.FromNanoseconds(1_780_000_000_123_456_000)
+    as_object = SimpleNamespace(
+        kind="get",
+        phase=lc.MEASUREMENT,
+        worker="w-1",
+        connection=3,
+        started_at=started,
+        latency_ms=12.5,
+        params=(7, "x"),
+        server_id="01b2-abc",
+        error="",
+    )
+    as_dict = {
+        "kind": "get",
+        "phase": "MEASUREMENT",
+        "worker": "w-1",
+        "connection": 3,
+        "started_at": "2026-05-28T20:26:40.123456Z",
+        "latency_ms": 12.5,
+        "params": [7, "x"],
+        "server_id": "01b2-abc",
+        "error": None,
+    }
+    assert query_entry(as_object) == query_entry(as_dict)
+    assert query_entry(dict(as_dict, params=None)).params is None  # record_params = false
