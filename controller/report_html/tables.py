@@ -12,6 +12,11 @@ from controller import lifecycle as lc
 from controller.report_html.model import QueryEntry, ReportRun
 from snowload.v1 import common_pb2, run_pb2
 
+
+class Rate(float):
+    """A rate: two decimals in a table (latencies have three)."""
+
+
 Cell = str | int | float | None
 
 
@@ -34,6 +39,8 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Cell]], cls: str = "")
 def _fmt(cell: Cell) -> str:
     if cell is None:
         return "-"
+    if isinstance(cell, Rate):
+        return f"{cell:,.2f}"
     if isinstance(cell, float):
         return f"{cell:,.3f}"
     if isinstance(cell, int):
@@ -117,7 +124,7 @@ def per_kind(rr: ReportRun) -> str:
                     s.count,
                     s.errors,
                     rate,
-                    round(s.qps, 2),
+                    Rate(s.qps),
                     s.p50_ms,
                     s.p95_ms,
                     s.p99_ms,
@@ -256,8 +263,8 @@ def open_model(rr: ReportRun) -> str:
     rows = [
         (
             lc.state_name(ps.phase),
-            round(ps.target_rate, 2),
-            round(ps.achieved_rate, 2),
+            Rate(ps.target_rate),
+            Rate(ps.achieved_rate),
             ps.lag.p99_ms,
             ps.service.p99_ms,
             ps.late,
@@ -288,7 +295,7 @@ def find_max(rr: ReportRun) -> str:
             (
                 (
                     f"{s.level:g}",
-                    round(s.stats.qps, 2),
+                    Rate(s.stats.qps),
                     s.stats.p50_ms,
                     s.stats.p95_ms,
                     s.stats.p99_ms,
