@@ -11,16 +11,17 @@ from pathlib import Path
 from typing import Any
 
 from controller import lifecycle as lc
+from controller.cli_parser import Subparsers
 from controller.report_html import page
 from controller.report_html.model import ReportRun, collect
 from controller.runs_show import EXIT_NOT_FOUND, find
 from controller.store import RunStore
 from snowload.exit_codes import ExitCode
 
-MakeVerb = Callable[[Any, str, str], argparse.ArgumentParser]
+MakeVerb = Callable[[Subparsers, str, str], argparse.ArgumentParser]
 
 
-def add_verb(verbs: Any, make_verb: MakeVerb) -> None:
+def add_verb(verbs: Subparsers, make_verb: MakeVerb) -> None:
     rep = make_verb(
         verbs,
         "report",
