@@ -17,7 +17,7 @@ commands:
   controller         the controller daemon (gRPC API, optional local workers)
   worker             a worker process that attaches to a controller
   runs               list, show, compare, export and report stored runs
-  tui                the terminal UI (--serve: in web browsers)
+  tui                the terminal UI
 
 'snowload <command> --help' describes a command's options and exit codes.
 """
