@@ -133,7 +133,7 @@ def per_kind(rr: ReportRun) -> str:
                 )
             )
     if not rows:
-        return '<p class="empty">no phase summary yet</p>'
+        return '<p class="empty">no phase summary</p>'
     return table(KIND_HEADERS, rows, "kinds")
 
 
