@@ -13,6 +13,8 @@ from controller.local_workers import LocalWorkers
 from controller.server import Controller, ControllerSettings
 from controller.store import open_store
 from controller.store_sqlite import SchemaTooNew
+from snowload import exposure
+from snowload.channel import TOKEN_ENV
 from snowload.exit_codes import ExitCode
 
 
@@ -24,14 +26,11 @@ async def _watch_parent(pid: int, stop: asyncio.Event) -> None:
 
 def _check_exposure(args: argparse.Namespace) -> str:
     """Why this daemon configuration is refused, or '' if it is fine."""
-    host = args.listen.rsplit(":", 1)[0].strip("[]")
-    loopback = host in ("localhost", "") or host.startswith("127.") or host == "::1"
-    if not loopback and not args.token and not args.insecure:
-        return (
-            f"refusing to listen on {args.listen} without a token: anyone who reaches it "
-            "could start load against your databases. Set --token (or SNOWLOAD_TOKEN), "
-            "or pass --insecure if the network is trusted"
-        )
+    refused = exposure.refusal(
+        args.listen, token=args.token, insecure=args.insecure, flag="--token", env=TOKEN_ENV
+    )
+    if refused:
+        return refused
     if bool(args.tls_cert) != bool(args.tls_key):
         return "--tls-cert and --tls-key go together"
     if args.tls_client_ca and not args.tls_cert:

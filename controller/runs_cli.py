@@ -12,7 +12,7 @@ from typing import Any
 
 import grpc
 
-from controller import export, render
+from controller import export, render, runs_report
 from controller import lifecycle as lc
 from controller.cli_parser import Subparsers, add_client_options, positive_int
 from controller.report import stats_dict, summary_dict
@@ -30,7 +30,7 @@ EXIT_UNREACHABLE = 3
 def add_parser(sub: Subparsers) -> None:
     runs = sub.add_parser(
         "runs",
-        help="list, show, compare and export stored runs",
+        help="list, show, compare, export and report stored runs",
         description="Stored runs: from the results database (--db) or a controller "
         "daemon's API (--controller). These options go before or after the verb.",
     )
@@ -70,6 +70,7 @@ def add_parser(sub: Subparsers) -> None:
         "interval log); default json",
     )
     exp.add_argument("-o", "--output", help="file to write (default: stdout)")
+    runs_report.add_verb(verbs, _verb)
 
 
 def _verb(verbs: Subparsers, name: str, text: str) -> argparse.ArgumentParser:
@@ -124,6 +125,8 @@ def main(args: argparse.Namespace) -> int:
             return _compare(store, args)
         if args.verb == "enrich":
             return _enrich(store, args)
+        if args.verb == "report":
+            return runs_report.report(store, args)
         return _export(store, args)
     except RemoteUnsupported as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh machine: installs what the tests need (PostgreSQL,
-# Node.js and tmux, for the tests in real terminals, from Debian's packages when missing,
-# the buf linter from npm, the dev extra from PyPI), then runs pytest, which also runs
-# ruff, mypy, buf lint and the generated-code check. Extra arguments go to pytest.
+# Node.js and tmux, for the tests in real terminals, and Chromium, for the HTML report,
+# from Debian's packages when missing, the buf linter from npm, the dev extra from PyPI),
+# then runs pytest, which also runs ruff, mypy, buf lint and the generated-code check.
+# Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +25,7 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql postgre
 command -v npm >/dev/null || need+=(nodejs npm)
 command -v tmux >/dev/null || need+=(tmux)
 command -v ip >/dev/null || need+=(iproute2)  # tests/test_netns.py: network namespaces
+command -v chromium >/dev/null || need+=(chromium)  # tests/test_html_report_browser.py
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing ${need[*]}…"
   apt_install "${need[@]}"

@@ -16,7 +16,7 @@ commands:
                      every query on the target without running it)
   controller         the controller daemon (gRPC API, optional local workers)
   worker             a worker process that attaches to a controller
-  runs               list, show, compare and export stored runs
+  runs               list, show, compare, export and report stored runs
   tui                the terminal UI
   deploy             Kubernetes manifests, Snowpark Container Services SQL (--execute)
 

@@ -245,6 +245,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tls-ca", default=None, help="PEM CA of the controller's certificate")
     parser.add_argument("--tls-cert", default=None, help="PEM client certificate (mutual TLS)")
     parser.add_argument("--tls-key", default=None, help="PEM client key (mutual TLS)")
+    web = parser.add_argument_group("serving the TUI to web browsers (textual-serve)")
+    web.add_argument(
+        "--serve",
+        metavar="HOST:PORT",
+        help="serve the TUI to web browsers on this address instead (port 0: any free "
+        "port); beyond loopback it needs --serve-token",
+    )
+    web.add_argument(
+        "--serve-token",
+        default=None,
+        help="token a browser presents once, as ?token= (default: $SNOWLOAD_SERVE_TOKEN)",
+    )
+    web.add_argument(
+        "--insecure", action="store_true", help="allow --serve beyond loopback without a token"
+    )
     return parser
 
 
@@ -254,6 +269,10 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return 2 if exc.code else 0
+    if args.serve is not None:
+        from tui.serve import serve_main
+
+        return serve_main(args)
     local = None
     if args.controller is None:
         local = LocalController(max(0, args.local_workers), db=args.db, token=args.token)
