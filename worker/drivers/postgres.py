@@ -92,6 +92,11 @@ class PostgresConnection(Connection):
         self._prepared: dict[str, bytes] = {}
         self._encoding = conn.info.encoding
         self._in_check = False
+        self._backend_pid = str(conn.info.backend_pid)
+
+    def server_id(self, error: BaseException | None = None) -> str:
+        """The backend's pid (what the server's log and pg_stat_activity name)."""
+        return self._backend_pid
 
     def apply_tag(self, tag: Tag) -> None:
         """One round trip through libpq (a phase boundary waits for it: little Python)."""
