@@ -36,6 +36,11 @@ CSV_FIELDS = (
 point_row = series_row
 
 
+def queries_rows(store: RunStore, run_id: str) -> list[dict[str, object]]:
+    """The run's query log, entry by entry (the fields ``runs queries --json`` prints)."""
+    return [e.to_json() for e in store.query_entries(run_id)]
+
+
 def write_csv(points: list[common_pb2.SeriesPoint], out: TextIO) -> None:
     """One row per second; ``partial`` (true/false) marks the seconds the load did not
     cover in full (their ``qps`` is over ``duration_s``, the part it covered)."""

@@ -1,0 +1,71 @@
+"""A run's query log entries as a table (``runs queries``), and the slowest five that
+``runs show`` adds to a run."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from rich.console import Console
+
+from controller.fit import Grid, print_fitting
+from controller.query_log import QueryLogEntry
+from controller.store import RunStore
+
+SHOW_SLOWEST = 5
+"""``runs show`` lists this many of the run's slowest queries."""
+COLUMNS = ("ID", "phase", "kind", "ms", "started", "worker", "conn", "server id", "params", "error")
+PARAMS_WIDTH = 60
+"""Parameters longer than this are cut in the table (JSON has them in full)."""
+
+
+def grid(entries: Sequence[QueryLogEntry], title: str) -> Grid:
+    """The entries as a table; ``ID`` is what ``runs profile RUN ID`` takes."""
+    out = Grid(
+        title=title,
+        columns=[
+            "ID",
+            "phase",
+            "kind",
+            "ms",
+            "started",
+            "worker",
+            "conn",
+            "server id",
+            "params",
+            "error",
+        ],
+        left=frozenset({"phase", "kind", "started", "worker", "server id", "params", "error"}),
+        narrow_drop=frozenset({"worker", "conn", "started"}),
+    )
+    for e in entries:
+        params = json.dumps(e.params) if e.params is not None else "-"
+        if len(params) > PARAMS_WIDTH:
+            params = params[: PARAMS_WIDTH - 1] + "…"
+        out.add(
+            [
+                str(e.entry_id),
+                e.phase_name,
+                e.kind,
+                f"{e.latency_ms:.3f}",
+                e.started_at,
+                e.worker,
+                str(e.connection),
+                e.server_id or "-",
+                params,
+                e.error or "",
+            ]
+        )
+    return out
+
+
+def print_slowest(console: Console, store: RunStore, run_id: str) -> None:
+    """The run's five slowest queries (``runs show``)."""
+    entries = store.run_queries(run_id, slowest=SHOW_SLOWEST)
+    if entries:
+        title = f"slowest {len(entries)} queries (snowload runs queries {run_id} for all)"
+        print_fitting(console, grid(entries, title).layouts())
+
+
+def slowest_json(store: RunStore, run_id: str) -> list[dict[str, object]]:
+    return [e.to_json() for e in store.run_queries(run_id, slowest=SHOW_SLOWEST)]
