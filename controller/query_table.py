@@ -11,6 +11,7 @@ from rich.console import Console
 from controller.fit import Grid, print_fitting
 from controller.query_log import QueryLogEntry
 from controller.store import RunStore
+from controller.store_remote import RemoteUnsupported
 
 SHOW_SLOWEST = 5
 """``runs show`` lists this many of the run's slowest queries."""
@@ -59,13 +60,22 @@ def grid(entries: Sequence[QueryLogEntry], title: str) -> Grid:
     return out
 
 
+def _slowest(store: RunStore, run_id: str) -> list[QueryLogEntry]:
+    """The run's five slowest; none while a daemon's run is active (its log is stored
+    when it ends)."""
+    try:
+        return store.run_queries(run_id, slowest=SHOW_SLOWEST)
+    except RemoteUnsupported:
+        return []
+
+
 def print_slowest(console: Console, store: RunStore, run_id: str) -> None:
     """The run's five slowest queries (``runs show``)."""
-    entries = store.run_queries(run_id, slowest=SHOW_SLOWEST)
+    entries = _slowest(store, run_id)
     if entries:
         title = f"slowest {len(entries)} queries (snowload runs queries {run_id} for all)"
         print_fitting(console, grid(entries, title).layouts())
 
 
 def slowest_json(store: RunStore, run_id: str) -> list[dict[str, object]]:
-    return [e.to_json() for e in store.run_queries(run_id, slowest=SHOW_SLOWEST)]
+    return [e.to_json() for e in _slowest(store, run_id)]

@@ -129,19 +129,23 @@ class RemoteRunStore(RunStore):
         out: list[QueryLogEntry] = []
         token = str(offset) if offset else ""
         while len(out) < limit:
-            page = self._stub.GetRunQueries(
-                run_pb2.GetRunQueriesRequest(
-                    run_id=run_id,
-                    kind=kind or "",
-                    phase=phase or 0,  # type: ignore[arg-type]
-                    slowest=slowest or 0,
-                    errors=errors,
-                    page_size=min(MAX_PAGE, limit - len(out)),
-                    page_token=token,
-                ),
-                metadata=self._metadata,
-                timeout=self._timeout_s,
+            request = run_pb2.GetRunQueriesRequest(
+                run_id=run_id,
+                kind=kind or "",
+                phase=phase or 0,  # type: ignore[arg-type]
+                slowest=slowest or 0,
+                errors=errors,
+                page_size=min(MAX_PAGE, limit - len(out)),
+                page_token=token,
             )
+            try:
+                page = self._stub.GetRunQueries(
+                    request, metadata=self._metadata, timeout=self._timeout_s
+                )
+            except grpc.RpcError as exc:
+                if exc.code() == grpc.StatusCode.FAILED_PRECONDITION:
+                    raise RemoteUnsupported(str(exc.details())) from exc
+                raise
             out.extend(QueryLogEntry.from_proto(e) for e in page.entries)
             token = page.next_page_token
             if not token:

@@ -7,12 +7,13 @@ freedom, so a uniform sampler fails it once in a thousand seeds, and this seed i
 
 from __future__ import annotations
 
+import json
 import random
 
 from controller.query_log import merge
 from snowload.query_sampling import Reservoir, merge_samples
 from snowload.v1 import common_pb2, control_pb2
-from worker.query_log import LogShape, ThreadLog, gather
+from worker.query_log import MAX_PARAM_CHARS, LogShape, ThreadLog, gather, params_json
 
 CHI2_9_999 = 27.88
 MEAS = common_pb2.STATE_MEASUREMENT
@@ -150,3 +151,11 @@ def test_the_controller_keeps_the_runs_slowest_first_failures_and_one_sample() -
     sampled = [e for e in out if e.sampled]
     assert len(sampled) == 3  # all the workers sampled, fewer than the size
     assert next(e for e in out if e.latency_ms == 50).sampled  # slowest and sampled at once
+
+
+def test_long_text_parameters_are_cut_and_the_rest_kept_as_json() -> None:
+    text = params_json((7, 2.5, None, True, "x" * 5000, "é", b"ab"))
+    values = json.loads(text)
+    assert values[:4] == [7, 2.5, None, True]
+    assert values[4] == "x" * MAX_PARAM_CHARS + "…" and values[5] == "é"
+    assert values[6] == "b'ab'"  # what JSON has no type for, as text

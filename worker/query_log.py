@@ -27,6 +27,11 @@ NO_FLOOR = -1
 """A floor below every latency: the heap is not full yet."""
 NEVER_SLOW = 1 << 62
 """A floor above every latency: no slowest queries are kept."""
+MAX_PARAM_CHARS = 1000
+"""A text parameter longer than this is cut (with "…") in the log."""
+PARAMS_BUDGET = 4 << 20
+"""The worker's whole log carries at most this many characters of parameters (beyond:
+entries without them), so that it stays well within one message."""
 
 
 @dataclass(slots=True)
@@ -201,8 +206,13 @@ def gather(
     for entry in merge_samples(parts, shape.sample_size, rng):
         _keep(kept, entry)
     out = control_pb2.QueryLog(sample_seen=sum(seen for seen, _ in parts))
+    budget = PARAMS_BUDGET
     for seq, entry in enumerate(sorted(kept.values(), key=lambda e: e.issued), start=1):
-        out.entries.append(to_proto(entry, seq, shape, to_run_clock))
+        proto = to_proto(entry, seq, shape, to_run_clock)
+        budget -= len(proto.params_json)
+        if budget < 0:
+            proto.params_json = ""
+        out.entries.append(proto)
     return out
 
 
@@ -245,5 +255,10 @@ def to_proto(
 
 
 def params_json(params: Sequence[Any]) -> str:
-    """Bound values in order as a JSON array (values JSON has no type for, as text)."""
-    return json.dumps(list(params), default=str, separators=(",", ":"))
+    """Bound values in order as a JSON array (values JSON has no type for, as text; text
+    longer than MAX_PARAM_CHARS cut)."""
+    values = [
+        v[:MAX_PARAM_CHARS] + "…" if isinstance(v, str) and len(v) > MAX_PARAM_CHARS else v
+        for v in params
+    ]
+    return json.dumps(values, default=str, separators=(",", ":"), ensure_ascii=False)
