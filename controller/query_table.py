@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from rich.console import Console
 
+from controller import lifecycle as lc
 from controller.fit import Grid, print_fitting
 from controller.query_log import QueryLogEntry
 from controller.store import RunStore
@@ -61,10 +62,12 @@ def grid(entries: Sequence[QueryLogEntry], title: str) -> Grid:
 
 
 def _slowest(store: RunStore, run_id: str) -> list[QueryLogEntry]:
-    """The run's five slowest; none while a daemon's run is active (its log is stored
-    when it ends)."""
+    """The run's five slowest of MEASUREMENT (what its headline numbers count; of any
+    phase if it has none); none while a daemon's run is active (its log is stored when
+    it ends)."""
     try:
-        return store.run_queries(run_id, slowest=SHOW_SLOWEST)
+        measured = store.run_queries(run_id, phase=lc.MEASUREMENT, slowest=SHOW_SLOWEST)
+        return measured or store.run_queries(run_id, slowest=SHOW_SLOWEST)
     except RemoteUnsupported:
         return []
 
@@ -73,7 +76,11 @@ def print_slowest(console: Console, store: RunStore, run_id: str) -> None:
     """The run's five slowest queries (``runs show``)."""
     entries = _slowest(store, run_id)
     if entries:
-        title = f"slowest {len(entries)} queries (snowload runs queries {run_id} for all)"
+        phase = "MEASUREMENT" if all(e.phase == lc.MEASUREMENT for e in entries) else "all phases"
+        title = (
+            f"slowest {len(entries)} queries of {phase} "
+            f"(snowload runs queries {run_id} for the whole log)"
+        )
         print_fitting(console, grid(entries, title).layouts())
 
 
