@@ -24,7 +24,7 @@ from tests.pg import PgCluster
 pytestmark = pytest.mark.slow
 
 DB = "query_log_pg"
-SLEEPS = {40: 0.06, 90: 0.09, 140: 0.12, 190: 0.15, 240: 0.18}
+SLEEPS = {40: 0.02, 90: 0.05, 140: 0.15, 190: 0.25, 240: 0.35}
 """Parameter -> seconds pg_sleep: every other statement sleeps 0 s."""
 CASES = " ".join(f"WHEN {v} THEN {s}" for v, s in SLEEPS.items())
 WORKLOAD = f"""
@@ -38,7 +38,7 @@ connections = 2
 warmup = "0s"
 duration = "2s"
 enrich = false
-slow_queries = 3
+slow_queries = 5
 query_sample = 50
 [[query]]
 name = "sleepy"
@@ -107,14 +107,19 @@ async def test_the_slowest_entries_are_the_servers_slowest(
     server = sorted(executed(pg, short), key=lambda e: -e.duration_ms)
     store = controller.runs.store
     slowest = store.run_queries(run.run_id, phase=lc.MEASUREMENT, slowest=10)
-    assert len(slowest) == 3  # [load] slow_queries
-    # the server's three slowest, in order, are the log's three slowest
-    assert [(e.params, e.server_id) for e in slowest] == [
-        ([s.param], str(s.pid)) for s in server[:3]
-    ]
+    assert len(slowest) == 5  # [load] slow_queries
+    # the server's three slowest (100 ms apart) are among them, in the server's order: a
+    # client stall on a loaded host may add a fast query, it cannot drop a slow one
     assert [s.param for s in server[:3]] == [240, 190, 140]
-    for entry, stmt in zip(slowest, server, strict=False):
+    logged = [(e.params, e.server_id) for e in slowest]
+    ranks = [logged.index(([s.param], str(s.pid))) for s in server[:3]]
+    assert ranks == sorted(ranks), (logged, server[:3])
+    by_statement = {(s.param, s.pid): s for s in server}
+    for entry in slowest:
         assert entry.kind == "sleepy" and entry.error is None and entry.worker == "pg-log"
+        assert entry.params is not None
+        # every entry is a statement the server ran, on the backend the entry names
+        stmt = by_statement[(entry.params[0], int(entry.server_id))]
         # the client waited at least as long as the server executed
         assert entry.latency_ms >= stmt.duration_ms
         # issued on the run's clock: the server ended it about latency later

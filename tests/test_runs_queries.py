@@ -38,8 +38,8 @@ sql = ["DROP TABLE IF EXISTS t", "CREATE TABLE t (k INTEGER PRIMARY KEY)",
 [load]
 workers = 1
 connections = 2
-warmup = "1s"
-duration = "2s"
+warmup = "0.5s"
+duration = "1s"
 think_time = "1ms"
 on_query_failure = "continue"
 slow_queries = 4
