@@ -14,6 +14,7 @@ enrichment (worker/enrichment.py).
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -88,23 +89,38 @@ def explain_postgres(
     raw = conn.raw
     pg = raw.pgconn
     try:
-        raw.execute("BEGIN READ WRITE" if allow_writes else "BEGIN READ ONLY")
+        _begin(raw, allow_writes)
         try:
             statement = "EXPLAIN (ANALYZE, BUFFERS) " + to_numbered(sql)
-            result = pg.exec_params(
-                statement.encode(raw.info.encoding), [encode_param(v) for v in params]
-            )
+            try:
+                result = pg.exec_params(
+                    statement.encode(raw.info.encoding), [encode_param(v) for v in params]
+                )
+            except Exception as exc:  # (psycopg.Error: the connection broke)
+                raise ProfileFailed(_first_line(exc)) from exc
             error = result.error_message.decode(errors="replace").strip()
             if error:
                 raise ProfileFailed(error.splitlines()[0])
             rows = [result.get_value(i, 0) for i in range(result.ntuples)]
             lines = [r.decode() if r is not None else "" for r in rows]
         finally:
-            raw.execute("ROLLBACK")
+            _rollback(raw)
     finally:
         conn.close()
     mode = "read-write, rolled back" if allow_writes else "read-only, rolled back"
     return Profile(title=f"EXPLAIN (ANALYZE, BUFFERS), {mode}", lines=lines)
+
+
+def _begin(raw: Any, allow_writes: bool) -> None:
+    try:
+        raw.execute("BEGIN READ WRITE" if allow_writes else "BEGIN READ ONLY")
+    except Exception as exc:  # (psycopg.Error: the connection broke)
+        raise ProfileFailed(_first_line(exc)) from exc
+
+
+def _rollback(raw: Any) -> None:
+    with contextlib.suppress(Exception):  # a broken connection rolls back by itself
+        raw.execute("ROLLBACK")
 
 
 HISTORY_SOURCE = "TABLE(INFORMATION_SCHEMA.QUERY_HISTORY(RESULT_LIMIT => 10000))"
