@@ -11,6 +11,7 @@ from hdrh.histogram import HdrHistogram
 from hdrh.log import HistogramLogWriter
 
 from controller.store import RunStore
+from controller.store_remote import RemoteUnsupported
 from snowload import hdr
 from snowload.report import series_row
 from snowload.v1 import common_pb2, run_pb2
@@ -34,6 +35,15 @@ CSV_FIELDS = (
 
 
 point_row = series_row
+
+
+def queries_rows(store: RunStore, run_id: str) -> list[dict[str, object]]:
+    """The run's query log, entry by entry (the fields ``runs queries --json`` prints);
+    empty while a daemon's run is active (its log is stored when it ends)."""
+    try:
+        return [e.to_json() for e in store.query_entries(run_id)]
+    except RemoteUnsupported:
+        return []
 
 
 def write_csv(points: list[common_pb2.SeriesPoint], out: TextIO) -> None:

@@ -5,6 +5,7 @@ controller/orchestrator.py)."""
 from __future__ import annotations
 
 from controller import lifecycle as lc
+from controller import query_log
 from controller.registry import WorkerRecord
 from controller.runs import ActiveRun, Outcome
 from controller.store import IntervalHistogram, RunRecord
@@ -54,11 +55,14 @@ def run_record(run: ActiveRun) -> RunRecord:
         if encoded:
             start = point.end_ns - int((point.duration_s or 1.0) * 1e9)
             intervals.append(IntervalHistogram(second, point.phase, start, point.end_ns, encoded))
+    load = run.workload.load
+    logs = {w: f.query_log for w, f in run.finished.items() if f.HasField("query_log")}
     return RunRecord(
         run=run.to_proto(),
         series=run.metrics.series_protos(),
         histograms=histograms,
         intervals=intervals,
+        queries=query_log.merge(logs, load.slow_queries, load.query_sample),
     )
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import grpc
 
-from controller import export, render, runs_report
+from controller import export, render, runs_profile, runs_queries, runs_report
 from controller import lifecycle as lc
 from controller.cli_parser import Subparsers, add_client_options, positive_int
 from controller.report import stats_dict, summary_dict
@@ -71,6 +71,8 @@ def add_parser(sub: Subparsers) -> None:
     )
     exp.add_argument("-o", "--output", help="file to write (default: stdout)")
     runs_report.add_verb(verbs, _verb)
+    runs_queries.add_verb(verbs, _verb)
+    runs_profile.add_verb(verbs, _verb)
 
 
 def _verb(verbs: Subparsers, name: str, text: str) -> argparse.ArgumentParser:
@@ -127,6 +129,10 @@ def main(args: argparse.Namespace) -> int:
             return _enrich(store, args)
         if args.verb == "report":
             return runs_report.report(store, args)
+        if args.verb == "queries":
+            return runs_queries.main(store, args)
+        if args.verb == "profile":
+            return runs_profile.main(store, args)
         return _export(store, args)
     except RemoteUnsupported as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -281,6 +287,7 @@ def _export(store: RunStore, args: argparse.Namespace) -> int:
     if args.format == "json":
         out = summary_dict(run)
         out["series"] = [export.point_row(p) for p in store.series(run.run_id)]
+        out["queries"] = export.queries_rows(store, run.run_id)
         json.dump(out, buf, indent=2)
         buf.write("\n")
     elif args.format == "csv":

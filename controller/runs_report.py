@@ -16,6 +16,7 @@ from controller.report_html import page
 from controller.report_html.model import ReportRun, collect
 from controller.runs_show import EXIT_NOT_FOUND, find
 from controller.store import RunStore
+from controller.store_remote import RemoteUnsupported
 from snowload.exit_codes import ExitCode
 
 MakeVerb = Callable[[Subparsers, str, str], argparse.ArgumentParser]
@@ -35,9 +36,13 @@ def add_verb(verbs: Subparsers, make_verb: MakeVerb) -> None:
 def query_log(store: RunStore, run_id: str) -> list[Mapping[str, Any] | object]:
     """The run's query log: entries with kind, phase, worker, connection, started_at,
     latency_ms, params, server_id and error (any shape ``model.query_entry`` reads).
-    None yet: the report says no query log was recorded."""
-    del store, run_id
-    return []
+    The entries kept as the slowest of their phase and kind; none when the run recorded
+    no query log (the report says so), or a controller cannot serve it yet."""
+    try:
+        entries = store.query_entries(run_id)
+    except RemoteUnsupported:
+        return []
+    return [e for e in entries if e.slowest]
 
 
 def report(store: RunStore, args: argparse.Namespace) -> int:

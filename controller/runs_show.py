@@ -9,6 +9,8 @@ import sys
 
 from controller import lifecycle as lc
 from controller import render
+from controller.fit import stdout_console
+from controller.query_table import print_slowest, slowest_json
 from controller.report import summary_dict
 from controller.store import RunStore
 from snowload import hdr
@@ -58,9 +60,11 @@ def show(store: RunStore, args: argparse.Namespace) -> int:
         ]
         if args.percentiles:
             out["percentiles"] = spectrum(store.histograms(run.run_id))
+        out["slowest_queries"] = slowest_json(store, run.run_id)
         print(json.dumps(out, indent=2))
         return 0
     render.print_run(run, spectrum(store.histograms(run.run_id)) if args.percentiles else None)
+    print_slowest(stdout_console(), store, run.run_id)
     return 0
 
 

@@ -12,6 +12,7 @@ import grpc
 
 from controller import lifecycle as lc
 from controller.orchestrator import RunManager, RunNotFound
+from controller.query_service import get_run_queries
 from controller.registry import WorkerRecord, WorkerRegistry
 from controller.runs import seconds
 from snowload import __version__
@@ -297,3 +298,11 @@ class RunServicer(run_pb2_grpc.RunServiceServicer):
         return run_pb2.ListWorkersResponse(
             workers=[rec.info(now) for rec in self.registry.workers.values()]
         )
+
+    async def GetRunQueries(
+        self,
+        request: run_pb2.GetRunQueriesRequest,
+        context: grpc.aio.ServicerContext[object, object],
+    ) -> run_pb2.GetRunQueriesResponse:
+        active = request.run_id in self.runs.active
+        return await get_run_queries(self.runs.store, active, request, context)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from controller import lifecycle as lc
+from controller.query_log import QueryLogEntry, select
 from snowload.targets import data_dir
 from snowload.v1 import common_pb2, run_pb2
 
@@ -33,6 +34,8 @@ class RunRecord:
     histograms: dict[tuple[int, str], bytes] = field(default_factory=dict)
     """Encoded histogram per (phase, kind); kind '' is all kinds merged."""
     intervals: list[IntervalHistogram] = field(default_factory=list)
+    queries: list[common_pb2.QueryEntry] = field(default_factory=list)
+    """The run's query log (controller/query_log.py), numbered 1.. in issue order."""
 
 
 class RunStore(ABC):
@@ -60,6 +63,27 @@ class RunStore(ABC):
 
     @abstractmethod
     def intervals(self, run_id: str) -> list[IntervalHistogram]: ...
+
+    @abstractmethod
+    def query_entries(self, run_id: str) -> list[QueryLogEntry]:
+        """The run's whole query log, in issue order (empty for an unknown run)."""
+
+    def run_queries(
+        self,
+        run_id: str,
+        kind: str | None = None,
+        phase: int | None = None,
+        slowest: int | None = None,
+        errors: bool = False,
+        limit: int = 1000,
+        offset: int = 0,
+    ) -> list[QueryLogEntry]:
+        """A page of the run's query log: of one kind and/or phase, only failures, or the
+        N slowest (slowest first; otherwise in issue order)."""
+        chosen = select(
+            self.query_entries(run_id), kind=kind, phase=phase, slowest=slowest, errors=errors
+        )
+        return chosen[offset : offset + limit]
 
     def find(self, prefix: str) -> run_pb2.Run | None:
         """A run by id or unique id prefix."""
@@ -133,6 +157,10 @@ class MemoryRunStore(RunStore):
     def intervals(self, run_id: str) -> list[IntervalHistogram]:
         rec = self._records.get(run_id)
         return list(rec.intervals) if rec else []
+
+    def query_entries(self, run_id: str) -> list[QueryLogEntry]:
+        rec = self._records.get(run_id)
+        return [QueryLogEntry.from_proto(e) for e in rec.queries] if rec else []
 
 
 def _copy(run: run_pb2.Run) -> run_pb2.Run:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import grpc
 
+from controller.query_log import QueryLogEntry
 from controller.store import IntervalHistogram, RunRecord, RunStore
 from snowload.channel import ChannelConfig
 from snowload.v1 import common_pb2, run_pb2, run_pb2_grpc
@@ -110,6 +111,46 @@ class RemoteRunStore(RunStore):
                 raise RemoteUnsupported(str(exc.details())) from exc
             raise
         return response
+
+    def query_entries(self, run_id: str) -> list[QueryLogEntry]:
+        return self.run_queries(run_id, limit=1 << 31)
+
+    def run_queries(
+        self,
+        run_id: str,
+        kind: str | None = None,
+        phase: int | None = None,
+        slowest: int | None = None,
+        errors: bool = False,
+        limit: int = 1000,
+        offset: int = 0,
+    ) -> list[QueryLogEntry]:
+        """Filtered by the controller (GetRunQueries), a page at a time."""
+        out: list[QueryLogEntry] = []
+        token = str(offset) if offset else ""
+        while len(out) < limit:
+            request = run_pb2.GetRunQueriesRequest(
+                run_id=run_id,
+                kind=kind or "",
+                phase=phase or 0,  # type: ignore[arg-type]
+                slowest=slowest or 0,
+                errors=errors,
+                page_size=min(MAX_PAGE, limit - len(out)),
+                page_token=token,
+            )
+            try:
+                page = self._stub.GetRunQueries(
+                    request, metadata=self._metadata, timeout=self._timeout_s
+                )
+            except grpc.RpcError as exc:
+                if exc.code() == grpc.StatusCode.FAILED_PRECONDITION:
+                    raise RemoteUnsupported(str(exc.details())) from exc
+                raise
+            out.extend(QueryLogEntry.from_proto(e) for e in page.entries)
+            token = page.next_page_token
+            if not token:
+                break
+        return out[:limit]
 
     def close(self) -> None:
         self._channel.close()

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from google.protobuf.duration_pb2 import Duration
 
+from controller.query_log import QueryLogEntry
 from controller.store import IntervalHistogram, RunRecord, RunStore
 from snowload.v1 import common_pb2, run_pb2
 
@@ -116,6 +117,20 @@ MIGRATIONS: list[str] = [
     DROP TABLE error_samples;
     ALTER TABLE error_samples_v4 RENAME TO error_samples
     """,
+    # version 5: the query log (slowest queries, first failures, a uniform sample)
+    """
+    CREATE TABLE query_log (
+        run_id TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+        entry_id INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        phase INTEGER NOT NULL,
+        latency_ms REAL NOT NULL,
+        failed INTEGER NOT NULL,
+        slowest INTEGER NOT NULL,
+        entry BLOB NOT NULL,
+        PRIMARY KEY (run_id, entry_id)
+    )
+    """,
 ]
 EXTRA_FIELDS = (
     "degraded",
@@ -206,6 +221,23 @@ class SqliteRunStore(RunStore):
             db.executemany(
                 "INSERT INTO histograms VALUES (?, ?, ?, ?)",
                 [(run_id, ph, kind, enc) for (ph, kind), enc in record.histograms.items()],
+            )
+            db.execute("DELETE FROM query_log WHERE run_id = ?", (run_id,))
+            db.executemany(
+                "INSERT INTO query_log VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        run_id,
+                        e.entry_id,
+                        e.kind,
+                        e.phase,
+                        e.latency_ms,
+                        int(bool(e.error)),
+                        int(e.slowest),
+                        e.SerializeToString(),
+                    )
+                    for e in record.queries
+                ],
             )
             db.execute("DELETE FROM interval_histograms WHERE run_id = ?", (run_id,))
             db.executemany(
@@ -352,6 +384,16 @@ class SqliteRunStore(RunStore):
                 (run_id,),
             )
         ]
+
+    def query_entries(self, run_id: str) -> list[QueryLogEntry]:
+        out = []
+        for (blob,) in self._rows(
+            "SELECT entry FROM query_log WHERE run_id = ? ORDER BY entry_id", (run_id,)
+        ):
+            entry = common_pb2.QueryEntry()
+            entry.ParseFromString(blob)  # type: ignore[arg-type]
+            out.append(QueryLogEntry.from_proto(entry))
+        return out
 
     def close(self) -> None:
         with self._lock:

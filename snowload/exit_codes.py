@@ -32,10 +32,11 @@ _DOCS = {
     ExitCode.OK: "the run completed and its SLOs passed (or it has none); check: no problem",
     ExitCode.ERROR: "an unexpected error (a bug)",
     ExitCode.BAD_INPUT: "bad arguments or workload file, or a query the target rejects "
-    "(check --connect): nothing ran",
+    "(check --connect): nothing ran; runs: an unknown run or query log entry; runs profile: "
+    "a statement that may write without --allow-writes, or one the server refused",
     ExitCode.RUN_FAILED: "the run FAILED (see its reason: query_failed, auth_failed, "
     "config_error, target_unreachable, setup_failed, worker_lost, ...) or was CANCELLED "
-    "by a first Ctrl-C; check --connect: the target could not be reached",
+    "by a first Ctrl-C; check --connect, runs profile: the target could not be reached",
     ExitCode.SLO_FAILED: "the run completed but an SLO failed",
     ExitCode.INTERRUPTED: "a second Ctrl-C: stopped waiting for the run to wind down",
     ExitCode.PIPE_CLOSED: "stdout was closed early (e.g. '| head'): output stopped quietly",

@@ -103,6 +103,10 @@ MAX_QUERIES = 256
 MAX_CONNECTIONS = 100_000
 MAX_WORKERS = 10_000
 MAX_DURATION_S = 7 * 24 * 3600.0
+MAX_SLOW_QUERIES = 1000
+"""[load] slow_queries: at most this many per phase and query kind."""
+MAX_QUERY_SAMPLE = 100_000
+"""[load] query_sample: at most this many per run."""
 
 
 @dataclass(frozen=True)
@@ -196,6 +200,12 @@ class Load:
     """Open mode: drop a query whose start is later than this behind schedule."""
     stages: tuple[Stage, ...] = ()
     find_max: FindMax | None = None
+    slow_queries: int = 20
+    """The query log keeps this many slowest queries per phase and query kind."""
+    query_sample: int = 1000
+    """... and a uniform sample of this many queries per run."""
+    record_params: bool = True
+    """... with their bound parameters (false: the log holds no parameter values)."""
 
     @property
     def stepped_by_rate(self) -> bool:
@@ -301,6 +311,12 @@ def _load_extras(load: Load) -> dict[str, Any]:
             | ({"rate": s.rate} if s.rate is not None else {})
             for s in load.stages
         ]
+    if load.slow_queries != 20:
+        out["slow_queries"] = load.slow_queries
+    if load.query_sample != 1000:
+        out["query_sample"] = load.query_sample
+    if not load.record_params:
+        out["record_params"] = False
     if load.find_max is not None:
         f = load.find_max
         out["find_max"] = {

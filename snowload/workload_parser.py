@@ -19,7 +19,9 @@ from snowload.workload import (
     MAX_CONNECTIONS,
     MAX_DURATION_S,
     MAX_QUERIES,
+    MAX_QUERY_SAMPLE,
     MAX_RATE,
+    MAX_SLOW_QUERIES,
     MAX_WORKERS,
     NAME_RE,
     PG_SECRET_KEYS,
@@ -272,6 +274,9 @@ class Parser:
             "max_lag",
             "stage",
             "find_max",
+            "slow_queries",
+            "query_sample",
+            "record_params",
         )
         self.only_keys(data, allowed, "load")
         mode = self.enum(data, "mode", "load.mode", Mode, Mode.CLOSED)
@@ -344,6 +349,13 @@ class Parser:
             max_lag_s=self.duration(data, "max_lag", "load.max_lag", 0.0) or None,
             stages=stages,
             find_max=find_max,
+            slow_queries=self.integer(
+                data, "slow_queries", "load.slow_queries", 20, 0, MAX_SLOW_QUERIES
+            ),
+            query_sample=self.integer(
+                data, "query_sample", "load.query_sample", 1000, 0, MAX_QUERY_SAMPLE
+            ),
+            record_params=self.boolean(data, "record_params", "load.record_params", True),
         )
 
     def stages(self, raw: Any, mode: Mode, connections: int) -> tuple[Stage, ...]:

@@ -194,9 +194,15 @@ def test_readme_grpcurl_examples_run_as_written(daemon: Daemon, tmp_path: Path) 
     assert last["run"]["summary"]["phases"], report
     # final only on the last WatchRun message
     assert all(not messages[i][0].get("final") for i, _ in watch[:-1]), report
-    # ListWorkers comes after the watch: the daemon's two local workers
+    # GetRunQueries after the watch: the run's three slowest, slowest first
+    slowest = messages[-2][0]["entries"]
+    assert len(slowest) == 3 and all(e["slowest"] for e in slowest), report
+    latencies = [e["latency_ms"] for e in slowest]
+    assert latencies == sorted(latencies, reverse=True), report
+    assert all(e["params_json"].startswith("[") for e in slowest), report
+    # ListWorkers comes last: the daemon's two local workers
     workers = messages[-1][0]
-    assert last_index == len(messages) - 2, report
+    assert last_index == len(messages) - 3, report
     assert len(workers["workers"]) == 2, report
     assert all(w["connected"] for w in workers["workers"]), report
 

@@ -161,6 +161,10 @@ async def test_open_mode_holds_the_rate_and_shows_a_stall(
     assert meas.lag.p99_ms >= 500 and meas.late > 100  # and the lag is reported
     series = [p for p in run.metrics.series_protos() if p.phase == lc.MEASUREMENT]
     assert max(p.lag_p99_ms for p in series) >= 500
+    # the query log's slowest are the stalled queries, timed from their intended start
+    slowest = controller.runs.store.run_queries(run.run_id, phase=lc.MEASUREMENT, slowest=20)
+    assert len(slowest) == 20 and all(e.latency_ms >= 500 for e in slowest)
+    assert slowest[0].latency_ms == pytest.approx(meas.overall.max_ms, rel=0.01)
 
 
 FIND_MAX_PG = """

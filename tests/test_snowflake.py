@@ -97,6 +97,7 @@ def test_connect_execute_bind_and_classify(snowflake_home: Path) -> None:
         )
         assert compiled[1] == {"QUERY_TAG": "sl/01234567/w1/M/get"}
         conn.execute(compiled, (2,))
+        assert conn.server_id() == conn._cursor.sfqid != ""  # type: ignore[attr-defined]
         assert conn.query("SELECT v FROM SLDB.PUBLIC.kv WHERE k = ?", (2,)) == [("b",)]
         # a hostile value is bound, not interpolated
         hostile = "a' OR '1'='1"
@@ -202,6 +203,10 @@ async def test_a_whole_run_through_real_workers(
         assert any(p.HasField("warehouse") for p in run.metrics.series_protos())
         seconds = (run.end_ns - run.metrics.warehouse_samples[0].sample_time.ToNanoseconds()) / 1e9
         assert proto.credits == pytest.approx(seconds / 3600, rel=0.05)  # 1 credit/h, 1 cluster
+        # the query log names each query by the query id the server gave it
+        logged = controller.runs.store.query_entries(run.run_id)
+        ids = [e.server_id for e in logged]
+        assert logged and all(ids) and len(set(ids)) == len(ids)
 
         failed = await run_to_end(controller, workload(WORKLOAD.format(connection="unreachable")))
         assert failed.state == lc.FAILED

@@ -122,6 +122,45 @@ class StoreSuite:
         assert hdr.decode(hists[(lc.MEASUREMENT, "get")]).get_total_count() == 4
         assert store.intervals("r1") == [IntervalHistogram(1, lc.MEASUREMENT, 10, 20, encoded)]
 
+    def test_run_queries_filters_orders_and_pages(self, store: RunStore) -> None:
+        entries = []
+        rows = [  # kind, phase, ms, error, slowest
+            ("get", lc.WARMUP, 9.0, "", True),
+            ("get", lc.MEASUREMENT, 3.0, "", True),
+            ("put", lc.MEASUREMENT, 7.0, "", True),
+            ("put", lc.MEASUREMENT, 1.0, "lock timeout", False),
+            ("get", lc.MEASUREMENT, 5.0, "", True),
+            ("get", lc.MEASUREMENT, 8.0, "", False),  # sampled only
+        ]
+        for n, (kind, phase, ms, error, slowest) in enumerate(rows, start=1):
+            e = common_pb2.QueryEntry(
+                entry_id=n,
+                kind=kind,
+                phase=phase,
+                latency_ms=ms,
+                error=error,
+                slowest=slowest,
+                sampled=not slowest,
+                params_json=f"[{n}]",
+                server_id=str(n),
+            )
+            e.start_time.FromSeconds(1000 + n)
+            entries.append(e)
+        store.save(RunRecord(run=make_run("r1", 1000), queries=entries))
+        ids = [e.entry_id for e in store.run_queries("r1")]
+        assert ids == [1, 2, 3, 4, 5, 6]
+        assert [e.entry_id for e in store.run_queries("r1", limit=2, offset=3)] == [4, 5]
+        assert [e.entry_id for e in store.run_queries("r1", kind="put")] == [3, 4]
+        assert [e.entry_id for e in store.run_queries("r1", phase=lc.WARMUP)] == [1]
+        assert [e.entry_id for e in store.run_queries("r1", errors=True)] == [4]
+        # the N slowest of the slowest kept, slowest first (a sampled-only 8 ms is not one)
+        slow = store.run_queries("r1", slowest=2, phase=lc.MEASUREMENT)
+        assert [(e.entry_id, e.latency_ms) for e in slow] == [(3, 7.0), (5, 5.0)]
+        got = store.run_queries("r1", errors=True)[0]
+        assert (got.params, got.server_id, got.error, got.kind) == ([4], "4", "lock timeout", "put")
+        assert got.started_at == "1970-01-01T00:16:44Z" and got.phase == lc.MEASUREMENT
+        assert store.run_queries("nope") == []
+
     def test_find_by_unique_prefix(self, store: RunStore) -> None:
         store.put(make_run("abcd1234", 1000))
         store.put(make_run("abce9999", 1001))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from snowload.workload import Overrides, WorkloadError, parse_toml
+from snowload.workload import Overrides, WorkloadError, parse_json, parse_toml
 from tests.test_workload import VALID, edit
 
 
@@ -80,3 +80,47 @@ def test_one_suggestion_for_a_misspelt_field() -> None:
     with pytest.raises(WorkloadError) as info:
         parse_toml(edit("workers = 2", "worker = 2"))
     assert "unknown field (did you mean 'workers'?); allowed:" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("slow_queries = -1", "load.slow_queries: must be between 0 and 1000, got -1"),
+        ("slow_queries = 1001", "load.slow_queries: must be between 0 and 1000, got 1001"),
+        ("slow_queries = 2.5", "load.slow_queries: must be an integer, got a number"),
+        ("slow_queries = true", "load.slow_queries: must be an integer, got a boolean"),
+        ("query_sample = -1", "load.query_sample: must be between 0 and 100000, got -1"),
+        ("query_sample = 100001", "load.query_sample: must be between 0 and 100000, got 100001"),
+        ("query_sample = '5'", "load.query_sample: must be an integer, got a string"),
+        ("record_params = 0", "load.record_params: must be true or false, got an integer"),
+        ("record_params = 'no'", "load.record_params: must be true or false, got a string"),
+    ],
+)
+def test_query_log_fields_name_file_line_and_field(line: str, message: str) -> None:
+    text = edit("workers = 2", f"workers = 2\n{line}")
+    with pytest.raises(WorkloadError) as info:
+        parse_toml(text, source="load.toml")
+    workers_line = 1 + VALID.splitlines().index("workers = 2")
+    assert str(info.value) == f"load.toml:{workers_line + 1}: {message}"
+
+
+@pytest.mark.parametrize(
+    ("lines", "expected"),
+    [
+        ("", (20, 1000, True)),
+        ("slow_queries = 0\nquery_sample = 0\nrecord_params = false", (0, 0, False)),
+        ("slow_queries = 1000\nquery_sample = 100000\nrecord_params = true", (1000, 100000, True)),
+        ("slow_queries = 1\nquery_sample = 1", (1, 1, True)),
+    ],
+)
+def test_query_log_fields_at_their_bounds_round_trip(
+    lines: str, expected: tuple[int, int, bool]
+) -> None:
+    workload = parse_toml(edit("workers = 2", f"workers = 2\n{lines}"))
+    load = workload.load
+    assert (load.slow_queries, load.query_sample, load.record_params) == expected
+    assert parse_json(workload.to_json()) == workload
+    written = workload.to_dict()["load"]
+    assert ("slow_queries" in written) == (expected[0] != 20)
+    assert ("query_sample" in written) == (expected[1] != 1000)
+    assert ("record_params" in written) == (not expected[2])

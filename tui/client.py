@@ -205,6 +205,21 @@ class RunClient:
         )
         return list(resp.points)
 
+    async def get_queries(self, run_id: str, limit: int = 5000) -> list[common_pb2.QueryEntry]:
+        """The run's query log, following pages up to ``limit`` entries."""
+        out: list[common_pb2.QueryEntry] = []
+        token = ""
+        while len(out) < limit:
+            resp: run_pb2.GetRunQueriesResponse = await self._unary(
+                "GetRunQueries",
+                run_pb2.GetRunQueriesRequest(run_id=run_id, page_size=1000, page_token=token),
+            )
+            out.extend(resp.entries)
+            token = resp.next_page_token
+            if not token:
+                break
+        return out[:limit]
+
     async def list_runs(self, limit: int = 500) -> list[run_pb2.Run]:
         """Runs, newest first, following pages up to ``limit``."""
         out: list[run_pb2.Run] = []

@@ -19,6 +19,7 @@ from worker.boundaries import AFTER_END, BEFORE_LOAD, NEVER, Boundaries
 from worker.collection import LAT_SHIFT, PHASE_SHIFT
 from worker.drivers import Connection, DriverError
 from worker.generators import Maker, compile_query, weighted_picker
+from worker.query_log import ThreadLog
 from worker.schedule import DROPPED, MAX_WAIT_NS, Schedule
 from worker.tags import Tag
 
@@ -47,6 +48,16 @@ class ConnectionWorker(threading.Thread):
         self.errors: list[tuple[int, str, str, int]] = []
         """(phase << 8 | kind, category, message, issue time)"""
         self._compiled: dict[int, list[Any]] = {}
+        load = executor.plan.workload.load
+        seed = executor.plan.seed
+        self.qlog = ThreadLog(
+            index,
+            len(executor.plan.workload.queries),
+            load.slow_queries,
+            load.query_sample,
+            random.Random(None if seed is None else seed * 104729 + index),
+        )
+        """The thread's query log (worker/query_log.py)."""
         self.conn: Connection | None = None
         self.connect_error: DriverError | None = None
         self.active = False
@@ -68,6 +79,7 @@ class ConnectionWorker(threading.Thread):
             ex.connected_one(self)
         if self.conn is None:
             return
+        self.qlog.server_id = self.conn.server_id
         try:
             ex.control.go.wait()
             if not ex.control.stopping:
@@ -126,8 +138,6 @@ class ConnectionWorker(threading.Thread):
         perf = time.perf_counter_ns
         append = self.samples.append
         issued = self.issued.append
-        classify = ex.driver.classify
-        describe = ex.driver.describe_error
         execute = conn.execute
         index = self.index
         phase = -1
@@ -138,6 +148,9 @@ class ConnectionWorker(threading.Thread):
         one_kind = len(queries) == 1
         no_params = [not q.params for q in queries]
         empty: tuple[Any, ...] = ()
+        qlog = self.qlog
+        floors: list[int] = []
+        left = qlog.reservoir.first_gap()
         k = 0
         while True:
             if not one_kind:
@@ -169,16 +182,46 @@ class ConnectionWorker(threading.Thread):
                     phase = now_phase
                     compiled = self._tags(conn, phase)
                     key_base = phase << PHASE_SHIFT
+                    floors = qlog.floors(phase)
                     t0 = perf()
             try:
                 execute(compiled[k], params)
             except Exception as exc:
-                self.errors.append((key_base | k, str(classify(exc)), describe(exc), t0))
+                left = self._failed(exc, phase, k, t0, params, left)
             else:
                 issued(t0)
-                append(((perf() - t0 + 500) // 1000) << LAT_SHIFT | key_base | k)
+                lat = (perf() - t0 + 500) // 1000
+                append(lat << LAT_SHIFT | key_base | k)
+                if lat > floors[k]:  # one of the slowest so far
+                    qlog.slow(phase, k, lat, t0, params)
+                left -= 1
+                if not left:  # the uniform sample's next pick
+                    left = qlog.sample(phase, k, lat, t0, params)
             if think:
                 sleep(think)
+        qlog.reservoir.finish(left)
+
+    def _failed(
+        self,
+        exc: Exception,
+        phase: int,
+        k: int,
+        issued_at: int,
+        params: Any,
+        left: int,
+    ) -> int:
+        """A failed query: counted, logged among the first failures, and offered to the
+        uniform sample when its turn came; returns the sample's gap left to count."""
+        driver = self.ex.driver
+        category = str(driver.classify(exc))
+        text = driver.describe_error(exc)
+        self.errors.append(((phase << PHASE_SHIFT) | k, category, text, issued_at))
+        latency = (time.perf_counter_ns() - issued_at + 500) // 1000
+        self.qlog.fail(phase, k, latency, issued_at, params, exc, text, category)
+        left -= 1
+        if not left:
+            left = self.qlog.sample(phase, k, latency, issued_at, params, exc, text, category)
+        return left
 
     def open_loop(self, conn: Connection, schedule: Schedule) -> None:  # noqa: PLR0915
         """Open model: each free connection takes the next intended start time; a query
@@ -200,8 +243,6 @@ class ConnectionWorker(threading.Thread):
         issued = self.issued.append
         service = self.service.append
         lags = self.lags.append
-        classify = ex.driver.classify
-        describe = ex.driver.describe_error
         execute = conn.execute
         next_slot = schedule.next
         index = self.index
@@ -213,6 +254,9 @@ class ConnectionWorker(threading.Thread):
         next_edge = 0
         end = NEVER
         bounds: Boundaries | None = None
+        qlog = self.qlog
+        floors: list[int] = []
+        left = qlog.reservoir.first_gap()
         while not control.stopping:
             if index >= control.target_connections:
                 self.active = False
@@ -241,6 +285,7 @@ class ConnectionWorker(threading.Thread):
                     phase = slot_phase
                     compiled = self._tags(conn, phase)
                     key_base = phase << PHASE_SHIFT
+                    floors = qlog.floors(phase)
             wait = intended - perf()
             while wait > 0 and not control.stopping and generation == schedule.generation:
                 sleep(min(wait, MAX_WAIT_NS) / 1e9)
@@ -263,12 +308,19 @@ class ConnectionWorker(threading.Thread):
             try:
                 execute(compiled[k], params)
             except Exception as exc:
-                self.errors.append((key_base | k, str(classify(exc)), describe(exc), intended))
+                left = self._failed(exc, phase, k, intended, params, left)
             else:
                 end_ns = perf()
                 issued(intended)
-                append(((end_ns - intended + 500) // 1000) << LAT_SHIFT | key_base | k)
+                lat = (end_ns - intended + 500) // 1000
+                append(lat << LAT_SHIFT | key_base | k)
                 service(((end_ns - started + 500) // 1000) << LAT_SHIFT | key_base | k)
+                if lat > floors[k]:  # one of the slowest so far
+                    qlog.slow(phase, k, lat, intended, params)
+                left -= 1
+                if not left:  # the uniform sample's next pick
+                    left = qlog.sample(phase, k, lat, intended, params)
+        qlog.reservoir.finish(left)
 
     def cancel(self) -> None:
         if self.conn is not None:

@@ -7,12 +7,13 @@ query besides the next boundary. Intervals are gathered by worker/collection.py.
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from snowload.v1 import common_pb2
+from snowload.v1 import common_pb2, control_pb2
 from snowload.workload import Workload
 from worker.boundaries import NEVER, Boundaries
 from worker.collection import (
@@ -26,6 +27,7 @@ from worker.collection import (
 from worker.connection import ConnectionWorker
 from worker.drivers import Driver
 from worker.generators import Sequences
+from worker.query_log import LogShape, gather
 from worker.schedule import Schedule
 
 __all__ = [
@@ -225,3 +227,18 @@ class Executor:
             self.threads, self.schedule is not None, ended=self.ended, cut=cut
         )
         return cells
+
+    def query_log(self, to_run_clock: Callable[[int], int]) -> control_pb2.QueryLog:
+        """The worker's query log (worker/query_log.py), from the threads that stopped;
+        ``to_run_clock`` maps perf ns onto the run's clock."""
+        workload = self.plan.workload
+        load = workload.load
+        shape = LogShape(
+            tuple(q.name for q in workload.queries),
+            load.slow_queries,
+            load.query_sample,
+            load.record_params,
+        )
+        logs = [t.qlog for t in self.threads if not t.is_alive()]
+        seed = None if self.plan.seed is None else self.plan.seed * 31 + self.plan.worker_index
+        return gather(logs, shape, to_run_clock, ended=self.ended, rng=random.Random(seed))

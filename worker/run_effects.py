@@ -272,6 +272,11 @@ class RunEffects(LoadEffects):
             if ctx.enrichment is not None:
                 finished.enrichment.CopyFrom(ctx.enrichment)
             queries = ctx.executor.plan.workload.queries if ctx.executor else ()
+            if ctx.executor is not None:
+                offset = ctx.mapped_offset
+                finished.query_log.CopyFrom(
+                    ctx.executor.query_log(lambda perf: wclock.perf_to_wall(perf) + offset)
+                )
             for (phase, kind), (count, errors) in sorted(ctx.totals.items()):
                 finished.totals.append(
                     control_pb2.KindInterval(

@@ -293,3 +293,33 @@ class PhasePlan(_message.Message):
     measurement_end_time: _timestamp_pb2.Timestamp
     decide_time: _timestamp_pb2.Timestamp
     def __init__(self, load_start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., measurement_start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., measurement_end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., decide_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class QueryEntry(_message.Message):
+    __slots__ = ("entry_id", "kind", "phase", "worker", "connection", "start_time", "latency_ms", "params_json", "server_id", "error", "error_category", "slowest", "sampled")
+    ENTRY_ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    PHASE_FIELD_NUMBER: _ClassVar[int]
+    WORKER_FIELD_NUMBER: _ClassVar[int]
+    CONNECTION_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_JSON_FIELD_NUMBER: _ClassVar[int]
+    SERVER_ID_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    ERROR_CATEGORY_FIELD_NUMBER: _ClassVar[int]
+    SLOWEST_FIELD_NUMBER: _ClassVar[int]
+    SAMPLED_FIELD_NUMBER: _ClassVar[int]
+    entry_id: int
+    kind: str
+    phase: State
+    worker: str
+    connection: int
+    start_time: _timestamp_pb2.Timestamp
+    latency_ms: float
+    params_json: str
+    server_id: str
+    error: str
+    error_category: str
+    slowest: bool
+    sampled: bool
+    def __init__(self, entry_id: _Optional[int] = ..., kind: _Optional[str] = ..., phase: _Optional[_Union[State, str]] = ..., worker: _Optional[str] = ..., connection: _Optional[int] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., latency_ms: _Optional[float] = ..., params_json: _Optional[str] = ..., server_id: _Optional[str] = ..., error: _Optional[str] = ..., error_category: _Optional[str] = ..., slowest: _Optional[bool] = ..., sampled: _Optional[bool] = ...) -> None: ...

@@ -221,16 +221,26 @@ class PhaseSchedule(_message.Message):
     def __init__(self, phase: _Optional[_Union[_common_pb2.State, str]] = ..., lag_histogram: _Optional[bytes] = ..., late: _Optional[int] = ..., dropped: _Optional[int] = ..., target_rate: _Optional[float] = ...) -> None: ...
 
 class Finished(_message.Message):
-    __slots__ = ("run_id", "intervals", "totals", "enrichment")
+    __slots__ = ("run_id", "intervals", "totals", "enrichment", "query_log")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     INTERVALS_FIELD_NUMBER: _ClassVar[int]
     TOTALS_FIELD_NUMBER: _ClassVar[int]
     ENRICHMENT_FIELD_NUMBER: _ClassVar[int]
+    QUERY_LOG_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     intervals: int
     totals: _containers.RepeatedCompositeFieldContainer[KindInterval]
     enrichment: _common_pb2.Enrichment
-    def __init__(self, run_id: _Optional[str] = ..., intervals: _Optional[int] = ..., totals: _Optional[_Iterable[_Union[KindInterval, _Mapping]]] = ..., enrichment: _Optional[_Union[_common_pb2.Enrichment, _Mapping]] = ...) -> None: ...
+    query_log: QueryLog
+    def __init__(self, run_id: _Optional[str] = ..., intervals: _Optional[int] = ..., totals: _Optional[_Iterable[_Union[KindInterval, _Mapping]]] = ..., enrichment: _Optional[_Union[_common_pb2.Enrichment, _Mapping]] = ..., query_log: _Optional[_Union[QueryLog, _Mapping]] = ...) -> None: ...
+
+class QueryLog(_message.Message):
+    __slots__ = ("entries", "sample_seen")
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_SEEN_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[_common_pb2.QueryEntry]
+    sample_seen: int
+    def __init__(self, entries: _Optional[_Iterable[_Union[_common_pb2.QueryEntry, _Mapping]]] = ..., sample_seen: _Optional[int] = ...) -> None: ...
 
 class Failure(_message.Message):
     __slots__ = ("run_id", "reason", "message")

@@ -369,3 +369,29 @@ class ListWorkersResponse(_message.Message):
     WORKERS_FIELD_NUMBER: _ClassVar[int]
     workers: _containers.RepeatedCompositeFieldContainer[WorkerInfo]
     def __init__(self, workers: _Optional[_Iterable[_Union[WorkerInfo, _Mapping]]] = ...) -> None: ...
+
+class GetRunQueriesRequest(_message.Message):
+    __slots__ = ("run_id", "kind", "phase", "slowest", "errors", "page_size", "page_token")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    PHASE_FIELD_NUMBER: _ClassVar[int]
+    SLOWEST_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    kind: str
+    phase: _common_pb2.State
+    slowest: int
+    errors: bool
+    page_size: int
+    page_token: str
+    def __init__(self, run_id: _Optional[str] = ..., kind: _Optional[str] = ..., phase: _Optional[_Union[_common_pb2.State, str]] = ..., slowest: _Optional[int] = ..., errors: _Optional[bool] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class GetRunQueriesResponse(_message.Message):
+    __slots__ = ("entries", "next_page_token")
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[_common_pb2.QueryEntry]
+    next_page_token: str
+    def __init__(self, entries: _Optional[_Iterable[_Union[_common_pb2.QueryEntry, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...

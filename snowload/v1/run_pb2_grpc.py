@@ -76,6 +76,11 @@ class RunServiceStub:
                 request_serializer=snowload_dot_v1_dot_run__pb2.ListWorkersRequest.SerializeToString,
                 response_deserializer=snowload_dot_v1_dot_run__pb2.ListWorkersResponse.FromString,
                 _registered_method=True)
+        self.GetRunQueries = channel.unary_unary(
+                '/snowload.v1.RunService/GetRunQueries',
+                request_serializer=snowload_dot_v1_dot_run__pb2.GetRunQueriesRequest.SerializeToString,
+                response_deserializer=snowload_dot_v1_dot_run__pb2.GetRunQueriesResponse.FromString,
+                _registered_method=True)
 
 
 class RunServiceServicer:
@@ -141,6 +146,14 @@ class RunServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetRunQueries(self, request, context):
+        """GetRunQueries pages through a finished run's query log: its slowest queries, first
+        failures and uniform sample, with their parameters and server-side ids.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RunServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -183,6 +196,11 @@ def add_RunServiceServicer_to_server(servicer, server):
                     servicer.ListWorkers,
                     request_deserializer=snowload_dot_v1_dot_run__pb2.ListWorkersRequest.FromString,
                     response_serializer=snowload_dot_v1_dot_run__pb2.ListWorkersResponse.SerializeToString,
+            ),
+            'GetRunQueries': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRunQueries,
+                    request_deserializer=snowload_dot_v1_dot_run__pb2.GetRunQueriesRequest.FromString,
+                    response_serializer=snowload_dot_v1_dot_run__pb2.GetRunQueriesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -403,6 +421,33 @@ class RunService:
             '/snowload.v1.RunService/ListWorkers',
             snowload_dot_v1_dot_run__pb2.ListWorkersRequest.SerializeToString,
             snowload_dot_v1_dot_run__pb2.ListWorkersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRunQueries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/snowload.v1.RunService/GetRunQueries',
+            snowload_dot_v1_dot_run__pb2.GetRunQueriesRequest.SerializeToString,
+            snowload_dot_v1_dot_run__pb2.GetRunQueriesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -36,9 +36,11 @@ from tui.screens.detail_view import (
     phase_rows,
     server_rows,
 )
+from tui.screens.query import QueryScreen
 from tui.widgets.findmax import FindMaxPanel
 from tui.widgets.kpi import KpiBar
 from tui.widgets.plots import RunPlots
+from tui.widgets.queries import QUERY_COLUMNS, query_rows
 from tui.widgets.tables import fit_rows, sync_rows, verdict_rows
 
 __all__ = ["DetailScreen", "export_path", "header_text", "write_export"]
@@ -128,8 +130,10 @@ class DetailScreen(AppScreen):
         *,
         run: run_pb2.Run | None = None,
         points: Sequence[common_pb2.SeriesPoint] | None = None,
+        queries: Sequence[common_pb2.QueryEntry] | None = None,
     ) -> None:
-        """With ``run`` (and ``points``) the screen shows them and calls nothing."""
+        """With ``run`` (and ``points``, ``queries``) the screen shows them and calls
+        nothing."""
         super().__init__()
         self.run_id = run_id
         self.frozen = run is not None
@@ -138,6 +142,10 @@ class DetailScreen(AppScreen):
         self.exported: Path | None = None
         self.histograms: run_pb2.GetRunHistogramsResponse | None = None
         self.histograms_note = "the run's histograms are stored when it ends"
+        self.queries: list[common_pb2.QueryEntry] | None = (
+            list(queries) if queries is not None else None
+        )
+        self.queries_note = "the run's query log is stored when it ends"
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -163,6 +171,9 @@ class DetailScreen(AppScreen):
                 yield DataTable(id="server", cursor_type="row", show_cursor=False)
             with TabPane("Events & workers", id="tab-extra"), VerticalScroll():
                 yield Static("", id="extra")
+            with TabPane("Queries", id="tab-queries"):
+                yield Static("", id="queries-note")
+                yield DataTable(id="queries", cursor_type="row", zebra_stripes=True)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -172,6 +183,7 @@ class DetailScreen(AppScreen):
             ("percentiles", "tail latency, from the stored histograms"),
             ("slo", "SLO"),
             ("server", "server-side timings (ms)"),
+            ("queries", "query log: slowest, first failures, sample (enter: details)"),
         ):
             self.query_one(f"#{table_id}", DataTable).border_title = title
         slo = self.query_one("#slo", DataTable)
@@ -211,6 +223,11 @@ class DetailScreen(AppScreen):
             except ControllerError as exc:
                 self.histograms_note = f"no histograms: {exc}"
             self.render_percentiles()
+            try:
+                self.queries = await client.get_queries(self.run_id)
+            except ControllerError as exc:
+                self.queries_note = f"no query log: {exc}"
+            self.render_queries()
 
     def render_run(self) -> None:
         run = self.run
@@ -248,6 +265,28 @@ class DetailScreen(AppScreen):
             note += " · no server-side timings for this run"
         self.query_one("#server-note", Static).update(note)
         self.render_percentiles()
+        self.render_queries()
+
+    def render_queries(self) -> None:
+        note = self.query_one("#queries-note", Static)
+        table = self.query_one("#queries", DataTable)
+        if self.queries is not None and not self.queries:
+            self.queries_note = "no queries were logged for this run"
+        shown = bool(self.queries)
+        table.display = shown
+        note.display = not shown
+        note.update(self.queries_note)
+        if self.queries:
+            fit_rows(table, QUERY_COLUMNS, query_rows(self.queries))
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        """Enter on a query log row: that entry in full."""
+        if event.data_table.id != "queries" or self.run is None or not self.queries:
+            return
+        wanted = str(event.row_key.value)
+        entry = next((e for e in self.queries if str(e.entry_id) == wanted), None)
+        if entry is not None:
+            self.app.push_screen(QueryScreen(self.run, entry))
 
     def render_percentiles(self) -> None:
         note = self.query_one("#percentiles-note", Static)

@@ -94,6 +94,11 @@ class Connection(ABC):
         (nothing may then be run in it)."""
         yield False
 
+    def server_id(self, error: BaseException | None = None) -> str:
+        """The server's id for the last query (or for ``error``, the one that failed):
+        what a person looks the query up by on the server. Empty where there is none."""
+        return ""
+
     @abstractmethod
     def cancel(self) -> None:
         """Interrupt the running statement; safe to call from another thread."""

@@ -59,7 +59,7 @@ def to_numbered(sql: str) -> str:
     return _QMARK.sub(repl, sql)
 
 
-def _encode(value: Any) -> bytes | None:
+def encode_param(value: Any) -> bytes | None:
     """A parameter in PostgreSQL's text format (the server infers its type)."""
     if value is None:
         return None
@@ -92,6 +92,16 @@ class PostgresConnection(Connection):
         self._prepared: dict[str, bytes] = {}
         self._encoding = conn.info.encoding
         self._in_check = False
+        self._backend_pid = str(conn.info.backend_pid)
+
+    @property
+    def raw(self) -> psycopg.Connection[Any]:
+        """The psycopg connection (for ``runs profile``; not on the hot path)."""
+        return self._conn
+
+    def server_id(self, error: BaseException | None = None) -> str:
+        """The backend's pid (what the server's log and pg_stat_activity name)."""
+        return self._backend_pid
 
     def apply_tag(self, tag: Tag) -> None:
         """One round trip through libpq (a phase boundary waits for it: little Python)."""
@@ -125,7 +135,7 @@ class PostgresConnection(Connection):
 
     def execute(self, compiled: Any, params: Sequence[Any]) -> None:
         name = self._prepared.get(compiled) or self._prepare(compiled)
-        values: list[Any] = [_encode(v) for v in params]
+        values: list[Any] = [encode_param(v) for v in params]
         result = self._pg.exec_prepared(name, values)
         if result.status not in _OK:
             raise pgerrors.error_from_result(result, encoding=self._encoding)

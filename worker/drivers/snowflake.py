@@ -125,6 +125,13 @@ class SnowflakeConnection(Connection):
                 (self.last_query_id, (time.perf_counter_ns() - began) // 1000)
             )
 
+    def server_id(self, error: BaseException | None = None) -> str:
+        """The Snowflake query id (the connector's ``sfqid``; a failed query's comes with
+        its error, when the server assigned one)."""
+        if error is not None:
+            return str(getattr(error, "sfqid", None) or "")
+        return self.last_query_id
+
     def execute_script(self, statements: Sequence[str]) -> None:
         for sql in statements:
             self._cursor.execute(sql)
