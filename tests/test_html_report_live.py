@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -98,6 +99,21 @@ async def test_a_live_run_then_the_same_run_ended(
             assert dom.count(series="p99_ms") == len(measured)
             kinds = {d.data["kind"] for d in dom.select(tag="line", series="spectrum")}
             assert kinds == {"all kinds", "one", "total"}
+
+            # the slowest queries: per kind, the API's slowest entries, slowest first
+            html = ended.read_text(encoding="utf-8")
+            table = re.search(r'<table class="slowest">.*?</table>', html, re.S)
+            assert table is not None, "no slowest-queries table"
+            rows = re.findall(
+                r"<tr><td>([^<]*)</td><td>[^<]*</td><td class=\"num\">([^<]*)</td>", table.group(0)
+            )
+            for kind in ("one", "total"):
+                api = await stub.GetRunQueries(
+                    run_pb2.GetRunQueriesRequest(run_id=run_id, kind=kind, slowest=10)
+                )
+                assert api.entries, f"no slowest entries of {kind} from the API"
+                want = [f"{e.latency_ms:,.3f}" for e in api.entries]
+                assert [lat for k, lat in rows if k == kind] == want
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(20)
