@@ -98,6 +98,8 @@ class SnowflakeConnection(Connection):
         self._conn = conn
         self._cursor = conn.cursor()
         self._prefix = prefix
+        self._own: dict[str, str] | None = None
+        """Statement parameters of snowload's own statements (see tag_own)."""
         self.last_query_id = ""
         self.max_samples = max_samples
         self.query_samples: list[tuple[str, int]] = []
@@ -120,25 +122,28 @@ class SnowflakeConnection(Connection):
                 (self.last_query_id, (time.perf_counter_ns() - began) // 1000)
             )
 
+    def tag_own(self, tag: str) -> None:
+        self._own = {"QUERY_TAG": self._prefix + tag}
+
     def execute_script(self, statements: Sequence[str]) -> None:
         for sql in statements:
-            self._cursor.execute(sql)
+            self._cursor.execute(sql, _statement_params=self._own)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         cur = self._cursor
-        cur.execute(sql, params)
+        cur.execute(sql, params, _statement_params=self._own)
         return list(cur.fetchall()) if cur.description else []
 
     def prepare_only(self, query: Query) -> None:
         """The connector's describe-only request: Snowflake compiles the statement and
         returns its result's columns without running it. (Setup SQL cannot be rolled back
         here: DDL commits in Snowflake, so rolled_back() yields False.)"""
-        self._cursor.execute(query.sql, _describe_only=True)
+        self._cursor.execute(query.sql, _describe_only=True, _statement_params=self._own)
 
     def query_dicts(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """Rows as dicts keyed by lower-case column name (SHOW commands)."""
         cur = self._cursor
-        cur.execute(sql, params or None)
+        cur.execute(sql, params or None, _statement_params=self._own)
         if not cur.description:
             return []
         names = [str(d[0]).lower() for d in cur.description]
@@ -159,11 +164,14 @@ class SnowflakeDriver(Driver):
     name = "snowflake"
 
     def connect(self, target: Target, timeout_s: float) -> Connection:
-        kwargs = connect_kwargs(target, timeout_s)
+        kwargs, query_socket_timeout = login_bounded(connect_kwargs(target, timeout_s), timeout_s)
         try:
             conn = snowflake.connector.connect(**kwargs)
         except Exception as exc:
             raise DriverError(self.classify(exc), self.describe_error(exc)) from exc
+        # the login's bound was for the login: a statement's request may take the
+        # server's ~45 s of long polling
+        conn._socket_timeout = query_socket_timeout  # type: ignore[attr-defined]
         return SnowflakeConnection(
             conn,
             str(target.options.get("query_tag_prefix", "")),
@@ -200,4 +208,35 @@ class SnowflakeDriver(Driver):
 
     def describe_error(self, exc: BaseException) -> str:
         text = " ".join(str(exc).split())
+        cause = _transport_cause(exc)
+        if cause is not None:  # e.g. "Could not connect ... after 1 attempt(s)" has no why
+            text += f" (cause: {type(cause).__name__}: {' '.join(str(cause).split())})"
         return redact(f"{type(exc).__name__}: {text}")[:500]
+
+
+def login_bounded(kwargs: dict[str, Any], timeout_s: float) -> tuple[dict[str, Any], int]:
+    """The connector's arguments with the login bounded by ``timeout_s`` (what is left
+    of the run's READY deadline), and the socket timeout to restore for statements.
+
+    A host that accepts connections but never answers holds a login for the *socket*
+    timeout (``login_timeout`` bounds only retries), so both are cut to ``timeout_s``:
+    the connector's own error then reaches the run before its READY deadline."""
+    bound = max(1, int(timeout_s))
+    out = dict(kwargs)
+    query_socket = int(out.get("socket_timeout") or 60)
+    out["socket_timeout"] = min(query_socket, bound)
+    out["login_timeout"] = min(int(out.get("login_timeout") or bound), bound)
+    return out, query_socket
+
+
+def _transport_cause(exc: BaseException) -> BaseException | None:
+    """The first non-connector exception behind ``exc`` (a read timeout, a refused
+    connection: it names the host and the timeout), if any."""
+    seen: set[int] = set()
+    cur = exc.__cause__ or exc.__context__
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if not isinstance(cur, sferrors.Error):
+            return cur
+        cur = cur.__cause__ or cur.__context__
+    return None
