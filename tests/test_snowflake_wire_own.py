@@ -26,6 +26,7 @@ from tests.cluster import WorkerProcs, attached, run_to_end, worker_env, workloa
 from tests.fakesnow import SECRET
 from tests.sf_recorder import Recorded, SnowflakeRecorder
 from worker.drivers.snowflake import SnowflakeDriver
+from worker.tags import Tag
 
 LA = "America/Los_Angeles"
 
@@ -292,10 +293,12 @@ sql = "SELECT 1"
 
 
 def test_statements_keep_the_long_socket_timeout_after_a_bounded_login(
-    snowflake_home: Path,
+    snowflake_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Fails if the login's short bound sticks to the session: Snowflake holds a
-    statement's request for up to ~45 s before it answers "still running"."""
+    """Fails if the login's short bound sticks to the session (Snowflake holds a
+    statement's request for up to ~45 s before it answers "still running"), or if a
+    statement starts a thread (the connector's cancellation timer, which it starts for
+    every statement when the connection has a network timeout)."""
     wl = parse_toml(
         'name = "s"\n[target]\ndriver = "snowflake"\nconnection = "fake"\n'
         '[[query]]\nname = "q"\nsql = "SELECT 1"\n',
@@ -304,6 +307,20 @@ def test_statements_keep_the_long_socket_timeout_after_a_bounded_login(
     conn = SnowflakeDriver().connect(wl.target, 3)
     try:
         assert conn._conn.socket_timeout == 60  # type: ignore[attr-defined]
+        compiled = conn.compile(wl.queries[0], Tag("feedc0de", 0, lc.MEASUREMENT, "q"))
+        conn.execute(compiled, ())
+        started: list[str] = []
+        start = threading.Thread.start
+
+        def counted(thread: threading.Thread) -> None:
+            started.append(thread.name)
+            start(thread)
+
+        monkeypatch.setattr(threading.Thread, "start", counted)
+        for _ in range(5):
+            conn.execute(compiled, ())
+        assert started == []
+        monkeypatch.undo()
         assert conn.query("SELECT 1") == [(1,)]
     finally:
         conn.close()

@@ -14,7 +14,9 @@ Parameters are bound server side (``paramstyle="qmark"``), never interpolated.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import re
+import sys
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -25,6 +27,11 @@ from snowflake.connector import errors as sferrors
 from snowload.workload import Query, Target
 from worker.drivers.base import Connection, Driver, DriverError, ErrorCategory, redact
 from worker.tags import Tag
+
+if importlib.util.find_spec("opentelemetry") is None:
+    # the connector imports OpenTelemetry's propagator for every request; a failed
+    # import is not cached, so each one searches sys.path again: say once it is absent
+    sys.modules.setdefault("opentelemetry", None)  # type: ignore[arg-type]
 
 DEFAULT_SESSION_PARAMETERS = {"USE_CACHED_RESULT": "FALSE"}
 # options a workload may set; everything secret stays in connections.toml
@@ -172,6 +179,10 @@ class SnowflakeDriver(Driver):
         # the login's bound was for the login: a statement's request may take the
         # server's ~45 s of long polling
         conn._socket_timeout = query_socket_timeout  # type: ignore[attr-defined]
+        # with a network timeout the connector starts a timer thread for every statement
+        # (its cancellation "timebomb"): statements go without one unless the workload
+        # asks for it; each request stays bounded by the socket timeout
+        conn._network_timeout = target.options.get("network_timeout")  # type: ignore[attr-defined]
         return SnowflakeConnection(
             conn,
             str(target.options.get("query_tag_prefix", "")),
