@@ -251,8 +251,16 @@ def child_profile(seconds: float) -> dict[str, Any]:
 # ------------------------------------------------------------------------ parent
 
 
-def run_child(args: list[str], home: Path, timeout_s: float) -> dict[str, Any]:
+CONSULTED = {"http_proxy", "https_proxy", "all_proxy", "no_proxy", "requests_ca_bundle"}
+CONSULTED |= {"curl_ca_bundle"}
+
+
+def run_child(
+    args: list[str], home: Path, timeout_s: float, keep_env: bool = False
+) -> dict[str, Any]:
     env = dict(os.environ, SNOWFLAKE_HOME=str(home), PYTHONPATH=str(ROOT))
+    if not keep_env:  # a container's environment: no proxy, no CA bundle (http stand-in)
+        env = {k: v for k, v in env.items() if k.lower() not in CONSULTED}
     done = subprocess.run(
         [sys.executable, __file__, "--child", *args],
         env=env,
@@ -282,6 +290,11 @@ def main() -> None:
     parser.add_argument("--rss", default="1,100,250,500", help="connection counts for RSS")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument(
+        "--keep-env",
+        action="store_true",
+        help="keep proxy and CA-bundle variables in the measured processes' environment",
+    )
     args = parser.parse_args()
     if args.child:
         mode, rest = args.child[0], args.child[1:]
@@ -309,7 +322,8 @@ def main() -> None:
                 rows = []
                 for _ in range(args.reps):
                     load0, s0 = os.getloadavg()[0], stub_cpu(stub.pid)
-                    r = run_child([mode, str(n), str(args.seconds)], home, args.seconds + 120)
+                    cmd = [mode, str(n), str(args.seconds)]
+                    r = run_child(cmd, home, args.seconds + 120, args.keep_env)
                     r["stub_cores"] = (stub_cpu(stub.pid) - s0) / args.seconds
                     r["load"] = max(load0, os.getloadavg()[0])
                     rows.append(r)
@@ -323,7 +337,7 @@ def main() -> None:
                     f"{max(r['load'] for r in rows):.1f})",
                     flush=True,
                 )
-        r = run_child(["rss", args.rss], home, 600)
+        r = run_child(["rss", args.rss], home, 600, args.keep_env)
         print(f"RSS: {r['base_mb']:.1f} MB after one warm connection")
         for p in r["points"]:
             print(
@@ -331,7 +345,7 @@ def main() -> None:
                 f"{p['per_conn_mb']:.3f} MB per connection"
             )
         if args.profile:
-            r = run_child(["profile", str(args.seconds)], home, args.seconds + 60)
+            r = run_child(["profile", str(args.seconds)], home, args.seconds + 60, args.keep_env)
             print(f"cProfile of one connection, {r['queries']} queries:\n{r['text']}")
     finally:
         stub.terminate()

@@ -324,3 +324,33 @@ def test_statements_keep_the_long_socket_timeout_after_a_bounded_login(
         assert conn.query("SELECT 1") == [(1,)]
     finally:
         conn.close()
+
+
+def test_http_sessions_skip_environment_lookups_only_when_there_is_nothing_to_find(
+    snowflake_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fails if the connector's sessions still read the environment per request when no
+    proxy or CA variable is set, or stop reading it when one is (a proxy ignored)."""
+    from worker.drivers.snowflake_http import CONSULTED
+
+    wl = parse_toml(
+        'name = "s"\n[target]\ndriver = "snowflake"\nconnection = "fake"\n'
+        '[[query]]\nname = "q"\nsql = "SELECT 1"\n',
+        "s.toml",
+    )
+
+    def trust_env_of_sessions() -> set[bool]:
+        conn = SnowflakeDriver().connect(wl.target, 10)
+        try:
+            assert conn.query("SELECT 1") == [(1,)]
+            pools = conn._conn._session_manager.sessions_map.values()  # type: ignore[attr-defined]
+            return {s.trust_env for p in pools for s in [*p._idle_sessions, *p._active_sessions]}
+        finally:
+            conn.close()
+
+    for name in list(os.environ):
+        if name.lower() in CONSULTED:
+            monkeypatch.delenv(name)
+    assert trust_env_of_sessions() == {False}
+    monkeypatch.setenv("NO_PROXY", "example.com")
+    assert trust_env_of_sessions() == {True}

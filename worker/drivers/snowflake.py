@@ -26,6 +26,7 @@ from snowflake.connector import errors as sferrors
 
 from snowload.workload import Query, Target
 from worker.drivers.base import Connection, Driver, DriverError, ErrorCategory, redact
+from worker.drivers.snowflake_http import skip_environment_lookups
 from worker.tags import Tag
 
 if importlib.util.find_spec("opentelemetry") is None:
@@ -183,6 +184,7 @@ class SnowflakeDriver(Driver):
         # (its cancellation "timebomb"): statements go without one unless the workload
         # asks for it; each request stays bounded by the socket timeout
         conn._network_timeout = target.options.get("network_timeout")  # type: ignore[attr-defined]
+        skip_environment_lookups(conn)
         return SnowflakeConnection(
             conn,
             str(target.options.get("query_tag_prefix", "")),
