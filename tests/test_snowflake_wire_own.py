@@ -354,3 +354,29 @@ def test_http_sessions_skip_environment_lookups_only_when_there_is_nothing_to_fi
     assert trust_env_of_sessions() == {False}
     monkeypatch.setenv("NO_PROXY", "example.com")
     assert trust_env_of_sessions() == {True}
+
+
+def test_query_id_samples_are_a_budget_per_worker_process_not_per_connection(
+    snowflake_home: Path,
+) -> None:
+    """Fails if every connection keeps its own ``query_id_samples`` (memory then grows
+    with the connections: 100,000 samples of ~180 bytes each, per connection)."""
+    wl = parse_toml(
+        'name = "s"\n[target]\ndriver = "snowflake"\nconnection = "fake"\n'
+        "options = { query_id_samples = 5 }\n"
+        '[[query]]\nname = "q"\nsql = "SELECT 1"\n',
+        "s.toml",
+    )
+    driver = SnowflakeDriver()
+    conns = [driver.connect(wl.target, 10) for _ in range(2)]
+    try:
+        for conn in conns:
+            compiled = conn.compile(wl.queries[0], Tag("feedc0de", 0, lc.MEASUREMENT, "q"))
+            for _ in range(4):
+                conn.execute(compiled, ())
+        samples = [s for conn in conns for s in conn.query_samples]  # type: ignore[attr-defined]
+        assert len(samples) == 5
+        assert len({qid for qid, _ in samples}) == 5  # five distinct statements
+    finally:
+        for conn in conns:
+            conn.close()

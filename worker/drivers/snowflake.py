@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import itertools
 import re
 import sys
 import time
@@ -101,18 +102,38 @@ def connect_kwargs(target: Target, timeout_s: float) -> dict[str, Any]:
     return kwargs
 
 
+class SampleBudget:
+    """How many (query id, latency) samples the connections of one worker process keep
+    between them (``options.query_id_samples``): a cap per process, not per connection,
+    so that memory does not grow with the number of connections."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._taken = itertools.count()
+
+    def take(self) -> bool:
+        return next(self._taken) < self.limit  # (itertools.count: atomic under the GIL)
+
+
 class SnowflakeConnection(Connection):
-    def __init__(self, conn: Any, prefix: str = "", max_samples: int = 100_000) -> None:
+    def __init__(
+        self,
+        conn: Any,
+        prefix: str = "",
+        max_samples: int = 100_000,
+        budget: SampleBudget | None = None,
+    ) -> None:
         self._conn = conn
         self._cursor = conn.cursor()
         self._prefix = prefix
         self._own: dict[str, str] | None = None
         """Statement parameters of snowload's own statements (see tag_own)."""
         self.last_query_id = ""
-        self.max_samples = max_samples
+        self.budget = budget if budget is not None else SampleBudget(max_samples)
+        self._sampling = self.budget.limit > 0
         self.query_samples: list[tuple[str, int]] = []
-        """(query id, client latency µs) of this connection's first ``max_samples`` queries,
-        joined with the server's history during enrichment."""
+        """(query id, client latency µs) of this connection's queries while the worker's
+        budget lasts, joined with the server's history during enrichment."""
 
     def compile(self, query: Query, tag: Tag) -> Any:
         return (query.sql, {"QUERY_TAG": self._prefix + tag.compact()})
@@ -125,10 +146,13 @@ class SnowflakeConnection(Connection):
         if cur.description:
             cur.fetchall()
         self.last_query_id = cur.sfqid or ""
-        if len(self.query_samples) < self.max_samples and self.last_query_id:
-            self.query_samples.append(
-                (self.last_query_id, (time.perf_counter_ns() - began) // 1000)
-            )
+        if self._sampling and self.last_query_id:
+            if self.budget.take():
+                self.query_samples.append(
+                    (self.last_query_id, (time.perf_counter_ns() - began) // 1000)
+                )
+            else:
+                self._sampling = False
 
     def tag_own(self, tag: str) -> None:
         self._own = {"QUERY_TAG": self._prefix + tag}
@@ -171,6 +195,10 @@ class SnowflakeConnection(Connection):
 class SnowflakeDriver(Driver):
     name = "snowflake"
 
+    def __init__(self) -> None:
+        self._budget: SampleBudget | None = None
+        """Shared by every connection this driver opens (one executor: one process)."""
+
     def connect(self, target: Target, timeout_s: float) -> Connection:
         kwargs, query_socket_timeout = login_bounded(connect_kwargs(target, timeout_s), timeout_s)
         try:
@@ -185,10 +213,10 @@ class SnowflakeDriver(Driver):
         # asks for it; each request stays bounded by the socket timeout
         conn._network_timeout = target.options.get("network_timeout")  # type: ignore[attr-defined]
         skip_environment_lookups(conn)
+        if self._budget is None:
+            self._budget = SampleBudget(int(target.options.get("query_id_samples", 100_000)))
         return SnowflakeConnection(
-            conn,
-            str(target.options.get("query_tag_prefix", "")),
-            int(target.options.get("query_id_samples", 100_000)),
+            conn, str(target.options.get("query_tag_prefix", "")), budget=self._budget
         )
 
     def classify(self, exc: BaseException) -> ErrorCategory:
