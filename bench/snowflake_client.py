@@ -10,6 +10,9 @@ client is measured: snowflake-connector-python as snowload drives it.
   snowload  snowload's worker.executor.Executor with the Snowflake driver, N connection
             threads, phase MEASUREMENT, ``collect()`` once a second as the agent does:
             what one worker process delivers.
+  breakdown one thread, one connection configured as snowload did before (a finite
+            network timeout: a timer thread per statement) and one as it does now, blocks
+            of 200 queries interleaved: µs of CPU per query each.
   rss       one process opens K connections (through the driver, 32 at a time) and runs
             one query on each; RSS growth per connection, K = 1, 100, 250, 500.
 
@@ -218,6 +221,53 @@ def child_rss(counts: list[int]) -> dict[str, Any]:
     return out
 
 
+def child_breakdown(blocks: int) -> dict[str, Any]:
+    """CPU per query on one thread, blocks of 200 queries interleaved (so a busy host
+    disturbs both alike): the connector as snowload configured it before (a finite
+    network timeout, the requests session's environment lookups) and as it does now."""
+    import snowflake.connector
+
+    from snowload.workload import parse_toml
+    from worker.drivers import get_driver
+    from worker.tags import Tag
+
+    workload = parse_toml(WORKLOAD.format(connections=1, seconds=1, sql=SQL))
+    before = snowflake.connector.connect(
+        connection_name="stub",
+        paramstyle="qmark",
+        login_timeout=30,
+        network_timeout=60,
+        socket_timeout=60,
+        platform_detection_timeout_seconds=0.0,
+        client_session_keep_alive=False,
+        session_parameters={"USE_CACHED_RESULT": "FALSE"},
+    )
+    cur = before.cursor()
+    params = {"QUERY_TAG": TAG}
+    now = get_driver(workload.target.driver).connect(workload.target, 30)
+    compiled = now.compile(workload.queries[0], Tag("bench000", 0, 4, "lookup"))
+
+    def old(i: int) -> None:
+        cur.execute(SQL, [i], _statement_params=params)
+        cur.fetchall()
+
+    def new(i: int) -> None:
+        now.execute(compiled, [i])
+
+    spent = {"before": 0.0, "now": 0.0}
+    for b in range(blocks):
+        for name, fn in (
+            (("before", old), ("now", new)) if b % 2 else (("now", new), ("before", old))
+        ):
+            c0 = cpu_s()
+            for i in range(200):
+                fn(i)
+            spent[name] += cpu_s() - c0
+    before.close()
+    now.close()
+    return {k: v / (blocks * 200) * 1e6 for k, v in spent.items()}
+
+
 def child_profile(seconds: float) -> dict[str, Any]:
     import cProfile
     import io
@@ -302,6 +352,8 @@ def main() -> None:
             out = child_bare(int(rest[0]), float(rest[1]))
         elif mode == "snowload":
             out = child_snowload(int(rest[0]), float(rest[1]))
+        elif mode == "breakdown":
+            out = child_breakdown(int(rest[0]))
         elif mode == "rss":
             out = child_rss([int(x) for x in rest[0].split(",")])
         else:
@@ -337,6 +389,12 @@ def main() -> None:
                     f"{max(r['load'] for r in rows):.1f})",
                     flush=True,
                 )
+        r = run_child(["breakdown", str(4 if args.quick else 10)], home, 600, args.keep_env)
+        print(
+            f"one thread, interleaved: {r['before']:.0f} µs CPU/query as configured before, "
+            f"{r['now']:.0f} µs now (load {os.getloadavg()[0]:.1f})",
+            flush=True,
+        )
         r = run_child(["rss", args.rss], home, 600, args.keep_env)
         print(f"RSS: {r['base_mb']:.1f} MB after one warm connection")
         for p in r["points"]:
