@@ -10,7 +10,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -274,22 +273,20 @@ connection = "mute"
 [load]
 connections = 2
 duration = "1s"
-ready_timeout = "6s"
+ready_timeout = "10s"
 [[query]]
 name = "q"
 sql = "SELECT 1"
 """
     try:
         await attached(controller, 1)
-        began = time.monotonic()
         run = await run_to_end(controller, workload(text))
-        took = time.monotonic() - began
     finally:
         procs.stop_all()
     assert run.state == lc.FAILED
+    # (a reason other than ready_timeout: the worker's failure came before the deadline)
     assert run.reason == "target_unreachable", (run.reason, run.message)
     assert "Read timed out" in run.message and "127.0.0.1" in run.message, run.message
-    assert took < 6, took
 
 
 def test_statements_keep_the_long_socket_timeout_after_a_bounded_login(

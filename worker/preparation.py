@@ -30,7 +30,7 @@ class ReadyBudget:
 
     @classmethod
     def starting(cls, ready_timeout_s: float) -> ReadyBudget:
-        margin = min(10.0, max(0.5, 0.25 * ready_timeout_s))
+        margin = min(10.0, max(1.0, 0.3 * ready_timeout_s))  # (the failure must travel)
         return cls(time.monotonic() + ready_timeout_s - margin)
 
     def connect_timeout(self) -> float:
