@@ -241,6 +241,13 @@ def add_controller(sub: Subparsers) -> None:
         help="shut down (cleanly) when this process dies, e.g. the TUI that started it",
     )
     log_level_arg(ctl, "INFO")
+    ctl.add_argument(
+        "--export-to",
+        metavar="postgres:DSN|snowflake:CONNECTION",
+        default="",
+        help="write every finished run into results tables there (docs/results-tables.md)",
+    )
+    ctl.add_argument("--export-schema", default="", help="--export-to: schema of the tables")
 
 
 DEPLOY_EPILOG = """\

@@ -59,7 +59,19 @@ async def controller_main(args: argparse.Namespace) -> int:
         max_active_runs=args.max_active_runs,
         loss_timeout_s=args.loss_timeout,
     )
+    exporter = None
+    if args.export_to:
+        from controller.results_export import Destination, ExportError, RunExporter
+
+        try:
+            dest = Destination.parse(args.export_to, args.export_schema)
+        except ExportError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return ExitCode.BAD_INPUT
+        exporter = RunExporter(store, dest)
     controller = Controller(settings, store)
+    if exporter is not None:
+        exporter.attach(controller.runs)
     try:
         await controller.start()
     except (OSError, RuntimeError) as exc:
@@ -84,5 +96,7 @@ async def controller_main(args: argparse.Namespace) -> int:
         watcher.cancel()
     print("shutting down: cancelling active runs…", file=sys.stderr, flush=True)
     await controller.stop()
+    if exporter is not None:
+        await exporter.drain()
     await local.stop()
     return ExitCode.OK

@@ -70,6 +70,19 @@ def add_parser(sub: Subparsers) -> None:
         "interval log); default json",
     )
     exp.add_argument("-o", "--output", help="file to write (default: stdout)")
+    tables = exp.add_argument_group(
+        "tables", "write the run into database tables instead (docs/results-tables.md)"
+    )
+    tables.add_argument(
+        "--to",
+        choices=("postgres", "snowflake"),
+        help="create the results tables if absent and replace this run's rows in them",
+    )
+    tables.add_argument("--dsn", help="--to postgres: libpq connection string")
+    tables.add_argument("--connection", help="--to snowflake: a connections.toml entry")
+    tables.add_argument(
+        "--schema", default="", help="schema of the tables (default: the connection's)"
+    )
     runs_report.add_verb(verbs, _verb)
     runs_queries.add_verb(verbs, _verb)
     runs_profile.add_verb(verbs, _verb)
@@ -280,6 +293,8 @@ def _enrich(store: RunStore, args: argparse.Namespace) -> int:
 
 
 def _export(store: RunStore, args: argparse.Namespace) -> int:
+    if getattr(args, "to", None):
+        return _export_tables(store, args)
     run = find(store, args.run_id)
     if run is None:
         return EXIT_NOT_FOUND
@@ -299,4 +314,19 @@ def _export(store: RunStore, args: argparse.Namespace) -> int:
             fh.write(buf.getvalue())
     else:
         sys.stdout.write(buf.getvalue())
+    return 0
+
+
+def _export_tables(store: RunStore, args: argparse.Namespace) -> int:
+    from controller.results_export import Destination, ExportError, Sink, export_run
+
+    try:
+        dest = Destination(
+            Sink(args.to), dsn=args.dsn or "", connection=args.connection or "", schema=args.schema
+        )
+        done = export_run(store, args.run_id, dest)
+    except ExportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT if exc.refused else 1
+    print(f"run {done.run_id} exported to {dest.describe()}: {done.describe()}")
     return 0

@@ -70,7 +70,7 @@ class ConnectionWorker(threading.Thread):
                     return
                 if ex.connect_delay_s:
                     time.sleep(ex.connect_delay_s)
-                self.conn = ex.driver.connect(ex.plan.workload.target, ex.connect_timeout_s)
+                self.conn = ex.driver.connect(ex.plan.workload.target, ex.connect_timeout())
         except DriverError as exc:
             self.connect_error = exc
         except Exception as exc:  # a driver bug must not hang READY

@@ -26,7 +26,7 @@ from snowload.v1 import common_pb2
 from snowload.workload import Driver as DriverName
 from snowload.workload import Workload
 from worker.drivers import Connection, DriverError, get_driver
-from worker.tags import parse_compact
+from worker.tags import Purpose, Tag, own_tag, parse_compact
 
 COMPLETED = common_pb2.ENRICHMENT_STATUS_COMPLETED
 FAILED = common_pb2.ENRICHMENT_STATUS_FAILED
@@ -245,6 +245,30 @@ REAL_SOURCE = (
 )
 
 
+def zoned(at: datetime) -> tuple[str, datetime]:
+    """A bind value that names its zone (a ``TIMESTAMP_TZ`` binding, an instant).
+
+    The connector binds a bare datetime as ``TIMESTAMP_NTZ``, which Snowflake reads in
+    the session's TIMEZONE (America/Los_Angeles unless the account says otherwise) when
+    it meets the history's ``TIMESTAMP_LTZ`` columns: hours off. A datetime without a
+    zone here (a stand-in's TIMESTAMP_NTZ column read back) is UTC."""
+    return ("TIMESTAMP_TZ", at if at.tzinfo is not None else at.replace(tzinfo=UTC))
+
+
+def utc_at(ns: int) -> datetime:
+    return datetime.fromtimestamp(ns / 1e9, tz=UTC)
+
+
+def run_pattern(run_id: str, prefix: str = "") -> str:
+    """QUERY_TAG LIKE pattern of the run's load statements (not its own, see own_tag)."""
+    return f"{prefix}sl/{run_id.replace('-', '')[:8]}/w%"
+
+
+def load_tag(text: Any, prefix: str) -> Tag | None:
+    """The load's tag in a history row's QUERY_TAG, or None."""
+    return parse_compact(str(text or "").removeprefix(prefix))
+
+
 @dataclass
 class _Dists:
     total: HdrHistogram = field(default_factory=hdr.new_histogram)
@@ -282,10 +306,15 @@ class SnowflakeEnricher(Enricher):
         """query id -> client latency in µs, recorded by this worker's connections."""
         self.pages = 0
 
-    def _connection(self) -> Connection:
+    def _connection(self, run_id: str) -> Connection:
         if self._conn is None:
             self._conn = get_driver(DriverName.SNOWFLAKE).connect(self.workload.target, 30.0)
+            self._conn.tag_own(own_tag(run_id, Purpose.TELEMETRY))
         return self._conn
+
+    @property
+    def prefix(self) -> str:
+        return str(self.workload.target.options.get("query_tag_prefix", ""))
 
     def page_sql(self) -> tuple[str, bool]:
         source = self.workload.target.options.get("query_history")
@@ -301,16 +330,17 @@ class SnowflakeEnricher(Enricher):
     def fetch(self, window: Window, deadline: float) -> list[tuple[Any, ...]]:
         """Every history row of the run in the window, page by page (keyset on time, id)."""
         sql, real = self.page_sql()
-        conn = self._connection()
-        start = datetime.fromtimestamp(window.start_ns / 1e9, tz=UTC).replace(tzinfo=None)
-        end = datetime.fromtimestamp(window.end_ns / 1e9 + 60, tz=UTC).replace(tzinfo=None)
-        pattern = f"sl/{window.run_id.replace('-', '')[:8]}/%"
+        conn = self._connection(window.run_id)
+        start = utc_at(window.start_ns)
+        end = utc_at(window.end_ns + 60_000_000_000)
+        pattern = run_pattern(window.run_id, self.prefix)
         rows: list[tuple[Any, ...]] = []
         cursor_time, cursor_id = start, ""
         while time.monotonic() < deadline:
-            params: list[Any] = [pattern, start, end, cursor_time, cursor_time, cursor_id]
+            at = zoned(cursor_time)
+            params: list[Any] = [pattern, zoned(start), zoned(end), at, at, cursor_id]
             if real:
-                params = [cursor_time.isoformat(), end.isoformat(), *params]
+                params = [at, zoned(end), *params]
             page = conn.query(sql, params)
             self.pages += 1
             rows.extend(page)
@@ -335,7 +365,7 @@ class SnowflakeEnricher(Enricher):
             return result(FAILED, f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
         cells: dict[tuple[str, int], _Dists] = {}
         for qid, tag_text, _start, total, comp, exe, q_over, q_prov, blocked in rows:
-            tag = parse_compact(str(tag_text or ""))
+            tag = load_tag(tag_text, self.prefix)
             if tag is None:
                 continue
             d = cells.get((tag.kind, tag.phase))
@@ -404,18 +434,20 @@ class AggregateEnricher(Enricher):
 
     def collect(self, window: Window, deadline: float) -> common_pb2.Enrichment:
         # buckets are per minute: widen the window to whole minutes around the run
-        start = datetime.fromtimestamp(window.start_ns / 1e9 - 60, tz=UTC).replace(tzinfo=None)
-        end = datetime.fromtimestamp(window.end_ns / 1e9 + 60, tz=UTC).replace(tzinfo=None)
-        pattern = f"sl/{window.run_id.replace('-', '')[:8]}/%"
+        start = zoned(utc_at(window.start_ns - 60_000_000_000))
+        end = zoned(utc_at(window.end_ns + 60_000_000_000))
+        prefix = str(self.workload.target.options.get("query_tag_prefix", ""))
+        pattern = run_pattern(window.run_id, prefix)
         try:
             if self._conn is None:
                 self._conn = get_driver(DriverName.SNOWFLAKE).connect(self.workload.target, 30.0)
+                self._conn.tag_own(own_tag(window.run_id, Purpose.TELEMETRY))
             rows = self._conn.query(self.sql(), (pattern, start, end))
         except Exception as exc:
             return result(FAILED, f"aggregate query history: {str(exc).splitlines()[0]}")
         cells: dict[tuple[str, int], list[float]] = {}
         for tag_text, calls, total, tmax, p99, comp, exe, queued, blocked in rows:
-            tag = parse_compact(str(tag_text or ""))
+            tag = load_tag(tag_text, prefix)
             if tag is None:
                 continue
             acc = cells.setdefault((tag.kind, tag.phase), [0.0] * 8)

@@ -115,6 +115,9 @@ class Executor:
         self.connect_delay_s = connect_delay_s
         self.driver = driver
         self.connect_timeout_s = connect_timeout_s
+        self.connect_deadline: float | None = None
+        """time.monotonic() by which a connect must give up (the READY deadline less a
+        margin: see worker.preparation.ReadyBudget); None: ``connect_timeout_s`` each."""
         self.control = LoadControl()
         self.control.target_connections = (
             plan.connections if plan.active_connections is None else plan.active_connections
@@ -149,6 +152,12 @@ class Executor:
             self.control.stopping = True
             self.control.go.set()
             raise failures[0]
+
+    def connect_timeout(self) -> float:
+        """The timeout of a connect that starts now."""
+        if self.connect_deadline is None:
+            return self.connect_timeout_s
+        return min(self.connect_timeout_s, max(1.0, self.connect_deadline - time.monotonic()))
 
     def connected_one(self, _thread: ConnectionWorker) -> None:
         with self._lock:

@@ -23,7 +23,7 @@ from worker.enrichment import Enricher, SnowflakeEnricher, Window, enricher_for
 from worker.executor import Executor, RunPlan
 from worker.generators import Sequences
 from worker.load_effects import LoadEffects
-from worker.preparation import SetupError, run_setup, sample_pools
+from worker.preparation import ReadyBudget, SetupError, run_setup, sample_pools
 from worker.run_context import RunContext
 from worker.warehouse import POLL_INTERVAL_S, WarehouseWatcher
 
@@ -128,12 +128,18 @@ class RunEffects(LoadEffects):
             )
             if a.run_setup and workload.load.enrich:
                 ctx.enricher = enricher_for(workload)
+            budget = ReadyBudget.starting(workload.load.ready_timeout_s)
             executor = Executor(plan, driver, connect_delay_s=self.connect_delay_s)
+            executor.connect_deadline = budget.deadline
             ctx.executor = executor
             if a.run_setup and workload.setup_sql:
-                await asyncio.to_thread(run_setup, driver, workload)
+                await asyncio.to_thread(
+                    run_setup, driver, workload, a.run_id, budget.connect_timeout()
+                )
             if a.run_setup and workload.pool_params():
-                pools = await asyncio.to_thread(sample_pools, driver, workload)
+                pools = await asyncio.to_thread(
+                    sample_pools, driver, workload, a.run_id, budget.connect_timeout()
+                )
                 self._send(
                     control_pb2.AttachRequest(
                         pools=control_pb2.PoolSample(run_id=a.run_id, pools=pools)
@@ -144,7 +150,7 @@ class RunEffects(LoadEffects):
                 # every worker walks its slice of the pools the setup worker sampled
                 await asyncio.wait_for(ctx.pools_ready.wait(), workload.load.ready_timeout_s)
             if a.run_setup and WarehouseWatcher.applies(workload):
-                ctx.warehouse = WarehouseWatcher(workload)
+                ctx.warehouse = WarehouseWatcher(workload, a.run_id)
                 ctx.warehouse_task = asyncio.get_running_loop().create_task(
                     self._poll_warehouse(ctx, ctx.warehouse)
                 )

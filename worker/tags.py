@@ -8,6 +8,7 @@ Phase letters: P = PREPARING, W = WARMUP, M = MEASUREMENT, D = draining (PROCESS
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 from snowload.v1 import common_pb2
 
@@ -53,3 +54,18 @@ def parse_compact(text: str) -> Tag | None:
     if phase is None:
         return None
     return Tag(parts[1], int(parts[2][1:]), phase, parts[4])
+
+
+class Purpose(StrEnum):
+    """What snowload's own statements (not the load) are for."""
+
+    SETUP = "setup"
+    """The workload's setup SQL and the sampling of value pools."""
+    TELEMETRY = "telemetry"
+    """Warehouse polling and the query-history reads of enrichment."""
+
+
+def own_tag(run_id: str, purpose: Purpose) -> str:
+    """``sl/<run8>/<purpose>``: tells snowload's own statements from the load's
+    (``parse_compact`` returns None for it, and a history read for ``sl/<run8>/w%`` skips it)."""
+    return f"sl/{run_id.replace('-', '')[:8]}/{purpose.value}"

@@ -11,14 +11,16 @@ from snowload.v1 import common_pb2
 from snowload.workload import Driver as DriverName
 from snowload.workload import Workload
 from worker.drivers import Connection, get_driver
+from worker.tags import Purpose, own_tag
 
 POLL_INTERVAL_S = 5.0
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
 
 
 class WarehouseWatcher:
-    def __init__(self, workload: Workload) -> None:
+    def __init__(self, workload: Workload, run_id: str) -> None:
         self.workload = workload
+        self.run_id = run_id
         self.name = str(workload.target.options.get("warehouse", ""))
         self._conn: Connection | None = None
 
@@ -30,6 +32,7 @@ class WarehouseWatcher:
         """Blocking; None when no warehouse is visible."""
         if self._conn is None:
             self._conn = get_driver(DriverName.SNOWFLAKE).connect(self.workload.target, 30.0)
+            self._conn.tag_own(own_tag(self.run_id, Purpose.TELEMETRY))
         if self.name and not _IDENT.match(self.name):
             raise ValueError(f"not a warehouse name: {self.name!r}")
         # SHOW takes no bind variables: the name is checked above and quoted here

@@ -63,6 +63,11 @@ class Connection(ABC):
         """Session-level tagging, called in the connection's thread whenever the phase
         changes, before the next query. Drivers that tag per statement do nothing here."""
 
+    def tag_own(self, tag: str) -> None:  # noqa: B027 - optional hook
+        """Tag snowload's own statements on this connection (setup, pools, telemetry:
+        ``execute_script``, ``query``) with ``tag`` (see worker.tags.own_tag). Drivers
+        that tag per statement send it with each; the others ignore it."""
+
     def compile(self, query: Query, tag: Tag) -> Any:
         """Whatever ``execute`` needs for this query kind in this phase (compiled once per
         phase change, not per query). By default the SQL text."""

@@ -14,7 +14,10 @@ Parameters are bound server side (``paramstyle="qmark"``), never interpolated.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
+import itertools
 import re
+import sys
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -25,7 +28,13 @@ from snowflake.connector import errors as sferrors
 from snowload.workload import Query, Target
 from worker.drivers import spcs
 from worker.drivers.base import Connection, Driver, DriverError, ErrorCategory, redact
+from worker.drivers.snowflake_http import skip_environment_lookups
 from worker.tags import Tag
+
+if importlib.util.find_spec("opentelemetry") is None:
+    # the connector imports OpenTelemetry's propagator for every request; a failed
+    # import is not cached, so each one searches sys.path again: say once it is absent
+    sys.modules.setdefault("opentelemetry", None)  # type: ignore[arg-type]
 
 DEFAULT_SESSION_PARAMETERS = {"USE_CACHED_RESULT": "FALSE"}
 # options a workload may set; everything secret stays in connections.toml
@@ -98,16 +107,38 @@ def connect_kwargs(target: Target, timeout_s: float) -> dict[str, Any]:
     return kwargs
 
 
+class SampleBudget:
+    """How many (query id, latency) samples the connections of one worker process keep
+    between them (``options.query_id_samples``): a cap per process, not per connection,
+    so that memory does not grow with the number of connections."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._taken = itertools.count()
+
+    def take(self) -> bool:
+        return next(self._taken) < self.limit  # (itertools.count: atomic under the GIL)
+
+
 class SnowflakeConnection(Connection):
-    def __init__(self, conn: Any, prefix: str = "", max_samples: int = 100_000) -> None:
+    def __init__(
+        self,
+        conn: Any,
+        prefix: str = "",
+        max_samples: int = 100_000,
+        budget: SampleBudget | None = None,
+    ) -> None:
         self._conn = conn
         self._cursor = conn.cursor()
         self._prefix = prefix
+        self._own: dict[str, str] | None = None
+        """Statement parameters of snowload's own statements (see tag_own)."""
         self.last_query_id = ""
-        self.max_samples = max_samples
+        self.budget = budget if budget is not None else SampleBudget(max_samples)
+        self._sampling = self.budget.limit > 0
         self.query_samples: list[tuple[str, int]] = []
-        """(query id, client latency µs) of this connection's first ``max_samples`` queries,
-        joined with the server's history during enrichment."""
+        """(query id, client latency µs) of this connection's queries while the worker's
+        budget lasts, joined with the server's history during enrichment."""
 
     def compile(self, query: Query, tag: Tag) -> Any:
         return (query.sql, {"QUERY_TAG": self._prefix + tag.compact()})
@@ -120,10 +151,16 @@ class SnowflakeConnection(Connection):
         if cur.description:
             cur.fetchall()
         self.last_query_id = cur.sfqid or ""
-        if len(self.query_samples) < self.max_samples and self.last_query_id:
-            self.query_samples.append(
-                (self.last_query_id, (time.perf_counter_ns() - began) // 1000)
-            )
+        if self._sampling and self.last_query_id:
+            if self.budget.take():
+                self.query_samples.append(
+                    (self.last_query_id, (time.perf_counter_ns() - began) // 1000)
+                )
+            else:
+                self._sampling = False
+
+    def tag_own(self, tag: str) -> None:
+        self._own = {"QUERY_TAG": self._prefix + tag}
 
     def server_id(self, error: BaseException | None = None) -> str:
         """The Snowflake query id (the connector's ``sfqid``; a failed query's comes with
@@ -134,23 +171,23 @@ class SnowflakeConnection(Connection):
 
     def execute_script(self, statements: Sequence[str]) -> None:
         for sql in statements:
-            self._cursor.execute(sql)
+            self._cursor.execute(sql, _statement_params=self._own)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         cur = self._cursor
-        cur.execute(sql, params)
+        cur.execute(sql, params, _statement_params=self._own)
         return list(cur.fetchall()) if cur.description else []
 
     def prepare_only(self, query: Query) -> None:
         """The connector's describe-only request: Snowflake compiles the statement and
         returns its result's columns without running it. (Setup SQL cannot be rolled back
         here: DDL commits in Snowflake, so rolled_back() yields False.)"""
-        self._cursor.execute(query.sql, _describe_only=True)
+        self._cursor.execute(query.sql, _describe_only=True, _statement_params=self._own)
 
     def query_dicts(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """Rows as dicts keyed by lower-case column name (SHOW commands)."""
         cur = self._cursor
-        cur.execute(sql, params or None)
+        cur.execute(sql, params or None, _statement_params=self._own)
         if not cur.description:
             return []
         names = [str(d[0]).lower() for d in cur.description]
@@ -170,16 +207,28 @@ class SnowflakeConnection(Connection):
 class SnowflakeDriver(Driver):
     name = "snowflake"
 
+    def __init__(self) -> None:
+        self._budget: SampleBudget | None = None
+        """Shared by every connection this driver opens (one executor: one process)."""
+
     def connect(self, target: Target, timeout_s: float) -> Connection:
-        kwargs = connect_kwargs(target, timeout_s)
+        kwargs, query_socket_timeout = login_bounded(connect_kwargs(target, timeout_s), timeout_s)
         try:
             conn = snowflake.connector.connect(**kwargs)
         except Exception as exc:
             raise DriverError(self.classify(exc), self.describe_error(exc)) from exc
+        # the login's bound was for the login: a statement's request may take the
+        # server's ~45 s of long polling
+        conn._socket_timeout = query_socket_timeout  # type: ignore[attr-defined]
+        # with a network timeout the connector starts a timer thread for every statement
+        # (its cancellation "timebomb"): statements go without one unless the workload
+        # asks for it; each request stays bounded by the socket timeout
+        conn._network_timeout = target.options.get("network_timeout")  # type: ignore[attr-defined]
+        skip_environment_lookups(conn)
+        if self._budget is None:
+            self._budget = SampleBudget(int(target.options.get("query_id_samples", 100_000)))
         return SnowflakeConnection(
-            conn,
-            str(target.options.get("query_tag_prefix", "")),
-            int(target.options.get("query_id_samples", 100_000)),
+            conn, str(target.options.get("query_tag_prefix", "")), budget=self._budget
         )
 
     def classify(self, exc: BaseException) -> ErrorCategory:
@@ -212,4 +261,35 @@ class SnowflakeDriver(Driver):
 
     def describe_error(self, exc: BaseException) -> str:
         text = " ".join(str(exc).split())
+        cause = _transport_cause(exc)
+        if cause is not None:  # e.g. "Could not connect ... after 1 attempt(s)" has no why
+            text += f" (cause: {type(cause).__name__}: {' '.join(str(cause).split())})"
         return redact(f"{type(exc).__name__}: {text}")[:500]
+
+
+def login_bounded(kwargs: dict[str, Any], timeout_s: float) -> tuple[dict[str, Any], int]:
+    """The connector's arguments with the login bounded by ``timeout_s`` (what is left
+    of the run's READY deadline), and the socket timeout to restore for statements.
+
+    A host that accepts connections but never answers holds a login for the *socket*
+    timeout (``login_timeout`` bounds only retries), so both are cut to ``timeout_s``:
+    the connector's own error then reaches the run before its READY deadline."""
+    bound = max(1, int(timeout_s))
+    out = dict(kwargs)
+    query_socket = int(out.get("socket_timeout") or 60)
+    out["socket_timeout"] = min(query_socket, bound)
+    out["login_timeout"] = min(int(out.get("login_timeout") or bound), bound)
+    return out, query_socket
+
+
+def _transport_cause(exc: BaseException) -> BaseException | None:
+    """The first non-connector exception behind ``exc`` (a read timeout, a refused
+    connection: it names the host and the timeout), if any."""
+    seen: set[int] = set()
+    cur = exc.__cause__ or exc.__context__
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if not isinstance(cur, sferrors.Error):
+            return cur
+        cur = cur.__cause__ or cur.__context__
+    return None
