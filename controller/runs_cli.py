@@ -12,7 +12,7 @@ from typing import Any
 
 import grpc
 
-from controller import export, render
+from controller import export, render, run_verdicts
 from controller import lifecycle as lc
 from controller.cli_parser import Subparsers, add_client_options, positive_int
 from controller.report import stats_dict, summary_dict
@@ -21,6 +21,7 @@ from controller.store import RunStore, open_store
 from controller.store_remote import RemoteRunStore, RemoteUnsupported
 from snowload.channel import ChannelConfig
 from snowload.v1 import common_pb2, run_pb2
+from snowload.verdicts import TooShort
 
 EXIT_NOT_FOUND = 2
 EXIT_BAD_INPUT = 2
@@ -53,6 +54,7 @@ def add_parser(sub: Subparsers) -> None:
     cmp_.add_argument("run_a", help="run A (the baseline)")
     cmp_.add_argument("run_b", help="run B (compared with A)")
     cmp_.add_argument("--json", action="store_true", help="JSON on stdout")
+    run_verdicts.add_options(cmp_)
     enrich = _verb(
         verbs,
         "enrich",
@@ -233,10 +235,28 @@ def _compare(store: RunStore, args: argparse.Namespace) -> int:
     if a is None or b is None:
         return EXIT_NOT_FOUND
     result = compare(a, b)
+    notes: list[str] = []
+    method: dict[str, object] | None = None
+    try:
+        found = run_verdicts.verdicts(store, a, b, seed=args.seed, resamples=args.resamples)
+    except TooShort as exc:
+        notes.append(f"no verdicts: {exc}")
+    else:
+        run_verdicts.merge_into(result, found)
+        notes += found.notes
+        method = found.as_dict()["method"]  # type: ignore[assignment]
     if args.json:
-        print(json.dumps({"a": a.run_id, "b": b.run_id, "by_kind": result}, indent=2))
+        out = {"a": a.run_id, "b": b.run_id, "by_kind": result, "method": method, "notes": notes}
+        print(json.dumps(out, indent=2))
         return 0
     render.print_compare(a, b, result)
+    for note in notes:
+        print(f"note: {note}")
+    if method is not None:
+        print(
+            f"95% intervals: bootstrap over {method['seconds_a']} and {method['seconds_b']} full "
+            f"seconds of MEASUREMENT ({method['resamples']} resamples, seed {method['seed']})"
+        )
     return 0
 
 

@@ -247,6 +247,15 @@ class RunServicer(run_pb2_grpc.RunServiceServicer):
             )
             item.start_time.FromNanoseconds(interval.start_ns)
             item.end_time.FromNanoseconds(interval.end_ns)
+        for interval in store.kind_intervals(request.run_id):
+            item = out.kind_intervals.add(
+                second=interval.second,
+                phase=interval.phase,
+                histogram=interval.histogram,
+                kind=interval.kind,
+            )
+            item.start_time.FromNanoseconds(interval.start_ns)
+            item.end_time.FromNanoseconds(interval.end_ns)
         return out
 
     async def ListRuns(

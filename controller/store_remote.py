@@ -98,6 +98,20 @@ class RemoteRunStore(RunStore):
             for i in response.intervals
         ]
 
+    def kind_intervals(self, run_id: str) -> list[IntervalHistogram]:
+        response = self._histograms(run_id)
+        return [
+            IntervalHistogram(
+                int(i.second),
+                int(i.phase),
+                i.start_time.ToNanoseconds(),
+                i.end_time.ToNanoseconds(),
+                i.histogram,
+                i.kind,
+            )
+            for i in response.kind_intervals
+        ]
+
     def _histograms(self, run_id: str) -> run_pb2.GetRunHistogramsResponse:
         try:
             response: run_pb2.GetRunHistogramsResponse = self._stub.GetRunHistograms(
