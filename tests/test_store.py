@@ -145,7 +145,6 @@ class StoreSuite:
         assert done is not None and done.state == lc.COMPLETED
         assert store.close_interrupted() == []
 
-
     def test_kind_intervals_and_tags(self, store: RunStore) -> None:
         hist = hdr.new_histogram()
         hist.record_value(1500)
