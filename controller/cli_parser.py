@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn, TypeAlias
 
+from controller.gate import margin_arg
 from snowload.channel import TOKEN_ENV
 from snowload.durations import parse_duration
 from snowload.exit_codes import describe as exit_codes
@@ -163,6 +164,28 @@ def add_run(sub: Subparsers) -> None:
     )
     run.add_argument("--db", help=DB_HELP)
     log_level_arg(run, "WARNING")
+    gate = run.add_argument_group(
+        "baseline", "gate the run against an earlier one (exit 5 on a significant regression)"
+    )
+    gate.add_argument(
+        "--baseline",
+        metavar="RUN_OR_NAME",
+        help="a stored run (id, unique id prefix, or a name given by 'snowload runs tag') "
+        "of the same workload to compare with",
+    )
+    gate.add_argument(
+        "--max-regression",
+        type=margin_arg,
+        default=0.10,
+        metavar="PCT",
+        help="how much worse than the baseline p95, p99, QPS or error rate may be "
+        "(significantly so) before the run fails with exit 5 (default 10%%)",
+    )
+    gate.add_argument(
+        "--force",
+        action="store_true",
+        help="compare with a baseline of a different workload anyway",
+    )
     remote = run.add_argument_group(
         "remote", "run on a controller daemon and its workers instead of local ones"
     )

@@ -16,6 +16,7 @@ from controller import export, render, run_verdicts
 from controller import lifecycle as lc
 from controller.cli_parser import Subparsers, add_client_options, positive_int
 from controller.report import stats_dict, summary_dict
+from controller.run_tags import tag_problem
 from controller.runs_show import SPECTRUM, find, show
 from controller.store import RunStore, open_store
 from controller.store_remote import RemoteRunStore, RemoteUnsupported
@@ -55,6 +56,14 @@ def add_parser(sub: Subparsers) -> None:
     cmp_.add_argument("run_b", help="run B (compared with A)")
     cmp_.add_argument("--json", action="store_true", help="JSON on stdout")
     run_verdicts.add_options(cmp_)
+    tag = _verb(
+        verbs,
+        "tag",
+        "name a finished run (a baseline for 'snowload run --baseline NAME'); a name "
+        "names one run: naming another run with it moves it",
+    )
+    tag.add_argument("run_id", help="the run's id (or unique id prefix, or another name)")
+    tag.add_argument("name", help="letters, digits, '.', '_', '-' or '/'")
     enrich = _verb(
         verbs,
         "enrich",
@@ -126,6 +135,8 @@ def main(args: argparse.Namespace) -> int:
             return _compare(store, args)
         if args.verb == "enrich":
             return _enrich(store, args)
+        if args.verb == "tag":
+            return _tag(store, args)
         return _export(store, args)
     except RemoteUnsupported as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -257,6 +268,24 @@ def _compare(store: RunStore, args: argparse.Namespace) -> int:
             f"95% intervals: bootstrap over {method['seconds_a']} and {method['seconds_b']} full "
             f"seconds of MEASUREMENT ({method['resamples']} resamples, seed {method['seed']})"
         )
+    return 0
+
+
+def _tag(store: RunStore, args: argparse.Namespace) -> int:
+    problem = tag_problem(args.name)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    run = find(store, args.run_id)
+    if run is None:
+        return EXIT_NOT_FOUND
+    if not lc.is_terminal(run.state):
+        print(
+            f"error: run {run.run_id} is still active: name it once it has ended", file=sys.stderr
+        )
+        return EXIT_BAD_INPUT
+    store.tag(args.name, run.run_id)
+    print(f"run {run.run_id} is now {args.name!r}")
     return 0
 
 

@@ -81,10 +81,15 @@ class RunStore(ABC):
         return []
 
     def find(self, prefix: str) -> run_pb2.Run | None:
-        """A run by id or unique id prefix."""
+        """A run by id, name (``tag``) or unique id prefix."""
         run = self.get(prefix)
-        if run is not None or len(prefix) < 4:
+        if run is not None:
             return run
+        named = self.tagged(prefix)
+        if named is not None:
+            return self.get(named)
+        if len(prefix) < 4:
+            return None
         matches = [r for r in self.list_runs(10_000) if r.run_id.startswith(prefix)]
         return self.get(matches[0].run_id) if len(matches) == 1 else None
 

@@ -56,6 +56,24 @@ class RemoteRunStore(RunStore):
         run: run_pb2.Run = response.run
         return run
 
+    def tag(self, name: str, run_id: str) -> None:
+        self._stub.TagRun(
+            run_pb2.TagRunRequest(run_id=run_id, tag=name),
+            metadata=self._metadata,
+            timeout=self._timeout_s,
+        )
+
+    def tagged(self, name: str) -> str | None:
+        try:
+            response = self._stub.GetRun(
+                run_pb2.GetRunRequest(tag=name), metadata=self._metadata, timeout=self._timeout_s
+            )
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                return None
+            raise
+        return str(response.run.run_id)
+
     def list_runs(self, limit: int, offset: int = 0) -> list[run_pb2.Run]:
         out: list[run_pb2.Run] = []
         token = str(offset) if offset else ""
