@@ -116,7 +116,7 @@ def test_gate_rules_on_stored_runs(tmp_path: Path) -> None:
         assert judge(store, baseline, stored_run(store, "fast-run", workload, 3.0, 10), 0).passed
 
         stored_run(store, "short-run", workload, 5.0, 3)
-        with pytest.raises(BaselineError, match="has 3 full second.*at least 5"):
+        with pytest.raises(BaselineError, match=r"has 3 full second.*at least 5"):
             resolve(store, "short-run", workload, force=False)
         with pytest.raises(BaselineError, match="no run or name 'nope'"):
             resolve(store, "nope", workload, force=False)
@@ -124,7 +124,7 @@ def test_gate_rules_on_stored_runs(tmp_path: Path) -> None:
             WORKLOAD.format(dsn="host=b", duration="10s").replace('"gate"', '"other"'),
             source="o.toml",
         )
-        with pytest.raises(BaselineError, match="these fields differ: name, target.dsn"):
+        with pytest.raises(BaselineError, match=r"these fields differ: name, target\.dsn"):
             resolve(store, "nightly", other, force=False)
         assert resolve(store, "nightly", other, force=True).run.run_id == "base-run"
     finally:
