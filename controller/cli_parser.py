@@ -263,3 +263,16 @@ def add_controller(sub: Subparsers) -> None:
         help="shut down (cleanly) when this process dies, e.g. the TUI that started it",
     )
     log_level_arg(ctl, "INFO")
+    ctl.add_argument(
+        "--metrics-listen",
+        metavar="HOST:PORT",
+        default="",
+        help="serve Prometheus metrics on this address (e.g. 127.0.0.1:9464); beyond "
+        "loopback it needs --token (scrapes send it as a bearer token) or --insecure",
+    )
+    ctl.add_argument(
+        "--metrics-retention",
+        type=duration_arg,
+        default=600.0,
+        help="how long a finished run's series stay on the metrics endpoint (default 10m)",
+    )

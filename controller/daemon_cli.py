@@ -10,6 +10,7 @@ import sqlite3
 import sys
 
 from controller.local_workers import LocalWorkers
+from controller.prom_server import expose
 from controller.server import Controller, ControllerSettings
 from controller.store import open_store
 from controller.store_sqlite import SchemaTooNew
@@ -22,15 +23,25 @@ async def _watch_parent(pid: int, stop: asyncio.Event) -> None:
     stop.set()
 
 
+def _loopback(listen: str) -> bool:
+    host = listen.rsplit(":", 1)[0].strip("[]")
+    return host in ("localhost", "") or host.startswith("127.") or host == "::1"
+
+
 def _check_exposure(args: argparse.Namespace) -> str:
     """Why this daemon configuration is refused, or '' if it is fine."""
-    host = args.listen.rsplit(":", 1)[0].strip("[]")
-    loopback = host in ("localhost", "") or host.startswith("127.") or host == "::1"
-    if not loopback and not args.token and not args.insecure:
+    if not _loopback(args.listen) and not args.token and not args.insecure:
         return (
             f"refusing to listen on {args.listen} without a token: anyone who reaches it "
             "could start load against your databases. Set --token (or SNOWLOAD_TOKEN), "
             "or pass --insecure if the network is trusted"
+        )
+    metrics = args.metrics_listen
+    if metrics and not _loopback(metrics) and not args.token and not args.insecure:
+        return (
+            f"refusing to serve metrics on {metrics} without a token: set --token "
+            "(Prometheus sends it with 'authorization: {credentials: ...}'), or pass "
+            "--insecure if the network is trusted"
         )
     if bool(args.tls_cert) != bool(args.tls_key):
         return "--tls-cert and --tls-key go together"
@@ -66,6 +77,20 @@ async def controller_main(args: argparse.Namespace) -> int:
     except (OSError, RuntimeError) as exc:
         print(f"error: cannot listen on {args.listen}: {exc}", file=sys.stderr)
         return ExitCode.BAD_INPUT
+    endpoint = None
+    if args.metrics_listen:
+        try:
+            endpoint = expose(
+                controller,
+                args.metrics_listen,
+                token=args.token,
+                retention_s=args.metrics_retention,
+            )
+        except (OSError, ValueError) as exc:
+            print(f"error: cannot serve metrics on {args.metrics_listen}: {exc}", file=sys.stderr)
+            await controller.stop()
+            return ExitCode.BAD_INPUT
+        print(f"metrics on http://{endpoint.address}/metrics", file=sys.stderr, flush=True)
     print(f"snowload controller listening on {controller.address}", file=sys.stderr, flush=True)
     local = LocalWorkers(
         controller.address,
@@ -86,4 +111,6 @@ async def controller_main(args: argparse.Namespace) -> int:
     print("shutting down: cancelling active runs…", file=sys.stderr, flush=True)
     await controller.stop()
     await local.stop()
+    if endpoint is not None:
+        endpoint.stop()
     return ExitCode.OK

@@ -24,6 +24,7 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql postgre
 command -v npm >/dev/null || need+=(nodejs npm)
 command -v tmux >/dev/null || need+=(tmux)
 command -v ip >/dev/null || need+=(iproute2)  # tests/test_netns.py: network namespaces
+command -v prometheus >/dev/null || need+=(prometheus)  # tests/test_prometheus.py: scrapes
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing ${need[*]}…"
   apt_install "${need[@]}"

@@ -229,9 +229,11 @@ def recorded(data: bytes) -> list[tuple[int, int]]:
     """(highest equivalent value in µs, count) of every non-empty bucket of an encoded
     histogram, ascending: what a percentile of merged histograms is read from (the value
     ``get_value_at_percentile`` would return for a rank falling in that bucket)."""
-    if not data:
-        return []
-    hist = decode(data)
+    return recorded_of(decode(data)) if data else []
+
+
+def recorded_of(hist: HdrHistogram) -> list[tuple[int, int]]:
+    """:func:`recorded` of a histogram."""
     if not hist.get_total_count():
         return []
     lo, counts = _span(hist)
