@@ -112,6 +112,7 @@ class GateResult:
             "max_regression": self.margin,
             "passed": self.passed,
             "regressions": [m.value for m in self.regressions],
+            "verdicts": found["verdicts"],
             "method": found["method"],
             "by_kind": found["by_kind"],
             "notes": found["notes"],

@@ -248,6 +248,7 @@ def _compare(store: RunStore, args: argparse.Namespace) -> int:
     result = compare(a, b)
     notes: list[str] = []
     method: dict[str, object] | None = None
+    words: dict[str, str] = {}
     try:
         found = run_verdicts.verdicts(store, a, b, seed=args.seed, resamples=args.resamples)
     except TooShort as exc:
@@ -256,11 +257,21 @@ def _compare(store: RunStore, args: argparse.Namespace) -> int:
         run_verdicts.merge_into(result, found)
         notes += found.notes
         method = found.as_dict()["method"]  # type: ignore[assignment]
+        words = found.verdicts()
     if args.json:
-        out = {"a": a.run_id, "b": b.run_id, "by_kind": result, "method": method, "notes": notes}
+        out = {
+            "a": a.run_id,
+            "b": b.run_id,
+            "verdicts": words,
+            "by_kind": result,
+            "method": method,
+            "notes": notes,
+        }
         print(json.dumps(out, indent=2))
         return 0
     render.print_compare(a, b, result)
+    if words:
+        print("B against A: " + "; ".join(f"{kind}: {word}" for kind, word in words.items()))
     for note in notes:
         print(f"note: {note}")
     if method is not None:

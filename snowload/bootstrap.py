@@ -51,6 +51,7 @@ class Verdict(StrEnum):
     MORE_ERRORS = "more errors"
     FEWER_ERRORS = "fewer errors"
     NO_DIFFERENCE = "no significant difference"
+    MIXED = "mixed"
     UNKNOWN = "not enough data"
 
 
@@ -286,3 +287,22 @@ def _difference(
         else:
             verdict = Verdict.SLOWER if worse else Verdict.FASTER
     return Difference(metric, va, vb, vb - va, low, high, rel, rel_low, rel_high, verdict)
+
+
+def overall_verdict(metrics: dict[Metric, Difference]) -> Verdict:
+    """One word for a kind: ``slower`` if QPS or a percentile is called slower and none
+    faster (and the other way round), ``mixed`` if some are each; otherwise the error
+    rate's verdict, or no significant difference."""
+    speed = {
+        d.verdict
+        for m, d in metrics.items()
+        if m is not Metric.ERROR_RATE and d.verdict in (Verdict.SLOWER, Verdict.FASTER)
+    }
+    if len(speed) == 2:
+        return Verdict.MIXED
+    if speed:
+        return speed.pop()
+    errors = metrics.get(Metric.ERROR_RATE)
+    if errors is not None and errors.verdict in (Verdict.MORE_ERRORS, Verdict.FEWER_ERRORS):
+        return errors.verdict
+    return Verdict.NO_DIFFERENCE

@@ -96,6 +96,10 @@ class Comparison:
     seed: int
     threshold: float
 
+    def verdicts(self) -> dict[str, str]:
+        """One word per kind (bootstrap.overall_verdict)."""
+        return {k: bootstrap.overall_verdict(m).value for k, m in self.by_kind.items()}
+
     def as_dict(self) -> dict[str, object]:
         return {
             "a": self.a,
@@ -109,6 +113,7 @@ class Comparison:
                 "seconds_a": self.seconds_a,
                 "seconds_b": self.seconds_b,
             },
+            "verdicts": self.verdicts(),
             "by_kind": {
                 kind: {m.value: d.as_dict() for m, d in metrics.items()}
                 for kind, metrics in self.by_kind.items()

@@ -120,3 +120,23 @@ def test_t_quantiles_match_the_tables() -> None:
     assert bootstrap.t_quantile(0.995, 9) == pytest.approx(3.250, abs=2e-3)
     assert bootstrap.t_quantile(0.995, 4) == pytest.approx(4.604, rel=0.01)
     assert bootstrap.t_quantile(0.975, 60) == pytest.approx(2.000, abs=2e-3)
+
+
+def test_one_word_per_kind() -> None:
+    def diffs(**verdicts: Verdict) -> dict[Metric, bootstrap.Difference]:
+        return {
+            m: bootstrap.Difference(
+                m, 1, 1, 0, 0, 0, 0, 0, 0, verdicts.get(m.name, Verdict.NO_DIFFERENCE)
+            )
+            for m in Metric
+        }
+
+    assert bootstrap.overall_verdict(diffs()) is Verdict.NO_DIFFERENCE
+    assert bootstrap.overall_verdict(diffs(P50=Verdict.SLOWER, QPS=Verdict.SLOWER)) is (
+        Verdict.SLOWER
+    )
+    assert bootstrap.overall_verdict(diffs(P99=Verdict.FASTER)) is Verdict.FASTER
+    assert bootstrap.overall_verdict(diffs(P50=Verdict.SLOWER, P99=Verdict.FASTER)) is (
+        Verdict.MIXED
+    )
+    assert bootstrap.overall_verdict(diffs(ERROR_RATE=Verdict.MORE_ERRORS)) is (Verdict.MORE_ERRORS)

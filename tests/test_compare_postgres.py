@@ -6,10 +6,10 @@ seed); 4 ms against 6 ms is called slower.
 Runs are short (6 s of MEASUREMENT, one connection each) and run fourteen at a time on
 as many worker processes (pg_sleep leaves them idle), in three waves.
 
-4 ms against 6 ms: the median and p95 move by 2 ms, far beyond the noise; p99 is the
-second-highest of some 150 latencies a second, at the mercy of the machine's scheduler (on
-a loaded two-core host its noise exceeds 2 ms), so it is only required not to be called
-faster."""
+4 ms against 6 ms is called slower: the median and QPS move far beyond the noise; p95 and
+p99 of some 150 latencies a second are at the mercy of the machine's scheduler (on a
+heavily loaded two-core host their noise exceeds 2 ms), so they may be undecided, never
+faster (the comparison would then say "mixed")."""
 
 from __future__ import annotations
 
@@ -106,16 +106,18 @@ async def test_pairs_of_one_workload_agree_and_4ms_vs_6ms_is_slower(
         # the bootstrap's point figures are the runs' own (full seconds of MEASUREMENT)
         meas = {p.phase: p for p in a.summary.phases}[lc.MEASUREMENT].overall
         assert overall[Metric.P50].a == pytest.approx(meas.p50_ms, rel=0.05)
-        called_same += all(d.verdict is Verdict.NO_DIFFERENCE for d in overall.values())
+        same = all(d.verdict is Verdict.NO_DIFFERENCE for d in overall.values())
+        assert same == (found.verdicts()["all"] == "no significant difference")
+        called_same += same
     assert called_same >= 19, called_same
 
     four, six = stored[-2], stored[-1]
     assert four is not None and six is not None
     found = verdicts(store, four, six, resamples=400)
     assert set(found.by_kind) == {"all", "sleep"}
+    assert found.verdicts() == {"all": "slower", "sleep": "slower"}
     for kind in ("all", "sleep"):
-        for metric in (Metric.P50, Metric.P95, Metric.QPS):
+        for metric in (Metric.P50, Metric.QPS):
             assert found.by_kind[kind][metric].verdict is Verdict.SLOWER, (kind, metric)
-        assert found.by_kind[kind][Metric.P99].verdict is not Verdict.FASTER
     back = verdicts(store, six, four, resamples=400)
     assert back.by_kind["all"][Metric.P50].verdict is Verdict.FASTER

@@ -243,6 +243,10 @@ class CompareScreen(AppScreen):
             )
         if self.verdict_note:
             title.append(self.verdict_note + "\n", "dim")
+        if self.verdicts is not None:
+            words = self.verdicts.verdicts()
+            title.append("B against A: ", "bold")
+            title.append("; ".join(f"{k}: {w}" for k, w in words.items()) + "\n")
         title.rstrip()
         self.query_one("#compare-title", Static).update(title)
         table = self.query_one("#compare", DataTable)
