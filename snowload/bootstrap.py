@@ -70,7 +70,7 @@ class Second:
 @dataclass(frozen=True)
 class Difference:
     """B against A for one metric: point values, B - A with its 95 % interval, the
-    relative change B / A - 1 with its interval, and the verdict."""
+    relative change B / A - 1 with that interval divided by A, and the verdict."""
 
     metric: Metric
     a: float | None
@@ -212,7 +212,6 @@ def compare(
     relative change of at least ``threshold``."""
     rng = random.Random(seed)
     deltas: dict[Metric, list[float]] = {m: [] for m in Metric}
-    ratios: dict[Metric, list[float]] = {m: [] for m in Metric}
     for _ in range(resamples):
         sa = a.statistic(a.resample(rng))
         sb = b.statistic(b.resample(rng))
@@ -221,13 +220,10 @@ def compare(
             if va is None or vb is None:
                 continue
             deltas[m].append(vb - va)
-            if va:
-                ratios[m].append(vb / va - 1.0)
     pa, pb = a.point(), b.point()
     factor = half_width_factor(min(a.n // a.block, b.n // b.block), (1 - CONFIDENCE) / len(Metric))
     return {
-        m: _difference(m, pa[m], pb[m], deltas[m], ratios[m], resamples, threshold, factor)
-        for m in Metric
+        m: _difference(m, pa[m], pb[m], deltas[m], resamples, threshold, factor) for m in Metric
     }
 
 
@@ -265,7 +261,6 @@ def _difference(
     va: float | None,
     vb: float | None,
     deltas: list[float],
-    ratios: list[float],
     resamples: int,
     threshold: float,
     factor: float,
@@ -273,10 +268,13 @@ def _difference(
     if va is None or vb is None or len(deltas) < resamples * 0.9:
         return Difference(metric, va, vb, None, None, None, None, None, None, Verdict.UNKNOWN)
     low, high = interval(vb - va, deltas, factor)
+    # within what the metric can be (B >= 0; an error rate <= 1)
+    low = max(low, -va)
+    if metric is Metric.ERROR_RATE:
+        high = min(high, 1.0 - va)
+    # relative to A's figure, so that both intervals say the same thing
     rel = vb / va - 1.0 if va else None
-    rel_low, rel_high = (
-        interval(rel, ratios, factor) if rel is not None and ratios else (None, None)
-    )
+    rel_low, rel_high = (low / va, high / va) if va else (None, None)
     verdict = Verdict.NO_DIFFERENCE
     excludes_zero = low > 0 or high < 0
     large_enough = rel is None or abs(rel) >= threshold
