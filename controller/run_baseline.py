@@ -12,6 +12,7 @@ from controller.gate import GateResult, gate, workload_differences
 from controller.run_verdicts import load
 from controller.store import RunStore
 from controller.store_remote import RemoteUnsupported
+from snowload.bootstrap import RESAMPLES
 from snowload.v1 import run_pb2
 from snowload.verdicts import RunSeconds, TooShort, check_length, compare
 from snowload.workload import Workload
@@ -59,7 +60,13 @@ def resolve(store: RunStore, ref: str, workload: Workload, *, force: bool) -> Ba
 
 
 def judge(
-    store: RunStore, baseline: Baseline, final: run_pb2.Run, margin: float, timeout_s: float = 10
+    store: RunStore,
+    baseline: Baseline,
+    final: run_pb2.Run,
+    margin: float,
+    *,
+    timeout_s: float = 10,
+    resamples: int = RESAMPLES,
 ) -> GateResult:
     """The ended run against its baseline. Raises TooShort. A daemon stores a run's
     histograms as it ends: wait for them a little."""
@@ -74,4 +81,4 @@ def judge(
         time.sleep(0.1)
     if seconds is None:
         raise TooShort(f"run {final.run_id}: its histograms were not stored in time")
-    return gate(baseline.label, compare(baseline.seconds, seconds), margin)
+    return gate(baseline.label, compare(baseline.seconds, seconds, resamples=resamples), margin)

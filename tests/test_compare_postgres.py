@@ -3,8 +3,8 @@ not significantly different in at least 19 of 20 pairs (twenty independent pairs
 each pair run side by side so that both face the same machine, each compared with its own
 seed); 4 ms against 6 ms is called slower.
 
-Runs are short (6 s of MEASUREMENT, one connection each) and run fourteen at a time on
-as many worker processes (pg_sleep leaves them idle), in three waves.
+Runs are short (6 s of MEASUREMENT, one connection each) and run twenty-one at a time on
+as many worker processes (pg_sleep leaves them idle), in two waves.
 
 4 ms against 6 ms is called slower: the median and QPS move far beyond the noise; p95 and
 p99 of some 150 latencies a second are at the mercy of the machine's scheduler (on a
@@ -47,12 +47,12 @@ name = "sleep"
 sql = "SELECT pg_sleep({seconds})"
 """
 PAIRS = 20
-WAVE = 14
+WAVE = 21
 
 
 @pytest.fixture
 async def controller() -> AsyncIterator[Controller]:
-    """Fourteen workers at once on a loaded two-core host may miss a heartbeat or two:
+    """Twenty-one workers at once on a loaded two-core host may miss a heartbeat or two:
     this test is about numbers, not loss detection."""
     ctl = Controller(ControllerSettings(listen="127.0.0.1:0", loss_timeout_s=20.0))
     await ctl.start()
