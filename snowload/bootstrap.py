@@ -26,7 +26,7 @@ from statistics import NormalDist
 
 RESAMPLES = 1000
 CONFIDENCE = 0.95
-MAX_UNITS = 240
+MAX_UNITS = 120
 """Longer runs are cut into this many contiguous groups of seconds before resampling (the
 memory of the layout is units x distinct bucket values)."""
 MIN_SECONDS = 5
