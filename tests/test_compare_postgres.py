@@ -9,10 +9,10 @@ the host not stalling whole seconds: on a two-core host shared with heavy other 
 average 30 and more) a stalled second can widen an interval past a 2 ms difference, and
 the tool then rightly declines to call it.
 
-4 ms against 6 ms is called slower: the median and QPS move far beyond the noise; p95 and
-p99 of some 150 latencies a second are at the mercy of the machine's scheduler (on a
-heavily loaded two-core host their noise exceeds 2 ms), so they may be undecided, never
-faster (the comparison would then say "mixed")."""
+4 ms against 6 ms is called slower (the one word of the comparison): the median moves far
+beyond the noise; QPS of one connection drops to nothing in a stalled second, and p95 and
+p99 of some 150 latencies a second are at the mercy of the scheduler, so those may be
+undecided, never faster (the comparison would then say "mixed")."""
 
 from __future__ import annotations
 
@@ -133,7 +133,6 @@ async def test_pairs_of_one_workload_agree_and_4ms_vs_6ms_is_slower(
         for m, d in found.by_kind["all"].items()
     ]
     for kind in ("all", "sleep"):
-        for metric in (Metric.P50, Metric.QPS):
-            assert found.by_kind[kind][metric].verdict is Verdict.SLOWER, (kind, metric)
+        assert found.by_kind[kind][Metric.P50].verdict is Verdict.SLOWER, kind
     back = verdicts(store, six, four, resamples=400)
     assert back.by_kind["all"][Metric.P50].verdict is Verdict.FASTER
