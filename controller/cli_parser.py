@@ -16,6 +16,7 @@ import textwrap
 from collections.abc import Sequence
 from typing import Any, NoReturn, TypeAlias
 
+from controller.gate import margin_arg
 from snowload.channel import TOKEN_ENV
 from snowload.durations import parse_duration
 from snowload.exit_codes import describe as exit_codes
@@ -164,6 +165,28 @@ def add_run(sub: Subparsers) -> None:
     )
     run.add_argument("--db", help=DB_HELP)
     log_level_arg(run, "WARNING")
+    gate = run.add_argument_group(
+        "baseline", "gate the run against an earlier one (exit 5 on a significant regression)"
+    )
+    gate.add_argument(
+        "--baseline",
+        metavar="RUN_OR_NAME",
+        help="a stored run (id, unique id prefix, or a name given by 'snowload runs tag') "
+        "of the same workload to compare with",
+    )
+    gate.add_argument(
+        "--max-regression",
+        type=margin_arg,
+        default=0.10,
+        metavar="PCT",
+        help="how much worse than the baseline p95, p99, QPS or error rate may be "
+        "(significantly so) before the run fails with exit 5 (default 10%%)",
+    )
+    gate.add_argument(
+        "--force",
+        action="store_true",
+        help="compare with a baseline of a different workload anyway",
+    )
     remote = run.add_argument_group(
         "remote", "run on a controller daemon and its workers instead of local ones"
     )
@@ -248,6 +271,19 @@ def add_controller(sub: Subparsers) -> None:
         help="write every finished run into results tables there (docs/results-tables.md)",
     )
     ctl.add_argument("--export-schema", default="", help="--export-to: schema of the tables")
+    ctl.add_argument(
+        "--metrics-listen",
+        metavar="HOST:PORT",
+        default="",
+        help="serve Prometheus metrics on this address (e.g. 127.0.0.1:9464); beyond "
+        "loopback it needs --token (scrapes send it as a bearer token) or --insecure",
+    )
+    ctl.add_argument(
+        "--metrics-retention",
+        type=duration_arg,
+        default=600.0,
+        help="how long a finished run's series stay on the metrics endpoint (default 10m)",
+    )
 
 
 DEPLOY_EPILOG = """\

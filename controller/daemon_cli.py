@@ -10,6 +10,7 @@ import sqlite3
 import sys
 
 from controller.local_workers import LocalWorkers
+from controller.prom_server import expose
 from controller.server import Controller, ControllerSettings
 from controller.store import open_store
 from controller.store_sqlite import SchemaTooNew
@@ -31,6 +32,18 @@ def _check_exposure(args: argparse.Namespace) -> str:
     )
     if refused:
         return refused
+    metrics = args.metrics_listen
+    if (
+        metrics
+        and not exposure.is_loopback(metrics.rsplit(":", 1)[0])
+        and not args.token
+        and not args.insecure
+    ):
+        return (
+            f"refusing to serve metrics on {metrics} without a token: set --token "
+            "(Prometheus sends it with 'authorization: {credentials: ...}'), or pass "
+            "--insecure if the network is trusted"
+        )
     if bool(args.tls_cert) != bool(args.tls_key):
         return "--tls-cert and --tls-key go together"
     if args.tls_client_ca and not args.tls_cert:
@@ -77,6 +90,20 @@ async def controller_main(args: argparse.Namespace) -> int:
     except (OSError, RuntimeError) as exc:
         print(f"error: cannot listen on {args.listen}: {exc}", file=sys.stderr)
         return ExitCode.BAD_INPUT
+    endpoint = None
+    if args.metrics_listen:
+        try:
+            endpoint = expose(
+                controller,
+                args.metrics_listen,
+                token=args.token,
+                retention_s=args.metrics_retention,
+            )
+        except (OSError, ValueError) as exc:
+            print(f"error: cannot serve metrics on {args.metrics_listen}: {exc}", file=sys.stderr)
+            await controller.stop()
+            return ExitCode.BAD_INPUT
+        print(f"metrics on http://{endpoint.address}/metrics", file=sys.stderr, flush=True)
     print(f"snowload controller listening on {controller.address}", file=sys.stderr, flush=True)
     local = LocalWorkers(
         controller.address,
@@ -99,4 +126,6 @@ async def controller_main(args: argparse.Namespace) -> int:
     if exporter is not None:
         await exporter.drain()
     await local.stop()
+    if endpoint is not None:
+        endpoint.stop()
     return ExitCode.OK

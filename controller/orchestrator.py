@@ -18,6 +18,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from controller import lifecycle as lc
 from controller import plan, slo
+from controller.ingest import IngestStats
 from controller.lifecycle import Reason
 from controller.load_control import split_rate
 from controller.load_driver import SPARE_SLOTS, LoadDriver
@@ -47,6 +48,8 @@ class RunManager(WorkerEvents):
         self.saturation_cpu_percent = 90.0
         """A worker at or above this CPU (% of one core) is at a Python process's ceiling."""
         self.on_run_end: Callable[[ActiveRun], None] | None = None
+        self.ingest = IngestStats()
+        """Reports merged and the time it took (exported to Prometheus)."""
         registry.on_lost = self.worker_lost
 
     # -- public API ------------------------------------------------------------------

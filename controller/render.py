@@ -131,16 +131,20 @@ def spectrum_grid(data: dict[str, dict[str, dict[str, float]]]) -> Grid:
 def compare_grid(
     a: run_pb2.Run, b: run_pb2.Run, result: dict[str, dict[str, dict[str, Any]]]
 ) -> Grid:
+    verdicts = any("verdict" in v for row in result.values() for v in row.values())
     grid = Grid(
         title=f"A = {a.run_id} ({a.name})   B = {b.run_id} ({b.name})   MEASUREMENT",
-        columns=["query", "metric", "A", "B", "B - A", "change"],
-        left=frozenset({"query", "metric"}),
+        columns=["query", "metric", "A", "B", "B - A", "change"]
+        + (["95% CI of change", "verdict"] if verdicts else []),
+        left=frozenset({"query", "metric", "verdict"}),
         grouped=True,
+        narrow_drop=frozenset({"B - A"}) if verdicts else frozenset(),
     )
     for kind, row in result.items():
         grid.sections.append(len(grid.rows))
         for metric, v in row.items():
             change = f"{v['relative']:+.1%}" if v["relative"] is not None else "-"
+            extra = [_interval(v), str(v.get("verdict") or "")] if verdicts else []
             grid.add(
                 [
                     kind,
@@ -149,6 +153,7 @@ def compare_grid(
                     _fmt(v["b"]),
                     _fmt(v["delta"], signed=True),
                     change,
+                    *extra,
                 ],
                 [
                     kind,
@@ -157,9 +162,21 @@ def compare_grid(
                     _short(v["b"]),
                     _short(v["delta"], signed=True),
                     change,
+                    *extra,
                 ],
             )
     return grid
+
+
+def _interval(v: dict[str, Any]) -> str:
+    """The 95 % interval of the relative change (of the absolute one where A is zero)."""
+    rel = v.get("relative_ci95")
+    if rel:
+        return f"{rel[0]:+.1%} .. {rel[1]:+.1%}"
+    ci = v.get("ci95")
+    if ci:
+        return f"{ci[0]:+.4g} .. {ci[1]:+.4g}"
+    return ""
 
 
 def print_compare(

@@ -20,18 +20,22 @@ from rich.console import Console
 from rich.text import Text
 
 from controller import lifecycle as lc
+from controller.gate import GateResult, too_short_for_gate
 from controller.local_workers import LocalWorkers
 from controller.render_summary import measured_anything, print_summary
 from controller.report import summary_dict
+from controller.run_baseline import Baseline, BaselineError, judge, resolve
 from controller.run_progress import ProgressBar, ProgressLines
 from controller.server import Controller, ControllerSettings
 from controller.store import RunStore, open_store
+from controller.store_remote import RemoteRunStore
 from controller.store_sqlite import SchemaTooNew
 from snowload.channel import ChannelConfig, open_channel
 from snowload.durations import format_duration
 from snowload.exit_codes import ExitCode
 from snowload.v1 import run_pb2, run_pb2_grpc
-from snowload.workload import Overrides, WorkloadError, load_file
+from snowload.verdicts import TooShort
+from snowload.workload import Overrides, Workload, WorkloadError, load_file
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -88,6 +92,16 @@ def _run(args: argparse.Namespace, err: Console) -> int:
             tls_key=args.tls_key,
             tls=args.tls,
         )
+        remote = RemoteRunStore(config)
+        try:
+            baseline = _baseline(args, remote, workload, err)
+        except grpc.RpcError as exc:
+            remote.close()
+            error(err, f"controller {args.controller}: {exc.code().name}: {exc.details()}")
+            return ExitCode.RUN_FAILED
+        if baseline is False:
+            remote.close()
+            return ExitCode.BAD_INPUT
         try:
             final = asyncio.run(_run_remote(request, config, err))
         except grpc.aio.AioRpcError as exc:
@@ -100,12 +114,20 @@ def _run(args: argparse.Namespace, err: Console) -> int:
                 f"('snowload runs --controller {args.controller} show {exc.run_id}')",
                 highlight=False,
             )
+            remote.close()
             return ExitCode.INTERRUPTED
-        return report(final, err, json_out=args.json)
+        try:
+            return _report_gated(final, err, args, remote, baseline)
+        finally:
+            remote.close()
     try:
         store = open_store(args.db)
     except (OSError, sqlite3.Error, SchemaTooNew) as exc:
         error(err, f"results database: {exc}")
+        return ExitCode.BAD_INPUT
+    baseline = _baseline(args, store, workload, err)
+    if baseline is False:
+        store.close()
         return ExitCode.BAD_INPUT
     try:
         final = asyncio.run(
@@ -118,10 +140,50 @@ def _run(args: argparse.Namespace, err: Console) -> int:
             highlight=False,
         )
         return ExitCode.INTERRUPTED
-    return report(final, err, json_out=args.json)
+    if baseline is None:
+        return report(final, err, json_out=args.json)
+    with contextlib.closing(open_store(args.db)) as reopened:  # (the controller closed it)
+        return _report_gated(final, err, args, reopened, baseline)
 
 
-def report(final: run_pb2.Run, err: Console, *, json_out: bool) -> int:
+def _baseline(
+    args: argparse.Namespace, store: RunStore, workload: Workload, err: Console
+) -> Baseline | bool | None:
+    """The baseline (None without --baseline; False: refused, with the reason printed)."""
+    if not args.baseline:
+        return None
+    short = too_short_for_gate(workload.load.duration_s)
+    if short is not None:
+        error(err, f"--baseline: {short}")
+        return False
+    try:
+        return resolve(store, args.baseline, workload, force=args.force)
+    except BaselineError as exc:
+        error(err, str(exc))
+        return False
+
+
+def _report_gated(
+    final: run_pb2.Run,
+    err: Console,
+    args: argparse.Namespace,
+    store: RunStore,
+    baseline: Baseline | bool | None,
+) -> int:
+    if not isinstance(baseline, Baseline) or final.state != lc.COMPLETED:
+        return report(final, err, json_out=args.json)
+    try:
+        found = judge(store, baseline, final, args.max_regression)
+    except TooShort as exc:
+        code = report(final, err, json_out=args.json)
+        error(err, f"no comparison with the baseline: {exc}")
+        return code if code != ExitCode.OK else ExitCode.BAD_INPUT
+    return report(final, err, json_out=args.json, gated=found)
+
+
+def report(
+    final: run_pb2.Run, err: Console, *, json_out: bool, gated: GateResult | None = None
+) -> int:
     """The summary on stderr (and as JSON on stdout); the exit code of the run."""
     print_summary(err, final)
     if final.message and final.state != lc.COMPLETED and measured_anything(final):
@@ -130,12 +192,27 @@ def report(final: run_pb2.Run, err: Console, *, json_out: bool) -> int:
             markup=False,
             highlight=False,
         )
+    if gated is not None:
+        for line in gated.lines():
+            err.print(line, markup=False, highlight=False)
+        if not gated.passed:
+            names = ", ".join(m.value for m in gated.regressions)
+            err.print(
+                f"REGRESSION: worse than the baseline beyond {gated.margin:.0%}: {names}",
+                style="bold red",
+                highlight=False,
+            )
     if json_out:
-        print(json.dumps(summary_dict(final), indent=2))
+        out = summary_dict(final)
+        if gated is not None:
+            out["baseline"] = gated.as_dict()
+        print(json.dumps(out, indent=2))
     if final.state != lc.COMPLETED:
         return ExitCode.RUN_FAILED
     if final.HasField("slo_passed") and not final.slo_passed:
         return ExitCode.SLO_FAILED
+    if gated is not None and not gated.passed:
+        return ExitCode.REGRESSION
     return ExitCode.OK
 
 

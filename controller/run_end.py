@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from controller import lifecycle as lc
 from controller import query_log
+from controller.metric_cells import Key, PackedCell
 from controller.registry import WorkerRecord
 from controller.runs import ActiveRun, Outcome
 from controller.store import IntervalHistogram, RunRecord
@@ -55,6 +56,7 @@ def run_record(run: ActiveRun) -> RunRecord:
         if encoded:
             start = point.end_ns - int((point.duration_s or 1.0) * 1e9)
             intervals.append(IntervalHistogram(second, point.phase, start, point.end_ns, encoded))
+            intervals += kind_intervals(second, point.phase, start, point.end_ns, point.packed)
     load = run.workload.load
     logs = {w: f.query_log for w, f in run.finished.items() if f.HasField("query_log")}
     return RunRecord(
@@ -64,6 +66,28 @@ def run_record(run: ActiveRun) -> RunRecord:
         intervals=intervals,
         queries=query_log.merge(logs, load.slow_queries, load.query_sample),
     )
+
+
+def kind_intervals(
+    second: int, phase: int, start_ns: int, end_ns: int, packed: dict[Key, PackedCell]
+) -> list[IntervalHistogram]:
+    """One second's histogram per query kind (a second that straddles a phase change
+    holds a kind in two cells: merged here)."""
+    by_kind: dict[str, list[bytes]] = {}
+    for (_, kind), cell in sorted(packed.items()):
+        if cell.histogram:
+            by_kind.setdefault(kind, []).append(cell.histogram)
+    out = []
+    for kind, parts in by_kind.items():
+        if len(parts) == 1:
+            encoded = parts[0]
+        else:
+            merged = hdr.new_histogram()
+            for part in parts:
+                hdr.add_encoded([merged], part)
+            encoded = hdr.encode(merged)
+        out.append(IntervalHistogram(second, phase, start_ns, end_ns, encoded, kind))
+    return out
 
 
 def saturation_warnings(run: ActiveRun, cpu_percent: float) -> None:

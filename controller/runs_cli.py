@@ -12,15 +12,17 @@ from typing import Any
 
 import grpc
 
-from controller import export, render, runs_profile, runs_queries, runs_report
+from controller import export, render, run_verdicts, runs_profile, runs_queries, runs_report
 from controller import lifecycle as lc
 from controller.cli_parser import Subparsers, add_client_options, positive_int
 from controller.report import stats_dict, summary_dict
+from controller.run_tags import tag_problem
 from controller.runs_show import SPECTRUM, find, show
 from controller.store import RunStore, open_store
 from controller.store_remote import RemoteRunStore, RemoteUnsupported
 from snowload.channel import ChannelConfig
 from snowload.v1 import common_pb2, run_pb2
+from snowload.verdicts import TooShort
 
 EXIT_NOT_FOUND = 2
 EXIT_BAD_INPUT = 2
@@ -53,6 +55,15 @@ def add_parser(sub: Subparsers) -> None:
     cmp_.add_argument("run_a", help="run A (the baseline)")
     cmp_.add_argument("run_b", help="run B (compared with A)")
     cmp_.add_argument("--json", action="store_true", help="JSON on stdout")
+    run_verdicts.add_options(cmp_)
+    tag = _verb(
+        verbs,
+        "tag",
+        "name a finished run (a baseline for 'snowload run --baseline NAME'); a name "
+        "names one run: naming another run with it moves it",
+    )
+    tag.add_argument("run_id", help="the run's id (or unique id prefix, or another name)")
+    tag.add_argument("name", help="letters, digits, '.', '_', '-' or '/'")
     enrich = _verb(
         verbs,
         "enrich",
@@ -146,6 +157,8 @@ def main(args: argparse.Namespace) -> int:
             return runs_queries.main(store, args)
         if args.verb == "profile":
             return runs_profile.main(store, args)
+        if args.verb == "tag":
+            return _tag(store, args)
         return _export(store, args)
     except RemoteUnsupported as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -255,10 +268,57 @@ def _compare(store: RunStore, args: argparse.Namespace) -> int:
     if a is None or b is None:
         return EXIT_NOT_FOUND
     result = compare(a, b)
+    notes: list[str] = []
+    method: dict[str, object] | None = None
+    words: dict[str, str] = {}
+    try:
+        found = run_verdicts.verdicts(store, a, b, seed=args.seed, resamples=args.resamples)
+    except TooShort as exc:
+        notes.append(f"no verdicts: {exc}")
+    else:
+        run_verdicts.merge_into(result, found)
+        notes += found.notes
+        method = found.as_dict()["method"]  # type: ignore[assignment]
+        words = found.verdicts()
     if args.json:
-        print(json.dumps({"a": a.run_id, "b": b.run_id, "by_kind": result}, indent=2))
+        out = {
+            "a": a.run_id,
+            "b": b.run_id,
+            "verdicts": words,
+            "by_kind": result,
+            "method": method,
+            "notes": notes,
+        }
+        print(json.dumps(out, indent=2))
         return 0
     render.print_compare(a, b, result)
+    if words:
+        print("B against A: " + "; ".join(f"{kind}: {word}" for kind, word in words.items()))
+    for note in notes:
+        print(f"note: {note}")
+    if method is not None:
+        print(
+            f"95% intervals: bootstrap over {method['seconds_a']} and {method['seconds_b']} full "
+            f"seconds of MEASUREMENT ({method['resamples']} resamples, seed {method['seed']})"
+        )
+    return 0
+
+
+def _tag(store: RunStore, args: argparse.Namespace) -> int:
+    problem = tag_problem(args.name)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    run = find(store, args.run_id)
+    if run is None:
+        return EXIT_NOT_FOUND
+    if not lc.is_terminal(run.state):
+        print(
+            f"error: run {run.run_id} is still active: name it once it has ended", file=sys.stderr
+        )
+        return EXIT_BAD_INPUT
+    store.tag(args.name, run.run_id)
+    print(f"run {run.run_id} is now {args.name!r}")
     return 0
 
 

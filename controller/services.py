@@ -14,6 +14,7 @@ from controller import lifecycle as lc
 from controller.orchestrator import RunManager, RunNotFound
 from controller.query_service import get_run_queries
 from controller.registry import WorkerRecord, WorkerRegistry
+from controller.run_tags import tag_problem
 from controller.runs import seconds
 from snowload import __version__
 from snowload.durations import parse_duration
@@ -207,10 +208,15 @@ class RunServicer(run_pb2_grpc.RunServiceServicer):
     async def GetRun(
         self, request: run_pb2.GetRunRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> run_pb2.GetRunResponse:
+        run_id = request.run_id
+        if not run_id and request.tag:
+            run_id = self.runs.store.tagged(request.tag) or ""
+            if not run_id:
+                await context.abort(grpc.StatusCode.NOT_FOUND, f"no run named {request.tag!r}")
         try:
-            return run_pb2.GetRunResponse(run=self.runs.get(request.run_id))
+            return run_pb2.GetRunResponse(run=self.runs.get(run_id))
         except RunNotFound:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"no run {request.run_id!r}")
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no run {run_id!r}")
         raise AssertionError("unreachable")
 
     async def GetRunSeries(
@@ -245,6 +251,15 @@ class RunServicer(run_pb2_grpc.RunServiceServicer):
                 second=interval.second,
                 phase=interval.phase,
                 histogram=interval.histogram,
+            )
+            item.start_time.FromNanoseconds(interval.start_ns)
+            item.end_time.FromNanoseconds(interval.end_ns)
+        for interval in store.kind_intervals(request.run_id):
+            item = out.kind_intervals.add(
+                second=interval.second,
+                phase=interval.phase,
+                histogram=interval.histogram,
+                kind=interval.kind,
             )
             item.start_time.FromNanoseconds(interval.start_ns)
             item.end_time.FromNanoseconds(interval.end_ns)
@@ -306,3 +321,20 @@ class RunServicer(run_pb2_grpc.RunServiceServicer):
     ) -> run_pb2.GetRunQueriesResponse:
         active = request.run_id in self.runs.active
         return await get_run_queries(self.runs.store, active, request, context)
+
+    async def TagRun(
+        self, request: run_pb2.TagRunRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> run_pb2.TagRunResponse:
+        problem = tag_problem(request.tag)
+        if problem:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"tag: {problem}")
+        if request.run_id in self.runs.active:
+            await context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"run {request.run_id!r} is still active: name it once it has ended",
+            )
+        run = self.runs.store.get(request.run_id)
+        if run is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no run {request.run_id!r}")
+        self.runs.store.tag(request.tag, request.run_id)
+        return run_pb2.TagRunResponse(run=run)

@@ -23,6 +23,8 @@ class IntervalHistogram:
     start_ns: int
     end_ns: int
     histogram: bytes
+    kind: str = ""
+    """The query kind ('' for every kind merged)."""
 
 
 @dataclass
@@ -34,6 +36,7 @@ class RunRecord:
     histograms: dict[tuple[int, str], bytes] = field(default_factory=dict)
     """Encoded histogram per (phase, kind); kind '' is all kinds merged."""
     intervals: list[IntervalHistogram] = field(default_factory=list)
+    """Per second: every kind merged (kind '') and per kind."""
     queries: list[common_pb2.QueryEntry] = field(default_factory=list)
     """The run's query log (controller/query_log.py), numbered 1.. in issue order."""
 
@@ -85,11 +88,32 @@ class RunStore(ABC):
         )
         return chosen[offset : offset + limit]
 
+    def kind_intervals(self, run_id: str) -> list[IntervalHistogram]:
+        """Per second and query kind (none for runs stored before these were kept)."""
+        return []
+
+    def tag(self, name: str, run_id: str) -> None:
+        """Name a run (a baseline); the name moves if it named another run."""
+        raise NotImplementedError
+
+    def tagged(self, name: str) -> str | None:
+        """The run a name points to."""
+        return None
+
+    def tags(self, run_id: str) -> list[str]:
+        """The names of a run."""
+        return []
+
     def find(self, prefix: str) -> run_pb2.Run | None:
-        """A run by id or unique id prefix."""
+        """A run by id, name (``tag``) or unique id prefix."""
         run = self.get(prefix)
-        if run is not None or len(prefix) < 4:
+        if run is not None:
             return run
+        named = self.tagged(prefix)
+        if named is not None:
+            return self.get(named)
+        if len(prefix) < 4:
+            return None
         matches = [r for r in self.list_runs(10_000) if r.run_id.startswith(prefix)]
         return self.get(matches[0].run_id) if len(matches) == 1 else None
 
@@ -126,6 +150,7 @@ class MemoryRunStore(RunStore):
     def __init__(self) -> None:
         self._runs: dict[str, run_pb2.Run] = {}
         self._records: dict[str, RunRecord] = {}
+        self._tags: dict[str, str] = {}
 
     def put(self, run: run_pb2.Run) -> None:
         self._runs[run.run_id] = _copy(run)
@@ -156,7 +181,20 @@ class MemoryRunStore(RunStore):
 
     def intervals(self, run_id: str) -> list[IntervalHistogram]:
         rec = self._records.get(run_id)
-        return list(rec.intervals) if rec else []
+        return [i for i in rec.intervals if not i.kind] if rec else []
+
+    def kind_intervals(self, run_id: str) -> list[IntervalHistogram]:
+        rec = self._records.get(run_id)
+        return [i for i in rec.intervals if i.kind] if rec else []
+
+    def tag(self, name: str, run_id: str) -> None:
+        self._tags[name] = run_id
+
+    def tagged(self, name: str) -> str | None:
+        return self._tags.get(name)
+
+    def tags(self, run_id: str) -> list[str]:
+        return sorted(n for n, r in self._tags.items() if r == run_id)
 
     def query_entries(self, run_id: str) -> list[QueryLogEntry]:
         rec = self._records.get(run_id)

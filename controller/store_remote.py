@@ -57,6 +57,24 @@ class RemoteRunStore(RunStore):
         run: run_pb2.Run = response.run
         return run
 
+    def tag(self, name: str, run_id: str) -> None:
+        self._stub.TagRun(
+            run_pb2.TagRunRequest(run_id=run_id, tag=name),
+            metadata=self._metadata,
+            timeout=self._timeout_s,
+        )
+
+    def tagged(self, name: str) -> str | None:
+        try:
+            response = self._stub.GetRun(
+                run_pb2.GetRunRequest(tag=name), metadata=self._metadata, timeout=self._timeout_s
+            )
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                return None
+            raise
+        return str(response.run.run_id)
+
     def list_runs(self, limit: int, offset: int = 0) -> list[run_pb2.Run]:
         out: list[run_pb2.Run] = []
         token = str(offset) if offset else ""
@@ -97,6 +115,20 @@ class RemoteRunStore(RunStore):
                 i.histogram,
             )
             for i in response.intervals
+        ]
+
+    def kind_intervals(self, run_id: str) -> list[IntervalHistogram]:
+        response = self._histograms(run_id)
+        return [
+            IntervalHistogram(
+                int(i.second),
+                int(i.phase),
+                i.start_time.ToNanoseconds(),
+                i.end_time.ToNanoseconds(),
+                i.histogram,
+                i.kind,
+            )
+            for i in response.kind_intervals
         ]
 
     def _histograms(self, run_id: str) -> run_pb2.GetRunHistogramsResponse:

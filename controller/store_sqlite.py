@@ -131,6 +131,24 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (run_id, entry_id)
     )
     """,
+    # version 6: per-second histograms per query kind (for compare verdicts), and names
+    # for runs (baselines)
+    """
+    CREATE TABLE interval_kind_histograms (
+        run_id TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+        second INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        phase INTEGER NOT NULL,
+        start_ns INTEGER NOT NULL,
+        end_ns INTEGER NOT NULL,
+        encoded BLOB NOT NULL,
+        PRIMARY KEY (run_id, second, kind)
+    );
+    CREATE TABLE run_tags (
+        name TEXT PRIMARY KEY,
+        run_id TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE
+    )
+    """,
 ]
 EXTRA_FIELDS = (
     "degraded",
@@ -245,6 +263,16 @@ class SqliteRunStore(RunStore):
                 [
                     (run_id, i.second, i.phase, i.start_ns, i.end_ns, i.histogram)
                     for i in record.intervals
+                    if not i.kind
+                ],
+            )
+            db.execute("DELETE FROM interval_kind_histograms WHERE run_id = ?", (run_id,))
+            db.executemany(
+                "INSERT INTO interval_kind_histograms VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (run_id, i.second, i.kind, i.phase, i.start_ns, i.end_ns, i.histogram)
+                    for i in record.intervals
+                    if i.kind
                 ],
             )
 
@@ -394,6 +422,32 @@ class SqliteRunStore(RunStore):
             entry.ParseFromString(blob)  # type: ignore[arg-type]
             out.append(QueryLogEntry.from_proto(entry))
         return out
+
+    def kind_intervals(self, run_id: str) -> list[IntervalHistogram]:
+        return [
+            IntervalHistogram(int(s), int(ph), int(a), int(b), bytes(enc), str(k))  # type: ignore[call-overload]
+            for s, k, ph, a, b, enc in self._rows(
+                "SELECT second, kind, phase, start_ns, end_ns, encoded "
+                "FROM interval_kind_histograms WHERE run_id = ? ORDER BY second, kind",
+                (run_id,),
+            )
+        ]
+
+    def tag(self, name: str, run_id: str) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO run_tags VALUES (?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET run_id = excluded.run_id",
+                (name, run_id),
+            )
+
+    def tagged(self, name: str) -> str | None:
+        rows = self._rows("SELECT run_id FROM run_tags WHERE name = ?", (name,))
+        return str(rows[0][0]) if rows else None
+
+    def tags(self, run_id: str) -> list[str]:
+        rows = self._rows("SELECT name FROM run_tags WHERE run_id = ? ORDER BY name", (run_id,))
+        return [str(r[0]) for r in rows]
 
     def close(self) -> None:
         with self._lock:

@@ -11,6 +11,7 @@ import logging
 import time
 
 from controller import lifecycle as lc
+from controller.ingest import IngestStats
 from controller.lifecycle import Reason
 from controller.registry import WorkerRecord, WorkerRegistry
 from controller.runs import ActiveRun, Outcome, seconds
@@ -27,6 +28,7 @@ CLOCK_WARN_NS = 10_000_000
 class WorkerEvents:
     registry: WorkerRegistry
     active: dict[str, ActiveRun]
+    ingest: IngestStats
 
     def _run_of(self, rec: WorkerRecord, run_id: str) -> ActiveRun | None:
         run = self.active.get(run_id)
@@ -96,7 +98,10 @@ class WorkerEvents:
             return
         metrics = run.metrics
         complete = metrics.sealed_upto
-        if not metrics.add(rec.worker_id, report):
+        merging = time.perf_counter()
+        added = metrics.add(rec.worker_id, report)
+        self.ingest.add(time.perf_counter() - merging)
+        if not added:
             run.duplicate_reports[rec.worker_id] += 1
             return
         if report.resent:

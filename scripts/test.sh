@@ -26,6 +26,7 @@ command -v npm >/dev/null || need+=(nodejs npm)
 command -v tmux >/dev/null || need+=(tmux)
 command -v ip >/dev/null || need+=(iproute2)  # tests/test_netns.py: network namespaces
 command -v chromium >/dev/null || need+=(chromium)  # tests/test_html_report_browser.py
+command -v prometheus >/dev/null || need+=(prometheus)  # tests/test_prometheus.py: scrapes
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing ${need[*]}…"
   apt_install "${need[@]}"

@@ -15,6 +15,7 @@ class ExitCode(IntEnum):
     BAD_INPUT = 2
     RUN_FAILED = 3
     SLO_FAILED = 4
+    REGRESSION = 5
     INTERRUPTED = 130
     PIPE_CLOSED = 141
 
@@ -38,6 +39,8 @@ _DOCS = {
     "config_error, target_unreachable, setup_failed, worker_lost, ...) or was CANCELLED "
     "by a first Ctrl-C; check --connect, runs profile: the target could not be reached",
     ExitCode.SLO_FAILED: "the run completed but an SLO failed",
+    ExitCode.REGRESSION: "the run completed but is significantly worse than its --baseline "
+    "beyond --max-regression (p95, p99, QPS or error rate)",
     ExitCode.INTERRUPTED: "a second Ctrl-C: stopped waiting for the run to wind down",
     ExitCode.PIPE_CLOSED: "stdout was closed early (e.g. '| head'): output stopped quietly",
 }

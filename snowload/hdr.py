@@ -223,3 +223,19 @@ def spectrum(data: bytes) -> dict[str, float]:
     row["max"] = hist.get_max_value() / 1000.0
     row["count"] = float(count)
     return row
+
+
+def recorded(data: bytes) -> list[tuple[int, int]]:
+    """(highest equivalent value in µs, count) of every non-empty bucket of an encoded
+    histogram, ascending: what a percentile of merged histograms is read from (the value
+    ``get_value_at_percentile`` would return for a rank falling in that bucket)."""
+    return recorded_of(decode(data)) if data else []
+
+
+def recorded_of(hist: HdrHistogram) -> list[tuple[int, int]]:
+    """:func:`recorded` of a histogram."""
+    if not hist.get_total_count():
+        return []
+    lo, counts = _span(hist)
+    high = _bounds(*_layout(hist))[1]
+    return [(high[lo + i], c) for i, c in enumerate(counts) if c]

@@ -184,6 +184,28 @@ class StoreSuite:
         assert done is not None and done.state == lc.COMPLETED
         assert store.close_interrupted() == []
 
+    def test_kind_intervals_and_tags(self, store: RunStore) -> None:
+        hist = hdr.new_histogram()
+        hist.record_value(1500)
+        enc = hdr.encode(hist)
+        intervals = [
+            IntervalHistogram(1, lc.MEASUREMENT, 0, 1_000_000_000, enc),
+            IntervalHistogram(1, lc.MEASUREMENT, 0, 1_000_000_000, enc, "get"),
+            IntervalHistogram(2, lc.MEASUREMENT, 1_000_000_000, 2_000_000_000, enc, "put"),
+        ]
+        store.save(RunRecord(run=make_run("r-kinds", 100), intervals=intervals))
+        store.put(make_run("r-other", 200))
+        assert store.intervals("r-kinds") == intervals[:1]
+        assert store.kind_intervals("r-kinds") == intervals[1:]
+        assert store.tagged("base") is None
+        store.tag("base", "r-kinds")
+        store.tag("nightly", "r-kinds")
+        assert store.tagged("base") == "r-kinds"
+        assert store.tags("r-kinds") == ["base", "nightly"]
+        store.tag("base", "r-other")  # a name moves
+        assert store.tagged("base") == "r-other"
+        assert store.tags("r-kinds") == ["nightly"]
+
 
 class TestMemoryStore(StoreSuite):
     @pytest.fixture

@@ -151,12 +151,14 @@ class GetRunHistogramsRequest(_message.Message):
     def __init__(self, run_id: _Optional[str] = ...) -> None: ...
 
 class GetRunHistogramsResponse(_message.Message):
-    __slots__ = ("phases", "intervals")
+    __slots__ = ("phases", "intervals", "kind_intervals")
     PHASES_FIELD_NUMBER: _ClassVar[int]
     INTERVALS_FIELD_NUMBER: _ClassVar[int]
+    KIND_INTERVALS_FIELD_NUMBER: _ClassVar[int]
     phases: _containers.RepeatedCompositeFieldContainer[PhaseHistogram]
     intervals: _containers.RepeatedCompositeFieldContainer[IntervalHistogram]
-    def __init__(self, phases: _Optional[_Iterable[_Union[PhaseHistogram, _Mapping]]] = ..., intervals: _Optional[_Iterable[_Union[IntervalHistogram, _Mapping]]] = ...) -> None: ...
+    kind_intervals: _containers.RepeatedCompositeFieldContainer[IntervalHistogram]
+    def __init__(self, phases: _Optional[_Iterable[_Union[PhaseHistogram, _Mapping]]] = ..., intervals: _Optional[_Iterable[_Union[IntervalHistogram, _Mapping]]] = ..., kind_intervals: _Optional[_Iterable[_Union[IntervalHistogram, _Mapping]]] = ...) -> None: ...
 
 class PhaseHistogram(_message.Message):
     __slots__ = ("phase", "kind", "histogram")
@@ -169,18 +171,20 @@ class PhaseHistogram(_message.Message):
     def __init__(self, phase: _Optional[_Union[_common_pb2.State, str]] = ..., kind: _Optional[str] = ..., histogram: _Optional[bytes] = ...) -> None: ...
 
 class IntervalHistogram(_message.Message):
-    __slots__ = ("second", "phase", "start_time", "end_time", "histogram")
+    __slots__ = ("second", "phase", "start_time", "end_time", "histogram", "kind")
     SECOND_FIELD_NUMBER: _ClassVar[int]
     PHASE_FIELD_NUMBER: _ClassVar[int]
     START_TIME_FIELD_NUMBER: _ClassVar[int]
     END_TIME_FIELD_NUMBER: _ClassVar[int]
     HISTOGRAM_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
     second: int
     phase: _common_pb2.State
     start_time: _timestamp_pb2.Timestamp
     end_time: _timestamp_pb2.Timestamp
     histogram: bytes
-    def __init__(self, second: _Optional[int] = ..., phase: _Optional[_Union[_common_pb2.State, str]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., histogram: _Optional[bytes] = ...) -> None: ...
+    kind: str
+    def __init__(self, second: _Optional[int] = ..., phase: _Optional[_Union[_common_pb2.State, str]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., histogram: _Optional[bytes] = ..., kind: _Optional[str] = ...) -> None: ...
 
 class PhaseEvent(_message.Message):
     __slots__ = ("state", "event_time", "reason")
@@ -227,10 +231,12 @@ class StopRunResponse(_message.Message):
     def __init__(self, run: _Optional[_Union[Run, _Mapping]] = ...) -> None: ...
 
 class GetRunRequest(_message.Message):
-    __slots__ = ("run_id",)
+    __slots__ = ("run_id", "tag")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    TAG_FIELD_NUMBER: _ClassVar[int]
     run_id: str
-    def __init__(self, run_id: _Optional[str] = ...) -> None: ...
+    tag: str
+    def __init__(self, run_id: _Optional[str] = ..., tag: _Optional[str] = ...) -> None: ...
 
 class GetRunResponse(_message.Message):
     __slots__ = ("run",)
@@ -395,3 +401,17 @@ class GetRunQueriesResponse(_message.Message):
     entries: _containers.RepeatedCompositeFieldContainer[_common_pb2.QueryEntry]
     next_page_token: str
     def __init__(self, entries: _Optional[_Iterable[_Union[_common_pb2.QueryEntry, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class TagRunRequest(_message.Message):
+    __slots__ = ("run_id", "tag")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    TAG_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    tag: str
+    def __init__(self, run_id: _Optional[str] = ..., tag: _Optional[str] = ...) -> None: ...
+
+class TagRunResponse(_message.Message):
+    __slots__ = ("run",)
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    run: Run
+    def __init__(self, run: _Optional[_Union[Run, _Mapping]] = ...) -> None: ...

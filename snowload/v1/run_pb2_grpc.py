@@ -81,6 +81,11 @@ class RunServiceStub:
                 request_serializer=snowload_dot_v1_dot_run__pb2.GetRunQueriesRequest.SerializeToString,
                 response_deserializer=snowload_dot_v1_dot_run__pb2.GetRunQueriesResponse.FromString,
                 _registered_method=True)
+        self.TagRun = channel.unary_unary(
+                '/snowload.v1.RunService/TagRun',
+                request_serializer=snowload_dot_v1_dot_run__pb2.TagRunRequest.SerializeToString,
+                response_deserializer=snowload_dot_v1_dot_run__pb2.TagRunResponse.FromString,
+                _registered_method=True)
 
 
 class RunServiceServicer:
@@ -154,6 +159,14 @@ class RunServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def TagRun(self, request, context):
+        """TagRun names a finished run (a baseline for `snowload run --baseline`); a name names
+        one run, so naming another run with it moves it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RunServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -201,6 +214,11 @@ def add_RunServiceServicer_to_server(servicer, server):
                     servicer.GetRunQueries,
                     request_deserializer=snowload_dot_v1_dot_run__pb2.GetRunQueriesRequest.FromString,
                     response_serializer=snowload_dot_v1_dot_run__pb2.GetRunQueriesResponse.SerializeToString,
+            ),
+            'TagRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.TagRun,
+                    request_deserializer=snowload_dot_v1_dot_run__pb2.TagRunRequest.FromString,
+                    response_serializer=snowload_dot_v1_dot_run__pb2.TagRunResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -448,6 +466,33 @@ class RunService:
             '/snowload.v1.RunService/GetRunQueries',
             snowload_dot_v1_dot_run__pb2.GetRunQueriesRequest.SerializeToString,
             snowload_dot_v1_dot_run__pb2.GetRunQueriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TagRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/snowload.v1.RunService/TagRun',
+            snowload_dot_v1_dot_run__pb2.TagRunRequest.SerializeToString,
+            snowload_dot_v1_dot_run__pb2.TagRunResponse.FromString,
             options,
             channel_credentials,
             insecure,

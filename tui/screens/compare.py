@@ -1,8 +1,11 @@
 """Compare two runs: MEASUREMENT per query kind side by side (QPS, p50, p95, p99, error
-rate for A and B, absolute and relative delta) and the QPS and p95 series overlaid."""
+rate for A and B, absolute and relative delta, and for finished runs long enough the 95 %
+interval of the change and a verdict, from snowload/verdicts.py) and the QPS and p95 series
+overlaid."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +17,8 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import DataTable, Footer, Header, Static
 
+from snowload import verdicts
+from snowload.bootstrap import Difference, Metric, Verdict
 from snowload.v1 import common_pb2, run_pb2
 from tui import format as fmt
 from tui.client import ControllerError
@@ -40,32 +45,80 @@ METRIC_LABEL = {
 }
 
 
+VERDICT_COLUMNS = (("95% CI of change", "ci"), ("verdict", "verdict"))
+VERDICT_STYLE = {
+    Verdict.SLOWER: "bold red",
+    Verdict.MORE_ERRORS: "bold red",
+    Verdict.FASTER: "bold green",
+    Verdict.FEWER_ERRORS: "bold green",
+}
+
+
 @dataclass(frozen=True)
 class Side:
     run: run_pb2.Run
     points: list[common_pb2.SeriesPoint]
+    seconds: verdicts.RunSeconds | None = None
+    """Per-second histograms for verdicts (None: the run's histograms are not stored yet)."""
 
 
-def compare_rows(a: run_pb2.Run, b: run_pb2.Run) -> list[tuple[str, list[Any]]]:
+def compare_rows(
+    a: run_pb2.Run, b: run_pb2.Run, found: verdicts.Comparison | None = None
+) -> list[tuple[str, list[Any]]]:
     rows: list[tuple[str, list[Any]]] = []
     for kind, metrics in fmt.compare_runs(a, b).items():
         for i, (metric, cell) in enumerate(metrics.items()):
             better = fmt.is_improvement(metric, cell.delta)
             style = "" if better is None else "green" if better else "red"
-            rows.append(
-                (
-                    f"{kind}/{metric}",
-                    [
-                        Text(kind if i == 0 else "", "bold"),
-                        METRIC_LABEL[metric],
-                        right(fmt.fmt_metric(cell.a, metric)),
-                        right(fmt.fmt_metric(cell.b, metric)),
-                        right(fmt.fmt_signed(cell.delta, metric), style),
-                        right(fmt.fmt_relative(cell.relative), style),
-                    ],
-                )
-            )
+            cells: list[Any] = [
+                Text(kind if i == 0 else "", "bold"),
+                METRIC_LABEL[metric],
+                right(fmt.fmt_metric(cell.a, metric)),
+                right(fmt.fmt_metric(cell.b, metric)),
+                right(fmt.fmt_signed(cell.delta, metric), style),
+                right(fmt.fmt_relative(cell.relative), style),
+            ]
+            if found is not None:
+                diff = found.by_kind.get(kind, {}).get(Metric(metric))
+                cells += verdict_cells(diff)
+            rows.append((f"{kind}/{metric}", cells))
     return rows
+
+
+def verdict_cells(diff: Difference | None) -> list[Any]:
+    if diff is None:
+        return [right(""), Text("")]
+    if diff.relative_low is not None and diff.relative_high is not None:
+        ci = f"{diff.relative_low:+.1%} .. {diff.relative_high:+.1%}"
+    elif diff.low is not None and diff.high is not None:
+        ci = f"{diff.low:+.4g} .. {diff.high:+.4g}"
+    else:
+        ci = ""
+    return [right(ci), Text(diff.verdict.value, VERDICT_STYLE.get(diff.verdict, "dim"))]
+
+
+def compare_verdicts(a: Side, b: Side) -> tuple[verdicts.Comparison | None, str]:
+    """The verdicts, or why there are none."""
+    if a.seconds is None or b.seconds is None:
+        return None, ""  # (a run still active, or data given without them)
+    try:
+        return verdicts.compare(a.seconds, b.seconds), ""
+    except verdicts.TooShort as exc:
+        return None, f"no verdicts: {exc}"
+
+
+async def seconds_of(
+    client: Any, run: run_pb2.Run, points: list[common_pb2.SeriesPoint]
+) -> verdicts.RunSeconds | None:
+    try:
+        found: run_pb2.GetRunHistogramsResponse = await client.get_histograms(run.run_id)
+    except ControllerError:
+        return None  # (an active run: its histograms are stored when it ends)
+    histograms = [verdicts.SecondHistogram(i.second, "", i.histogram) for i in found.intervals]
+    histograms += [
+        verdicts.SecondHistogram(i.second, i.kind, i.histogram) for i in found.kind_intervals
+    ]
+    return verdicts.run_seconds(run.run_id, points, histograms)
 
 
 def aligned(points: Sequence[common_pb2.SeriesPoint]) -> list[tuple[float, common_pb2.SeriesPoint]]:
@@ -94,7 +147,7 @@ def overlay(sides: Sequence[tuple[str, str, Side]], metric: str) -> list[Line]:
 class CompareScreen(AppScreen):
     DEFAULT_CSS = """
     CompareScreen #compare-title {
-        height: 2;
+        height: auto;
         padding: 0 1;
     }
     CompareScreen #compare {
@@ -122,6 +175,8 @@ class CompareScreen(AppScreen):
         self.run_b = run_b
         self.frozen = data is not None
         self.sides: tuple[Side, Side] | None = data
+        self.verdicts: verdicts.Comparison | None = None
+        self.verdict_note = ""
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -138,6 +193,8 @@ class CompareScreen(AppScreen):
         for label, key in COLUMNS:
             table.add_column(label, key=key)
         if self.frozen:
+            assert self.sides is not None
+            self.verdicts, self.verdict_note = compare_verdicts(*self.sides)
             self.render_compare()
         else:
             self._load()
@@ -153,12 +210,18 @@ class CompareScreen(AppScreen):
             sides = []
             for run_id in (self.run_a, self.run_b):
                 run = await client.get_run(run_id)
-                sides.append(Side(run, await client.get_series(run_id)))
+                points = await client.get_series(run_id)
+                sides.append(Side(run, points, await seconds_of(client, run, points)))
         except ControllerError as exc:
             title.update(Text(str(exc), "bold red"))
             self.notify(str(exc), title="Compare", severity="error")
             return
         self.sides = (sides[0], sides[1])
+        self.render_compare()
+        # the bootstrap takes a moment: off the event loop, then shown
+        self.verdicts, self.verdict_note = await asyncio.to_thread(
+            compare_verdicts, sides[0], sides[1]
+        )
         self.render_compare()
 
     def render_compare(self) -> None:
@@ -178,9 +241,19 @@ class CompareScreen(AppScreen):
                 + f" · {fmt.fmt_time(run.create_time)}\n",
                 "dim",
             )
+        if self.verdict_note:
+            title.append(self.verdict_note + "\n", "dim")
+        if self.verdicts is not None:
+            words = self.verdicts.verdicts()
+            title.append("B against A: ", "bold")
+            title.append("; ".join(f"{k}: {w}" for k, w in words.items()) + "\n")
         title.rstrip()
         self.query_one("#compare-title", Static).update(title)
-        sync_rows(self.query_one("#compare", DataTable), compare_rows(a.run, b.run))
+        table = self.query_one("#compare", DataTable)
+        if self.verdicts is not None and "verdict" not in {c.value for c in table.columns}:
+            for label, key in VERDICT_COLUMNS:
+                table.add_column(label, key=key)
+        sync_rows(table, compare_rows(a.run, b.run, self.verdicts))
         sides = (("A", A_COLOR, a), ("B", B_COLOR, b))
         marker = 0.5 if any(p.phase == fmt.WARMUP for s in (a, b) for p in s.points) else None
         xlabel = "seconds since the measurement started"
@@ -193,6 +266,7 @@ class CompareScreen(AppScreen):
         self.run_a, self.run_b = self.run_b, self.run_a
         if self.sides is not None:
             self.sides = (self.sides[1], self.sides[0])
+            self.verdicts, self.verdict_note = compare_verdicts(*self.sides)
             self.query_one("#compare", DataTable).clear()
             self.render_compare()
 
