@@ -20,7 +20,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from controller.store_sqlite import SqliteRunStore
+from controller.store_sqlite import SCHEMA_VERSION, SqliteRunStore
 from snowload.cli import main
 from snowload.v1 import common_pb2, run_pb2, run_pb2_grpc
 from tests.cluster import start_daemon
@@ -237,11 +237,12 @@ def test_the_schema_migration_keeps_older_databases(tmp_path: Path) -> None:
     store = SqliteRunStore(path)
     store.close()
     with sqlite3.connect(path) as db:
-        db.execute("DROP TABLE query_log")
+        for table in ("query_log", "interval_kind_histograms", "run_tags"):
+            db.execute(f"DROP TABLE {table}")
         db.execute("PRAGMA user_version = 4")
     store = SqliteRunStore(path)
     try:
-        assert store.schema_version == 5
+        assert store.schema_version == SCHEMA_VERSION
         assert store.query_entries("anything") == []
     finally:
         store.close()
