@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from controller import lifecycle as lc
-from controller.store import RunRecord
+from controller.store import IntervalHistogram, RunRecord
 from snowload import hdr
 from snowload.v1 import common_pb2, run_pb2
 
@@ -49,9 +49,12 @@ def made_run(
     seed: int = 1,
     state: int = lc.COMPLETED,
     scale: float = 1.0,
+    intervals: int = 0,
 ) -> MadeRun:
     """A run of ``seconds`` seconds of load (the first ``warmup`` of them warmup) and
-    ``kinds`` query kinds; ``scale`` multiplies its latencies (a slower second run)."""
+    ``kinds`` query kinds; ``scale`` multiplies its latencies (a slower second run).
+    ``intervals``: per second and kind, a histogram of that many samples (what compare
+    verdicts bootstrap over)."""
     rng = random.Random(seed)
     names = [f"kind_{i}" for i in range(kinds)]
     run = run_pb2.Run(
@@ -119,6 +122,19 @@ def made_run(
             )
         )
         series.append(p)
+        if intervals:
+            start, end = T0_NS + (s - 1) * 10**9, T0_NS + s * 10**9
+            every = hdr.new_histogram()
+            for i, name in enumerate(names):
+                hist = hdr.new_histogram()
+                for _ in range(intervals):
+                    v = int(rng.lognormvariate(8.0 + 0.1 * i, 0.6) * scale)
+                    hist.record_value(v)
+                    every.record_value(v)
+                made.record.intervals.append(
+                    IntervalHistogram(s, phase, start, end, hdr.encode(hist), name)
+                )
+            made.record.intervals.append(IntervalHistogram(s, phase, start, end, hdr.encode(every)))
 
     for phase in (lc.WARMUP, lc.MEASUREMENT):
         total = hdr.new_histogram()

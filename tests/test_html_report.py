@@ -4,6 +4,7 @@ runs overlaid and compared, and bad input answered in one line."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -163,8 +164,8 @@ def test_every_section_is_filled_and_escaped(
 def test_two_runs_are_overlaid_and_compared_with_the_first(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    a = made_run("aaaa11112222", seconds=30, warmup=5, kinds=2, seed=3)
-    b = made_run("bbbb33334444", seconds=25, warmup=5, kinds=2, seed=4, scale=1.5)
+    a = made_run("aaaa11112222", seconds=30, warmup=5, kinds=2, seed=3, intervals=200)
+    b = made_run("bbbb33334444", seconds=25, warmup=5, kinds=2, seed=4, scale=1.5, intervals=200)
     db = stored(tmp_path, a, b)
     out = tmp_path / "two.html"
     code, err = report(db, out, "aaaa11112222", "bbbb33334444", capsys=capsys)
@@ -184,8 +185,19 @@ def test_two_runs_are_overlaid_and_compared_with_the_first(
     row = next(r for r in dom.rows("deltas") if r[0] == "all")
     cell = row[header.index("p95_ms")]
     want = (mb.overall.p95_ms - ma.overall.p95_ms) / ma.overall.p95_ms
-    assert cell == f"{ma.overall.p95_ms:,.4g} → {mb.overall.p95_ms:,.4g} ({want:+.1%})"
+    assert cell.startswith(f"{ma.overall.p95_ms:,.4g} → {mb.overall.p95_ms:,.4g} ({want:+.1%})")
     assert [r[0] for r in dom.rows("deltas")] == ["all", "kind_0", "kind_1"]
+    # with the verdicts and 95 % intervals `runs compare` gives; every latency 1.5 x: slower
+    assert main(["runs", "--db", str(db), "compare", "aaaa11112222", "bbbb33334444", "--json"]) == 0
+    compared = json.loads(capsys.readouterr().out)
+    for r in dom.rows("deltas"):
+        kind = r[0]
+        assert r[header.index("verdict")] == compared["verdicts"][kind]
+        for metric in ("p50_ms", "p99_ms"):
+            d = compared["by_kind"][kind][metric]
+            low, high = d["relative_ci95"]
+            assert r[header.index(metric)].endswith(f" [{low:+.1%}, {high:+.1%}] {d['verdict']}")
+    assert compared["by_kind"]["all"]["p50_ms"]["verdict"] == "slower"
     # the open model's and find_max's figures
     mode = {r[0]: r for r in dom.rows("mode-deltas")}
     assert mode["find_max_best_level"][1:4] == ["24.000", "24.000", "0.000"]

@@ -9,9 +9,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from controller import lifecycle as lc
+from controller import run_verdicts
 from controller.store import RunStore
 from controller.store_remote import RemoteUnsupported
 from snowload.v1 import common_pb2, run_pb2
+from snowload.verdicts import RunSeconds
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,8 @@ class ReportRun:
     histograms: dict[tuple[int, str], bytes]
     queries: list[QueryEntry]
     notes: list[str] = field(default_factory=list)
+    seconds: RunSeconds | None = None
+    """Its full MEASUREMENT seconds (an ended run's): what compare verdicts bootstrap."""
 
     @property
     def active(self) -> bool:
@@ -116,4 +120,11 @@ def collect(
             notes.append("the per-second series is stored when the run ends")
         if not histograms and not any(n.startswith("no latency spectrum") for n in notes):
             notes.append("no latency spectrum: histograms are stored when the run ends")
-    return ReportRun(run, series, histograms, [query_entry(q) for q in queries], notes)
+    seconds = None
+    if lc.is_terminal(run.state):
+        try:
+            seconds = run_verdicts.load(store, run)
+        except RemoteUnsupported:
+            seconds = None
+    entries = [query_entry(q) for q in queries]
+    return ReportRun(run, series, histograms, entries, notes, seconds)

@@ -7,9 +7,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from html import escape
+from typing import Any
 
 from controller import lifecycle as lc
+from controller import run_verdicts
 from controller.report_html.model import QueryEntry, ReportRun
+from snowload import verdicts
 from snowload.v1 import common_pb2, run_pb2
 
 
@@ -318,8 +321,13 @@ def deltas(base: ReportRun, other: ReportRun) -> str:
 
     result = compare(base.run, other.run)
     mode = result.pop("mode", {})
-    rows = [[kind, *(_change(metrics[m]) for m in METRICS)] for kind, metrics in result.items()]
-    out = table(("kind", *METRICS), rows, "deltas")
+    words, notes = _verdicts(base, other, result)
+    rows = [
+        [kind, *(_change(metrics[m]) for m in METRICS), words.get(kind, "-")]
+        for kind, metrics in result.items()
+    ]
+    out = table(("kind", *METRICS, "verdict"), rows, "deltas")
+    out += "".join(f'<p class="note">{escape(n)}</p>' for n in notes)
     if mode:
         out += table(
             ("figure", "A", "B", "B - A", "relative"),
@@ -332,10 +340,38 @@ def deltas(base: ReportRun, other: ReportRun) -> str:
     return out
 
 
+def _verdicts(
+    base: ReportRun, other: ReportRun, result: dict[str, dict[str, Any]]
+) -> tuple[dict[str, str], list[str]]:
+    """B against A with 95 % intervals (what ``runs compare`` says): merged into
+    ``result``'s cells; the one word per kind, and notes."""
+    if base.seconds is None or other.seconds is None:
+        return {}, ["no verdicts: a run that has not ended has no full seconds to compare"]
+    try:
+        found = verdicts.compare(base.seconds, other.seconds)
+    except verdicts.TooShort as exc:
+        return {}, [f"no verdicts: {exc}"]
+    run_verdicts.merge_into(result, found)
+    method = found.as_dict()["method"]
+    assert isinstance(method, dict)
+    notes = [
+        *found.notes,
+        f"95% intervals: bootstrap over {method['seconds_a']} and {method['seconds_b']} "
+        f"full seconds of MEASUREMENT ({method['resamples']} resamples, seed {method['seed']})",
+    ]
+    return found.verdicts(), notes
+
+
 def _relative(rel: float | None) -> str:
     return f"{rel:+.1%}" if rel is not None else "-"
 
 
-def _change(d: dict[str, float | None]) -> str:
+def _change(d: dict[str, Any]) -> str:
     a, b = (f"{v:,.4g}" if v is not None else "-" for v in (d["a"], d["b"]))
-    return f"{a} → {b} ({_relative(d['relative'])})"
+    text = f"{a} → {b} ({_relative(d['relative'])})"
+    ci = d.get("relative_ci95")
+    if ci:
+        text += f" [{ci[0]:+.1%}, {ci[1]:+.1%}] {d['verdict']}"
+    elif d.get("verdict"):
+        text += f" {d['verdict']}"
+    return text
