@@ -51,6 +51,7 @@ from typing import Any
 import psutil
 from benchenv import CpuWatch, LiveCpuWatch, print_header, wait_for_quiet
 from phase_fanout import measure_baseline, percentile
+from wake_floor import measure_wake_floor
 
 from controller import lifecycle as lc
 from controller import plan
@@ -102,6 +103,17 @@ class SizeResult:
     unplanned_per_worker_ms: list[float] = field(default_factory=list)
     floor_last_ms: list[float] = field(default_factory=list)
     floor_per_process_ms: list[float] = field(default_factory=list)
+    wake_floor_ms: list[float] = field(default_factory=list)
+    """Per round: spread of N idle processes (2 threads each) waking at one instant."""
+    wake_floor_1_ms: list[float] = field(default_factory=list)
+    """The same with 1 thread per process."""
+    wake_load: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    lead_ms: list[float] = field(default_factory=list)
+    """Per run: the plan's lead (load start - decision)."""
+    late_starts: int = 0
+    """Starts that reached their worker after the load start (Ack lateness)."""
+    start_lateness_ms: list[float] = field(default_factory=list)
+    load_per_run: list[float] = field(default_factory=list)
     run_other: list[float] = field(default_factory=list)
     workers_rss_mib: float = 0.0
     workers_uss_mib: float = 0.0
@@ -229,6 +241,11 @@ async def measure_size(n: int, args: argparse.Namespace) -> SizeResult:
         await controller.stop()
         os.environ.pop(TRACE_ENV, None)
         shutil.rmtree(trace_root, ignore_errors=True)
+    if args.wake_floor:
+        w2 = await asyncio.to_thread(measure_wake_floor, n, args.runs, 2)
+        w1 = await asyncio.to_thread(measure_wake_floor, n, args.runs, 1)
+        result.wake_floor_ms, result.wake_floor_1_ms = w2.spread_ms, w1.spread_ms
+        result.wake_load = w2.load
     if not args.no_baseline:
         b = await measure_baseline(n, 2 * args.runs, 0.5, args.attach_timeout)
         result.floor_last_ms = b.to_last_ms
@@ -260,6 +277,11 @@ async def run_once(
             return
         await asyncio.sleep(0.02)
     planned = measurement_start_ns(run)
+    if run.plan is not None:
+        result.lead_ms.append(
+            (run.plan.load_start_time.ToNanoseconds() - run.plan.decide_time.ToNanoseconds()) / 1e6
+        )
+    result.load_per_run.append(os.getloadavg()[0])
     await asyncio.sleep(max(0.0, (planned - time.time_ns()) / 1e9) + 1.2)
 
     decided = time.time_ns()
@@ -274,6 +296,9 @@ async def run_once(
         result.runs_failed.append(f"run {i + 1}: {lc.state_name(run.state)}")
         return
     result.runs_ok += 1
+    late = [ns for ns, count in run.lateness.values() if count]
+    result.late_starts += len(late)
+    result.start_lateness_ms.extend(ns / 1e6 for ns in late)
 
     await asyncio.sleep(0.2)  # the trace files are closed with the connections
     first, times = first_measurement(trace_dir, run.run_id)
@@ -294,7 +319,8 @@ async def run_once(
             f"    run {i + 1:>2}: spread {result.spread_ms[-1] if first else float('nan'):6.1f} ms;"
             f" SetLoad to last {max(set_load, default=float('nan')):6.1f} ms;"
             f" Stop to last {max(stop, default=float('nan')):6.1f} ms;"
-            f" other {result.run_other[-1]:.2f} cores",
+            f" other {result.run_other[-1]:.2f} cores; lead {result.lead_ms[-1]:.0f} ms;"
+            f" late Starts {len(late)}; load {result.load_per_run[-1]:.1f}",
             flush=True,
         )
 
@@ -335,6 +361,15 @@ def report(results: list[SizeResult]) -> None:
         print(row("unplanned: per worker", r.unplanned_per_worker_ms))
         print(row("floor (gRPC only): time to last", r.floor_last_ms))
         print(row("floor: per process", r.floor_per_process_ms))
+        print(row("wake floor: spread, 2 threads/process", r.wake_floor_ms))
+        print(row("wake floor: spread, 1 thread/process", r.wake_floor_1_ms))
+        print(row("plan lead (per run)", r.lead_ms))
+        print(
+            f"  late Starts: {r.late_starts} (lateness max "
+            f"{max(r.start_lateness_ms, default=0.0):.1f} ms); load average per run "
+            f"{min(r.load_per_run, default=0):.1f}-{max(r.load_per_run, default=0):.1f}; "
+            f"at the wake floor {r.wake_load[0]:.1f}"
+        )
         if r.early or r.missing_first:
             print(
                 f"  MEASUREMENT statements before the plan: {r.early}; workers without "
@@ -348,6 +383,9 @@ def report(results: list[SizeResult]) -> None:
         spread = percentile(r.spread_ms, 99)
         ok = "MET" if spread <= GOAL_SPREAD_P99_MS else "NOT MET"
         line = f"  N={r.n}: planned spread p99 {spread:.1f} ms (<= 5): {ok}"
+        if r.wake_floor_ms:
+            wf = percentile(r.wake_floor_ms, 99)
+            line += f" (wake floor p99 {wf:.1f} ms, {spread / wf:.2f} x)"
         if r.floor_last_ms:
             un, fl = percentile(r.unplanned_last_ms, 99), percentile(r.floor_last_ms, 99)
             ok2 = "MET" if un <= GOAL_FLOOR_FACTOR * fl else "NOT MET"
@@ -374,6 +412,12 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="N = 4, 16; 2 runs")
     parser.add_argument("--verbose", action="store_true", help="one line per run")
     parser.add_argument("--no-baseline", action="store_true", help="skip the gRPC-only floor")
+    parser.add_argument(
+        "--no-wake-floor",
+        dest="wake_floor",
+        action="store_false",
+        help="skip the wake floor (N idle processes waking at one instant)",
+    )
     parser.add_argument("--quiet-wait", type=float, default=30.0, help="seconds (0: don't)")
     parser.add_argument("--json", metavar="FILE", help="also write every number to FILE")
     parser.add_argument(
@@ -381,12 +425,16 @@ def main() -> int:
         type=float,
         default=None,
         help="experiment: the plan's lead allows this much per worker for sending Start "
-        "(controller.plan.FANOUT_PER_WORKER_NS; default: as the controller has it)",
+        "when no fan-out was measured (controller.plan.FANOUT_PER_WORKER_NS)",
     )
     args = parser.parse_args()
     if args.lead_per_worker_ms is not None:
         plan.FANOUT_PER_WORKER_NS = round(args.lead_per_worker_ms * 1e6)
-    print(f"plan lead: {plan.FANOUT_PER_WORKER_NS / 1e6:g} ms per worker", flush=True)
+    print(
+        f"plan lead: {plan.FANOUT_MARGIN:g} x the measured Assign fan-out "
+        f"(unmeasured: {plan.FANOUT_PER_WORKER_NS / 1e6:g} ms per worker)",
+        flush=True,
+    )
     if args.quick:
         args.sizes, args.runs, args.quiet_wait = "4,16", 2, 0.0
     args.sizes = [int(s) for s in str(args.sizes).split(",") if s.strip()]
