@@ -51,7 +51,7 @@ from typing import Any
 import psutil
 from benchenv import CpuWatch, LiveCpuWatch, print_header, wait_for_quiet
 from phase_fanout import measure_baseline, percentile
-from wake_floor import measure_wake_floor
+from wake_floor import WakeFloor
 
 from controller import lifecycle as lc
 from controller import plan
@@ -107,7 +107,6 @@ class SizeResult:
     """Per round: spread of N idle processes (2 threads each) waking at one instant."""
     wake_floor_1_ms: list[float] = field(default_factory=list)
     """The same with 1 thread per process."""
-    wake_load: tuple[float, float, float] = (0.0, 0.0, 0.0)
     lead_ms: list[float] = field(default_factory=list)
     """Per run: the plan's lead (load start - decision)."""
     late_starts: int = 0
@@ -233,19 +232,33 @@ async def measure_size(n: int, args: argparse.Namespace) -> SizeResult:
             flush=True,
         )
         pids = [p.pid for p in local.procs]
-        for i in range(args.runs):
-            await run_once(controller, acks, workload, trace_root, result, pids, i, args)
-            await wait_attached(controller, n, args.attach_timeout)
+        # the wake floor: as many idle processes (2 threads each, as the workers have 2
+        # connections; and 1 thread) waking at one instant, right after each run
+        floors = (
+            [await asyncio.to_thread(WakeFloor, n, t) for t in (2, 1)] if args.wake_floor else []
+        )
+        try:
+            for i in range(args.runs):
+                await run_once(controller, acks, workload, trace_root, result, pids, i, args)
+                await wait_attached(controller, n, args.attach_timeout)
+                spreads = (result.wake_floor_ms, result.wake_floor_1_ms)
+                for floor, into in zip(floors, spreads, strict=False):
+                    into.append((await asyncio.to_thread(floor.round))[0])
+                if floors and args.verbose:
+                    print(
+                        f"    wake floor: {result.wake_floor_ms[-1]:.1f} ms (2 threads), "
+                        f"{result.wake_floor_1_ms[-1]:.1f} ms (1 thread); "
+                        f"load {os.getloadavg()[0]:.1f}",
+                        flush=True,
+                    )
+        finally:
+            for floor in floors:
+                floor.close()
     finally:
         await local.stop()
         await controller.stop()
         os.environ.pop(TRACE_ENV, None)
         shutil.rmtree(trace_root, ignore_errors=True)
-    if args.wake_floor:
-        w2 = await asyncio.to_thread(measure_wake_floor, n, args.runs, 2)
-        w1 = await asyncio.to_thread(measure_wake_floor, n, args.runs, 1)
-        result.wake_floor_ms, result.wake_floor_1_ms = w2.spread_ms, w1.spread_ms
-        result.wake_load = w2.load
     if not args.no_baseline:
         b = await measure_baseline(n, 2 * args.runs, 0.5, args.attach_timeout)
         result.floor_last_ms = b.to_last_ms
@@ -367,8 +380,7 @@ def report(results: list[SizeResult]) -> None:
         print(
             f"  late Starts: {r.late_starts} (lateness max "
             f"{max(r.start_lateness_ms, default=0.0):.1f} ms); load average per run "
-            f"{min(r.load_per_run, default=0):.1f}-{max(r.load_per_run, default=0):.1f}; "
-            f"at the wake floor {r.wake_load[0]:.1f}"
+            f"{min(r.load_per_run, default=0):.1f}-{max(r.load_per_run, default=0):.1f}"
         )
         if r.early or r.missing_first:
             print(

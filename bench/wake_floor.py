@@ -63,47 +63,59 @@ def percentile(values: list[float], p: float) -> float:
     return s[lo] + (s[hi] - s[lo]) * (k - lo)
 
 
-def measure_wake_floor(
-    n: int, rounds: int, threads: int = 1, lead_s: float = 0.3, gap_s: float = 0.3
-) -> WakeResult:
-    """N idle processes, ``rounds`` shared instants; blocking (run it in a thread)."""
-    result = WakeResult(n, threads, load=os.getloadavg())
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", CHILD, str(threads)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(n)
-    ]
-    try:
-        # a first round wakes them all once (imports and thread start-up off the clock)
-        for r in range(rounds + 1):
-            at = time.time_ns() + round(lead_s * 1e9)
-            for p in procs:
-                assert p.stdin is not None
-                p.stdin.write(f"{at}\n")
-                p.stdin.flush()
-            woke = []
-            for p in procs:
-                assert p.stdout is not None
-                woke.append(int(p.stdout.readline()))
-            if r == 0:
-                continue
-            result.spread_ms.append((max(woke) - min(woke)) / 1e6)
-            result.late_ms.extend((w - at) / 1e6 for w in woke)
-            time.sleep(gap_s)
-    finally:
-        for p in procs:
+class WakeFloor:
+    """N idle processes waiting for instants; ``round()`` is one shared instant."""
+
+    def __init__(self, n: int, threads: int = 1) -> None:
+        self.n, self.threads = n, threads
+        self.procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", CHILD, str(threads)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(n)
+        ]
+        self.round()  # a first round off the record (imports, thread start-up)
+
+    def round(self, lead_s: float = 0.3) -> tuple[float, list[float]]:
+        """Blocking: the spread of the first wakes (ms) and each process's lateness."""
+        at = time.time_ns() + round(lead_s * 1e9)
+        for p in self.procs:
+            assert p.stdin is not None
+            p.stdin.write(f"{at}\n")
+            p.stdin.flush()
+        woke = []
+        for p in self.procs:
+            assert p.stdout is not None
+            woke.append(int(p.stdout.readline()))
+        return (max(woke) - min(woke)) / 1e6, [(w - at) / 1e6 for w in woke]
+
+    def close(self) -> None:
+        for p in self.procs:
             if p.stdin is not None:
                 p.stdin.close()
-        for p in procs:
+        for p in self.procs:
             try:
                 p.wait(5)
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
+
+
+def measure_wake_floor(n: int, rounds: int, threads: int = 1, gap_s: float = 0.3) -> WakeResult:
+    """N idle processes, ``rounds`` shared instants; blocking (run it in a thread)."""
+    result = WakeResult(n, threads, load=os.getloadavg())
+    floor = WakeFloor(n, threads)
+    try:
+        for _ in range(rounds):
+            spread, late = floor.round()
+            result.spread_ms.append(spread)
+            result.late_ms.extend(late)
+            time.sleep(gap_s)
+    finally:
+        floor.close()
     return result
 
 

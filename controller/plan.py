@@ -3,9 +3,9 @@
 Once every worker is READY the controller fixes the load start a short lead ahead and
 every boundary it already knows from there (MEASUREMENT start, measurement end). The
 lead covers sending Start to every worker: a few of their measured round trips plus
-twice what the run's Assign fan-out took (queued to the last Ack handled: the same
-workers, controller and host, moments earlier), never under 50 ms nor over 2 s. Pure
-code.
+twice what the run's Assign fan-out took (from queueing to the last worker applying it,
+by its Ack: the same workers, controller and host, moments earlier), never under 50 ms
+nor over 2 s. Pure code.
 """
 
 from __future__ import annotations
@@ -18,8 +18,7 @@ LEAD_MIN_NS = 50_000_000
 LEAD_MAX_NS = 2_000_000_000
 LEAD_ROUND_TRIPS = 4
 FANOUT_MARGIN = 2
-"""The fan-out allowance: this many times the measured Assign fan-out (a round trip, so
-about four times the one-way delivery the Start needs)."""
+"""The fan-out allowance: this many times the measured Assign fan-out."""
 FANOUT_PER_WORKER_NS = 1_500_000
 """Per worker, when no fan-out was measured: Start reaches 64 worker processes sharing
 2 cores over 40-80 ms (docs/benchmarks.md, planned boundaries); at 0.2 ms per worker a
@@ -30,7 +29,7 @@ UNKNOWN_RTT_NS = 20_000_000
 
 def lead_ns(round_trips_ns: Iterable[int], workers: int, fanout_ns: int = 0) -> int:
     """How far ahead of now the load start goes; ``fanout_ns`` is the measured time a
-    command to all these workers took to be acked by the last (0: not measured)."""
+    command to all these workers took to reach the last (0: not measured)."""
     worst = max((rtt or UNKNOWN_RTT_NS for rtt in round_trips_ns), default=UNKNOWN_RTT_NS)
     fanout = FANOUT_MARGIN * fanout_ns if fanout_ns > 0 else FANOUT_PER_WORKER_NS * workers
     lead = LEAD_ROUND_TRIPS * worst + fanout + 10_000_000

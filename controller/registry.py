@@ -33,10 +33,11 @@ class WorkerRecord:
     unacked: dict[int, str] = field(default_factory=dict)
     told_to_stop: set[str] = field(default_factory=set)
     sent_ns: dict[int, int] = field(default_factory=dict)
-    """Unacked commands: when each was queued (monotonic ns)."""
-    command_round_trip_ns: dict[str, int] = field(default_factory=dict)
-    """Per command kind, the last one's time from queueing to its Ack being handled
-    here: what a fan-out of that command to this worker really took."""
+    """Unacked commands: when each was queued (this clock, ns since the epoch)."""
+    delivery_ns: dict[str, int] = field(default_factory=dict)
+    """Per command kind, the last one's delivery: from queueing here to the worker
+    applying it (its Ack's applied_time, mapped with its clock offset), so a fan-out of
+    that command to this worker really took this long."""
     _hello_info: run_pb2.WorkerInfo | None = field(default=None, repr=False)
 
     @property
@@ -119,7 +120,7 @@ class WorkerRegistry:
         command.seq = rec.next_seq
         rec.next_seq += 1
         rec.unacked[command.seq] = command.WhichOneof("command") or ""
-        rec.sent_ns[command.seq] = time.monotonic_ns()
+        rec.sent_ns[command.seq] = time.time_ns()
         if rec.outbox is not None:
             try:
                 rec.outbox.put_nowait(command)
@@ -136,8 +137,10 @@ class WorkerRegistry:
         self.set_state(rec, ack.state)
         kind = rec.unacked.pop(ack.seq, "")
         sent = rec.sent_ns.pop(ack.seq, 0)
-        if kind and sent:
-            rec.command_round_trip_ns[kind] = time.monotonic_ns() - sent
+        if kind and sent and ack.HasField("applied_time"):
+            offset = rec.heartbeat.clock_offset.ToNanoseconds() if rec.heartbeat else 0
+            applied = ack.applied_time.ToNanoseconds() + offset
+            rec.delivery_ns[kind] = max(0, applied - sent)
         return kind
 
     def set_state(self, rec: WorkerRecord, state: control_pb2.WorkerState) -> None:
