@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+from agents import AgentProcesses
 from benchenv import CpuWatch, LiveCpuWatch, print_header, wait_for_quiet
 from phase_fanout import measure_baseline, percentile
 from wake_floor import WakeFloor
@@ -104,9 +105,10 @@ class SizeResult:
     floor_last_ms: list[float] = field(default_factory=list)
     floor_per_process_ms: list[float] = field(default_factory=list)
     wake_floor_ms: list[float] = field(default_factory=list)
-    """Per round: spread of N idle processes (2 threads each) waking at one instant."""
+    """Per run: spread of idle processes laid out as the workers (as many processes, a
+    thread per connection) waking at one instant, right after the run."""
     wake_floor_1_ms: list[float] = field(default_factory=list)
-    """The same with 1 thread per process."""
+    """The same with 1 thread per worker (when the workers have more connections)."""
     lead_ms: list[float] = field(default_factory=list)
     """Per run: the plan's lead (load start - decision)."""
     late_starts: int = 0
@@ -194,7 +196,7 @@ def first_measurement(trace_dir: Path, run_id: str) -> tuple[dict[int, int], lis
     return first, times
 
 
-def memory(local: LocalWorkers) -> tuple[float, float, float]:
+def memory(local: LocalWorkers | AgentProcesses) -> tuple[float, float, float]:
     rss = uss = 0
     for p in local.procs:
         try:
@@ -212,14 +214,21 @@ async def measure_size(n: int, args: argparse.Namespace) -> SizeResult:
     trace_root = Path(tempfile.mkdtemp(prefix=f"snowload-bench-bounds-{n}-"))
     os.environ[TRACE_ENV] = str(trace_root)
     workload = parse_toml(
-        WORKLOAD_TOML.format(n=n, connections=2 * n, think=args.think_time),
+        WORKLOAD_TOML.format(
+            n=n, connections=args.connections_per_worker * n, think=args.think_time
+        ),
         source="phase_boundaries",
     )
     watch = CpuWatch()
     controller = Controller(ControllerSettings(listen="127.0.0.1:0"))
     await controller.start()
     acks = AckLog(controller)
-    local = LocalWorkers(controller.address, n)
+    per = args.agents_per_process
+    local: LocalWorkers | AgentProcesses = (
+        LocalWorkers(controller.address, n)
+        if per <= 1
+        else AgentProcesses(controller.address, n, per)
+    )
     local.start()
     try:
         result.attach_s = await wait_attached(controller, n, args.attach_timeout)
@@ -232,10 +241,17 @@ async def measure_size(n: int, args: argparse.Namespace) -> SizeResult:
             flush=True,
         )
         pids = [p.pid for p in local.procs]
-        # the wake floor: as many idle processes (2 threads each, as the workers have 2
-        # connections; and 1 thread) waking at one instant, right after each run
+        # the wake floor: as many idle processes (a thread per connection, as the workers;
+        # and a thread per worker) waking at one instant, right after each run
+        c = args.connections_per_worker
+        procs = len(local.procs)
         floors = (
-            [await asyncio.to_thread(WakeFloor, n, t) for t in (2, 1)] if args.wake_floor else []
+            [
+                await asyncio.to_thread(WakeFloor, procs, t * per, per)
+                for t in ((c, 1) if c != 1 else (1,))
+            ]
+            if args.wake_floor
+            else []
         )
         try:
             for i in range(args.runs):
@@ -246,8 +262,9 @@ async def measure_size(n: int, args: argparse.Namespace) -> SizeResult:
                     into.append((await asyncio.to_thread(floor.round))[0])
                 if floors and args.verbose:
                     print(
-                        f"    wake floor: {result.wake_floor_ms[-1]:.1f} ms (2 threads), "
-                        f"{result.wake_floor_1_ms[-1]:.1f} ms (1 thread); "
+                        f"    wake floor: {result.wake_floor_ms[-1]:.1f} ms (as laid out), "
+                        f"{result.wake_floor_1_ms[-1] if result.wake_floor_1_ms else 0:.1f} ms"
+                        " (1 thread per worker); "
                         f"load {os.getloadavg()[0]:.1f}",
                         flush=True,
                     )
@@ -260,7 +277,9 @@ async def measure_size(n: int, args: argparse.Namespace) -> SizeResult:
         os.environ.pop(TRACE_ENV, None)
         shutil.rmtree(trace_root, ignore_errors=True)
     if not args.no_baseline:
-        b = await measure_baseline(n, 2 * args.runs, 0.5, args.attach_timeout)
+        b = await measure_baseline(
+            n, 2 * args.runs, 0.5, args.attach_timeout, args.agents_per_process
+        )
         result.floor_last_ms = b.to_last_ms
         result.floor_per_process_ms = b.per_worker_ms
     use = watch.stop()
@@ -374,8 +393,8 @@ def report(results: list[SizeResult]) -> None:
         print(row("unplanned: per worker", r.unplanned_per_worker_ms))
         print(row("floor (gRPC only): time to last", r.floor_last_ms))
         print(row("floor: per process", r.floor_per_process_ms))
-        print(row("wake floor: spread, 2 threads/process", r.wake_floor_ms))
-        print(row("wake floor: spread, 1 thread/process", r.wake_floor_1_ms))
+        print(row("wake floor: spread, as laid out", r.wake_floor_ms))
+        print(row("wake floor: spread, 1 thread/worker", r.wake_floor_1_ms))
         print(row("plan lead (per run)", r.lead_ms))
         print(
             f"  late Starts: {r.late_starts} (lateness max "
@@ -424,6 +443,14 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="N = 4, 16; 2 runs")
     parser.add_argument("--verbose", action="store_true", help="one line per run")
     parser.add_argument("--no-baseline", action="store_true", help="skip the gRPC-only floor")
+    parser.add_argument("--connections-per-worker", type=int, default=2)
+    parser.add_argument(
+        "--agents-per-process",
+        type=int,
+        default=1,
+        help="run the workers as agents, this many to a process (bench/agents.py); "
+        "default 1: one worker process each (LocalWorkers)",
+    )
     parser.add_argument(
         "--no-wake-floor",
         dest="wake_floor",

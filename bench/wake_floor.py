@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 CHILD = r"""
 import sys, threading, time
-threads = int(sys.argv[1])
+threads, group = int(sys.argv[1]), int(sys.argv[2])
 STEP = 50_000_000
 def wait(at, out, i):
     while (left := at - time.time_ns()) > 0:
@@ -39,7 +39,8 @@ for line in sys.stdin:
     wait(at, out, 0)
     for t in ts:
         t.join()
-    sys.stdout.write(f"{min(out)}\n")
+    firsts = [min(out[i : i + group]) for i in range(0, threads, group)]
+    sys.stdout.write(" ".join(map(str, firsts)) + "\n")
     sys.stdout.flush()
 """
 
@@ -66,11 +67,14 @@ def percentile(values: list[float], p: float) -> float:
 class WakeFloor:
     """N idle processes waiting for instants; ``round()`` is one shared instant."""
 
-    def __init__(self, n: int, threads: int = 1) -> None:
+    def __init__(self, n: int, threads: int = 1, agents: int = 1) -> None:
+        """``n`` processes of ``threads`` threads each; with ``agents`` > 1 a process
+        stands for that many workers of ``threads // agents`` threads, and the spread
+        is over each worker's first wake."""
         self.n, self.threads = n, threads
         self.procs = [
             subprocess.Popen(
-                [sys.executable, "-c", CHILD, str(threads)],
+                [sys.executable, "-c", CHILD, str(threads), str(max(1, threads // agents))],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 text=True,
@@ -89,7 +93,7 @@ class WakeFloor:
         woke = []
         for p in self.procs:
             assert p.stdout is not None
-            woke.append(int(p.stdout.readline()))
+            woke.extend(int(w) for w in p.stdout.readline().split())
         return (max(woke) - min(woke)) / 1e6, [(w - at) / 1e6 for w in woke]
 
     def close(self) -> None:
