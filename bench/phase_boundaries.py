@@ -102,6 +102,9 @@ class SizeResult:
     set_load_last_ms: list[float] = field(default_factory=list)
     stop_last_ms: list[float] = field(default_factory=list)
     unplanned_per_worker_ms: list[float] = field(default_factory=list)
+    set_load_queued_ms: list[float] = field(default_factory=list)
+    stop_queued_ms: list[float] = field(default_factory=list)
+    """Per command: decision to the last worker's command queued (the controller's part)."""
     floor_last_ms: list[float] = field(default_factory=list)
     floor_per_process_ms: list[float] = field(default_factory=list)
     wake_floor_ms: list[float] = field(default_factory=list)
@@ -133,6 +136,7 @@ class AckLog:
 
     def __init__(self, controller: Controller) -> None:
         self.kind: dict[tuple[str, int], str] = {}
+        self.queued: dict[tuple[str, int], int] = {}
         self.applied: dict[tuple[str, int], int] = {}
         registry = controller.registry
         send, acked = registry.send, registry.acked
@@ -140,6 +144,7 @@ class AckLog:
         def timed_send(rec: Any, command: control_pb2.AttachResponse) -> int:
             seq = send(rec, command)
             self.kind[(rec.worker_id, seq)] = command.WhichOneof("command") or ""
+            self.queued[(rec.worker_id, seq)] = time.time_ns()
             return seq
 
         def timed_acked(rec: Any, ack: control_pb2.Ack) -> str:
@@ -148,6 +153,12 @@ class AckLog:
 
         registry.send = timed_send  # type: ignore[method-assign]
         registry.acked = timed_acked  # type: ignore[method-assign]
+
+    def queued_last(self, run: ActiveRun, kind: str, decided_ns: int) -> float:
+        """When the last worker's command of ``kind`` was queued, after the decision (ms)."""
+        ids = {rec.worker_id for rec in run.workers}
+        times = [t for key, t in self.queued.items() if key[0] in ids and self.kind[key] == kind]
+        return (max(times) - decided_ns) / 1e6 if times else float("nan")
 
     def lags(self, run: ActiveRun, kind: str, decided_ns: int) -> list[float]:
         ids = {rec.worker_id for rec in run.workers}
@@ -299,6 +310,7 @@ async def run_once(
 ) -> None:
     run_watch = LiveCpuWatch(pids)
     acks.kind.clear()
+    acks.queued.clear()
     acks.applied.clear()
     run = controller.runs.start(workload)
     assert run.task is not None
@@ -346,11 +358,14 @@ async def run_once(
     if len(stop) == len(run.workers):
         result.stop_last_ms.append(max(stop))
     result.unplanned_per_worker_ms.extend(set_load + stop)
+    result.set_load_queued_ms.append(acks.queued_last(run, "set_load", set_load_decided))
+    result.stop_queued_ms.append(acks.queued_last(run, "stop", stop_decided))
     if args.verbose:
         print(
             f"    run {i + 1:>2}: spread {result.spread_ms[-1] if first else float('nan'):6.1f} ms;"
             f" SetLoad to last {max(set_load, default=float('nan')):6.1f} ms;"
-            f" Stop to last {max(stop, default=float('nan')):6.1f} ms;"
+            f" Stop to last {max(stop, default=float('nan')):6.1f} ms"
+            f" (queued {result.stop_queued_ms[-1]:.1f});"
             f" other {result.run_other[-1]:.2f} cores; lead {result.lead_ms[-1]:.0f} ms;"
             f" late Starts {len(late)}; load {result.load_per_run[-1]:.1f}",
             flush=True,
@@ -390,6 +405,8 @@ def report(results: list[SizeResult]) -> None:
         print(row("unplanned: SetLoad, time to last", r.set_load_last_ms))
         print(row("unplanned: Stop, time to last", r.stop_last_ms))
         print(row("unplanned: both, time to last", r.unplanned_last_ms))
+        print(row("  SetLoad: decided to last queued", r.set_load_queued_ms))
+        print(row("  Stop: decided to last queued", r.stop_queued_ms))
         print(row("unplanned: per worker", r.unplanned_per_worker_ms))
         print(row("floor (gRPC only): time to last", r.floor_last_ms))
         print(row("floor: per process", r.floor_per_process_ms))
