@@ -18,7 +18,7 @@ LEAD_MIN_NS = 50_000_000
 LEAD_MAX_NS = 2_000_000_000
 LEAD_ROUND_TRIPS = 4
 FANOUT_MARGIN = 2
-"""The fan-out allowance: this many times the measured Assign fan-out."""
+"""The fan-out allowance: this many times the measured fan-out (``fanout_ns``)."""
 FANOUT_PER_WORKER_NS = 1_500_000
 """Per worker, when no fan-out was measured: Start reaches 64 worker processes sharing
 2 cores over 40-80 ms (docs/benchmarks.md, planned boundaries); at 0.2 ms per worker a
