@@ -28,7 +28,14 @@ after the runs of the same size. Goal: unplanned p99 <= 1.5 x the floor's p99.
 Memory. After the N workers attached: the sum of their RSS and USS (psutil), and the
 controller's RSS.
 
-    python bench/phase_boundaries.py                         # N = 16, 64, 256; 10 runs each
+Wake floor (bench/wake_floor.py), right after each run: as many idle processes as the
+workers, a thread per connection, waking at one shared instant; the spread of their first
+wakes is what the planned spread cannot beat on this host at that moment.
+
+Above 64 workers the workers run as agents, 8 to a process (bench/agents.py), with
+think_time 1s: 256 worker processes cost ~11 GB and starve 2 cores.
+
+    python bench/phase_boundaries.py                         # N = 16, 64, 256 (32 x 8); 10 runs
     python bench/phase_boundaries.py --quick                 # N = 4, 16; 2 runs
     python bench/phase_boundaries.py --sizes 256 --runs 20 --json out.json
 """
@@ -82,6 +89,9 @@ ready_timeout = "120s"
 name = "select1"
 sql = "SELECT 1"
 """
+AGENTS_ABOVE = 64
+"""Above this many workers, by default 8 agents to a process and think_time 1s: 256
+worker processes need ~11 GB and starve 2 cores (docs/benchmarks.md)."""
 GOAL_SPREAD_P99_MS = 5.0
 GOAL_FLOOR_FACTOR = 1.5
 
@@ -226,7 +236,9 @@ async def measure_size(n: int, args: argparse.Namespace) -> SizeResult:
     os.environ[TRACE_ENV] = str(trace_root)
     workload = parse_toml(
         WORKLOAD_TOML.format(
-            n=n, connections=args.connections_per_worker * n, think=args.think_time
+            n=n,
+            connections=args.connections_per_worker * n,
+            think=args.think_time or ("200ms" if n <= AGENTS_ABOVE else "1s"),
         ),
         source="phase_boundaries",
     )
@@ -234,7 +246,7 @@ async def measure_size(n: int, args: argparse.Namespace) -> SizeResult:
     controller = Controller(ControllerSettings(listen="127.0.0.1:0"))
     await controller.start()
     acks = AckLog(controller)
-    per = args.agents_per_process
+    per = args.agents_per_process or (1 if n <= AGENTS_ABOVE else 8)
     local: LocalWorkers | AgentProcesses = (
         LocalWorkers(controller.address, n)
         if per <= 1
@@ -288,9 +300,7 @@ async def measure_size(n: int, args: argparse.Namespace) -> SizeResult:
         os.environ.pop(TRACE_ENV, None)
         shutil.rmtree(trace_root, ignore_errors=True)
     if not args.no_baseline:
-        b = await measure_baseline(
-            n, 2 * args.runs, 0.5, args.attach_timeout, args.agents_per_process
-        )
+        b = await measure_baseline(n, 2 * args.runs, 0.5, args.attach_timeout, per)
         result.floor_last_ms = b.to_last_ms
         result.floor_per_process_ms = b.per_worker_ms
     use = watch.stop()
@@ -455,7 +465,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="16,64,256", help="worker counts, comma-separated")
     parser.add_argument("--runs", type=int, default=10, help="runs per size")
-    parser.add_argument("--think-time", default="200ms")
+    parser.add_argument(
+        "--think-time", default=None, help=f"default 200ms (1s above {AGENTS_ABOVE} workers)"
+    )
     parser.add_argument("--attach-timeout", type=float, default=600.0, help="seconds")
     parser.add_argument("--quick", action="store_true", help="N = 4, 16; 2 runs")
     parser.add_argument("--verbose", action="store_true", help="one line per run")
@@ -464,9 +476,9 @@ def main() -> int:
     parser.add_argument(
         "--agents-per-process",
         type=int,
-        default=1,
-        help="run the workers as agents, this many to a process (bench/agents.py); "
-        "default 1: one worker process each (LocalWorkers)",
+        default=0,
+        help="run the workers as agents, this many to a process (bench/agents.py); 1: one "
+        f"worker process each (LocalWorkers); default: 1 up to {AGENTS_ABOVE} workers, 8 above",
     )
     parser.add_argument(
         "--no-wake-floor",
@@ -496,7 +508,8 @@ def main() -> int:
     args.sizes = [int(s) for s in str(args.sizes).split(",") if s.strip()]
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     env = print_header("phase boundaries: planned spread and unplanned fan-out")
-    print(f"sizes {args.sizes}, {args.runs} runs each, think_time {args.think_time}", flush=True)
+    think = args.think_time or f"200ms (1s above {AGENTS_ABOVE} workers)"
+    print(f"sizes {args.sizes}, {args.runs} runs each, think_time {think}", flush=True)
     results = asyncio.run(amain(args))
     print("\nAll sizes:")
     report(results)
