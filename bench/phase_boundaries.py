@@ -28,7 +28,14 @@ after the runs of the same size. Goal: unplanned p99 <= 1.5 x the floor's p99.
 Memory. After the N workers attached: the sum of their RSS and USS (psutil), and the
 controller's RSS.
 
-    python bench/phase_boundaries.py                         # N = 16, 64, 256; 10 runs each
+Wake floor (bench/wake_floor.py), right after each run: as many idle processes as the
+workers, a thread per connection, waking at one shared instant; the spread of their first
+wakes is what the planned spread cannot beat on this host at that moment.
+
+Above 64 workers the workers run as agents, 8 to a process (bench/agents.py), with
+think_time 1s: 256 worker processes cost ~11 GB and starve 2 cores.
+
+    python bench/phase_boundaries.py                         # N = 16, 64, 256 (32 x 8); 10 runs
     python bench/phase_boundaries.py --quick                 # N = 4, 16; 2 runs
     python bench/phase_boundaries.py --sizes 256 --runs 20 --json out.json
 """
@@ -49,8 +56,10 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+from agents import AgentProcesses
 from benchenv import CpuWatch, LiveCpuWatch, print_header, wait_for_quiet
 from phase_fanout import measure_baseline, percentile
+from wake_floor import WakeFloor
 
 from controller import lifecycle as lc
 from controller import plan
@@ -80,6 +89,9 @@ ready_timeout = "120s"
 name = "select1"
 sql = "SELECT 1"
 """
+AGENTS_ABOVE = 64
+"""Above this many workers, by default 8 agents to a process and think_time 1s: 256
+worker processes need ~11 GB and starve 2 cores (docs/benchmarks.md)."""
 GOAL_SPREAD_P99_MS = 5.0
 GOAL_FLOOR_FACTOR = 1.5
 
@@ -100,8 +112,22 @@ class SizeResult:
     set_load_last_ms: list[float] = field(default_factory=list)
     stop_last_ms: list[float] = field(default_factory=list)
     unplanned_per_worker_ms: list[float] = field(default_factory=list)
+    set_load_queued_ms: list[float] = field(default_factory=list)
+    stop_queued_ms: list[float] = field(default_factory=list)
+    """Per command: decision to the last worker's command queued (the controller's part)."""
     floor_last_ms: list[float] = field(default_factory=list)
     floor_per_process_ms: list[float] = field(default_factory=list)
+    wake_floor_ms: list[float] = field(default_factory=list)
+    """Per run: spread of idle processes laid out as the workers (as many processes, a
+    thread per connection) waking at one instant, right after the run."""
+    wake_floor_1_ms: list[float] = field(default_factory=list)
+    """The same with 1 thread per worker (when the workers have more connections)."""
+    lead_ms: list[float] = field(default_factory=list)
+    """Per run: the plan's lead (load start - decision)."""
+    late_starts: int = 0
+    """Starts that reached their worker after the load start (Ack lateness)."""
+    start_lateness_ms: list[float] = field(default_factory=list)
+    load_per_run: list[float] = field(default_factory=list)
     run_other: list[float] = field(default_factory=list)
     workers_rss_mib: float = 0.0
     workers_uss_mib: float = 0.0
@@ -120,6 +146,7 @@ class AckLog:
 
     def __init__(self, controller: Controller) -> None:
         self.kind: dict[tuple[str, int], str] = {}
+        self.queued: dict[tuple[str, int], int] = {}
         self.applied: dict[tuple[str, int], int] = {}
         registry = controller.registry
         send, acked = registry.send, registry.acked
@@ -127,6 +154,7 @@ class AckLog:
         def timed_send(rec: Any, command: control_pb2.AttachResponse) -> int:
             seq = send(rec, command)
             self.kind[(rec.worker_id, seq)] = command.WhichOneof("command") or ""
+            self.queued[(rec.worker_id, seq)] = time.time_ns()
             return seq
 
         def timed_acked(rec: Any, ack: control_pb2.Ack) -> str:
@@ -135,6 +163,12 @@ class AckLog:
 
         registry.send = timed_send  # type: ignore[method-assign]
         registry.acked = timed_acked  # type: ignore[method-assign]
+
+    def queued_last(self, run: ActiveRun, kind: str, decided_ns: int) -> float:
+        """When the last worker's command of ``kind`` was queued, after the decision (ms)."""
+        ids = {rec.worker_id for rec in run.workers}
+        times = [t for key, t in self.queued.items() if key[0] in ids and self.kind[key] == kind]
+        return (max(times) - decided_ns) / 1e6 if times else float("nan")
 
     def lags(self, run: ActiveRun, kind: str, decided_ns: int) -> list[float]:
         ids = {rec.worker_id for rec in run.workers}
@@ -183,7 +217,7 @@ def first_measurement(trace_dir: Path, run_id: str) -> tuple[dict[int, int], lis
     return first, times
 
 
-def memory(local: LocalWorkers) -> tuple[float, float, float]:
+def memory(local: LocalWorkers | AgentProcesses) -> tuple[float, float, float]:
     rss = uss = 0
     for p in local.procs:
         try:
@@ -201,14 +235,23 @@ async def measure_size(n: int, args: argparse.Namespace) -> SizeResult:
     trace_root = Path(tempfile.mkdtemp(prefix=f"snowload-bench-bounds-{n}-"))
     os.environ[TRACE_ENV] = str(trace_root)
     workload = parse_toml(
-        WORKLOAD_TOML.format(n=n, connections=2 * n, think=args.think_time),
+        WORKLOAD_TOML.format(
+            n=n,
+            connections=args.connections_per_worker * n,
+            think=args.think_time or ("200ms" if n <= AGENTS_ABOVE else "1s"),
+        ),
         source="phase_boundaries",
     )
     watch = CpuWatch()
     controller = Controller(ControllerSettings(listen="127.0.0.1:0"))
     await controller.start()
     acks = AckLog(controller)
-    local = LocalWorkers(controller.address, n)
+    per = args.agents_per_process or (1 if n <= AGENTS_ABOVE else 8)
+    local: LocalWorkers | AgentProcesses = (
+        LocalWorkers(controller.address, n)
+        if per <= 1
+        else AgentProcesses(controller.address, n, per)
+    )
     local.start()
     try:
         result.attach_s = await wait_attached(controller, n, args.attach_timeout)
@@ -221,16 +264,43 @@ async def measure_size(n: int, args: argparse.Namespace) -> SizeResult:
             flush=True,
         )
         pids = [p.pid for p in local.procs]
-        for i in range(args.runs):
-            await run_once(controller, acks, workload, trace_root, result, pids, i, args)
-            await wait_attached(controller, n, args.attach_timeout)
+        # the wake floor: as many idle processes (a thread per connection, as the workers;
+        # and a thread per worker) waking at one instant, right after each run
+        c = args.connections_per_worker
+        procs = len(local.procs)
+        floors = (
+            [
+                await asyncio.to_thread(WakeFloor, procs, t * per, per)
+                for t in ((c, 1) if c != 1 else (1,))
+            ]
+            if args.wake_floor
+            else []
+        )
+        try:
+            for i in range(args.runs):
+                await run_once(controller, acks, workload, trace_root, result, pids, i, args)
+                await wait_attached(controller, n, args.attach_timeout)
+                spreads = (result.wake_floor_ms, result.wake_floor_1_ms)
+                for floor, into in zip(floors, spreads, strict=False):
+                    into.append((await asyncio.to_thread(floor.round))[0])
+                if floors and args.verbose:
+                    print(
+                        f"    wake floor: {result.wake_floor_ms[-1]:.1f} ms (as laid out), "
+                        f"{result.wake_floor_1_ms[-1] if result.wake_floor_1_ms else 0:.1f} ms"
+                        " (1 thread per worker); "
+                        f"load {os.getloadavg()[0]:.1f}",
+                        flush=True,
+                    )
+        finally:
+            for floor in floors:
+                floor.close()
     finally:
         await local.stop()
         await controller.stop()
         os.environ.pop(TRACE_ENV, None)
         shutil.rmtree(trace_root, ignore_errors=True)
     if not args.no_baseline:
-        b = await measure_baseline(n, 2 * args.runs, 0.5, args.attach_timeout)
+        b = await measure_baseline(n, 2 * args.runs, 0.5, args.attach_timeout, per)
         result.floor_last_ms = b.to_last_ms
         result.floor_per_process_ms = b.per_worker_ms
     use = watch.stop()
@@ -250,6 +320,7 @@ async def run_once(
 ) -> None:
     run_watch = LiveCpuWatch(pids)
     acks.kind.clear()
+    acks.queued.clear()
     acks.applied.clear()
     run = controller.runs.start(workload)
     assert run.task is not None
@@ -260,6 +331,11 @@ async def run_once(
             return
         await asyncio.sleep(0.02)
     planned = measurement_start_ns(run)
+    if run.plan is not None:
+        result.lead_ms.append(
+            (run.plan.load_start_time.ToNanoseconds() - run.plan.decide_time.ToNanoseconds()) / 1e6
+        )
+    result.load_per_run.append(os.getloadavg()[0])
     await asyncio.sleep(max(0.0, (planned - time.time_ns()) / 1e9) + 1.2)
 
     decided = time.time_ns()
@@ -274,6 +350,9 @@ async def run_once(
         result.runs_failed.append(f"run {i + 1}: {lc.state_name(run.state)}")
         return
     result.runs_ok += 1
+    late = [ns for ns, count in run.lateness.values() if count]
+    result.late_starts += len(late)
+    result.start_lateness_ms.extend(ns / 1e6 for ns in late)
 
     await asyncio.sleep(0.2)  # the trace files are closed with the connections
     first, times = first_measurement(trace_dir, run.run_id)
@@ -289,12 +368,16 @@ async def run_once(
     if len(stop) == len(run.workers):
         result.stop_last_ms.append(max(stop))
     result.unplanned_per_worker_ms.extend(set_load + stop)
+    result.set_load_queued_ms.append(acks.queued_last(run, "set_load", set_load_decided))
+    result.stop_queued_ms.append(acks.queued_last(run, "stop", stop_decided))
     if args.verbose:
         print(
             f"    run {i + 1:>2}: spread {result.spread_ms[-1] if first else float('nan'):6.1f} ms;"
             f" SetLoad to last {max(set_load, default=float('nan')):6.1f} ms;"
-            f" Stop to last {max(stop, default=float('nan')):6.1f} ms;"
-            f" other {result.run_other[-1]:.2f} cores",
+            f" Stop to last {max(stop, default=float('nan')):6.1f} ms"
+            f" (queued {result.stop_queued_ms[-1]:.1f});"
+            f" other {result.run_other[-1]:.2f} cores; lead {result.lead_ms[-1]:.0f} ms;"
+            f" late Starts {len(late)}; load {result.load_per_run[-1]:.1f}",
             flush=True,
         )
 
@@ -332,9 +415,19 @@ def report(results: list[SizeResult]) -> None:
         print(row("unplanned: SetLoad, time to last", r.set_load_last_ms))
         print(row("unplanned: Stop, time to last", r.stop_last_ms))
         print(row("unplanned: both, time to last", r.unplanned_last_ms))
+        print(row("  SetLoad: decided to last queued", r.set_load_queued_ms))
+        print(row("  Stop: decided to last queued", r.stop_queued_ms))
         print(row("unplanned: per worker", r.unplanned_per_worker_ms))
         print(row("floor (gRPC only): time to last", r.floor_last_ms))
         print(row("floor: per process", r.floor_per_process_ms))
+        print(row("wake floor: spread, as laid out", r.wake_floor_ms))
+        print(row("wake floor: spread, 1 thread/worker", r.wake_floor_1_ms))
+        print(row("plan lead (per run)", r.lead_ms))
+        print(
+            f"  late Starts: {r.late_starts} (lateness max "
+            f"{max(r.start_lateness_ms, default=0.0):.1f} ms); load average per run "
+            f"{min(r.load_per_run, default=0):.1f}-{max(r.load_per_run, default=0):.1f}"
+        )
         if r.early or r.missing_first:
             print(
                 f"  MEASUREMENT statements before the plan: {r.early}; workers without "
@@ -348,6 +441,9 @@ def report(results: list[SizeResult]) -> None:
         spread = percentile(r.spread_ms, 99)
         ok = "MET" if spread <= GOAL_SPREAD_P99_MS else "NOT MET"
         line = f"  N={r.n}: planned spread p99 {spread:.1f} ms (<= 5): {ok}"
+        if r.wake_floor_ms:
+            wf = percentile(r.wake_floor_ms, 99)
+            line += f" (wake floor p99 {wf:.1f} ms, {spread / wf:.2f} x)"
         if r.floor_last_ms:
             un, fl = percentile(r.unplanned_last_ms, 99), percentile(r.floor_last_ms, 99)
             ok2 = "MET" if un <= GOAL_FLOOR_FACTOR * fl else "NOT MET"
@@ -369,11 +465,27 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="16,64,256", help="worker counts, comma-separated")
     parser.add_argument("--runs", type=int, default=10, help="runs per size")
-    parser.add_argument("--think-time", default="200ms")
+    parser.add_argument(
+        "--think-time", default=None, help=f"default 200ms (1s above {AGENTS_ABOVE} workers)"
+    )
     parser.add_argument("--attach-timeout", type=float, default=600.0, help="seconds")
     parser.add_argument("--quick", action="store_true", help="N = 4, 16; 2 runs")
     parser.add_argument("--verbose", action="store_true", help="one line per run")
     parser.add_argument("--no-baseline", action="store_true", help="skip the gRPC-only floor")
+    parser.add_argument("--connections-per-worker", type=int, default=2)
+    parser.add_argument(
+        "--agents-per-process",
+        type=int,
+        default=0,
+        help="run the workers as agents, this many to a process (bench/agents.py); 1: one "
+        f"worker process each (LocalWorkers); default: 1 up to {AGENTS_ABOVE} workers, 8 above",
+    )
+    parser.add_argument(
+        "--no-wake-floor",
+        dest="wake_floor",
+        action="store_false",
+        help="skip the wake floor (N idle processes waking at one instant)",
+    )
     parser.add_argument("--quiet-wait", type=float, default=30.0, help="seconds (0: don't)")
     parser.add_argument("--json", metavar="FILE", help="also write every number to FILE")
     parser.add_argument(
@@ -381,18 +493,23 @@ def main() -> int:
         type=float,
         default=None,
         help="experiment: the plan's lead allows this much per worker for sending Start "
-        "(controller.plan.FANOUT_PER_WORKER_NS; default: as the controller has it)",
+        "when no fan-out was measured (controller.plan.FANOUT_PER_WORKER_NS)",
     )
     args = parser.parse_args()
     if args.lead_per_worker_ms is not None:
         plan.FANOUT_PER_WORKER_NS = round(args.lead_per_worker_ms * 1e6)
-    print(f"plan lead: {plan.FANOUT_PER_WORKER_NS / 1e6:g} ms per worker", flush=True)
+    print(
+        f"plan lead: {plan.FANOUT_MARGIN:g} x the measured Assign fan-out "
+        f"(unmeasured: {plan.FANOUT_PER_WORKER_NS / 1e6:g} ms per worker)",
+        flush=True,
+    )
     if args.quick:
         args.sizes, args.runs, args.quiet_wait = "4,16", 2, 0.0
     args.sizes = [int(s) for s in str(args.sizes).split(",") if s.strip()]
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     env = print_header("phase boundaries: planned spread and unplanned fan-out")
-    print(f"sizes {args.sizes}, {args.runs} runs each, think_time {args.think_time}", flush=True)
+    think = args.think_time or f"200ms (1s above {AGENTS_ABOVE} workers)"
+    print(f"sizes {args.sizes}, {args.runs} runs each, think_time {think}", flush=True)
     results = asyncio.run(amain(args))
     print("\nAll sizes:")
     report(results)

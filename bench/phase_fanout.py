@@ -232,7 +232,9 @@ async def baseline_worker(address: str) -> None:
         while True:
             yield await outbox.get()
 
-    async with grpc.aio.insecure_channel(address) as channel:
+    # its own TCP connection even when several share a process (bench/agents.py's layout)
+    options = [("grpc.use_local_subchannel_pool", 1)]
+    async with grpc.aio.insecure_channel(address, options=options) as channel:
         stub = control_pb2_grpc.ControlServiceStub(channel)
         async for msg in stub.Attach(outgoing()):
             if msg.WhichOneof("command") == "set_phase":
@@ -268,9 +270,24 @@ class BaselineServicer(control_pb2_grpc.ControlServiceServicer):
             reader.cancel()
 
 
-def spawn_baseline_workers(address: str, n: int) -> list[subprocess.Popen[bytes]]:
-    cmd = [sys.executable, SCRIPT, "--baseline-worker", address]
-    return [subprocess.Popen(cmd, stdin=subprocess.DEVNULL) for _ in range(n)]
+def spawn_baseline_workers(
+    address: str, n: int, per_process: int = 1
+) -> list[subprocess.Popen[bytes]]:
+    """``n`` clients, ``per_process`` to a process."""
+    return [
+        subprocess.Popen(
+            [
+                *(sys.executable, SCRIPT, "--baseline-worker", address),
+                *("--baseline-count", str(min(per_process, n - first))),
+            ],
+            stdin=subprocess.DEVNULL,
+        )
+        for first in range(0, n, max(1, per_process))
+    ]
+
+
+async def baseline_workers(address: str, count: int) -> None:
+    await asyncio.gather(*(baseline_worker(address) for _ in range(count)))
 
 
 def kill_all(procs: list[subprocess.Popen[bytes]]) -> None:
@@ -280,7 +297,9 @@ def kill_all(procs: list[subprocess.Popen[bytes]]) -> None:
         p.wait()
 
 
-async def measure_baseline(n: int, changes: int, gap_s: float, timeout_s: float) -> SizeResult:
+async def measure_baseline(
+    n: int, changes: int, gap_s: float, timeout_s: float, per_process: int = 1
+) -> SizeResult:
     result = SizeResult(n)
     watch = CpuWatch()
     server = grpc.aio.server()
@@ -288,7 +307,7 @@ async def measure_baseline(n: int, changes: int, gap_s: float, timeout_s: float)
     control_pb2_grpc.add_ControlServiceServicer_to_server(servicer, server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
-    procs = spawn_baseline_workers(f"127.0.0.1:{port}", n)
+    procs = spawn_baseline_workers(f"127.0.0.1:{port}", n, per_process)
     try:
         t0 = time.monotonic()
         while len(servicer.outboxes) < n:
@@ -457,10 +476,11 @@ def main() -> int:
     )
     parser.add_argument("--json", metavar="FILE", help="also write every number to FILE")
     parser.add_argument("--baseline-worker", metavar="ADDRESS", help=argparse.SUPPRESS)
+    parser.add_argument("--baseline-count", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.baseline_worker:
         with contextlib.suppress(grpc.aio.AioRpcError, KeyboardInterrupt):
-            asyncio.run(baseline_worker(args.baseline_worker))
+            asyncio.run(baseline_workers(args.baseline_worker, args.baseline_count))
         return 0
     if args.quick:
         args.sizes, args.runs, args.quiet_wait = "4,16", 2, 0.0

@@ -156,6 +156,7 @@ class RunManager(WorkerEvents):
         lead = plan.lead_ns(
             (w.heartbeat.round_trip.ToNanoseconds() if w.heartbeat else 0 for w in run.workers),
             len(run.workers),
+            plan.fanout_ns(w.delivery_ns for w in run.workers),
         )
         run.plan = plan.make_plan(decide, lead, load.warmup_s, driver.planned_measurement_s())
         run.start_ns = run.plan.load_start_time.ToNanoseconds()

@@ -2,32 +2,45 @@
 
 Once every worker is READY the controller fixes the load start a short lead ahead and
 every boundary it already knows from there (MEASUREMENT start, measurement end). The
-lead covers sending Start to every worker: a few of their measured round trips plus a
-little per worker for the fan-out, never under 50 ms nor over 2 s. Pure code.
+lead covers sending Start to every worker: a few of their measured round trips plus
+twice what a fan-out to them measurably takes (from queueing to the last worker applying
+it, by its Ack: the run's Assign, moments earlier, and these workers' last Start, so a
+late Start lengthens the next lead), never under 50 ms nor over 2 s. Pure code.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from snowload.v1 import common_pb2
 
 LEAD_MIN_NS = 50_000_000
 LEAD_MAX_NS = 2_000_000_000
 LEAD_ROUND_TRIPS = 4
+FANOUT_MARGIN = 2
+"""The fan-out allowance: this many times the measured fan-out (``fanout_ns``)."""
 FANOUT_PER_WORKER_NS = 1_500_000
-"""Per worker, for the fan-out: Start reaches 64 worker processes sharing 2 cores over
-40-80 ms (docs/benchmarks.md, planned boundaries); at 0.2 ms per worker a third of
-them got it after its instant, at 1.5 ms none did."""
+"""Per worker, when no fan-out was measured: Start reaches 64 worker processes sharing
+2 cores over 40-80 ms (docs/benchmarks.md, planned boundaries); at 0.2 ms per worker a
+third of them got it after its instant, at 1.5 ms none did."""
+FANOUT_KINDS = ("assign", "start")
 UNKNOWN_RTT_NS = 20_000_000
 """Assumed for a worker that has not measured a round trip yet."""
 
 
-def lead_ns(round_trips_ns: Iterable[int], workers: int) -> int:
-    """How far ahead of now the load start goes."""
+def lead_ns(round_trips_ns: Iterable[int], workers: int, fanout_ns: int = 0) -> int:
+    """How far ahead of now the load start goes; ``fanout_ns`` is the measured time a
+    command to all these workers took to reach the last (0: not measured)."""
     worst = max((rtt or UNKNOWN_RTT_NS for rtt in round_trips_ns), default=UNKNOWN_RTT_NS)
-    lead = LEAD_ROUND_TRIPS * worst + FANOUT_PER_WORKER_NS * workers + 10_000_000
+    fanout = FANOUT_MARGIN * fanout_ns if fanout_ns > 0 else FANOUT_PER_WORKER_NS * workers
+    lead = LEAD_ROUND_TRIPS * worst + fanout + 10_000_000
     return max(LEAD_MIN_NS, min(LEAD_MAX_NS, lead))
+
+
+def fanout_ns(deliveries: Iterable[Mapping[str, int]]) -> int:
+    """The fan-out to these workers: the slowest delivery of an Assign or a Start (per
+    worker, the last of each kind, controller.registry.WorkerRecord.delivery_ns)."""
+    return max((d.get(kind, 0) for d in deliveries for kind in FANOUT_KINDS), default=0)
 
 
 def make_plan(

@@ -32,6 +32,12 @@ class WorkerRecord:
     """Desired state for the run this worker is in; re-sent (resync) on re-attach."""
     unacked: dict[int, str] = field(default_factory=dict)
     told_to_stop: set[str] = field(default_factory=set)
+    sent_ns: dict[int, int] = field(default_factory=dict)
+    """Unacked commands: when each was queued (this clock, ns since the epoch)."""
+    delivery_ns: dict[str, int] = field(default_factory=dict)
+    """Per command kind, the last one's delivery: from queueing here to the worker
+    applying it (its Ack's applied_time, mapped with its clock offset), so a fan-out of
+    that command to this worker really took this long."""
     _hello_info: run_pb2.WorkerInfo | None = field(default=None, repr=False)
 
     @property
@@ -114,6 +120,7 @@ class WorkerRegistry:
         command.seq = rec.next_seq
         rec.next_seq += 1
         rec.unacked[command.seq] = command.WhichOneof("command") or ""
+        rec.sent_ns[command.seq] = time.time_ns()
         if rec.outbox is not None:
             try:
                 rec.outbox.put_nowait(command)
@@ -128,7 +135,13 @@ class WorkerRegistry:
     def acked(self, rec: WorkerRecord, ack: control_pb2.Ack) -> str:
         rec.acked_seq = max(rec.acked_seq, ack.seq)
         self.set_state(rec, ack.state)
-        return rec.unacked.pop(ack.seq, "")
+        kind = rec.unacked.pop(ack.seq, "")
+        sent = rec.sent_ns.pop(ack.seq, 0)
+        if kind and sent and ack.HasField("applied_time"):
+            offset = rec.heartbeat.clock_offset.ToNanoseconds() if rec.heartbeat else 0
+            applied = ack.applied_time.ToNanoseconds() + offset
+            rec.delivery_ns[kind] = max(0, applied - sent)
+        return kind
 
     def set_state(self, rec: WorkerRecord, state: control_pb2.WorkerState) -> None:
         """The worker's own state, from its acks and heartbeats; a worker becoming idle

@@ -30,6 +30,23 @@ def test_the_lead_covers_four_round_trips_and_the_fan_out_within_its_bounds() ->
     assert plan.lead_ns([MS], 25) == 51_500_000
 
 
+def test_a_measured_fan_out_replaces_the_per_worker_allowance() -> None:
+    # 4 x 30 ms + 2 x 40 ms (the Assign's fan-out, measured) + 10 ms, whatever the count
+    assert plan.lead_ns([10 * MS, 30 * MS], 10, 40 * MS) == 210 * MS
+    assert plan.lead_ns([10 * MS, 30 * MS], 1000, 40 * MS) == 210 * MS
+    assert plan.lead_ns([MS], 64, 5 * MS) == 50 * MS  # 4 + 10 + 10: under the floor
+    assert plan.lead_ns([MS], 256, 995 * MS + 1) == 2_000 * MS  # 2004 ms: over the ceiling
+    assert plan.lead_ns([MS], 64, 0) == plan.lead_ns([MS], 64)  # not measured: per worker
+
+
+def test_the_fan_out_is_the_slowest_assign_or_start_delivery() -> None:
+    deliveries = [{"assign": 30 * MS, "stop": 900 * MS}, {"assign": 20 * MS, "start": 70 * MS}]
+    assert plan.fanout_ns(deliveries) == 70 * MS  # a Stop's delivery does not count
+    assert plan.fanout_ns([{"assign": 30 * MS}, {}]) == 30 * MS
+    assert plan.fanout_ns([{}, {"set_load": MS}]) == 0
+    assert plan.fanout_ns([]) == 0
+
+
 def test_a_plan_places_every_boundary_after_the_lead() -> None:
     p = plan.make_plan(1_000 * MS, 100 * MS, 2.5, 10.0)
     assert p.decide_time.ToNanoseconds() == 1_000 * MS

@@ -51,11 +51,14 @@ async def test_a_late_start_applies_at_once_and_the_run_says_so(
     with LatencyProxy(host, int(port), up_s=0.012, down_s=0.012) as proxy:
         procs = through(proxy, workers)
         try:
-            procs.spawn("far")
+            procs.spawn("far", "--connect-delay", "0.5s")  # READY 0.5 s after its Assign
             await attached(controller, 1)
             run = controller.runs.start(workload(WORKLOAD.format(duration="1s")))
             await wait_for(lambda: run.state == lc.PREPARING, 10, "PREPARING")
-            # from now on commands take 0.5 s to arrive: far beyond the plan's lead
+            (rec,) = run.workers
+            await wait_for(lambda: "assign" in rec.delivery_ns, 10, "the Assign's Ack")
+            # from now on commands take 0.5 s to arrive: far beyond the plan's lead (which
+            # allows for the Assign's fan-out, measured before the network got slow)
             proxy.down_s = 0.5
             assert run.task is not None
             await run.task
@@ -83,6 +86,41 @@ async def test_a_late_start_applies_at_once_and_the_run_says_so(
     # and the run still measured, exactly as long as planned
     assert run.metrics.cells[(lc.MEASUREMENT, "put")].count > 0
     assert run.measurement_end_ns - run.phase_ns[lc.MEASUREMENT] == 1_000_000_000
+
+
+async def test_the_lead_follows_the_measured_fan_out_not_the_idle_round_trips(
+    controller: Controller, workers: WorkerProcs, traces: Path
+) -> None:
+    host, port = controller.address.rsplit(":", 1)
+    with LatencyProxy(host, int(port), up_s=0.012, down_s=0.012) as proxy:
+        procs = through(proxy, workers)
+        try:
+            procs.spawn("slow-path")
+            await attached(controller, 1)
+            # commands now take 0.2 s to arrive, while the clock's best round trip (and so
+            # the heartbeat's) stays the idle ~24 ms: four of those are not enough
+            proxy.down_s = 0.2
+            run = controller.runs.start(workload(WORKLOAD.format(duration="1s")))
+            assert run.task is not None
+            await run.task
+        finally:
+            procs.stop_all()
+    assert run.state == lc.COMPLETED, run.message
+    assert run.plan is not None
+    (rec,) = run.workers
+    assert rec.heartbeat is not None and rec.heartbeat.round_trip.ToNanoseconds() < 150_000_000
+    lead = run.plan.load_start_time.ToNanoseconds() - run.plan.decide_time.ToNanoseconds()
+    # the Assign took the proxy's 200 ms to arrive: the lead allows twice that
+    assert lead > 2 * 190_000_000, lead
+    (row,) = run.to_proto().run_workers
+    assert row.late_commands == 0, row.max_lateness.ToNanoseconds()
+    assert not any(w.startswith("plan not honoured") for w in run.warnings), run.warnings
+    # and what the worker issued started at the plan's instant (within what its clock
+    # knows, ~12 ms through this proxy), not on the Start's arrival ~90 ms after it
+    start = run.plan.load_start_time.ToNanoseconds()
+    first = min(s.time_ns for s in read_traces(traces, run.run_id))
+    uncertainty = row.clock_uncertainty.ToNanoseconds()
+    assert start - uncertainty - 1_000_000 <= first < start + 50_000_000, (first - start) / 1e6
 
 
 async def test_a_stop_that_races_the_planned_end_changes_nothing(

@@ -27,6 +27,9 @@ if TYPE_CHECKING:
     from worker.executor import Executor
 
 PARK_S = 0.01
+PARK_MAX_S = 2.0
+"""A connection parked by SetLoad waits for the load control to change (it is woken by
+the change), looking again at least this often."""
 WAIT_STEP_NS = 50_000_000
 """Waiting for the load start: in steps of at most this, to notice commands."""
 
@@ -162,9 +165,9 @@ class ConnectionWorker(threading.Thread):
                 if control.stopping:
                     break
                 if index >= control.target_connections:
-                    # parked by SetLoad: wait without spinning, look again
+                    # parked by SetLoad: sleep until the control changes, look again
                     self.active = False
-                    sleep(PARK_S)
+                    control.wait_change(epoch, PARK_MAX_S)
                     epoch = -1
                     continue
                 bounds = control.bounds
@@ -258,9 +261,10 @@ class ConnectionWorker(threading.Thread):
         floors: list[int] = []
         left = qlog.reservoir.first_gap()
         while not control.stopping:
+            seen = control.epoch  # (read first: a change after it ends the wait at once)
             if index >= control.target_connections:
                 self.active = False
-                sleep(PARK_S)
+                control.wait_change(seen, PARK_MAX_S)
                 continue
             self.active = True
             generation = schedule.generation

@@ -69,6 +69,19 @@ class LoadControl:
         self._stopping = False
         self._target_connections = 0
         self.go = threading.Event()
+        self._changed = threading.Condition()
+
+    def _bump(self) -> None:
+        with self._changed:
+            self.epoch += 1
+            self._changed.notify_all()
+
+    def wait_change(self, epoch: int, timeout_s: float) -> bool:
+        """Block until ``epoch`` moved on (True) or ``timeout_s`` passed: a parked
+        connection sleeps here instead of polling, so that it costs no wake-ups (and no
+        GIL) while parked."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self.epoch != epoch, timeout_s)
 
     @property
     def bounds(self) -> Boundaries:
@@ -77,7 +90,7 @@ class LoadControl:
     @bounds.setter
     def bounds(self, value: Boundaries) -> None:
         self._bounds = value
-        self.epoch += 1
+        self._bump()
 
     @property
     def stopping(self) -> bool:
@@ -86,7 +99,7 @@ class LoadControl:
     @stopping.setter
     def stopping(self, value: bool) -> None:
         self._stopping = value
-        self.epoch += 1
+        self._bump()
 
     @property
     def target_connections(self) -> int:
@@ -95,7 +108,7 @@ class LoadControl:
     @target_connections.setter
     def target_connections(self, value: int) -> None:
         self._target_connections = value
-        self.epoch += 1
+        self._bump()
 
 
 class Executor:

@@ -29,6 +29,8 @@ from worker.warehouse import POLL_INTERVAL_S, WarehouseWatcher
 
 log = logging.getLogger("snowload.worker")
 SYNC_WAIT_S = 5.0
+SETTLE_S = 0.1
+"""After a Stop with its end instant: how long the last report waits (see _drain_async)."""
 """READY waits at most this for a first clock offset."""
 now_ts = wclock.now_ts
 
@@ -236,6 +238,9 @@ class RunEffects(LoadEffects):
                 # MEASUREMENT ends at the instant the controller planned or decided
                 end = self.to_perf(stop.measurement_end_time.ToNanoseconds())
                 ctx.executor.end_at(end, decided_before=end < time.perf_counter_ns())
+                # nothing is issued from the end on already; the last report (CPU) waits a
+                # little, so that it does not hold up the Stop reaching the other workers
+                await asyncio.sleep(SETTLE_S)
             await asyncio.to_thread(ctx.executor.stop, eff.drain_timeout_s)
             if ctx.load_started is not None:
                 self._report(ctx, last=True)
