@@ -77,7 +77,9 @@ class Parser:
         want = [(name, int(idx) if idx else None) for name, idx in _PATH_SEG.findall(path)]
         best_line, best_score = 1, 0
         table: list[tuple[str, int | None]] = []
-        array_index: dict[tuple[str, ...], int] = {}
+        # the last index of each array of tables, under the array entries of its parents
+        # ([[query.params]] counts from 0 again in every [[query]])
+        array_index: dict[tuple[tuple[str, int | None], ...], int] = {}
         in_string: str | None = None  # the closing quotes of an open multi-line string
         for lineno, raw in enumerate(self.lines, start=1):
             if in_string is not None:
@@ -88,9 +90,13 @@ class Parser:
             key = None
             if header := _HEADER.match(raw):
                 names = _split_key(header.group(2))
+                table = []
+                for name in names[:-1]:
+                    table.append((name, array_index.get((*table, (name, None)))))
+                last = (*table, (names[-1], None))
                 if header.group(1) == "[[":
-                    array_index[tuple(names)] = array_index.get(tuple(names), -1) + 1
-                table = [(n, array_index.get(tuple(names[: i + 1]))) for i, n in enumerate(names)]
+                    array_index[last] = array_index.get(last, -1) + 1
+                table.append((names[-1], array_index.get(last)))
                 found = table
             elif key := _KEY.match(raw):
                 found = table + [(n, None) for n in _split_key(key.group(1))]
@@ -288,6 +294,8 @@ class Parser:
         duration = self.duration(data, "duration", "load.duration", 30.0, minimum=0.001)
         if ov.workers is not None:
             workers = _check_override("workers", ov.workers, 1, MAX_WORKERS)
+            if "connections" not in data:  # the default follows the workers it serves
+                connections = max(4, workers)
         if ov.connections is not None:
             connections = _check_override("connections", ov.connections, 1, MAX_CONNECTIONS)
         if ov.warmup_s is not None:

@@ -216,3 +216,37 @@ def test_settling_nothing_is_no_error() -> None:
     m = RunMetrics()
     m.settle()
     assert m.sealed_upto == 0 and m.phase_summary(MEAS, 1.0) is None
+
+
+def test_a_full_second_ends_on_the_runs_clock_whatever_its_report_spans() -> None:
+    """Only a last report keeps its own length; any other one ends its second at origin +
+    k s (a worker recruited mid-second reports a short first interval)."""
+    m = RunMetrics()
+    m.origin_ns = T0
+    m.add("a", rep(2, [1_000], length_s=0.4))
+    m.add("b", rep(2, [1_000], length_s=0.3))
+    assert (m.series[2].start_ns, m.series[2].end_ns) == (T0 + S, T0 + 2 * S)
+    cell, _ = m.window(T0 + S, T0 + 2 * S)  # the second ended at T0 + 2 s, in the window
+    assert cell.successes == 2
+
+
+def test_errors_of_one_category_add_up_over_workers_and_seconds() -> None:
+    m = RunMetrics()
+    for worker, k, lock in (("a", 1, 3), ("b", 1, 2), ("a", 2, 4)):
+        r = rep(k, [1_000])
+        r.kinds[0].errors.add(category="lock", count=lock)
+        r.kinds[0].errors.add(category="syntax", count=1)
+        m.add(worker, r)
+    m.settle()
+    summary = m.phase_summary(MEAS, 2.0)
+    assert summary is not None
+    assert dict(summary.errors_by_category) == {"lock": 9, "syntax": 3}
+    assert summary.overall.errors == 12 and summary.by_kind["q"].errors == 12
+
+
+def test_rolling_qps_counts_a_second_without_a_length_as_one_second() -> None:
+    """A report without timestamps has no length: its second counts as 1 s, as in window()."""
+    m = RunMetrics()
+    m.add("a", rep(1, [1_000] * 10, length_s=0.0))
+    assert m.series[1].duration_s == 0.0
+    assert m.rolling_qps(1) == 10.0
