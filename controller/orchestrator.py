@@ -23,7 +23,9 @@ from controller.load_control import split_rate
 from controller.load_driver import SPARE_SLOTS, LoadDriver
 from controller.registry import WorkerRecord, WorkerRegistry
 from controller.run_end import enrichment_worker, run_record, saturation_warnings
+from controller.run_journal import FLUSH_INTERVAL_S
 from controller.runs import Aborted, ActiveRun, Outcome, seconds
+from controller.seconds_writer import SecondsWriter
 from controller.store import RunStore
 from controller.worker_events import WorkerEvents
 from snowload.v1 import common_pb2, control_pb2, run_pb2
@@ -48,6 +50,9 @@ class RunManager(WorkerEvents):
         """A worker at or above this CPU (% of one core) is at a Python process's ceiling."""
         self.on_run_end: Callable[[ActiveRun], None] | None = None
         registry.on_lost = self.worker_lost
+        self.writer = SecondsWriter(store)
+        """Sealed seconds go to the store from its thread while runs go on."""
+        self._flusher: asyncio.Task[None] | None = None
 
     # -- public API ------------------------------------------------------------------
 
@@ -59,7 +64,10 @@ class RunManager(WorkerEvents):
         run.phase_ns[lc.PENDING] = run.create_ns
         self.active[run.run_id] = run
         self.store.put(run.to_proto())
-        run.task = asyncio.get_running_loop().create_task(self._execute(run))
+        loop = asyncio.get_running_loop()
+        run.task = loop.create_task(self._execute(run))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = loop.create_task(self._flush_seconds())
         return run
 
     def stop(self, run_id: str) -> run_pb2.Run:
@@ -97,6 +105,42 @@ class RunManager(WorkerEvents):
         tasks = [r.task for r in self.active.values() if r.task is not None]
         if tasks:
             await asyncio.wait(tasks, timeout=self.drain_timeout_s + 5)
+        if self._flusher is not None:
+            self._flusher.cancel()
+        await asyncio.to_thread(self.writer.close)
+
+    # -- writing seconds as they are sealed --------------------------------------------
+
+    async def _flush_seconds(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_INTERVAL_S)
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        """Sealed seconds of every active run to the writer; what it did with earlier
+        ones back to their runs."""
+        for run in self.active.values():
+            self.writer.submit(run.run_id, run.journal.take())
+        for outcome in self.writer.outcomes():
+            owner = self.active.get(outcome.run_id)
+            error = owner.journal.settled(outcome) if owner is not None else ""
+            if owner is not None and error:
+                run = owner
+                run.warnings.append(
+                    f"results store: seconds of this run could not be written ({error}); "
+                    "they are kept in memory and written again until the store accepts them"
+                )
+                log.warning("run %s: %s", run.run_id, run.warnings[-1])
+
+    async def _store_seconds(self, run: ActiveRun) -> None:
+        """The run is over: its last seconds (complete or not) go to the store."""
+        run.metrics.settle()
+        for _ in range(3):  # (a late report, or a refusal, leaves some to write again)
+            self.writer.submit(run.run_id, run.journal.take())
+            await self.writer.drain()
+            self._hand_over()
+            if not run.journal.unwritten:
+                break
 
     # -- the run task ----------------------------------------------------------------
 
@@ -125,7 +169,10 @@ class RunManager(WorkerEvents):
             await self._release_workers(run, outcome)
         finally:
             ticker.cancel()
-            self._finish(run, outcome)
+            try:
+                await self._store_seconds(run)
+            finally:
+                self._finish(run, outcome)
 
     async def _lifecycle(self, run: ActiveRun) -> Outcome:
         load = run.workload.load
@@ -391,7 +438,13 @@ class RunManager(WorkerEvents):
         self._publish_state(run)
 
     def _publish_state(self, run: ActiveRun) -> None:
-        self.store.put(run.to_proto())
+        try:
+            self.store.put(run.to_proto())
+        except Exception as exc:  # (disk full, read-only): the run goes on, and says so
+            warning = f"results store: the run's state could not be written ({exc})"
+            if warning not in run.warnings:
+                run.warnings.append(warning)
+            log.warning("run %s: %s", run.run_id, warning)
         run.broadcaster.publish(run.update())
 
     async def _race(self, run: ActiveRun, aw: object, timeout_s: float) -> None:

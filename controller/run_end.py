@@ -7,7 +7,7 @@ from __future__ import annotations
 from controller import lifecycle as lc
 from controller.registry import WorkerRecord
 from controller.runs import ActiveRun, Outcome
-from controller.store import IntervalHistogram, RunRecord
+from controller.store import RunRecord
 from snowload import hdr
 from snowload.v1 import common_pb2
 from snowload.workload import Driver
@@ -43,23 +43,14 @@ def enrichment_worker(run: ActiveRun, outcome: Outcome) -> WorkerRecord | None:
 
 
 def run_record(run: ActiveRun) -> RunRecord:
+    """What the end of a run adds: its row and per-phase totals (its seconds were written
+    while it went on: controller/run_journal.py)."""
     histograms: dict[tuple[int, str], bytes] = {}
     for (phase, kind), cell in run.metrics.cells.items():
         histograms[(phase, kind)] = hdr.encode(cell.histogram)
     for phase in {p for p, _ in run.metrics.cells}:
         histograms[(phase, "")] = hdr.encode(run.metrics.phase_histogram(phase))
-    intervals = []
-    for second, point in sorted(run.metrics.series.items()):
-        encoded = point.overall_encoded  # (settled: every second is sealed)
-        if encoded:
-            start = point.end_ns - int((point.duration_s or 1.0) * 1e9)
-            intervals.append(IntervalHistogram(second, point.phase, start, point.end_ns, encoded))
-    return RunRecord(
-        run=run.to_proto(),
-        series=run.metrics.series_protos(),
-        histograms=histograms,
-        intervals=intervals,
-    )
+    return RunRecord(run=run.to_proto(), histograms=histograms)
 
 
 def saturation_warnings(run: ActiveRun, cpu_percent: float) -> None:

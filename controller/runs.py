@@ -14,6 +14,7 @@ from controller.load_control import FindMaxSearch
 from controller.metrics import RunMetrics
 from controller.query_failures import QueryFailures
 from controller.registry import WorkerRecord
+from controller.run_journal import RunJournal
 from controller.watch import Broadcaster
 from snowload.v1 import common_pb2, control_pb2, run_pb2
 from snowload.workload import Mode, Workload
@@ -108,9 +109,12 @@ class ActiveRun:
     """Per worker: interval reports received again (ignored)."""
     failures: QueryFailures = field(init=False)
     """First errors and error samples per kind; the on_query_failure policy."""
+    journal: RunJournal = field(init=False)
+    """Which sealed seconds still have to reach the results store."""
 
     def __post_init__(self) -> None:
         self.failures = QueryFailures(self.workload.load.on_query_failure)
+        self.journal = RunJournal(self.metrics)
 
     @property
     def terminal(self) -> bool:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from controller import lifecycle as lc
+from controller.metric_cells import Key, PackedCell
 from snowload.targets import data_dir
 from snowload.v1 import common_pb2, run_pb2
 
@@ -24,12 +25,35 @@ class IntervalHistogram:
     histogram: bytes
 
 
+@dataclass(frozen=True)
+class StoredSecond:
+    """One sealed second as it is written while the run goes on: its series point, its
+    overall histogram (an interval of the HdrHistogram log) and its data per (phase, kind),
+    from which a run's totals can be merged again exactly."""
+
+    point: common_pb2.SeriesPoint
+    start_ns: int
+    end_ns: int
+    overall: bytes
+    cells: dict[Key, PackedCell]
+
+    @property
+    def second(self) -> int:
+        return self.point.second
+
+    def interval(self) -> IntervalHistogram:
+        return IntervalHistogram(
+            self.point.second, self.point.phase, self.start_ns, self.end_ns, self.overall
+        )
+
+
 @dataclass
 class RunRecord:
     """Everything about a finished run, written in one transaction."""
 
     run: run_pb2.Run
     series: list[common_pb2.SeriesPoint] = field(default_factory=list)
+    """Seconds not already written with append_seconds (they are kept either way)."""
     histograms: dict[tuple[int, str], bytes] = field(default_factory=dict)
     """Encoded histogram per (phase, kind); kind '' is all kinds merged."""
     intervals: list[IntervalHistogram] = field(default_factory=list)
@@ -43,6 +67,15 @@ class RunStore(ABC):
     @abstractmethod
     def save(self, record: RunRecord) -> None:
         """Store a finished run with its series and histograms, atomically."""
+
+    def append_seconds(self, run_id: str, seconds: list[StoredSecond]) -> None:
+        """Write sealed seconds of an active run (again: a second written twice is
+        replaced). Called from a writer thread, never from the event loop."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no seconds")
+
+    def stored_seconds(self, run_id: str) -> list[StoredSecond]:
+        """Seconds written with append_seconds, in order."""
+        return []
 
     @abstractmethod
     def get(self, run_id: str) -> run_pb2.Run | None:
@@ -102,6 +135,7 @@ class MemoryRunStore(RunStore):
     def __init__(self) -> None:
         self._runs: dict[str, run_pb2.Run] = {}
         self._records: dict[str, RunRecord] = {}
+        self._seconds: dict[str, dict[int, StoredSecond]] = {}
 
     def put(self, run: run_pb2.Run) -> None:
         self._runs[run.run_id] = _copy(run)
@@ -109,6 +143,14 @@ class MemoryRunStore(RunStore):
     def save(self, record: RunRecord) -> None:
         self.put(record.run)
         self._records[record.run.run_id] = record
+
+    def append_seconds(self, run_id: str, seconds: list[StoredSecond]) -> None:
+        stored = self._seconds.setdefault(run_id, {})
+        for s in seconds:
+            stored[s.second] = s
+
+    def stored_seconds(self, run_id: str) -> list[StoredSecond]:
+        return [s for _, s in sorted(self._seconds.get(run_id, {}).items())]
 
     def get(self, run_id: str) -> run_pb2.Run | None:
         run = self._runs.get(run_id)
@@ -123,16 +165,22 @@ class MemoryRunStore(RunStore):
         return [_brief(r) for r in runs[offset : offset + limit]]
 
     def series(self, run_id: str) -> list[common_pb2.SeriesPoint]:
+        points = {s.second: s.point for s in self.stored_seconds(run_id)}
         rec = self._records.get(run_id)
-        return list(rec.series) if rec else []
+        points.update((p.second, p) for p in (rec.series if rec else []))
+        return [p for _, p in sorted(points.items())]
 
     def histograms(self, run_id: str) -> dict[tuple[int, str], bytes]:
         rec = self._records.get(run_id)
         return dict(rec.histograms) if rec else {}
 
     def intervals(self, run_id: str) -> list[IntervalHistogram]:
+        out: dict[tuple[int, int], IntervalHistogram] = {
+            (s.second, s.point.phase): s.interval() for s in self.stored_seconds(run_id)
+        }
         rec = self._records.get(run_id)
-        return list(rec.intervals) if rec else []
+        out.update(((i.second, i.phase), i) for i in (rec.intervals if rec else []))
+        return [i for _, i in sorted(out.items())]
 
 
 def _copy(run: run_pb2.Run) -> run_pb2.Run:

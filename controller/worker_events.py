@@ -99,6 +99,8 @@ class WorkerEvents:
         if not metrics.add(rec.worker_id, report):
             run.duplicate_reports[rec.worker_id] += 1
             return
+        if report.interval_id <= complete:  # a sealed second changed: store it again
+            run.journal.changed(report.interval_id)
         if report.resent:
             # only the resend after a re-attach delivered it: the old stream lost it
             run.recovered_reports[rec.worker_id] += 1
