@@ -21,6 +21,7 @@ from controller import plan, slo
 from controller.lifecycle import Reason
 from controller.load_control import split_rate
 from controller.load_driver import SPARE_SLOTS, LoadDriver
+from controller.recovery import InterruptedRun, recover
 from controller.registry import WorkerRecord, WorkerRegistry
 from controller.run_end import enrichment_worker, run_record, saturation_warnings
 from controller.run_journal import FLUSH_INTERVAL_S
@@ -53,6 +54,8 @@ class RunManager(WorkerEvents):
         self.writer = SecondsWriter(store)
         """Sealed seconds go to the store from its thread while runs go on."""
         self._flusher: asyncio.Task[None] | None = None
+        self.interrupted: dict[str, InterruptedRun] = {}
+        """Runs a crashed controller left, open to what their workers send again."""
 
     # -- public API ------------------------------------------------------------------
 
@@ -109,6 +112,35 @@ class RunManager(WorkerEvents):
             self._flusher.cancel()
         await asyncio.to_thread(self.writer.close)
 
+    def recover(self) -> None:
+        """Close the runs a previous controller left active (at start, before serving)."""
+        for interrupted in recover(self.store):
+            self.interrupted[interrupted.run_id] = interrupted
+        if self.interrupted:
+            asyncio.get_running_loop().create_task(self._close_interrupted())
+
+    async def _close_interrupted(self) -> None:
+        while self.interrupted:
+            await asyncio.sleep(0.25)
+            for run_id, interrupted in list(self.interrupted.items()):
+                if interrupted.done:
+                    self.close_interrupted(run_id)
+
+    def close_interrupted(self, run_id: str) -> None:
+        """Store what the workers of an interrupted run sent again, and its totals."""
+        interrupted = self.interrupted.pop(run_id)
+        try:
+            interrupted.close()
+        except Exception:
+            log.exception("run %s: could not store what its workers sent again", run_id)
+        else:
+            log.info(
+                "run %s: %d interval(s) sent again by its workers added, %d already counted",
+                run_id,
+                interrupted.added,
+                interrupted.ignored,
+            )
+
     # -- writing seconds as they are sealed --------------------------------------------
 
     async def _flush_seconds(self) -> None:
@@ -131,6 +163,8 @@ class RunManager(WorkerEvents):
                     "they are kept in memory and written again until the store accepts them"
                 )
                 log.warning("run %s: %s", run.run_id, run.warnings[-1])
+        for run in self.active.values():
+            run.journal.forget_old()
 
     async def _store_seconds(self, run: ActiveRun) -> None:
         """The run is over: its last seconds (complete or not) go to the store."""
@@ -425,8 +459,10 @@ class RunManager(WorkerEvents):
 
     def series(self, run_id: str) -> list[common_pb2.SeriesPoint]:
         run = self.active.get(run_id)
-        if run is not None:
-            return run.metrics.series_protos()
+        if run is not None:  # the older seconds are only in the store
+            points = {p.second: p for p in self.store.series(run_id)}
+            points.update((p.second, p) for p in run.metrics.series_protos())
+            return [p for _, p in sorted(points.items())]
         if self.store.get(run_id) is None:
             raise RunNotFound(run_id)
         return self.store.series(run_id)

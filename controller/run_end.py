@@ -5,6 +5,7 @@ controller/orchestrator.py)."""
 from __future__ import annotations
 
 from controller import lifecycle as lc
+from controller.metrics import RunMetrics
 from controller.registry import WorkerRecord
 from controller.runs import ActiveRun, Outcome
 from controller.store import RunRecord
@@ -45,12 +46,17 @@ def enrichment_worker(run: ActiveRun, outcome: Outcome) -> WorkerRecord | None:
 def run_record(run: ActiveRun) -> RunRecord:
     """What the end of a run adds: its row and per-phase totals (its seconds were written
     while it went on: controller/run_journal.py)."""
+    return RunRecord(run=run.to_proto(), histograms=total_histograms(run.metrics))
+
+
+def total_histograms(metrics: RunMetrics) -> dict[tuple[int, str], bytes]:
+    """Encoded per (phase, kind), and per phase over every kind (kind '')."""
     histograms: dict[tuple[int, str], bytes] = {}
-    for (phase, kind), cell in run.metrics.cells.items():
+    for (phase, kind), cell in metrics.cells.items():
         histograms[(phase, kind)] = hdr.encode(cell.histogram)
-    for phase in {p for p, _ in run.metrics.cells}:
-        histograms[(phase, "")] = hdr.encode(run.metrics.phase_histogram(phase))
-    return RunRecord(run=run.to_proto(), histograms=histograms)
+    for phase in {p for p, _ in metrics.cells}:
+        histograms[(phase, "")] = hdr.encode(metrics.phase_histogram(phase))
+    return histograms
 
 
 def saturation_warnings(run: ActiveRun, cpu_percent: float) -> None:

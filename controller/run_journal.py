@@ -15,6 +15,9 @@ from controller.metrics import RunMetrics
 from controller.seconds_writer import Outcome
 from controller.store import StoredSecond
 
+KEEP_SECONDS = 300
+"""Sealed seconds kept in memory once stored (the live views need the last 30; a
+find-max step's window is kept whole)."""
 FLUSH_INTERVAL_S = 1.0
 """How often sealed seconds are handed to the writer (a second is stored within about
 this plus the writer's transaction after it is sealed)."""
@@ -28,8 +31,11 @@ def stored_second(point: SeriesPoint) -> StoredSecond:
 
 
 class RunJournal:
-    def __init__(self, metrics: RunMetrics) -> None:
+    def __init__(self, metrics: RunMetrics, keep: int = KEEP_SECONDS) -> None:
         self.metrics = metrics
+        self.keep = keep
+        """Stored seconds older than this many seconds leave memory."""
+        self.forgotten_upto = 0
         self.handed_upto = 0
         """Every sealed second up to this one was handed to the writer at least once."""
         self.pending: set[int] = set()
@@ -41,8 +47,11 @@ class RunJournal:
         """The store's first refusal, if any."""
 
     def changed(self, second: int) -> None:
-        """A report for a second that was already sealed changed it."""
-        if second <= self.handed_upto:
+        """A report for a second that was already sealed changed it (one that left memory
+        cannot be written again: the totals have the report, its stored second not)."""
+        if second <= self.forgotten_upto:
+            self.metrics.forget([second])
+        elif second <= self.handed_upto:
             self.pending.add(second)
             self.stored.discard(second)
 
@@ -75,6 +84,15 @@ class RunJournal:
             return ""
         self.error = outcome.error
         return outcome.error
+
+    def forget_old(self) -> None:
+        """Drop the stored seconds older than the window from memory."""
+        upto = self.metrics.sealed_upto - self.keep
+        old = sorted(s for s in self.stored if s <= upto)
+        if old:
+            self.metrics.forget(old)
+            self.stored.difference_update(old)
+            self.forgotten_upto = max(self.forgotten_upto, old[-1])
 
     @property
     def unwritten(self) -> int:

@@ -14,7 +14,7 @@ from controller.load_control import FindMaxSearch
 from controller.metrics import RunMetrics
 from controller.query_failures import QueryFailures
 from controller.registry import WorkerRecord
-from controller.run_journal import RunJournal
+from controller.run_journal import KEEP_SECONDS, RunJournal
 from controller.watch import Broadcaster
 from snowload.v1 import common_pb2, control_pb2, run_pb2
 from snowload.workload import Mode, Workload
@@ -114,7 +114,9 @@ class ActiveRun:
 
     def __post_init__(self) -> None:
         self.failures = QueryFailures(self.workload.load.on_query_failure)
-        self.journal = RunJournal(self.metrics)
+        find_max = self.workload.load.find_max
+        step_s = int(find_max.step_duration_s) + 60 if find_max is not None else 0
+        self.journal = RunJournal(self.metrics, max(KEEP_SECONDS, step_s))
 
     @property
     def terminal(self) -> bool:

@@ -12,6 +12,7 @@ import time
 
 from controller import lifecycle as lc
 from controller.lifecycle import Reason
+from controller.recovery import InterruptedRun
 from controller.registry import WorkerRecord, WorkerRegistry
 from controller.runs import ActiveRun, Outcome, seconds
 from snowload.v1 import control_pb2
@@ -27,6 +28,7 @@ CLOCK_WARN_NS = 10_000_000
 class WorkerEvents:
     registry: WorkerRegistry
     active: dict[str, ActiveRun]
+    interrupted: dict[str, InterruptedRun]
 
     def _run_of(self, rec: WorkerRecord, run_id: str) -> ActiveRun | None:
         run = self.active.get(run_id)
@@ -45,6 +47,9 @@ class WorkerEvents:
     def worker_finished(self, rec: WorkerRecord, finished: control_pb2.Finished) -> None:
         run = self._run_of(rec, finished.run_id)
         if run is None:
+            interrupted = self.interrupted.get(finished.run_id)
+            if interrupted is not None:
+                interrupted.finish(rec.worker_id)
             return
         run.finished[rec.worker_id] = finished
         run.changed.set()
@@ -93,6 +98,9 @@ class WorkerEvents:
     def worker_metrics(self, rec: WorkerRecord, report: control_pb2.MetricsReport) -> None:
         run = self._run_of(rec, report.run_id)
         if run is None:
+            interrupted = self.interrupted.get(report.run_id)
+            if interrupted is not None:  # a run a crash interrupted: counted at most once
+                interrupted.add(rec.worker_id, report)
             return
         metrics = run.metrics
         complete = metrics.sealed_upto

@@ -35,7 +35,10 @@ from worker.run_effects import RunEffects, seconds_duration
 log = logging.getLogger("snowload.worker")
 HEARTBEAT_INTERVAL_S = 1.0
 OUTBOX_LIMIT = 10_000
-ORPHAN_TIMEOUT_S = 5.0
+ORPHAN_TIMEOUT_S = 3.0
+"""Without word from the controller for this long, the load pauses. The promise is 5 s
+from the controller's death to the last statement: this, the guard's tick (0.25 s) and a
+statement in flight fit in it with room to spare."""
 CLOCK_SYNC_INTERVAL_S = 10.0
 """While interval reports flow (each carries the worker's status), a standalone
 Heartbeat, and so a Pong for the clock offset, only this often."""
