@@ -13,6 +13,7 @@ import random
 from pathlib import Path
 
 from controller import lifecycle as lc
+from controller.metrics import RunMetrics
 from controller.orchestrator import RunManager
 from controller.registry import WorkerRegistry
 from controller.runs import ActiveRun
@@ -79,4 +80,13 @@ async def test_only_a_window_of_seconds_stays_in_memory_and_nothing_is_lost(
     assert [p.second for p in points] == list(range(1, SECONDS + 1))
     assert sum(p.overall.count for p in points) == total
     await asyncio.to_thread(manager.writer.close)
+    # what a restarted controller merges again from the stored seconds alone
+    again = RunMetrics()
+    for stored in store.stored_seconds(run.run_id):
+        again.restore(stored.second, stored.cells)
+    restored = again.phase_totals[lc.MEASUREMENT].histogram
+    assert restored.get_total_count() == total
+    for pct in (50.0, 99.0, 99.9):
+        assert restored.get_value_at_percentile(pct) == oracle.get_value_at_percentile(pct)
+    assert again.sealed_upto == SECONDS
     store.close()
