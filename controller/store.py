@@ -4,6 +4,7 @@ shared suite in tests/test_store.py."""
 from __future__ import annotations
 
 import os
+import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -136,6 +137,8 @@ class MemoryRunStore(RunStore):
         self._runs: dict[str, run_pb2.Run] = {}
         self._records: dict[str, RunRecord] = {}
         self._seconds: dict[str, dict[int, StoredSecond]] = {}
+        self._seconds_lock = threading.Lock()
+        """append_seconds runs on the writer's thread."""
 
     def put(self, run: run_pb2.Run) -> None:
         self._runs[run.run_id] = _copy(run)
@@ -145,12 +148,14 @@ class MemoryRunStore(RunStore):
         self._records[record.run.run_id] = record
 
     def append_seconds(self, run_id: str, seconds: list[StoredSecond]) -> None:
-        stored = self._seconds.setdefault(run_id, {})
-        for s in seconds:
-            stored[s.second] = s
+        with self._seconds_lock:
+            stored = self._seconds.setdefault(run_id, {})
+            for s in seconds:
+                stored[s.second] = s
 
     def stored_seconds(self, run_id: str) -> list[StoredSecond]:
-        return [s for _, s in sorted(self._seconds.get(run_id, {}).items())]
+        with self._seconds_lock:
+            return [s for _, s in sorted(self._seconds.get(run_id, {}).items())]
 
     def get(self, run_id: str) -> run_pb2.Run | None:
         run = self._runs.get(run_id)
