@@ -63,11 +63,12 @@ def saturation_warnings(run: ActiveRun, cpu_percent: float) -> None:
     """Flag workers whose CPU stayed at the ceiling through MEASUREMENT: the numbers
     may then measure the load generator, not the database."""
     for worker_id, samples in sorted(run.cpu_samples.items()):
-        if len(samples) < 3:
+        count = samples.total()
+        if count < 3:
             continue
-        high = sum(1 for s in samples if s >= cpu_percent)
-        if high / len(samples) >= 0.8:
-            mean = sum(samples) / len(samples)
+        high = sum(n for s, n in samples.items() if s >= cpu_percent)
+        if high / count >= 0.8:
+            mean = sum(s * n for s, n in samples.items()) / count
             run.warnings.append(
                 f"load generator saturated: worker {worker_id} used {mean:.0f}% CPU "
                 f"(of one core) through MEASUREMENT; the numbers may measure the "

@@ -93,8 +93,9 @@ class ActiveRun:
     dropped: set[str] = field(default_factory=set)
     """Workers the run went on without; anything they still send is ignored."""
     warnings: list[str] = field(default_factory=list)
-    cpu_samples: dict[str, list[float]] = field(default_factory=dict)
-    """Worker CPU (% of one core) from heartbeats received during MEASUREMENT."""
+    cpu_samples: dict[str, Counter[float]] = field(default_factory=dict)
+    """Worker CPU (% of one core, to 0.1) from heartbeats received during MEASUREMENT:
+    how often each value was seen (a week-long run's memory stays flat)."""
     plan: common_pb2.PhasePlan | None = None
     """The phase boundaries on the controller's clock, once every worker was READY."""
     lateness: dict[str, tuple[int, int]] = field(default_factory=dict)

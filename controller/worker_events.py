@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 
 from controller import lifecycle as lc
 from controller.lifecycle import Reason
@@ -91,7 +92,8 @@ class WorkerEvents:
         if run is None:
             return
         if run.state == lc.MEASUREMENT:
-            run.cpu_samples.setdefault(rec.worker_id, []).append(hb.cpu_percent)
+            samples = run.cpu_samples.setdefault(rec.worker_id, Counter())
+            samples[round(hb.cpu_percent, 1)] += 1
         if hb.HasField("clock_uncertainty") and rec in run.workers:
             self._check_clock(run, rec, hb)
 
