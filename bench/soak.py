@@ -113,7 +113,9 @@ def start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[st
         return subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stderr=err, text=True)
 
 
-def start_controller(tmp: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
+def start_controller(
+    tmp: Path, env: dict[str, str], loss_timeout_s: float
+) -> tuple[subprocess.Popen[str], str]:
     log = tmp / "controller.log"
     proc = start(
         [
@@ -127,6 +129,8 @@ def start_controller(tmp: Path, env: dict[str, str]) -> tuple[subprocess.Popen[s
             str(tmp / "results.db"),
             "--log-level",
             "INFO",
+            "--loss-timeout",
+            f"{loss_timeout_s:g}s",
         ],
         env,
         log,
@@ -185,7 +189,7 @@ async def soak(args: argparse.Namespace) -> list[Sample]:
     tmp = Path(tempfile.mkdtemp(prefix="snowload-soak-"))
     print(f"files (results database, logs): {tmp}", flush=True)
     env = dict(os.environ, SNOWLOAD_HOME=str(tmp / "home"), PYTHONPATH=str(ROOT))
-    controller, address = start_controller(tmp, env)
+    controller, address = start_controller(tmp, env, args.loss_timeout)
     workers = [
         start(
             [sys.executable, "-m", "worker", "--controller", address, "--id", f"soak{i}"],
@@ -308,6 +312,13 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=8, help="total (default 8)")
     parser.add_argument("--think", default="2ms", help="think time per query (default 2ms)")
     parser.add_argument("--json", type=Path, help="write every sample to this file")
+    parser.add_argument(
+        "--loss-timeout",
+        type=float,
+        default=30.0,
+        help="the controller's worker loss timeout in seconds (default 30: a soak under "
+        "nice on a busy host must not fail because a worker was starved for a few seconds)",
+    )
     args = parser.parse_args()
     if args.quick:
         args.duration, args.every = min(args.duration, 180.0), min(args.every, 10.0)
