@@ -151,6 +151,8 @@ async def test_sigkill_mid_measurement_keeps_the_run_and_the_resent_intervals_co
     shown = cli(tmp_path, "runs", "show", run_id, "--json")
     assert shown.returncode == 0, shown.stderr
     assert "controller_restarted" in shown.stdout and "interrupted" in shown.stdout
+    human = cli(tmp_path, "runs", "show", run_id)
+    assert "warning: interrupted: " in human.stdout, human.stdout
     exported = cli(tmp_path, "runs", "export", run_id, "--format", "csv")
     assert exported.returncode == 0, exported.stderr
     rows = list(csv.DictReader(io.StringIO(exported.stdout)))
