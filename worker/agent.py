@@ -332,8 +332,10 @@ class Agent(RunEffects):
             reporting = now - self._last_report_sent < 1.5 * REPORT_INTERVAL_S
             if not reporting or now - synced >= CLOCK_SYNC_INTERVAL_S:
                 self._send(control_pb2.AttachRequest(heartbeat=self.heartbeat()))
-                # jittered: workers that started together do not all sync in one second
-                synced = now + random.uniform(-0.3, 0.3) * CLOCK_SYNC_INTERVAL_S
+                # jittered: workers that started together do not all sync in one second;
+                # only ever earlier, so a Pong still comes at least every interval (the
+                # orphan guard's mute rule counts on it)
+                synced = now - random.uniform(0.1, 0.4) * CLOCK_SYNC_INTERVAL_S
             await asyncio.sleep(HEARTBEAT_INTERVAL_S)
 
     def heartbeat(self) -> control_pb2.Heartbeat:
