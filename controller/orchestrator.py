@@ -21,10 +21,10 @@ from controller import plan, slo
 from controller.lifecycle import Reason
 from controller.load_control import split_rate
 from controller.load_driver import SPARE_SLOTS, LoadDriver
-from controller.recovery import InterruptedRun, recover
+from controller.recovery import InterruptedRun
 from controller.registry import WorkerRecord, WorkerRegistry
 from controller.run_end import enrichment_worker, run_record, saturation_warnings
-from controller.run_journal import FLUSH_INTERVAL_S
+from controller.run_persistence import RunPersistence
 from controller.runs import Aborted, ActiveRun, Outcome, seconds
 from controller.seconds_writer import SecondsWriter
 from controller.store import RunStore
@@ -41,7 +41,7 @@ class RunNotFound(KeyError):
     pass
 
 
-class RunManager(WorkerEvents):
+class RunManager(WorkerEvents, RunPersistence):
     def __init__(self, registry: WorkerRegistry, store: RunStore) -> None:
         self.registry = registry
         self.store = store
@@ -69,8 +69,7 @@ class RunManager(WorkerEvents):
         self.store.put(run.to_proto())
         loop = asyncio.get_running_loop()
         run.task = loop.create_task(self._execute(run))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = loop.create_task(self._flush_seconds())
+        self.start_flusher()
         return run
 
     def stop(self, run_id: str) -> run_pb2.Run:
@@ -108,73 +107,7 @@ class RunManager(WorkerEvents):
         tasks = [r.task for r in self.active.values() if r.task is not None]
         if tasks:
             await asyncio.wait(tasks, timeout=self.drain_timeout_s + 5)
-        if self._flusher is not None:
-            self._flusher.cancel()
-        await asyncio.to_thread(self.writer.close)
-
-    def recover(self) -> None:
-        """Close the runs a previous controller left active (at start, before serving)."""
-        for interrupted in recover(self.store):
-            self.interrupted[interrupted.run_id] = interrupted
-        if self.interrupted:
-            asyncio.get_running_loop().create_task(self._close_interrupted())
-
-    async def _close_interrupted(self) -> None:
-        while self.interrupted:
-            await asyncio.sleep(0.25)
-            for run_id, interrupted in list(self.interrupted.items()):
-                if interrupted.done:
-                    self.close_interrupted(run_id)
-
-    def close_interrupted(self, run_id: str) -> None:
-        """Store what the workers of an interrupted run sent again, and its totals."""
-        interrupted = self.interrupted.pop(run_id)
-        try:
-            interrupted.close()
-        except Exception:
-            log.exception("run %s: could not store what its workers sent again", run_id)
-        else:
-            log.info(
-                "run %s: %d interval(s) sent again by its workers added, %d already counted",
-                run_id,
-                interrupted.added,
-                interrupted.ignored,
-            )
-
-    # -- writing seconds as they are sealed --------------------------------------------
-
-    async def _flush_seconds(self) -> None:
-        while True:
-            await asyncio.sleep(FLUSH_INTERVAL_S)
-            self._hand_over()
-
-    def _hand_over(self) -> None:
-        """Sealed seconds of every active run to the writer; what it did with earlier
-        ones back to their runs."""
-        for run in self.active.values():
-            self.writer.submit(run.run_id, run.journal.take())
-        for outcome in self.writer.outcomes():
-            owner = self.active.get(outcome.run_id)
-            error = owner.journal.settled(outcome) if owner is not None else ""
-            if owner is not None and error:
-                run = owner
-                run.warnings.append(
-                    f"results store: seconds of this run could not be written ({error}); "
-                    "they are kept in memory and written again until the store accepts them"
-                )
-                log.warning("run %s: %s", run.run_id, run.warnings[-1])
-        for run in self.active.values():
-            run.journal.forget_old()
-
-    async def _store_seconds(self, run: ActiveRun) -> None:
-        """The run is over: its last seconds (complete or not) go to the store."""
-        run.metrics.settle()
-        for _ in range(3):  # (a late report, or a refusal, leaves some to write again)
-            self.writer.submit(run.run_id, run.journal.take())
-            await self.writer.drain()
-            self._hand_over()
-            if not run.journal.unwritten:
-                break
+        await self.close_writer()
 
     # -- the run task ----------------------------------------------------------------
 
@@ -458,14 +391,9 @@ class RunManager(WorkerEvents):
             self.on_run_end(run)
 
     def series(self, run_id: str) -> list[common_pb2.SeriesPoint]:
-        run = self.active.get(run_id)
-        if run is not None:  # the older seconds are only in the store
-            points = {p.second: p for p in self.store.series(run_id)}
-            points.update((p.second, p) for p in run.metrics.series_protos())
-            return [p for _, p in sorted(points.items())]
-        if self.store.get(run_id) is None:
+        if run_id not in self.active and self.store.get(run_id) is None:
             raise RunNotFound(run_id)
-        return self.store.series(run_id)
+        return self.stored_and_live_series(run_id)
 
     # -- waiting ---------------------------------------------------------------------
 
