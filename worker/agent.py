@@ -191,6 +191,10 @@ class Agent(RunEffects):
                     now - min(self._last_contact, self._last_message),
                 )
                 ctx.paused = True
+                # a mute controller on a standing stream may speak again: resume then
+                ctx.resume_connections = (
+                    ctx.executor.control.target_connections if silent <= mute else 0
+                )
                 ctx.executor.set_connections(0)
 
     async def _session(self) -> None:
@@ -244,12 +248,18 @@ class Agent(RunEffects):
     def _on_message(self, msg: control_pb2.AttachResponse) -> None:
         self._last_contact = self._last_message = time.monotonic()
         kind = msg.WhichOneof("command")
+        ctx = self.run
+        if ctx is not None and ctx.paused and ctx.resume_connections and ctx.executor is not None:
+            # paused because the controller went mute on a standing stream: it speaks again
+            log.info("the controller speaks again: resuming the load")
+            ctx.paused = False
+            ctx.executor.set_connections(ctx.resume_connections)
+            ctx.resume_connections = 0
         if kind == "welcome":
             self.attached.set()
             self._spawn(self._sync_burst())
             self._after_reattach()
             return
-        ctx = self.run
         if (
             kind == "assign"
             and msg.assign.resync
