@@ -286,8 +286,14 @@ class SimWorker:
         elif kind == "start":
             self.state = control_pb2.WORKER_STATE_RUNNING
             self.ack(msg.seq)
-            self.last_end_ns = time.time_ns()
-            self.reporter = asyncio.get_running_loop().create_task(self.report_loop())
+            # the plan's load start (warmup 0 s: MEASUREMENT from there); interval k ends
+            # k seconds after it, as a real worker's does
+            start_ns = msg.start.start_time.ToNanoseconds() or time.time_ns()
+            self.phase = MEASUREMENT
+            self.last_end_ns = start_ns
+            self.reporter = asyncio.get_running_loop().create_task(
+                self.report_loop((start_ns - time.time_ns()) / 1e9)
+            )
         elif kind == "stop":
             self.state = control_pb2.WORKER_STATE_DRAINING
             self.ack(msg.seq)
@@ -302,9 +308,9 @@ class SimWorker:
             self.state = control_pb2.WORKER_STATE_IDLE
             self.run_id, self.phase = "", common_pb2.STATE_UNSPECIFIED
 
-    async def report_loop(self) -> None:
+    async def report_loop(self, lead_s: float = 0.0) -> None:
         loop = asyncio.get_running_loop()
-        began = loop.time()
+        began = loop.time() + max(0.0, lead_s)
         k = 1
         while True:
             await asyncio.sleep(max(0.0, began + k - loop.time()))

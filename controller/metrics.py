@@ -29,7 +29,15 @@ from collections import Counter
 
 from hdrh.histogram import HdrHistogram
 
-from controller.metric_cells import Cell, Key, Schedule, SeriesPoint, duration_of, stats_of
+from controller.metric_cells import (
+    Cell,
+    Key,
+    PackedCell,
+    Schedule,
+    SeriesPoint,
+    duration_of,
+    stats_of,
+)
 from snowload import hdr
 from snowload.credits import credits_between
 from snowload.v1 import common_pb2, control_pb2
@@ -83,6 +91,10 @@ class RunMetrics:
         """Open mode, per phase."""
         self.load_end_ns = 0
         """When the run's load was stopped (0 while it runs)."""
+        self.forgotten_count = 0
+        """Queries in the seconds dropped from memory (forget)."""
+        self.forgotten_rates: dict[int, tuple[float, int]] = {}
+        """Per phase: sum and number of target rates of the seconds dropped from memory."""
 
     # -- ingest ------------------------------------------------------------------------
 
@@ -214,6 +226,25 @@ class RunMetrics:
             for key, packed in point.packed.items():
                 packed.add_to(*self._totals(key))
 
+    def restore(self, second: int, packed: dict[Key, PackedCell]) -> None:
+        """A sealed second read back from the store (a run a crashed controller left):
+        into the totals as when it was sealed; reports for it count no more."""
+        for key, cell in packed.items():
+            cell.add_to(*self._totals(key))
+        self.sealed_upto = max(self.sealed_upto, second)
+
+    def forget(self, seconds: list[int]) -> None:
+        """Drop stored seconds from memory (the totals keep them; the store has them)."""
+        for second in seconds:
+            point = self.series.get(second)
+            if point is None or not point.folded:
+                continue
+            del self.series[second]
+            self.forgotten_count += point.count
+            if point.schedule is not None and point.duration_s > 0.5:
+                total, n = self.forgotten_rates.get(point.phase, (0.0, 0))
+                self.forgotten_rates[point.phase] = (total + point.schedule.target_rate, n + 1)
+
     def retire(self, worker_id: str) -> None:
         """A worker that reports no more (lost, or left): later seconds are complete
         without it."""
@@ -246,7 +277,7 @@ class RunMetrics:
 
     def received_count(self) -> int:
         """Queries in every report received so far, complete seconds or not."""
-        return sum(p.count for p in self.series.values())
+        return self.forgotten_count + sum(p.count for p in self.series.values())
 
     def intervals_from(self, worker_id: str) -> int:
         received = self._received.get(worker_id)
@@ -346,4 +377,5 @@ class RunMetrics:
             for p in self.series.values()
             if p.schedule is not None and p.phase == phase and p.duration_s > 0.5
         ]
-        return sum(points) / len(points) if points else 0.0
+        total, n = self.forgotten_rates.get(phase, (0.0, 0))
+        return (sum(points) + total) / (len(points) + n) if points or n else 0.0

@@ -22,9 +22,12 @@ from controller.ingest import IngestStats
 from controller.lifecycle import Reason
 from controller.load_control import split_rate
 from controller.load_driver import SPARE_SLOTS, LoadDriver
+from controller.recovery import InterruptedRun
 from controller.registry import WorkerRecord, WorkerRegistry
 from controller.run_end import enrichment_worker, run_record, saturation_warnings
+from controller.run_persistence import RunPersistence
 from controller.runs import Aborted, ActiveRun, Outcome, seconds
+from controller.seconds_writer import SecondsWriter
 from controller.store import RunStore
 from controller.worker_events import WorkerEvents
 from snowload.v1 import common_pb2, control_pb2, run_pb2
@@ -39,7 +42,7 @@ class RunNotFound(KeyError):
     pass
 
 
-class RunManager(WorkerEvents):
+class RunManager(WorkerEvents, RunPersistence):
     def __init__(self, registry: WorkerRegistry, store: RunStore) -> None:
         self.registry = registry
         self.store = store
@@ -51,6 +54,11 @@ class RunManager(WorkerEvents):
         self.ingest = IngestStats()
         """Reports merged and the time it took (exported to Prometheus)."""
         registry.on_lost = self.worker_lost
+        self.writer = SecondsWriter(store)
+        """Sealed seconds go to the store from its thread while runs go on."""
+        self._flusher: asyncio.Task[None] | None = None
+        self.interrupted: dict[str, InterruptedRun] = {}
+        """Runs a crashed controller left, open to what their workers send again."""
 
     # -- public API ------------------------------------------------------------------
 
@@ -62,7 +70,9 @@ class RunManager(WorkerEvents):
         run.phase_ns[lc.PENDING] = run.create_ns
         self.active[run.run_id] = run
         self.store.put(run.to_proto())
-        run.task = asyncio.get_running_loop().create_task(self._execute(run))
+        loop = asyncio.get_running_loop()
+        run.task = loop.create_task(self._execute(run))
+        self.start_flusher()
         return run
 
     def stop(self, run_id: str) -> run_pb2.Run:
@@ -100,6 +110,7 @@ class RunManager(WorkerEvents):
         tasks = [r.task for r in self.active.values() if r.task is not None]
         if tasks:
             await asyncio.wait(tasks, timeout=self.drain_timeout_s + 5)
+        await self.close_writer()
 
     # -- the run task ----------------------------------------------------------------
 
@@ -128,7 +139,10 @@ class RunManager(WorkerEvents):
             await self._release_workers(run, outcome)
         finally:
             ticker.cancel()
-            self._finish(run, outcome)
+            try:
+                await self._store_seconds(run)
+            finally:
+                self._finish(run, outcome)
 
     async def _lifecycle(self, run: ActiveRun) -> Outcome:
         load = run.workload.load
@@ -381,12 +395,9 @@ class RunManager(WorkerEvents):
             self.on_run_end(run)
 
     def series(self, run_id: str) -> list[common_pb2.SeriesPoint]:
-        run = self.active.get(run_id)
-        if run is not None:
-            return run.metrics.series_protos()
-        if self.store.get(run_id) is None:
+        if run_id not in self.active and self.store.get(run_id) is None:
             raise RunNotFound(run_id)
-        return self.store.series(run_id)
+        return self.stored_and_live_series(run_id)
 
     # -- waiting ---------------------------------------------------------------------
 
@@ -395,7 +406,13 @@ class RunManager(WorkerEvents):
         self._publish_state(run)
 
     def _publish_state(self, run: ActiveRun) -> None:
-        self.store.put(run.to_proto())
+        try:
+            self.store.put(run.to_proto())
+        except Exception as exc:  # (disk full, read-only): the run goes on, and says so
+            warning = f"results store: the run's state could not be written ({exc})"
+            if warning not in run.warnings:
+                run.warnings.append(warning)
+            log.warning("run %s: %s", run.run_id, warning)
         run.broadcaster.publish(run.update())
 
     async def _race(self, run: ActiveRun, aw: object, timeout_s: float) -> None:

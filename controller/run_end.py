@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from controller import lifecycle as lc
 from controller import query_log
-from controller.metric_cells import Key, PackedCell
+from controller.metrics import RunMetrics
 from controller.registry import WorkerRecord
 from controller.runs import ActiveRun, Outcome
-from controller.store import IntervalHistogram, RunRecord
+from controller.store import RunRecord
 from snowload import hdr
 from snowload.v1 import common_pb2
 from snowload.workload import Driver
@@ -45,60 +45,37 @@ def enrichment_worker(run: ActiveRun, outcome: Outcome) -> WorkerRecord | None:
 
 
 def run_record(run: ActiveRun) -> RunRecord:
-    histograms: dict[tuple[int, str], bytes] = {}
-    for (phase, kind), cell in run.metrics.cells.items():
-        histograms[(phase, kind)] = hdr.encode(cell.histogram)
-    for phase in {p for p, _ in run.metrics.cells}:
-        histograms[(phase, "")] = hdr.encode(run.metrics.phase_histogram(phase))
-    intervals = []
-    for second, point in sorted(run.metrics.series.items()):
-        encoded = point.overall_encoded  # (settled: every second is sealed)
-        if encoded:
-            start = point.end_ns - int((point.duration_s or 1.0) * 1e9)
-            intervals.append(IntervalHistogram(second, point.phase, start, point.end_ns, encoded))
-            intervals += kind_intervals(second, point.phase, start, point.end_ns, point.packed)
+    """What the end of a run adds: its row, per-phase totals and query log (its seconds
+    were written while it went on: controller/run_journal.py)."""
     load = run.workload.load
     logs = {w: f.query_log for w, f in run.finished.items() if f.HasField("query_log")}
     return RunRecord(
         run=run.to_proto(),
-        series=run.metrics.series_protos(),
-        histograms=histograms,
-        intervals=intervals,
+        histograms=total_histograms(run.metrics),
         queries=query_log.merge(logs, load.slow_queries, load.query_sample),
     )
 
 
-def kind_intervals(
-    second: int, phase: int, start_ns: int, end_ns: int, packed: dict[Key, PackedCell]
-) -> list[IntervalHistogram]:
-    """One second's histogram per query kind (a second that straddles a phase change
-    holds a kind in two cells: merged here)."""
-    by_kind: dict[str, list[bytes]] = {}
-    for (_, kind), cell in sorted(packed.items()):
-        if cell.histogram:
-            by_kind.setdefault(kind, []).append(cell.histogram)
-    out = []
-    for kind, parts in by_kind.items():
-        if len(parts) == 1:
-            encoded = parts[0]
-        else:
-            merged = hdr.new_histogram()
-            for part in parts:
-                hdr.add_encoded([merged], part)
-            encoded = hdr.encode(merged)
-        out.append(IntervalHistogram(second, phase, start_ns, end_ns, encoded, kind))
-    return out
+def total_histograms(metrics: RunMetrics) -> dict[tuple[int, str], bytes]:
+    """Encoded per (phase, kind), and per phase over every kind (kind '')."""
+    histograms: dict[tuple[int, str], bytes] = {}
+    for (phase, kind), cell in metrics.cells.items():
+        histograms[(phase, kind)] = hdr.encode(cell.histogram)
+    for phase in {p for p, _ in metrics.cells}:
+        histograms[(phase, "")] = hdr.encode(metrics.phase_histogram(phase))
+    return histograms
 
 
 def saturation_warnings(run: ActiveRun, cpu_percent: float) -> None:
     """Flag workers whose CPU stayed at the ceiling through MEASUREMENT: the numbers
     may then measure the load generator, not the database."""
     for worker_id, samples in sorted(run.cpu_samples.items()):
-        if len(samples) < 3:
+        count = samples.total()
+        if count < 3:
             continue
-        high = sum(1 for s in samples if s >= cpu_percent)
-        if high / len(samples) >= 0.8:
-            mean = sum(samples) / len(samples)
+        high = sum(n for s, n in samples.items() if s >= cpu_percent)
+        if high / count >= 0.8:
+            mean = sum(s * n for s, n in samples.items()) / count
             run.warnings.append(
                 f"load generator saturated: worker {worker_id} used {mean:.0f}% CPU "
                 f"(of one core) through MEASUREMENT; the numbers may measure the "

@@ -14,6 +14,7 @@ from controller.load_control import FindMaxSearch
 from controller.metrics import RunMetrics
 from controller.query_failures import QueryFailures
 from controller.registry import WorkerRecord
+from controller.run_journal import KEEP_SECONDS, RunJournal
 from controller.watch import Broadcaster
 from snowload.v1 import common_pb2, control_pb2, run_pb2
 from snowload.workload import Mode, Workload
@@ -92,8 +93,9 @@ class ActiveRun:
     dropped: set[str] = field(default_factory=set)
     """Workers the run went on without; anything they still send is ignored."""
     warnings: list[str] = field(default_factory=list)
-    cpu_samples: dict[str, list[float]] = field(default_factory=dict)
-    """Worker CPU (% of one core) from heartbeats received during MEASUREMENT."""
+    cpu_samples: dict[str, Counter[float]] = field(default_factory=dict)
+    """Worker CPU (% of one core, to 0.1) from heartbeats received during MEASUREMENT:
+    how often each value was seen (a week-long run's memory stays flat)."""
     plan: common_pb2.PhasePlan | None = None
     """The phase boundaries on the controller's clock, once every worker was READY."""
     lateness: dict[str, tuple[int, int]] = field(default_factory=dict)
@@ -108,9 +110,14 @@ class ActiveRun:
     """Per worker: interval reports received again (ignored)."""
     failures: QueryFailures = field(init=False)
     """First errors and error samples per kind; the on_query_failure policy."""
+    journal: RunJournal = field(init=False)
+    """Which sealed seconds still have to reach the results store."""
 
     def __post_init__(self) -> None:
         self.failures = QueryFailures(self.workload.load.on_query_failure)
+        find_max = self.workload.load.find_max
+        step_s = int(find_max.step_duration_s) + 60 if find_max is not None else 0
+        self.journal = RunJournal(self.metrics, max(KEEP_SECONDS, step_s))
 
     @property
     def terminal(self) -> bool:

@@ -80,8 +80,7 @@ class Controller:
         return f"{host}:{self.port}"
 
     async def start(self) -> None:
-        for run_id in self.store.close_interrupted():
-            log.warning("run %s was left active by a previous controller: closed as failed", run_id)
+        self.runs.recover()
         options = [
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),

@@ -4,12 +4,15 @@ shared suite in tests/test_store.py."""
 from __future__ import annotations
 
 import os
+import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from controller import lifecycle as lc
+from controller.metric_cells import Key, PackedCell
 from controller.query_log import QueryLogEntry, select
+from snowload import hdr
 from snowload.targets import data_dir
 from snowload.v1 import common_pb2, run_pb2
 
@@ -27,16 +30,63 @@ class IntervalHistogram:
     """The query kind ('' for every kind merged)."""
 
 
+@dataclass(frozen=True)
+class StoredSecond:
+    """One sealed second as it is written while the run goes on: its series point, its
+    overall histogram (an interval of the HdrHistogram log) and its data per (phase, kind),
+    from which a run's totals can be merged again exactly."""
+
+    point: common_pb2.SeriesPoint
+    start_ns: int
+    end_ns: int
+    overall: bytes
+    cells: dict[Key, PackedCell]
+
+    @property
+    def second(self) -> int:
+        return self.point.second
+
+    def interval(self) -> IntervalHistogram:
+        return IntervalHistogram(
+            self.point.second, self.point.phase, self.start_ns, self.end_ns, self.overall
+        )
+
+    def kind_intervals(self) -> list[IntervalHistogram]:
+        """This second's histogram per query kind (a second that straddles a phase change
+        holds a kind in two cells: merged here)."""
+        by_kind: dict[str, list[bytes]] = {}
+        for (_, kind), cell in sorted(self.cells.items()):
+            if cell.histogram:
+                by_kind.setdefault(kind, []).append(cell.histogram)
+        return [
+            IntervalHistogram(
+                self.second, self.point.phase, self.start_ns, self.end_ns, merged(parts), kind
+            )
+            for kind, parts in by_kind.items()
+        ]
+
+
+def merged(parts: list[bytes]) -> bytes:
+    """Encoded histograms as one (the only one as it is)."""
+    if len(parts) == 1:
+        return parts[0]
+    whole = hdr.new_histogram()
+    for part in parts:
+        hdr.add_encoded([whole], part)
+    return hdr.encode(whole)
+
+
 @dataclass
 class RunRecord:
     """Everything about a finished run, written in one transaction."""
 
     run: run_pb2.Run
     series: list[common_pb2.SeriesPoint] = field(default_factory=list)
+    """Seconds not already written with append_seconds (they are kept either way)."""
     histograms: dict[tuple[int, str], bytes] = field(default_factory=dict)
     """Encoded histogram per (phase, kind); kind '' is all kinds merged."""
     intervals: list[IntervalHistogram] = field(default_factory=list)
-    """Per second: every kind merged (kind '') and per kind."""
+    """Per second, every kind merged (seconds not already written with append_seconds)."""
     queries: list[common_pb2.QueryEntry] = field(default_factory=list)
     """The run's query log (controller/query_log.py), numbered 1.. in issue order."""
 
@@ -49,6 +99,15 @@ class RunStore(ABC):
     @abstractmethod
     def save(self, record: RunRecord) -> None:
         """Store a finished run with its series and histograms, atomically."""
+
+    def append_seconds(self, run_id: str, seconds: list[StoredSecond]) -> None:
+        """Write sealed seconds of an active run (again: a second written twice is
+        replaced). Called from a writer thread, never from the event loop."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no seconds")
+
+    def stored_seconds(self, run_id: str) -> list[StoredSecond]:
+        """Seconds written with append_seconds, in order."""
+        return []
 
     @abstractmethod
     def get(self, run_id: str) -> run_pb2.Run | None:
@@ -89,8 +148,9 @@ class RunStore(ABC):
         return chosen[offset : offset + limit]
 
     def kind_intervals(self, run_id: str) -> list[IntervalHistogram]:
-        """Per second and query kind (none for runs stored before these were kept)."""
-        return []
+        """Per second and query kind, from the stored seconds (none for runs stored before
+        these were kept)."""
+        return [i for s in self.stored_seconds(run_id) for i in s.kind_intervals()]
 
     def tag(self, name: str, run_id: str) -> None:
         """Name a run (a baseline); the name moves if it named another run."""
@@ -151,6 +211,9 @@ class MemoryRunStore(RunStore):
         self._runs: dict[str, run_pb2.Run] = {}
         self._records: dict[str, RunRecord] = {}
         self._tags: dict[str, str] = {}
+        self._seconds: dict[str, dict[int, StoredSecond]] = {}
+        self._seconds_lock = threading.Lock()
+        """append_seconds runs on the writer's thread."""
 
     def put(self, run: run_pb2.Run) -> None:
         self._runs[run.run_id] = _copy(run)
@@ -158,6 +221,16 @@ class MemoryRunStore(RunStore):
     def save(self, record: RunRecord) -> None:
         self.put(record.run)
         self._records[record.run.run_id] = record
+
+    def append_seconds(self, run_id: str, seconds: list[StoredSecond]) -> None:
+        with self._seconds_lock:
+            stored = self._seconds.setdefault(run_id, {})
+            for s in seconds:
+                stored[s.second] = s
+
+    def stored_seconds(self, run_id: str) -> list[StoredSecond]:
+        with self._seconds_lock:
+            return [s for _, s in sorted(self._seconds.get(run_id, {}).items())]
 
     def get(self, run_id: str) -> run_pb2.Run | None:
         run = self._runs.get(run_id)
@@ -172,20 +245,28 @@ class MemoryRunStore(RunStore):
         return [_brief(r) for r in runs[offset : offset + limit]]
 
     def series(self, run_id: str) -> list[common_pb2.SeriesPoint]:
+        points = {s.second: s.point for s in self.stored_seconds(run_id)}
         rec = self._records.get(run_id)
-        return list(rec.series) if rec else []
+        points.update((p.second, p) for p in (rec.series if rec else []))
+        return [p for _, p in sorted(points.items())]
 
     def histograms(self, run_id: str) -> dict[tuple[int, str], bytes]:
         rec = self._records.get(run_id)
         return dict(rec.histograms) if rec else {}
 
     def intervals(self, run_id: str) -> list[IntervalHistogram]:
+        out: dict[tuple[int, int], IntervalHistogram] = {
+            (s.second, s.point.phase): s.interval() for s in self.stored_seconds(run_id)
+        }
         rec = self._records.get(run_id)
-        return [i for i in rec.intervals if not i.kind] if rec else []
+        out.update(((i.second, i.phase), i) for i in (rec.intervals if rec else []) if not i.kind)
+        return [i for _, i in sorted(out.items())]
 
     def kind_intervals(self, run_id: str) -> list[IntervalHistogram]:
+        found = {(i.second, i.kind): i for i in super().kind_intervals(run_id)}
         rec = self._records.get(run_id)
-        return [i for i in rec.intervals if i.kind] if rec else []
+        found.update(((i.second, i.kind), i) for i in (rec.intervals if rec else []) if i.kind)
+        return [i for _, i in sorted(found.items())]
 
     def tag(self, name: str, run_id: str) -> None:
         self._tags[name] = run_id

@@ -8,6 +8,7 @@ entry of ``MIGRATIONS`` moves the schema one version up, in one transaction.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -16,8 +17,9 @@ from pathlib import Path
 
 from google.protobuf.duration_pb2 import Duration
 
+from controller.metric_cells import PackedCell
 from controller.query_log import QueryLogEntry
-from controller.store import IntervalHistogram, RunRecord, RunStore
+from controller.store import IntervalHistogram, RunRecord, RunStore, StoredSecond, merged
 from snowload.v1 import common_pb2, run_pb2
 
 MIGRATIONS: list[str] = [
@@ -131,22 +133,26 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (run_id, entry_id)
     )
     """,
-    # version 6: per-second histograms per query kind (for compare verdicts), and names
-    # for runs (baselines)
+    # version 6: names for runs (baselines)
     """
-    CREATE TABLE interval_kind_histograms (
-        run_id TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
-        second INTEGER NOT NULL,
-        kind TEXT NOT NULL,
-        phase INTEGER NOT NULL,
-        start_ns INTEGER NOT NULL,
-        end_ns INTEGER NOT NULL,
-        encoded BLOB NOT NULL,
-        PRIMARY KEY (run_id, second, kind)
-    );
     CREATE TABLE run_tags (
         name TEXT PRIMARY KEY,
         run_id TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE
+    )
+    """,
+    # version 7: each sealed second's data per (phase, kind), written while the run goes
+    # on, so the totals of a run a crash interrupted can be merged again (and per-kind
+    # seconds serve compare verdicts)
+    """
+    CREATE TABLE second_cells (
+        run_id TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+        second INTEGER NOT NULL,
+        phase INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        histogram BLOB NOT NULL,
+        service BLOB NOT NULL,
+        errors TEXT NOT NULL,
+        PRIMARY KEY (run_id, second, phase, kind)
     )
     """,
 ]
@@ -172,13 +178,13 @@ class SqliteRunStore(RunStore):
         self.path = path
         if str(path) != ":memory:":
             path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self._db = _connect(path)
         self._lock = threading.Lock()
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.execute("PRAGMA busy_timeout=5000")
         self._migrate()
+        self._writer: sqlite3.Connection | None = None
+        """The seconds writer's own connection (its thread never waits for the loop's)."""
+        self._writer_lock = threading.Lock()
 
     @property
     def schema_version(self) -> int:
@@ -200,14 +206,15 @@ class SqliteRunStore(RunStore):
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        with self._lock, _transaction(self._db):
+            yield self._db
+
+    def _writer_db(self) -> tuple[sqlite3.Connection, threading.Lock]:
+        if str(self.path) == ":memory:":
+            return self._db, self._lock  # (a second connection would be another database)
+        if self._writer is None:
+            self._writer = _connect(self.path)
+        return self._writer, self._writer_lock
 
     # -- writes --------------------------------------------------------------------------
 
@@ -219,22 +226,8 @@ class SqliteRunStore(RunStore):
         run_id = record.run.run_id
         with self._tx() as db:
             self._put(db, record.run)
-            db.execute("DELETE FROM series WHERE run_id = ?", (run_id,))
-            db.executemany(
-                "INSERT INTO series VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        run_id,
-                        p.second,
-                        p.phase,
-                        p.overall.qps,
-                        p.overall.p95_ms,
-                        p.overall.errors,
-                        p.SerializeToString(),
-                    )
-                    for p in record.series
-                ],
-            )
+            # (seconds written while the run went on stay: a record adds or replaces)
+            _put_series(db, run_id, record.series)
             db.execute("DELETE FROM histograms WHERE run_id = ?", (run_id,))
             db.executemany(
                 "INSERT INTO histograms VALUES (?, ?, ?, ?)",
@@ -257,22 +250,28 @@ class SqliteRunStore(RunStore):
                     for e in record.queries
                 ],
             )
-            db.execute("DELETE FROM interval_histograms WHERE run_id = ?", (run_id,))
+            _put_intervals(db, run_id, [i for i in record.intervals if not i.kind])
+            _put_kind_intervals(db, run_id, [i for i in record.intervals if i.kind])
+
+    def append_seconds(self, run_id: str, seconds: list[StoredSecond]) -> None:
+        db, lock = self._writer_db()
+        with lock, _transaction(db):
+            _put_series(db, run_id, [s.point for s in seconds])
+            _put_intervals(db, run_id, [s.interval() for s in seconds])
             db.executemany(
-                "INSERT INTO interval_histograms VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO second_cells VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [
-                    (run_id, i.second, i.phase, i.start_ns, i.end_ns, i.histogram)
-                    for i in record.intervals
-                    if not i.kind
-                ],
-            )
-            db.execute("DELETE FROM interval_kind_histograms WHERE run_id = ?", (run_id,))
-            db.executemany(
-                "INSERT INTO interval_kind_histograms VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (run_id, i.second, i.kind, i.phase, i.start_ns, i.end_ns, i.histogram)
-                    for i in record.intervals
-                    if i.kind
+                    (
+                        run_id,
+                        s.second,
+                        phase,
+                        kind,
+                        cell.histogram,
+                        cell.service,
+                        json.dumps(cell.errors, sort_keys=True),
+                    )
+                    for s in seconds
+                    for (phase, kind), cell in s.cells.items()
                 ],
             )
 
@@ -423,16 +422,6 @@ class SqliteRunStore(RunStore):
             out.append(QueryLogEntry.from_proto(entry))
         return out
 
-    def kind_intervals(self, run_id: str) -> list[IntervalHistogram]:
-        return [
-            IntervalHistogram(int(s), int(ph), int(a), int(b), bytes(enc), str(k))  # type: ignore[call-overload]
-            for s, k, ph, a, b, enc in self._rows(
-                "SELECT second, kind, phase, start_ns, end_ns, encoded "
-                "FROM interval_kind_histograms WHERE run_id = ? ORDER BY second, kind",
-                (run_id,),
-            )
-        ]
-
     def tag(self, name: str, run_id: str) -> None:
         with self._tx() as db:
             db.execute(
@@ -449,9 +438,59 @@ class SqliteRunStore(RunStore):
         rows = self._rows("SELECT name FROM run_tags WHERE run_id = ? ORDER BY name", (run_id,))
         return [str(r[0]) for r in rows]
 
+    def kind_intervals(self, run_id: str) -> list[IntervalHistogram]:
+        overall = {i.second: i for i in self.intervals(run_id)}
+        parts: dict[tuple[int, str], list[bytes]] = {}
+        for second, kind, histogram in self._rows(
+            "SELECT second, kind, histogram FROM second_cells WHERE run_id = ? "
+            "ORDER BY second, kind, phase",
+            (run_id,),
+        ):
+            if histogram and int(second) in overall:  # type: ignore[call-overload]
+                parts.setdefault((int(second), str(kind)), []).append(bytes(histogram))  # type: ignore[call-overload]
+        out = []
+        for (second, kind), encoded in parts.items():
+            whole = overall[second]
+            out.append(
+                IntervalHistogram(
+                    second, whole.phase, whole.start_ns, whole.end_ns, merged(encoded), kind
+                )
+            )
+        return out
+
+    def stored_seconds(self, run_id: str) -> list[StoredSecond]:
+        cells: dict[int, dict[tuple[int, str], PackedCell]] = {}
+        for second, phase, kind, histogram, service, errors in self._rows(
+            "SELECT second, phase, kind, histogram, service, errors FROM second_cells "
+            "WHERE run_id = ?",
+            (run_id,),
+        ):
+            cells.setdefault(int(second), {})[(int(phase), str(kind))] = PackedCell(  # type: ignore[call-overload]
+                bytes(histogram),  # type: ignore[call-overload]
+                bytes(service),  # type: ignore[call-overload]
+                {str(k): int(v) for k, v in json.loads(str(errors)).items()},
+            )
+        overall = {i.second: i for i in self.intervals(run_id)}
+        out = []
+        for point in self.series(run_id):
+            interval = overall.get(point.second)
+            out.append(
+                StoredSecond(
+                    point,
+                    interval.start_ns if interval else 0,
+                    interval.end_ns if interval else 0,
+                    interval.histogram if interval else b"",
+                    cells.get(point.second, {}),
+                )
+            )
+        return out
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
+        with self._writer_lock:
+            if self._writer is not None:
+                self._writer.close()
 
 
 COLUMNS = [
@@ -479,6 +518,61 @@ COLUMNS = [
     "server",
     "extra",
 ]
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute("PRAGMA foreign_keys=ON")
+    db.execute("PRAGMA busy_timeout=5000")
+    return db
+
+
+@contextmanager
+def _transaction(db: sqlite3.Connection) -> Iterator[None]:
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def _put_series(db: sqlite3.Connection, run_id: str, points: list[common_pb2.SeriesPoint]) -> None:
+    db.executemany(
+        "INSERT OR REPLACE INTO series VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                run_id,
+                p.second,
+                p.phase,
+                p.overall.qps,
+                p.overall.p95_ms,
+                p.overall.errors,
+                p.SerializeToString(),
+            )
+            for p in points
+        ],
+    )
+
+
+def _put_kind_intervals(
+    db: sqlite3.Connection, run_id: str, intervals: list[IntervalHistogram]
+) -> None:
+    """Per-kind seconds of a record (a run stored whole) as cells of their second."""
+    db.executemany(
+        "INSERT OR REPLACE INTO second_cells VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [(run_id, i.second, i.phase, i.kind, i.histogram, b"", "{}") for i in intervals],
+    )
+
+
+def _put_intervals(db: sqlite3.Connection, run_id: str, intervals: list[IntervalHistogram]) -> None:
+    db.executemany(
+        "INSERT OR REPLACE INTO interval_histograms VALUES (?, ?, ?, ?, ?, ?)",
+        [(run_id, i.second, i.phase, i.start_ns, i.end_ns, i.histogram) for i in intervals],
+    )
 
 
 def _run_from_row(row: tuple[object, ...]) -> run_pb2.Run:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 
 from controller import lifecycle as lc
 from controller.ingest import IngestStats
 from controller.lifecycle import Reason
+from controller.recovery import InterruptedRun
 from controller.registry import WorkerRecord, WorkerRegistry
 from controller.runs import ActiveRun, Outcome, seconds
 from snowload.v1 import control_pb2
@@ -29,6 +31,7 @@ class WorkerEvents:
     registry: WorkerRegistry
     active: dict[str, ActiveRun]
     ingest: IngestStats
+    interrupted: dict[str, InterruptedRun]
 
     def _run_of(self, rec: WorkerRecord, run_id: str) -> ActiveRun | None:
         run = self.active.get(run_id)
@@ -47,6 +50,9 @@ class WorkerEvents:
     def worker_finished(self, rec: WorkerRecord, finished: control_pb2.Finished) -> None:
         run = self._run_of(rec, finished.run_id)
         if run is None:
+            interrupted = self.interrupted.get(finished.run_id)
+            if interrupted is not None:
+                interrupted.finish(rec.worker_id)
             return
         run.finished[rec.worker_id] = finished
         run.changed.set()
@@ -88,13 +94,17 @@ class WorkerEvents:
         if run is None:
             return
         if run.state == lc.MEASUREMENT:
-            run.cpu_samples.setdefault(rec.worker_id, []).append(hb.cpu_percent)
+            samples = run.cpu_samples.setdefault(rec.worker_id, Counter())
+            samples[round(hb.cpu_percent, 1)] += 1
         if hb.HasField("clock_uncertainty") and rec in run.workers:
             self._check_clock(run, rec, hb)
 
     def worker_metrics(self, rec: WorkerRecord, report: control_pb2.MetricsReport) -> None:
         run = self._run_of(rec, report.run_id)
         if run is None:
+            interrupted = self.interrupted.get(report.run_id)
+            if interrupted is not None:  # a run a crash interrupted: counted at most once
+                interrupted.add(rec.worker_id, report)
             return
         metrics = run.metrics
         complete = metrics.sealed_upto
@@ -104,6 +114,8 @@ class WorkerEvents:
         if not added:
             run.duplicate_reports[rec.worker_id] += 1
             return
+        if report.interval_id <= complete:  # a sealed second changed: store it again
+            run.journal.changed(report.interval_id)
         if report.resent:
             # only the resend after a re-attach delivered it: the old stream lost it
             run.recovered_reports[rec.worker_id] += 1

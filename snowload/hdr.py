@@ -13,6 +13,7 @@ import ctypes
 import functools
 import itertools
 import operator
+import weakref
 import zlib
 from dataclasses import dataclass
 
@@ -33,7 +34,16 @@ SIGNIFICANT_DIGITS = 3
 
 
 def new_histogram() -> HdrHistogram:
-    return HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)
+    return _acyclic(HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS))
+
+
+def _acyclic(hist: HdrHistogram) -> HdrHistogram:
+    """hdrh's histogram and its encoder refer to each other: such a pair (and its 184 KiB
+    of counts) is freed only by Python's cyclic garbage collector, which an idle process
+    runs seldom. The encoder's reference made weak, a histogram goes when its last user
+    lets it go."""
+    hist.encoder.histogram = weakref.proxy(hist)
+    return hist
 
 
 def encode(hist: HdrHistogram) -> bytes:
@@ -47,7 +57,7 @@ def decode(data: bytes) -> HdrHistogram:
     if not data:
         return new_histogram()
     decoded: HdrHistogram = HdrHistogram.decode(base64.b64encode(data))
-    return decoded
+    return _acyclic(decoded)
 
 
 @functools.cache

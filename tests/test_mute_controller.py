@@ -23,6 +23,8 @@ from worker.agent import CLOCK_SYNC_INTERVAL_S
 pytestmark = pytest.mark.slow
 
 ORPHAN_TIMEOUT_S = 1.0
+RESUME_WITHIN_S = CLOCK_SYNC_INTERVAL_S + 2.0
+"""After the wedge, the next Pong (at most one clock-sync interval away) resumes it."""
 SLACK_S = 2.0
 """The guard's 0.25 s tick, in-flight queries, a busy machine."""
 
@@ -32,7 +34,7 @@ async def test_a_mute_controller_with_a_live_transport_stops_the_load(
 ) -> None:
     """Fails if the worker's guard against a mute controller (a standing stream with no
     message, pings answered) is removed or loosened: the load would run on for as long as
-    the controller stays wedged."""
+    the controller stays wedged; or if the load does not resume when it speaks again."""
     procs = WorkerProcs(controller.address, worker_env(tmp_path / "home", traces))
     procs.spawn("muted", "--orphan-timeout", f"{ORPHAN_TIMEOUT_S:g}s")
     try:
@@ -43,6 +45,8 @@ async def test_a_mute_controller_with_a_live_transport_stops_the_load(
             30,
             "the load to flow",
         )
+        # (the run must outlive the wedge: the loss timeout is not under test here)
+        controller.registry.loss_timeout_s = 120.0
         bound_s = CLOCK_SYNC_INTERVAL_S + ORPHAN_TIMEOUT_S + SLACK_S
         wedged_ns = time.time_ns()
         time.sleep(bound_s + 3)  # noqa: ASYNC251 (on purpose: the controller is wedged)
@@ -54,6 +58,13 @@ async def test_a_mute_controller_with_a_live_transport_stops_the_load(
         print(f"load paused {stopped_after_s:.2f}s after the controller went mute")
         assert stopped_after_s < bound_s, stopped_after_s
         assert procs.procs["muted"].poll() is None  # paused, not gone
+        # the controller speaks again on the same stream: the load resumes
+        await wait_for(
+            lambda: any(s.time_ns > woke_ns for s in read_traces(traces, run.run_id)),
+            RESUME_WITHIN_S,
+            "the load to resume",
+        )
+        assert run.state == lc.MEASUREMENT
         controller.runs.stop(run.run_id)
     finally:
         procs.stop_all()

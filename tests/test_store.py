@@ -8,7 +8,15 @@ from pathlib import Path
 import pytest
 
 from controller import lifecycle as lc
-from controller.store import IntervalHistogram, MemoryRunStore, RunRecord, RunStore, open_store
+from controller.metric_cells import PackedCell
+from controller.store import (
+    IntervalHistogram,
+    MemoryRunStore,
+    RunRecord,
+    RunStore,
+    StoredSecond,
+    open_store,
+)
 from controller.store_sqlite import SCHEMA_VERSION, SchemaTooNew, SqliteRunStore
 from snowload import hdr
 from snowload.v1 import common_pb2, run_pb2
@@ -161,6 +169,32 @@ class StoreSuite:
         assert got.started_at == "1970-01-01T00:16:44Z" and got.phase == lc.MEASUREMENT
         assert store.run_queries("nope") == []
 
+    def test_seconds_appended_while_running_survive_the_final_save(self, store: RunStore) -> None:
+        store.put(make_run("r1", 1000, state=lc.MEASUREMENT))
+        h = hdr.new_histogram()
+        h.record_value(250)
+        one = hdr.encode(h)
+        h.record_value(900)
+        two = hdr.encode(h)
+
+        def second(s: int, encoded: bytes, errors: int) -> StoredSecond:
+            point = common_pb2.SeriesPoint(
+                second=s, phase=lc.MEASUREMENT, overall=common_pb2.LatencyStats(count=s)
+            )
+            cells = {(lc.MEASUREMENT, "get"): PackedCell(encoded, b"", {"lock": errors})}
+            return StoredSecond(point, s * 10, s * 10 + 10, encoded, cells)
+
+        store.append_seconds("r1", [second(1, one, 0), second(2, one, 1)])
+        store.append_seconds("r1", [second(2, two, 3), second(3, one, 0)])  # 2 replaced
+        stored = store.stored_seconds("r1")
+        assert [s.second for s in stored] == [1, 2, 3]
+        assert stored[1] == second(2, two, 3)
+        # the end of the run adds its row and totals; the seconds stay
+        store.save(RunRecord(run=make_run("r1", 1000), histograms={(lc.MEASUREMENT, ""): two}))
+        assert [p.second for p in store.series("r1")] == [1, 2, 3]
+        assert [i.second for i in store.intervals("r1")] == [1, 2, 3]
+        assert store.stored_seconds("r1")[1].cells[(lc.MEASUREMENT, "get")].errors == {"lock": 3}
+
     def test_find_by_unique_prefix(self, store: RunStore) -> None:
         store.put(make_run("abcd1234", 1000))
         store.put(make_run("abce9999", 1001))
@@ -190,13 +224,14 @@ class StoreSuite:
         enc = hdr.encode(hist)
         intervals = [
             IntervalHistogram(1, lc.MEASUREMENT, 0, 1_000_000_000, enc),
+            IntervalHistogram(2, lc.MEASUREMENT, 1_000_000_000, 2_000_000_000, enc),
             IntervalHistogram(1, lc.MEASUREMENT, 0, 1_000_000_000, enc, "get"),
             IntervalHistogram(2, lc.MEASUREMENT, 1_000_000_000, 2_000_000_000, enc, "put"),
         ]
         store.save(RunRecord(run=make_run("r-kinds", 100), intervals=intervals))
         store.put(make_run("r-other", 200))
-        assert store.intervals("r-kinds") == intervals[:1]
-        assert store.kind_intervals("r-kinds") == intervals[1:]
+        assert store.intervals("r-kinds") == intervals[:2]
+        assert store.kind_intervals("r-kinds") == intervals[2:]
         assert store.tagged("base") is None
         store.tag("base", "r-kinds")
         store.tag("nightly", "r-kinds")

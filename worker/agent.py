@@ -35,7 +35,10 @@ from worker.run_effects import RunEffects, seconds_duration
 log = logging.getLogger("snowload.worker")
 HEARTBEAT_INTERVAL_S = 1.0
 OUTBOX_LIMIT = 10_000
-ORPHAN_TIMEOUT_S = 5.0
+ORPHAN_TIMEOUT_S = 3.0
+"""Without word from the controller for this long, the load pauses. The promise is 5 s
+from the controller's death to the last statement: this, the guard's tick (0.25 s) and a
+statement in flight fit in it with room to spare."""
 CLOCK_SYNC_INTERVAL_S = 10.0
 """While interval reports flow (each carries the worker's status), a standalone
 Heartbeat, and so a Pong for the clock offset, only this often."""
@@ -188,6 +191,10 @@ class Agent(RunEffects):
                     now - min(self._last_contact, self._last_message),
                 )
                 ctx.paused = True
+                # a mute controller on a standing stream may speak again: resume then
+                ctx.resume_connections = (
+                    ctx.executor.control.target_connections if silent <= mute else 0
+                )
                 ctx.executor.set_connections(0)
 
     async def _session(self) -> None:
@@ -241,12 +248,18 @@ class Agent(RunEffects):
     def _on_message(self, msg: control_pb2.AttachResponse) -> None:
         self._last_contact = self._last_message = time.monotonic()
         kind = msg.WhichOneof("command")
+        ctx = self.run
+        if ctx is not None and ctx.paused and ctx.resume_connections and ctx.executor is not None:
+            # paused because the controller went mute on a standing stream: it speaks again
+            log.info("the controller speaks again: resuming the load")
+            ctx.paused = False
+            ctx.executor.set_connections(ctx.resume_connections)
+            ctx.resume_connections = 0
         if kind == "welcome":
             self.attached.set()
             self._spawn(self._sync_burst())
             self._after_reattach()
             return
-        ctx = self.run
         if (
             kind == "assign"
             and msg.assign.resync
@@ -329,8 +342,10 @@ class Agent(RunEffects):
             reporting = now - self._last_report_sent < 1.5 * REPORT_INTERVAL_S
             if not reporting or now - synced >= CLOCK_SYNC_INTERVAL_S:
                 self._send(control_pb2.AttachRequest(heartbeat=self.heartbeat()))
-                # jittered: workers that started together do not all sync in one second
-                synced = now + random.uniform(-0.3, 0.3) * CLOCK_SYNC_INTERVAL_S
+                # jittered: workers that started together do not all sync in one second;
+                # only ever earlier, so a Pong still comes at least every interval (the
+                # orphan guard's mute rule counts on it)
+                synced = now - random.uniform(0.1, 0.4) * CLOCK_SYNC_INTERVAL_S
             await asyncio.sleep(HEARTBEAT_INTERVAL_S)
 
     def heartbeat(self) -> control_pb2.Heartbeat:

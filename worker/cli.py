@@ -12,7 +12,7 @@ import sys
 from snowload.channel import ChannelConfig
 from snowload.durations import parse_duration
 from snowload.logs import configure
-from worker.agent import Agent
+from worker.agent import ORPHAN_TIMEOUT_S, Agent
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -68,8 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--orphan-timeout",
         type=_duration,
-        default=5.0,
-        help="stop issuing queries after this long without the controller (default 5s)",
+        default=ORPHAN_TIMEOUT_S,
+        help="stop issuing queries after this long without the controller "
+        f"(default {ORPHAN_TIMEOUT_S:g}s)",
     )
     p.add_argument(
         "--parent-pid", type=int, default=0, help="drain and exit when this process dies"

@@ -42,6 +42,9 @@ class RunContext:
     )
     """Sent again after a re-attach (the controller deduplicates on interval id)."""
     paused: bool = False
+    resume_connections: int = 0
+    """Paused because the controller went mute on a standing stream: the connections to
+    resume with when it speaks again (0: wait for a re-attach)."""
     pools_ready: asyncio.Event = field(default_factory=asyncio.Event)
     warehouse: WarehouseWatcher | None = None
     warehouse_sample: common_pb2.WarehouseSample | None = None
