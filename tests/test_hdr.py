@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import base64
+import gc
 import tracemalloc
+import weakref
+from collections import Counter
 
 import pytest
 from hdrh.histogram import HdrHistogram
@@ -266,3 +269,56 @@ def test_spectrum_reads_the_tail_of_an_encoded_histogram(values: list[int]) -> N
         assert row[key] == own[p] / 1000, key
     assert row["max"] == h.get_max_value() / 1000
     assert row["count"] == float(len(values))
+
+
+def buckets_of_samples(h: HdrHistogram, values: list[int]) -> list[tuple[int, int]]:
+    """The raw samples' (highest equivalent value, count) pairs, ascending."""
+    tally = Counter(h.get_highest_equivalent_value(v) for v in values)
+    return sorted(tally.items())
+
+
+@settings(max_examples=15, deadline=None)
+@given(samples, st.integers(min_value=1, max_value=5))
+def test_recorded_lists_every_non_empty_bucket_like_hdrhistograms_iterator(
+    values: list[int], times: int
+) -> None:
+    h = histogram(values * times)
+    own = [(i.value_iterated_to, i.count_at_value_iterated_to) for i in h.get_recorded_iterator()]
+    expected = buckets_of_samples(h, values * times)
+    assert own == expected
+    assert hdr.recorded_of(h) == expected
+    assert hdr.recorded(hdr.encode(h)) == expected
+
+
+def test_recorded_of_merged_histograms_adds_the_counts_of_shared_buckets() -> None:
+    a, b = [0, 3, 1_000, 1_000, 250_000], [3, 1_001, 250_100, hdr.HIGHEST_US]
+    merged = hdr.new_histogram()
+    for part in (a, b):
+        hdr.add_encoded([merged], hdr.encode(histogram(part)))
+    expected = buckets_of_samples(merged, a + b)
+    assert (3, 2) in expected and sum(c for _, c in expected) == len(a + b)
+    assert hdr.recorded_of(merged) == expected
+    assert hdr.recorded(hdr.encode(merged)) == expected
+
+
+def test_recorded_of_nothing_is_empty() -> None:
+    assert hdr.recorded(b"") == []
+    assert hdr.recorded_of(hdr.new_histogram()) == []
+
+
+def test_a_histogram_is_freed_without_the_cyclic_collector() -> None:
+    """The encoder's reference to its histogram is weak: dropping the last reference
+    frees the pair at once (and encoding still works while the histogram lives)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for make in (hdr.new_histogram, lambda: hdr.decode(hdr.encode(histogram([7, 70])))):
+            h = make()
+            h.record_value(5)
+            assert hdr.decode(hdr.encode(h)).get_total_count() == h.get_total_count()
+            ref = weakref.ref(h)
+            del h
+            assert ref() is None
+    finally:
+        if was_enabled:
+            gc.enable()
