@@ -37,6 +37,8 @@ def test_a_measured_fan_out_replaces_the_per_worker_allowance() -> None:
     assert plan.lead_ns([MS], 64, 5 * MS) == 50 * MS  # 4 + 10 + 10: under the floor
     assert plan.lead_ns([MS], 256, 995 * MS + 1) == 2_000 * MS  # 2004 ms: over the ceiling
     assert plan.lead_ns([MS], 64, 0) == plan.lead_ns([MS], 64)  # not measured: per worker
+    # the smallest measured fan-out is still a measurement: 120 ms + 2 ns + 10 ms, not 150 ms
+    assert plan.lead_ns([30 * MS], 100, 1) == 130 * MS + 2
 
 
 def test_the_fan_out_is_the_slowest_assign_or_start_delivery() -> None:

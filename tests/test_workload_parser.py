@@ -454,6 +454,35 @@ MESSAGES = [  # (id, text, line, field, problem)
      12, P0, "choice values must be strings, numbers or booleans, got a table"),
     ("choice_of_an_array", param("{ choice = [[1]] }"),
      12, P0, "choice values must be strings, numbers or booleans, got an array"),
+    # sections and fields of the wrong type, required fields, mixed modes
+    ("setup_not_a_table", sub('name = "w"\n', 'name = "w"\nsetup = 5\n'),
+     2, "setup", "must be a table, got an integer"),
+    ("load_not_a_table",
+     sub("[load]\nworkers = 1\n", "").replace('name = "w"\n', 'name = "w"\nload = 5\n'),
+     2, "load", "must be a table, got an integer"),
+    ("description_number", sub('name = "w"\n', 'name = "w"\ndescription = 5\n'),
+     2, "description", "must be a string, got an integer"),
+    ("unknown_setup_field", BASE + '\n[setup]\nsqll = "x"\n',
+     15, "setup.sqll", "unknown field (did you mean 'sql'?); allowed: sql"),
+    ("database_number", sub('database = "w.db"', "database = 5"),
+     4, "target.database", "must be a string, got an integer"),
+    ("dsn_number", sub('database = "w.db"', "dsn = 5"),
+     4, "target.dsn", "must be a string, got an integer"),
+    ("connection_number", sub('database = "w.db"', 'database = "w.db"\nconnection = 5'),
+     5, "target.connection", "must be a string, got an integer"),
+    ("options_number", sub('database = "w.db"', 'database = "w.db"\noptions = 5'),
+     5, "target.options", "must be a table, got an integer"),
+    ("sqlite_without_database", sub('database = "w.db"\n', ""),
+     3, "target.database", "is required for the sqlite driver"),
+    ("postgres_without_dsn", sub('database = "w.db"', 'driver = "postgres"'),
+     3, "target.dsn", "is required for the postgres driver"),
+    ("open_without_rate", OPEN,
+     6, "load.rate", "open mode needs a target rate (queries per second)"),
+    ("no_query", sub(QUERY_BLOCK, ""), 1, "query", "at least one [[query]] is required"),
+    ("closed_stage_with_rate", BASE + STAGE + "connections = 1\nrate = 5\n",
+     14, "load.stage[0]", "a closed-mode stage sets connections"),
+    ("slo_error_rate_string", BASE + '\n[slo]\nerror_rate = "x"\n',
+     15, "slo.error_rate", "must be a number, got a string"),
 ]
 # fmt: on
 
@@ -579,6 +608,13 @@ def test_find_max_defaults_and_the_duration_its_steps_need() -> None:
     assert given.find_max == FindMax(start=2, step=3, max=11, step_duration_s=2.0)
     assert (given.duration_s, given.connections) == (2.0 * (2 * 4 + 8), 11)
     assert given.find_max is not None and given.find_max.max == 11
+    # a table that leaves a field out takes its default
+    assert parse_toml(find_max("{ start = 2 }")).load.find_max == FindMax(start=2)
+
+
+def test_the_most_queries_allowed_are_taken() -> None:
+    text = BASE + "".join(f'\n[[query]]\nname = "q{i}"\nsql = "SELECT 1"\n' for i in range(255))
+    assert len(parse_toml(text).queries) == 256
 
 
 def test_find_max_reads_every_field_and_keeps_a_given_duration() -> None:
