@@ -250,3 +250,47 @@ def test_rolling_qps_counts_a_second_without_a_length_as_one_second() -> None:
     m.add("a", rep(1, [1_000] * 10, length_s=0.0))
     assert m.series[1].duration_s == 0.0
     assert m.rolling_qps(1) == 10.0
+
+
+def test_forgotten_seconds_keep_their_counts_and_target_rates() -> None:
+    m = RunMetrics()
+    m.add("a", rep(1, [1_000], phase=WARM, schedules=[sched(99, [1], phase=WARM)]))
+    m.add("a", rep(2, [1_000, 2_000], schedules=[sched(10, [1])]))
+    m.add("a", rep(3, [3_000], schedules=[sched(30, [1])]))
+    m.add("a", rep(4, [4_000], schedules=[sched(20, [1])], length_s=0.4))
+    m.add("a", rep(5, [5_000, 6_000], schedules=[sched(50, [1])], last=True))
+    m.settle()
+    m.forget([1, 2, 3, 4, 99])  # 99: never reported, nothing to drop
+    assert sorted(m.series) == [5]
+    assert m.received_count() == 7
+    assert m.mean_target_rate(MEAS) == 30.0  # (10 + 30 + 50) / 3: second 4 lasted 0.4 s
+    assert m.mean_target_rate(WARM) == 99.0
+
+
+def test_a_second_not_yet_sealed_is_not_forgotten() -> None:
+    m = RunMetrics()
+    m.expect(["a", "b"])
+    m.add("a", rep(1, [1_000], schedules=[sched(10, [1])]))
+    m.forget([1])  # b has not reported second 1: it stays in memory
+    assert sorted(m.series) == [1]
+    assert m.received_count() == 1
+    assert m.mean_target_rate(MEAS) == 10.0
+
+
+def test_restored_seconds_rebuild_the_totals_and_the_sealed_mark() -> None:
+    values = {1: [1_000, 2_000], 2: [70_000], 3: [300, 5_000_000]}
+    m = RunMetrics()
+    for k, vs in values.items():
+        m.add("a", rep(k, vs, last=k == 3))
+    m.settle()
+    again = RunMetrics()
+    for k in (3, 1, 2):  # in any order: the mark is the newest second
+        again.restore(k, m.series[k].packed)
+    assert again.sealed_upto == 3
+    oracle = hist(*(v for vs in values.values() for v in vs))
+    total = again.phase_totals[MEAS].histogram
+    assert total.get_total_count() == oracle.get_total_count() == 5
+    for pct in (50.0, 99.0, 100.0):
+        assert total.get_value_at_percentile(pct) == oracle.get_value_at_percentile(pct)
+    assert total.get_max_value() == oracle.get_max_value()
+    assert [c.histogram.get_total_count() for c in again.cells.values()] == [5]

@@ -423,6 +423,7 @@ MESSAGES = [  # (id, text, line, field, problem)
             ("float_low", "[1.0, 9, 0.5, 0.5]", "[1.0, 9, 0.5, 0.5]"),
             ("float_high", "[1, 9.0, 0.5, 0.5]", "[1, 9.0, 0.5, 0.5]"),
             ("empty_range", "[9, 1, 0.5, 0.5]", "[9, 1, 0.5, 0.5]"),
+            ("boolean_low", "[true, 9, 0.5, 0.5]", "[True, 9, 0.5, 0.5]"),
             ("of_three", "[1, 9, 0.5]", "[1, 9, 0.5]"),
             ("boolean_fraction", "[1, 9, 0.5, true]", "[1, 9, 0.5, True]"),
             ("not_a_list", "5", "5"),
