@@ -257,13 +257,13 @@ def test_forgotten_seconds_keep_their_counts_and_target_rates() -> None:
     m.add("a", rep(1, [1_000], phase=WARM, schedules=[sched(99, [1], phase=WARM)]))
     m.add("a", rep(2, [1_000, 2_000], schedules=[sched(10, [1])]))
     m.add("a", rep(3, [3_000], schedules=[sched(30, [1])]))
-    m.add("a", rep(4, [4_000], schedules=[sched(20, [1])], length_s=0.4))
+    m.add("a", rep(4, [4_000], schedules=[sched(20, [1])], length_s=0.5))
     m.add("a", rep(5, [5_000, 6_000], schedules=[sched(50, [1])], last=True))
     m.settle()
     m.forget([1, 2, 3, 4, 99])  # 99: never reported, nothing to drop
     assert sorted(m.series) == [5]
     assert m.received_count() == 7
-    assert m.mean_target_rate(MEAS) == 30.0  # (10 + 30 + 50) / 3: second 4 lasted 0.4 s
+    assert m.mean_target_rate(MEAS) == 30.0  # (10 + 30 + 50) / 3: second 4 lasted 0.5 s
     assert m.mean_target_rate(WARM) == 99.0
 
 
@@ -294,3 +294,22 @@ def test_restored_seconds_rebuild_the_totals_and_the_sealed_mark() -> None:
         assert total.get_value_at_percentile(pct) == oracle.get_value_at_percentile(pct)
     assert total.get_max_value() == oracle.get_max_value()
     assert [c.histogram.get_total_count() for c in again.cells.values()] == [5]
+
+
+def test_seconds_restored_or_reported_late_after_a_restore_can_be_forgotten() -> None:
+    """After a restart: seconds 1-2 come back from the store (not into memory), a late
+    report for second 2 and a live second 3 arrive; all of them can leave memory."""
+    first = RunMetrics()
+    first.add("a", rep(1, [1_000]))
+    first.add("a", rep(2, [2_000], last=True))
+    first.settle()
+    m = RunMetrics()
+    for k in (1, 2):
+        m.restore(k, first.series[k].packed)
+    m.add("b", rep(2, [3_000]))  # late: straight into the totals, sealed
+    m.add("b", rep(3, [4_000], last=True))
+    m.settle()
+    assert sorted(m.series) == [2, 3]
+    m.forget([1, 2, 3])  # second 1 is not in memory: the others still go
+    assert m.series == {}
+    assert m.phase_totals[MEAS].histogram.get_total_count() == 4
