@@ -150,7 +150,9 @@ async def test_a_worker_host_cut_off_under_continue_degrades_the_run_and_counts_
     async with deploy.channel() as channel:
         stub = run_pb2_grpc.RunServiceStub(channel)
         await deploy.attached(stub)
-        text = workload(net, "continue", duration="20s", policy="continue")
+        # long enough that w3, back after 10 s and a re-attach backoff of up to 5 s, still
+        # finds the run going on a loaded host
+        text = workload(net, "continue", duration="26s", policy="continue")
         run_id = await start_run(stub, text)
         await wait_measuring(stub, run_id, 2)
         net.net.cut("w3")
