@@ -287,7 +287,9 @@ async def test_workers_on_slow_links_switch_phase_together_by_the_server_log(
         assert run.state == lc.COMPLETED, run.message
         run = (await stub.GetRun(run_pb2.GetRunRequest(run_id=run_id), timeout=5)).run
     logged = statements(net.pg, run_id, hosts_by_index(run))
-    assert logged_counts(logged) == run_counts(run)
+    assert logged_counts(logged) == run_counts(run), {
+        w.worker_id: (w.count, w.duplicate_reports, w.recovered_reports) for w in run.run_workers
+    }  # (what a difference would need to be traced: each worker's count and resends)
     measured = [s for s in logged if s.tag.phase == lc.MEASUREMENT]
     first = {h: min(s.time_s for s in measured if s.host == h) for h in ("w1", "w2", "w3")}
     last = {h: max(s.time_s for s in measured if s.host == h) for h in ("w1", "w2", "w3")}
