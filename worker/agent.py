@@ -27,7 +27,7 @@ from snowload.channel import ChannelConfig, open_channel
 from snowload.v1 import control_pb2, control_pb2_grpc
 from worker import clock as wclock
 from worker import state_machine as sm
-from worker.boundaries import NEVER, Boundaries
+from worker.boundaries import NEVER
 from worker.load_effects import REPORT_INTERVAL_S
 from worker.run_context import RunContext
 from worker.run_effects import RunEffects, seconds_duration
@@ -313,8 +313,7 @@ class Agent(RunEffects):
             return  # stopping: the end is fixed
         if abs(self.clock.offset_ns - ctx.mapped_offset) < REMAP_NS:
             return
-        ctx.mapped_offset = self.clock.offset_ns
-        ctx.executor.set_bounds(Boundaries.from_plan(ctx.plan, self.to_perf))
+        self._map_plan(ctx, ctx.executor, ctx.plan)
 
     async def _sync_burst(self) -> None:
         """Round trips right after Welcome, so the offset is known before READY: at least

@@ -76,6 +76,22 @@ class Boundaries:
                 return min(at, self.end)
         return self.end if self.end > t else NEVER
 
+    def remapped(self, fresh: Boundaries, now: int) -> Boundaries:
+        """``fresh`` (the same instants mapped with a newer clock offset) for the instants
+        still ahead of ``now``; one the threads already met stays where they met it. The
+        queries issued before a passed boundary keep the phase they were issued in, and
+        an end that moved back after the threads stopped at it would make the end of a
+        Stop for that same instant cut into what they issued before it."""
+        if len(fresh.edges) == len(self.edges):
+            edges: list[tuple[int, int]] = []
+            for old, new in zip(self.edges, fresh.edges, strict=True):
+                at, phase = old if old[0] <= now else new
+                edges.append((max(at, edges[-1][0]) if edges else at, phase))
+            kept = tuple(edges)
+        else:
+            kept = fresh.edges
+        return Boundaries(kept, self.end if self.end <= now else fresh.end)
+
     def ending_at(self, end: int) -> Boundaries:
         """The same plan, ending no later than ``end`` (an unplanned stop)."""
         return Boundaries(self.edges, min(self.end, end))
@@ -86,3 +102,13 @@ class Boundaries:
             return self
         kept = tuple(e for e in self.edges if e[0] < at and e[1] != phase)
         return Boundaries((*kept, (at, phase)), self.end)
+
+
+def plan_end_ns(plan: common_pb2.PhasePlan) -> int:
+    """The plan's measurement end (controller clock), 0 if it has none."""
+    return plan.measurement_end_time.ToNanoseconds() if plan.HasField("measurement_end_time") else 0
+
+
+def same_instants(a: common_pb2.PhasePlan, b: common_pb2.PhasePlan) -> bool:
+    """Whether two plans place the same boundaries at the same instants."""
+    return Boundaries.from_plan(a, int) == Boundaries.from_plan(b, int)

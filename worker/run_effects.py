@@ -17,7 +17,7 @@ from snowload.v1 import common_pb2, control_pb2
 from snowload.workload import parse_json
 from worker import clock as wclock
 from worker import state_machine as sm
-from worker.boundaries import Boundaries
+from worker.boundaries import Boundaries, plan_end_ns, same_instants
 from worker.drivers import DriverError, get_driver, prepare_failure
 from worker.enrichment import Enricher, SnowflakeEnricher, Window, enricher_for
 from worker.executor import Executor, RunPlan
@@ -84,9 +84,7 @@ class RunEffects(LoadEffects):
                     self._phase_hooks(eff.phase, at)
             elif isinstance(eff, sm.ApplyPlan):
                 if self.run is not None and self.run.executor is not None:
-                    self.run.plan = eff.plan
-                    self.run.mapped_offset = self.clock.offset_ns
-                    self.run.executor.set_bounds(Boundaries.from_plan(eff.plan, self.to_perf))
+                    self._map_plan(self.run, self.run.executor, eff.plan)
             elif isinstance(eff, sm.ApplyLoad):
                 self._apply_load(eff)
             elif isinstance(eff, sm.ApplyPools):
@@ -105,6 +103,38 @@ class RunEffects(LoadEffects):
                         )
                     )
                 )
+
+    # -- the plan on this clock -----------------------------------------------------------
+
+    def _map_plan(self, ctx: RunContext, executor: Executor, plan: common_pb2.PhasePlan) -> None:
+        """The run's plan onto the threads' timeline, with the current clock offset. The
+        same instants mapped anew (a better offset estimate) move only where they are still
+        ahead (Boundaries.remapped); a plan with other instants applies as sent, and an end
+        it moved to an instant already past (a stop decided while this worker was away)
+        re-labels what was issued since, as a Stop with that end would."""
+        now = time.perf_counter_ns()
+        fresh = Boundaries.from_plan(plan, self.to_perf)
+        moved_end = ctx.plan is not None and plan_end_ns(ctx.plan) != plan_end_ns(plan)
+        if ctx.plan is not None and same_instants(ctx.plan, plan):
+            fresh = executor.control.bounds.remapped(fresh, now)
+        ctx.plan = plan
+        ctx.mapped_offset = self.clock.offset_ns
+        executor.set_bounds(fresh)
+        if moved_end and fresh.end < now:
+            executor.end_at(fresh.end, decided_before=True)
+
+    def _decided_end(self, ctx: RunContext, end_ns: int) -> int | None:
+        """A Stop's end (controller clock) on the threads' timeline; None if it is the
+        plan's own end, which the threads hold already and stop at on their own. Mapped
+        anew, with an offset estimate that moved since (by less than REMAP_NS, or after the
+        threads met it), the plan's end would land a little earlier than where they
+        stopped, and the queries issued in between would be re-labelled PROCESSING
+        although the database saw them tagged MEASUREMENT. An end decided after the plan
+        (a StopRun, a failure) is mapped with the offset the plan was."""
+        if ctx.plan is not None and plan_end_ns(ctx.plan) == end_ns:
+            return None
+        offset = ctx.mapped_offset if ctx.plan is not None else self.clock.offset_ns
+        return wclock.wall_to_perf(end_ns - offset)
 
     # -- effects -------------------------------------------------------------------------
 
@@ -236,8 +266,9 @@ class RunEffects(LoadEffects):
             stop = eff.stop
             if stop is not None and stop.HasField("measurement_end_time"):
                 # MEASUREMENT ends at the instant the controller planned or decided
-                end = self.to_perf(stop.measurement_end_time.ToNanoseconds())
-                ctx.executor.end_at(end, decided_before=end < time.perf_counter_ns())
+                end = self._decided_end(ctx, stop.measurement_end_time.ToNanoseconds())
+                if end is not None:
+                    ctx.executor.end_at(end, decided_before=end < time.perf_counter_ns())
                 # nothing is issued from the end on already; the last report (CPU) waits a
                 # little, so that it does not hold up the Stop reaching the other workers
                 await asyncio.sleep(SETTLE_S)
