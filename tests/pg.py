@@ -190,3 +190,36 @@ def wait_until(predicate: object, timeout_s: float) -> None:
     while not predicate():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.05)
+
+
+ERROR_RE = re.compile(
+    r"^(?P<ts>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) \S+ \[(?P<pid>\d+)\] app=\S* "
+    r"(?P<level>ERROR|STATEMENT):  (?P<text>.*)$"
+)
+
+
+@dataclass(frozen=True)
+class FailedStatement:
+    pid: int
+    error: str
+    sql: str
+
+
+def parse_failures(lines: list[str]) -> list[FailedStatement]:
+    """Statements the server failed: an ``ERROR:`` line and the ``STATEMENT:`` line that
+    names its statement (log_min_error_statement). A statement that failed while it
+    executed was logged as executed too (parse_log); one refused before it executed (its
+    parameters bound, its plan's locks taken: e.g. cancelled while waiting for a lock on
+    a table) was not."""
+    out = []
+    pending: dict[int, str] = {}
+    for line in lines:
+        m = ERROR_RE.match(line)
+        if not m:
+            continue
+        pid = int(m.group("pid"))
+        if m.group("level") == "ERROR":
+            pending[pid] = m.group("text")
+        elif pid in pending:
+            out.append(FailedStatement(pid, pending.pop(pid), m.group("text")))
+    return out

@@ -118,7 +118,7 @@ async def finish(controller: Controller, run_id: str) -> tuple[Counter[int], Cou
     assert run.state == lc.COMPLETED, run.message
     merged: Counter[int] = Counter()
     for (phase, _), cell in run.metrics.cells.items():
-        merged[phase] += cell.count + sum(cell.errors.values())
+        merged[phase] += cell.count  # (errors included)
     own: Counter[int] = Counter()
     for total in run.finished["far"].totals:
         own[int(total.phase)] += total.count + sum(e.count for e in total.errors)
