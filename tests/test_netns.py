@@ -22,6 +22,7 @@ from controller import lifecycle as lc
 from snowload.v1 import run_pb2, run_pb2_grpc
 from tests import netns
 from tests.net_cluster import Deployment, Lab, Statement, lab, statements
+from tests.pg import parse_failures
 
 pytestmark = pytest.mark.slow
 
@@ -287,9 +288,17 @@ async def test_workers_on_slow_links_switch_phase_together_by_the_server_log(
         assert run.state == lc.COMPLETED, run.message
         run = (await stub.GetRun(run_pb2.GetRunRequest(run_id=run_id), timeout=5)).run
     logged = statements(net.pg, run_id, hosts_by_index(run))
+    # the oracle is the statements the server executed: none of the run's failed (a
+    # failure refused before it ran would be counted by the run and not logged as run)
+    assert not [f for f in parse_failures(net.pg.log_lines()) if run_id[:8] in f.sql]
     assert logged_counts(logged) == run_counts(run), {
         w.worker_id: (w.count, w.duplicate_reports, w.recovered_reports) for w in run.run_workers
     }  # (what a difference would need to be traced: each worker's count and resends)
+    # each worker counted, over all phases, what the server ran for it, and all of it is
+    # WARMUP or MEASUREMENT: nothing issued before the planned end was re-labelled
+    by_host = per_host(logged)
+    assert {w.worker_id: w.count for w in run.run_workers} == by_host
+    assert sum(run_counts(run).values()) == sum(by_host.values())
     measured = [s for s in logged if s.tag.phase == lc.MEASUREMENT]
     first = {h: min(s.time_s for s in measured if s.host == h) for h in ("w1", "w2", "w3")}
     last = {h: max(s.time_s for s in measured if s.host == h) for h in ("w1", "w2", "w3")}
