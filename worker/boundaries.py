@@ -78,10 +78,9 @@ class Boundaries:
 
     def remapped(self, fresh: Boundaries, now: int) -> Boundaries:
         """``fresh`` (the same instants mapped with a newer clock offset) for the instants
-        still ahead of ``now``; one the threads already met stays where they met it. The
-        queries issued before a passed boundary keep the phase they were issued in, and
-        an end that moved back after the threads stopped at it would make the end of a
-        Stop for that same instant cut into what they issued before it."""
+        still ahead of ``now``; one the threads already met stays where they met it, so
+        that the boundaries keep saying where they switched and stopped (moved back, a
+        passed MEASUREMENT edge would send them back to WARMUP for a moment)."""
         if len(fresh.edges) == len(self.edges):
             edges: list[tuple[int, int]] = []
             for old, new in zip(self.edges, fresh.edges, strict=True):
