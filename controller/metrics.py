@@ -38,8 +38,8 @@ from controller.metric_cells import (
     duration_of,
     stats_of,
 )
+from controller.warehouse_ledger import WarehouseLedger
 from snowload import hdr
-from snowload.credits import credits_between
 from snowload.v1 import common_pb2, control_pb2
 
 
@@ -86,7 +86,9 @@ class RunMetrics:
         self.sealed_upto = 0
         """Every second up to this one is complete and sealed."""
         self.reports = 0
-        self.warehouse_samples: list[common_pb2.WarehouseSample] = []
+        self.warehouse = WarehouseLedger()
+        """The warehouse samples (Snowflake): the first one and the credits, in bounded
+        memory."""
         self.schedules: dict[int, Schedule] = {}
         """Open mode, per phase."""
         self.load_end_ns = 0
@@ -152,7 +154,7 @@ class RunMetrics:
         point.load_end_ns = self.load_end_ns
         if report.HasField("warehouse"):
             point.warehouse = report.warehouse
-            self.warehouse_samples.append(report.warehouse)
+            self.warehouse.add(report.warehouse)
         for sched in report.schedule:
             if point.schedule is None:
                 point.schedule = Schedule()
@@ -286,12 +288,7 @@ class RunMetrics:
     def credits(self, until_ns: int) -> float:
         """Credits between the first warehouse sample and ``until_ns`` (each sample's
         state holds until the next one)."""
-        total = 0.0
-        samples = sorted(self.warehouse_samples, key=lambda s: s.sample_time.ToNanoseconds())
-        for a, b in zip(samples, [*samples[1:], None], strict=True):
-            end = b.sample_time.ToNanoseconds() if b is not None else until_ns
-            total += credits_between(a, max(0, end - a.sample_time.ToNanoseconds()) / 1e9)
-        return total
+        return self.warehouse.credits(until_ns)
 
     # -- summaries -----------------------------------------------------------------------
 
