@@ -33,6 +33,7 @@ from controller.metric_cells import (
     Cell,
     Key,
     PackedCell,
+    PackedSchedule,
     Schedule,
     SeriesPoint,
     duration_of,
@@ -163,6 +164,10 @@ class RunMetrics:
             if phase_schedule is None:  # (not setdefault: it would build a histogram per call)
                 phase_schedule = self.schedules[sched.phase] = Schedule()
             phase_schedule.add(sched)
+            second_schedule = point.phase_schedules.get(sched.phase)
+            if second_schedule is None:
+                second_schedule = point.phase_schedules[sched.phase] = Schedule()
+            second_schedule.add(sched)
         if report.schedule and point.schedule is not None:
             # one worker's rate, whatever phases its interval touched
             point.schedule.target_rate += max(s.target_rate for s in report.schedule)
@@ -234,6 +239,20 @@ class RunMetrics:
         for key, cell in packed.items():
             cell.add_to(*self._totals(key))
         self.sealed_upto = max(self.sealed_upto, second)
+
+    def restore_schedules(
+        self, point: common_pb2.SeriesPoint, schedules: dict[int, PackedSchedule]
+    ) -> None:
+        """A stored second's open-mode figures (lag, late, dropped per phase, and its
+        target rate) into the per-phase schedules, as when it was sealed."""
+        for phase, packed in schedules.items():
+            target = self.schedules.get(phase)
+            if target is None:
+                target = self.schedules[phase] = Schedule()
+            packed.add_to(target)
+        if schedules and point.duration.ToNanoseconds() > 500_000_000:
+            total, n = self.forgotten_rates.get(point.phase, (0.0, 0))
+            self.forgotten_rates[point.phase] = (total + point.target_rate, n + 1)
 
     def forget(self, seconds: list[int]) -> None:
         """Drop stored seconds from memory (the totals keep them; the store has them)."""

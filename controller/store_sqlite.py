@@ -17,7 +17,7 @@ from pathlib import Path
 
 from google.protobuf.duration_pb2 import Duration
 
-from controller.metric_cells import PackedCell
+from controller.metric_cells import PackedCell, PackedSchedule
 from controller.query_log import QueryLogEntry
 from controller.store import IntervalHistogram, RunRecord, RunStore, StoredSecond, merged
 from snowload.v1 import common_pb2, run_pb2
@@ -155,6 +155,19 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (run_id, second, phase, kind)
     )
     """,
+    # version 8: each sealed second's open-mode figures per phase (lag, late, dropped),
+    # so those of a run a crash interrupted can be merged again
+    """
+    CREATE TABLE second_schedules (
+        run_id TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+        second INTEGER NOT NULL,
+        phase INTEGER NOT NULL,
+        lag BLOB NOT NULL,
+        late INTEGER NOT NULL,
+        dropped INTEGER NOT NULL,
+        PRIMARY KEY (run_id, second, phase)
+    )
+    """,
 ]
 EXTRA_FIELDS = (
     "degraded",
@@ -272,6 +285,14 @@ class SqliteRunStore(RunStore):
                     )
                     for s in seconds
                     for (phase, kind), cell in s.cells.items()
+                ],
+            )
+            db.executemany(
+                "INSERT OR REPLACE INTO second_schedules VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (run_id, s.second, phase, sched.lag, sched.late, sched.dropped)
+                    for s in seconds
+                    for phase, sched in s.schedules.items()
                 ],
             )
 
@@ -470,6 +491,16 @@ class SqliteRunStore(RunStore):
                 bytes(service),  # type: ignore[call-overload]
                 {str(k): int(v) for k, v in json.loads(str(errors)).items()},
             )
+        schedules: dict[int, dict[int, PackedSchedule]] = {}
+        for second, phase, lag, late, dropped in self._rows(
+            "SELECT second, phase, lag, late, dropped FROM second_schedules WHERE run_id = ?",
+            (run_id,),
+        ):
+            schedules.setdefault(int(second), {})[int(phase)] = PackedSchedule(  # type: ignore[call-overload]
+                bytes(lag),  # type: ignore[call-overload]
+                int(late),  # type: ignore[call-overload]
+                int(dropped),  # type: ignore[call-overload]
+            )
         overall = {i.second: i for i in self.intervals(run_id)}
         out = []
         for point in self.series(run_id):
@@ -481,6 +512,7 @@ class SqliteRunStore(RunStore):
                     interval.end_ns if interval else 0,
                     interval.histogram if interval else b"",
                     cells.get(point.second, {}),
+                    schedules.get(point.second, {}),
                 )
             )
         return out
