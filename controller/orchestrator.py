@@ -113,6 +113,7 @@ class RunManager(WorkerEvents, RunPersistence):
         if tasks:
             await asyncio.wait(tasks, timeout=self.drain_timeout_s + 5)
         await self.close_writer()
+        self.give_up_unsaved()
 
     # -- the run task ----------------------------------------------------------------
 

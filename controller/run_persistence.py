@@ -23,7 +23,7 @@ from controller.recovery import InterruptedRun, recover
 from controller.run_end import run_record
 from controller.run_journal import FLUSH_INTERVAL_S
 from controller.runs import ActiveRun
-from controller.seconds_writer import SecondsWriter
+from controller.seconds_writer import Outcome, SecondsWriter
 from controller.store import RunStore
 from snowload.v1 import common_pb2
 
@@ -106,6 +106,27 @@ class RunPersistence:
                 continue
             del self.unsaved[run_id]
             log.info("run %s: stored, once the results store took writes again", run_id)
+
+    def give_up_unsaved(self) -> None:
+        """The controller stops: a last try for the runs the store refused; what it still
+        refuses is lost, and the log says so."""
+        for outcome in self.writer.outcomes():
+            kept = self.unsaved.get(outcome.run_id)
+            if kept is not None:
+                kept.journal.settled(outcome)
+        for run in self.unsaved.values():
+            seconds = run.journal.take()
+            try:  # (the writer thread has stopped)
+                if seconds:
+                    self.store.append_seconds(run.run_id, seconds)
+            except Exception:
+                continue
+            run.journal.settled(Outcome(run.run_id, tuple(s.second for s in seconds)))
+        self._save_unsaved()
+        for run_id in self.unsaved:
+            log.error(
+                "run %s: the results store still refuses writes: its results are lost", run_id
+            )
 
     def _with_seconds_to_write(self) -> dict[str, ActiveRun]:
         return {**self.unsaved, **self.active}
