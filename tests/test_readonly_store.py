@@ -125,7 +125,7 @@ async def test_a_results_filesystem_read_only_mid_run_and_back(
     ctl, fs = setup
     db_path = fs / "results.db"
     caplog.set_level(logging.WARNING, logger="snowload.controller")
-    run = ctl.runs.start(workload(WORKLOAD.format(duration="5s")))
+    run = ctl.runs.start(workload(WORKLOAD.format(duration="6s")))
     await wait_for(
         lambda: run.state == lc.MEASUREMENT and stored_upto(db_path, run.run_id) >= 2,
         30,
@@ -194,8 +194,12 @@ async def test_a_results_filesystem_read_only_until_the_run_ends(
     async with grpc.aio.insecure_channel(ctl.address) as channel:
         stub = run_pb2_grpc.RunServiceStub(channel)
         got = (await stub.GetRun(run_pb2.GetRunRequest(run_id=run.run_id), timeout=5)).run
+        listed = (await stub.ListRuns(run_pb2.ListRunsRequest(), timeout=5)).runs
+        series = await stub.GetRunSeries(run_pb2.GetRunSeriesRequest(run_id=run.run_id), timeout=5)
     assert got.state == lc.COMPLETED, got.message
     assert any("not stored" in w for w in got.warnings), got.warnings
+    assert [r.state for r in listed if r.run_id == run.run_id] == [lc.COMPLETED]
+    assert [p.second for p in series.points] == sorted(run.metrics.series)
     traced = Counter((s.phase, s.kind) for s in read_traces(traces, run.run_id))
     summarized = Counter(
         {(p.phase, kind): s.count for p in got.summary.phases for kind, s in p.by_kind.items()}
