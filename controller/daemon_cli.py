@@ -6,14 +6,12 @@ import argparse
 import asyncio
 import os
 import signal
-import sqlite3
 import sys
 
 from controller.local_workers import LocalWorkers
 from controller.prom_server import expose
 from controller.server import Controller, ControllerSettings
-from controller.store import open_store
-from controller.store_sqlite import SchemaTooNew
+from controller.store_open import StoreUnavailable, open_writable_store
 from snowload import exposure
 from snowload.channel import TOKEN_ENV
 from snowload.exit_codes import ExitCode
@@ -59,9 +57,9 @@ async def controller_main(args: argparse.Namespace) -> int:
         print(f"error: {refusal}", file=sys.stderr)
         return ExitCode.BAD_INPUT
     try:
-        store = open_store(args.db)
-    except (OSError, sqlite3.Error, SchemaTooNew) as exc:
-        print(f"error: results database: {exc}", file=sys.stderr)
+        store = open_writable_store(args.db)
+    except StoreUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return ExitCode.BAD_INPUT
     settings = ControllerSettings(
         listen=args.listen,

@@ -127,6 +127,26 @@ class Schedule:
         self.dropped += sched.dropped
 
 
+@dataclass(frozen=True)
+class PackedSchedule:
+    """A sealed second's open-mode figures of one phase: lag (encoded), late, dropped."""
+
+    lag: bytes
+    late: int
+    dropped: int
+
+    def add_to(self, target: Schedule) -> None:
+        if self.lag:
+            hdr.add_encoded([target.lag], self.lag)
+        target.late += self.late
+        target.dropped += self.dropped
+
+    def unpack(self) -> Schedule:
+        schedule = Schedule()
+        self.add_to(schedule)
+        return schedule
+
+
 @dataclass
 class SeriesPoint:
     """One second of the run (interval k of every worker)."""
@@ -146,7 +166,11 @@ class SeriesPoint:
     phase_counts: Counter[int] = field(default_factory=Counter)
     warehouse: common_pb2.WarehouseSample | None = None
     schedule: Schedule | None = None
+    phase_schedules: dict[int, Schedule] = field(default_factory=dict)
+    """Open mode, while open: lag, late and dropped per phase (a second that straddles a
+    phase change has two)."""
     # once sealed:
+    packed_schedules: dict[int, PackedSchedule] = field(default_factory=dict)
     packed: dict[Key, PackedCell] = field(default_factory=dict)
     packed_lag: bytes = b""
     overall_encoded: bytes = b""
@@ -194,13 +218,20 @@ class SeriesPoint:
         if self.schedule is not None:
             self.packed_lag = hdr.encode(self.schedule.lag)
             self.schedule.lag = _EMPTY
+        self.packed_schedules = {
+            phase: PackedSchedule(hdr.encode(sched.lag), sched.late, sched.dropped)
+            for phase, sched in self.phase_schedules.items()
+        }
         self.cells = {}
+        self.phase_schedules = {}
 
     def reopen(self) -> None:
         self.cells = {key: packed.unpack() for key, packed in self.packed.items()}
         if self.schedule is not None:
             self.schedule.lag = hdr.new_histogram()
             hdr.add_encoded([self.schedule.lag], self.packed_lag)
+        self.phase_schedules = {ph: p.unpack() for ph, p in self.packed_schedules.items()}
+        self.packed_schedules = {}
         self.packed, self.packed_lag, self.overall_encoded, self.proto = {}, b"", b"", None
 
     def overall(self) -> Cell:

@@ -33,13 +33,14 @@ from controller.metric_cells import (
     Cell,
     Key,
     PackedCell,
+    PackedSchedule,
     Schedule,
     SeriesPoint,
     duration_of,
     stats_of,
 )
+from controller.warehouse_ledger import WarehouseLedger
 from snowload import hdr
-from snowload.credits import credits_between
 from snowload.v1 import common_pb2, control_pb2
 
 
@@ -86,7 +87,9 @@ class RunMetrics:
         self.sealed_upto = 0
         """Every second up to this one is complete and sealed."""
         self.reports = 0
-        self.warehouse_samples: list[common_pb2.WarehouseSample] = []
+        self.warehouse = WarehouseLedger()
+        """The warehouse samples (Snowflake): the first one and the credits, in bounded
+        memory."""
         self.schedules: dict[int, Schedule] = {}
         """Open mode, per phase."""
         self.load_end_ns = 0
@@ -152,7 +155,7 @@ class RunMetrics:
         point.load_end_ns = self.load_end_ns
         if report.HasField("warehouse"):
             point.warehouse = report.warehouse
-            self.warehouse_samples.append(report.warehouse)
+            self.warehouse.add(report.warehouse)
         for sched in report.schedule:
             if point.schedule is None:
                 point.schedule = Schedule()
@@ -161,6 +164,10 @@ class RunMetrics:
             if phase_schedule is None:  # (not setdefault: it would build a histogram per call)
                 phase_schedule = self.schedules[sched.phase] = Schedule()
             phase_schedule.add(sched)
+            second_schedule = point.phase_schedules.get(sched.phase)
+            if second_schedule is None:
+                second_schedule = point.phase_schedules[sched.phase] = Schedule()
+            second_schedule.add(sched)
         if report.schedule and point.schedule is not None:
             # one worker's rate, whatever phases its interval touched
             point.schedule.target_rate += max(s.target_rate for s in report.schedule)
@@ -233,6 +240,20 @@ class RunMetrics:
             cell.add_to(*self._totals(key))
         self.sealed_upto = max(self.sealed_upto, second)
 
+    def restore_schedules(
+        self, point: common_pb2.SeriesPoint, schedules: dict[int, PackedSchedule]
+    ) -> None:
+        """A stored second's open-mode figures (lag, late, dropped per phase, and its
+        target rate) into the per-phase schedules, as when it was sealed."""
+        for phase, packed in schedules.items():
+            target = self.schedules.get(phase)
+            if target is None:
+                target = self.schedules[phase] = Schedule()
+            packed.add_to(target)
+        if schedules and point.duration.ToNanoseconds() > 500_000_000:
+            total, n = self.forgotten_rates.get(point.phase, (0.0, 0))
+            self.forgotten_rates[point.phase] = (total + point.target_rate, n + 1)
+
     def forget(self, seconds: list[int]) -> None:
         """Drop stored seconds from memory (the totals keep them; the store has them)."""
         for second in seconds:
@@ -286,12 +307,7 @@ class RunMetrics:
     def credits(self, until_ns: int) -> float:
         """Credits between the first warehouse sample and ``until_ns`` (each sample's
         state holds until the next one)."""
-        total = 0.0
-        samples = sorted(self.warehouse_samples, key=lambda s: s.sample_time.ToNanoseconds())
-        for a, b in zip(samples, [*samples[1:], None], strict=True):
-            end = b.sample_time.ToNanoseconds() if b is not None else until_ns
-            total += credits_between(a, max(0, end - a.sample_time.ToNanoseconds()) / 1e9)
-        return total
+        return self.warehouse.credits(until_ns)
 
     # -- summaries -----------------------------------------------------------------------
 

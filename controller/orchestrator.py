@@ -58,6 +58,8 @@ class RunManager(WorkerEvents, RunPersistence):
         """Sealed seconds go to the store from its thread while runs go on."""
         self._flusher: asyncio.Task[None] | None = None
         self.interrupted: dict[str, InterruptedRun] = {}
+        self.unsaved: dict[str, ActiveRun] = {}
+        """Ended runs the store refused (controller/run_persistence.py)."""
         """Runs a crashed controller left, open to what their workers send again."""
 
     # -- public API ------------------------------------------------------------------
@@ -93,7 +95,7 @@ class RunManager(WorkerEvents, RunPersistence):
         return run.to_proto()
 
     def get(self, run_id: str) -> run_pb2.Run:
-        run = self.active.get(run_id)
+        run = self.active.get(run_id) or self.unsaved.get(run_id)
         if run is not None:
             return run.to_proto()
         stored = self.store.get(run_id)
@@ -111,6 +113,7 @@ class RunManager(WorkerEvents, RunPersistence):
         if tasks:
             await asyncio.wait(tasks, timeout=self.drain_timeout_s + 5)
         await self.close_writer()
+        self.give_up_unsaved()
 
     # -- the run task ----------------------------------------------------------------
 
@@ -386,8 +389,8 @@ class RunManager(WorkerEvents, RunPersistence):
             run.enrichment = common_pb2.ENRICHMENT_STATUS_SKIPPED
         try:
             self.store.save(run_record(run))
-        except Exception:  # the run must still end, and the stream must still say so
-            log.exception("could not store run %s", run.run_id)
+        except Exception as exc:  # the run must still end, and the stream must still say so
+            self.keep_unsaved(run, exc)
         self.active.pop(run.run_id, None)
         run.broadcaster.publish(run.update(final=True))
         log.info("run %s %s (%s)", run.run_id, lc.state_name(run.state), run.reason)
@@ -395,7 +398,7 @@ class RunManager(WorkerEvents, RunPersistence):
             self.on_run_end(run)
 
     def series(self, run_id: str) -> list[common_pb2.SeriesPoint]:
-        if run_id not in self.active and self.store.get(run_id) is None:
+        if run_id not in self.active | self.unsaved and self.store.get(run_id) is None:
             raise RunNotFound(run_id)
         return self.stored_and_live_series(run_id)
 

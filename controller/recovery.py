@@ -20,11 +20,13 @@ import time
 from collections.abc import Iterable
 
 from controller import lifecycle as lc
+from controller import slo
 from controller.metrics import RunMetrics
 from controller.run_end import total_histograms
 from controller.run_journal import stored_second
 from controller.store import RunRecord, RunStore, StoredSecond
 from snowload.v1 import common_pb2, control_pb2, run_pb2
+from snowload.workload import WorkloadError, parse_json
 
 log = logging.getLogger("snowload.controller")
 RECOVERY_WINDOW_S = 30.0
@@ -39,6 +41,7 @@ class InterruptedRun:
         stored = store.stored_seconds(run.run_id)
         for second in stored:
             self.metrics.restore(second.second, second.cells)
+            self.metrics.restore_schedules(second.point, second.schedules)
         self.points = {s.second: s.point for s in stored}
         self.stored_upto = max(self.points, default=0)
         """Reports for seconds up to this one were all counted before the crash."""
@@ -101,6 +104,7 @@ class InterruptedRun:
                 run.summary.phases.append(summary)
         if lc.MEASUREMENT in ends:
             run.measurement_end_time.FromNanoseconds(ends[lc.MEASUREMENT])
+        self._judge()
         upto = max(self.points, default=0)
         run.message = (
             "the controller stopped while this run was active; its numbers cover the "
@@ -112,6 +116,23 @@ class InterruptedRun:
         del run.warnings[:]
         run.warnings.extend([*kept, note])
         self.store.save(RunRecord(run=run, histograms=total_histograms(self.metrics)))
+
+    def _judge(self) -> None:
+        """The SLO verdicts on the MEASUREMENT it covers (the same evaluation as a
+        finished run's), if it reached MEASUREMENT."""
+        run = self.run
+        del run.slo[:]
+        run.slo_passed = False
+        measurement = next((p for p in run.summary.phases if p.phase == lc.MEASUREMENT), None)
+        if measurement is None or not run.workload_json:
+            return
+        try:
+            workload = parse_json(run.workload_json)
+        except WorkloadError:
+            log.warning("run %s: its stored workload no longer parses: no SLO verdicts", run.run_id)
+            return
+        run.slo.extend(slo.evaluate(workload.slo, measurement))
+        run.slo_passed = bool(run.slo) and all(v.passed for v in run.slo)
 
 
 def recover(store: RunStore) -> list[InterruptedRun]:

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import json
 import signal
-import sqlite3
 from pathlib import Path
 
 import grpc
@@ -28,8 +27,8 @@ from controller.run_baseline import Baseline, BaselineError, judge, resolve
 from controller.run_progress import ProgressBar, ProgressLines
 from controller.server import Controller, ControllerSettings
 from controller.store import RunStore, open_store
+from controller.store_open import StoreUnavailable, open_writable_store
 from controller.store_remote import RemoteRunStore
-from controller.store_sqlite import SchemaTooNew
 from snowload.channel import ChannelConfig, open_channel
 from snowload.durations import format_duration
 from snowload.exit_codes import ExitCode
@@ -121,9 +120,9 @@ def _run(args: argparse.Namespace, err: Console) -> int:
         finally:
             remote.close()
     try:
-        store = open_store(args.db)
-    except (OSError, sqlite3.Error, SchemaTooNew) as exc:
-        error(err, f"results database: {exc}")
+        store = open_writable_store(args.db)
+    except StoreUnavailable as exc:
+        error(err, str(exc))
         return ExitCode.BAD_INPUT
     baseline = _baseline(args, store, workload, err)
     if baseline is False:

@@ -27,7 +27,14 @@ def stored_second(point: SeriesPoint) -> StoredSecond:
     """A sealed second as the store keeps it."""
     assert point.proto is not None, "only sealed seconds are stored"
     start = point.end_ns - int((point.duration_s or 1.0) * 1e9)
-    return StoredSecond(point.proto, start, point.end_ns, point.overall_encoded, dict(point.packed))
+    return StoredSecond(
+        point.proto,
+        start,
+        point.end_ns,
+        point.overall_encoded,
+        dict(point.packed),
+        dict(point.packed_schedules),
+    )
 
 
 class RunJournal:

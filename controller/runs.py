@@ -197,9 +197,9 @@ class ActiveRun:
         run.target_rate = w.load.rate
         run.degraded = self.degraded
         run.warnings.extend(self.warnings)
-        samples = self.metrics.warehouse_samples
-        if samples:
-            run.warehouse.CopyFrom(samples[0])
+        first = self.metrics.warehouse.first
+        if first is not None:
+            run.warehouse.CopyFrom(first)
             run.credits = self.metrics.credits(self.end_ns or time.time_ns())
             price = float(self.workload.target.options.get("credit_price", 0) or 0)
             run.cost = run.credits * price

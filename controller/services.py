@@ -276,7 +276,7 @@ class RunServicer(run_pb2_grpc.RunServiceServicer):
         runs = self.runs.store.list_runs(size + 1, offset)
         out = run_pb2.ListRunsResponse()
         for stored in runs[:size]:
-            active = self.runs.active.get(stored.run_id)
+            active = self.runs.active.get(stored.run_id) or self.runs.unsaved.get(stored.run_id)
             out.runs.append(active.to_proto(with_details=False) if active else stored)
         if len(runs) > size:
             out.next_page_token = str(offset + size)
@@ -287,7 +287,9 @@ class RunServicer(run_pb2_grpc.RunServiceServicer):
     ) -> AsyncIterator[run_pb2.WatchRunResponse]:
         active = self.runs.active.get(request.run_id)
         if active is None:
-            stored = self.runs.store.get(request.run_id)
+            # (a run the store refused at its end is only in memory)
+            kept = self.runs.unsaved.get(request.run_id)
+            stored = kept.to_proto() if kept else self.runs.store.get(request.run_id)
             if stored is None:
                 await context.abort(grpc.StatusCode.NOT_FOUND, f"no run {request.run_id!r}")
                 return

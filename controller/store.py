@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from controller import lifecycle as lc
-from controller.metric_cells import Key, PackedCell
+from controller.metric_cells import Key, PackedCell, PackedSchedule
 from controller.query_log import QueryLogEntry, select
 from snowload import hdr
 from snowload.targets import data_dir
@@ -41,6 +41,8 @@ class StoredSecond:
     end_ns: int
     overall: bytes
     cells: dict[Key, PackedCell]
+    schedules: dict[int, PackedSchedule] = field(default_factory=dict)
+    """Open mode: lag, late and dropped per phase."""
 
     @property
     def second(self) -> int:

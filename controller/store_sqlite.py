@@ -2,24 +2,34 @@
 
 Runs have scalar columns for listing and filtering plus their summary and SLO verdicts as
 protobuf blobs; workers, phase events, the per-second series, histograms and error
-samples have tables of their own. ``PRAGMA user_version`` is the schema version; each
-entry of ``MIGRATIONS`` moves the schema one version up, in one transaction.
+samples have tables of their own (a run's row: controller/store_sqlite_runs.py; the
+per-second tables: controller/store_sqlite_seconds.py). ``PRAGMA user_version`` is the
+schema version; each entry of ``MIGRATIONS`` moves the schema one version up, in one
+transaction.
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
 import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from google.protobuf.duration_pb2 import Duration
-
-from controller.metric_cells import PackedCell
 from controller.query_log import QueryLogEntry
-from controller.store import IntervalHistogram, RunRecord, RunStore, StoredSecond, merged
+from controller.store import IntervalHistogram, RunRecord, RunStore, StoredSecond
+from controller.store_sqlite_runs import put_run, run_from_row
+from controller.store_sqlite_seconds import (
+    put_intervals,
+    put_kind_intervals,
+    put_seconds,
+    put_series,
+    read_intervals,
+    read_kind_intervals,
+    read_series,
+    read_stored_seconds,
+)
 from snowload.v1 import common_pb2, run_pb2
 
 MIGRATIONS: list[str] = [
@@ -155,17 +165,20 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (run_id, second, phase, kind)
     )
     """,
+    # version 8: each sealed second's open-mode figures per phase (lag, late, dropped),
+    # so those of a run a crash interrupted can be merged again
+    """
+    CREATE TABLE second_schedules (
+        run_id TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+        second INTEGER NOT NULL,
+        phase INTEGER NOT NULL,
+        lag BLOB NOT NULL,
+        late INTEGER NOT NULL,
+        dropped INTEGER NOT NULL,
+        PRIMARY KEY (run_id, second, phase)
+    )
+    """,
 ]
-EXTRA_FIELDS = (
-    "degraded",
-    "warnings",
-    "warehouse",
-    "credits",
-    "cost",
-    "find_max",
-    "pools",
-    "plan",
-)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -220,14 +233,14 @@ class SqliteRunStore(RunStore):
 
     def put(self, run: run_pb2.Run) -> None:
         with self._tx() as db:
-            self._put(db, run)
+            put_run(db, run)
 
     def save(self, record: RunRecord) -> None:
         run_id = record.run.run_id
         with self._tx() as db:
-            self._put(db, record.run)
+            put_run(db, record.run)
             # (seconds written while the run went on stay: a record adds or replaces)
-            _put_series(db, run_id, record.series)
+            put_series(db, run_id, record.series)
             db.execute("DELETE FROM histograms WHERE run_id = ?", (run_id,))
             db.executemany(
                 "INSERT INTO histograms VALUES (?, ?, ?, ?)",
@@ -250,100 +263,30 @@ class SqliteRunStore(RunStore):
                     for e in record.queries
                 ],
             )
-            _put_intervals(db, run_id, [i for i in record.intervals if not i.kind])
-            _put_kind_intervals(db, run_id, [i for i in record.intervals if i.kind])
+            put_intervals(db, run_id, [i for i in record.intervals if not i.kind])
+            put_kind_intervals(db, run_id, [i for i in record.intervals if i.kind])
 
     def append_seconds(self, run_id: str, seconds: list[StoredSecond]) -> None:
+        try:
+            self._append_seconds(run_id, seconds)
+        except sqlite3.Error:
+            # a connection SQLite opened while the filesystem was read-only stays read-only,
+            # and one that saw I/O errors may hold a stale view of the WAL index: the next
+            # batch opens a fresh one
+            self._drop_writer()
+            raise
+
+    def _drop_writer(self) -> None:
+        with self._writer_lock:
+            if self._writer is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    self._writer.close()
+                self._writer = None
+
+    def _append_seconds(self, run_id: str, seconds: list[StoredSecond]) -> None:
         db, lock = self._writer_db()
         with lock, _transaction(db):
-            _put_series(db, run_id, [s.point for s in seconds])
-            _put_intervals(db, run_id, [s.interval() for s in seconds])
-            db.executemany(
-                "INSERT OR REPLACE INTO second_cells VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        run_id,
-                        s.second,
-                        phase,
-                        kind,
-                        cell.histogram,
-                        cell.service,
-                        json.dumps(cell.errors, sort_keys=True),
-                    )
-                    for s in seconds
-                    for (phase, kind), cell in s.cells.items()
-                ],
-            )
-
-    def _put(self, db: sqlite3.Connection, run: run_pb2.Run) -> None:
-        def ns(field: str) -> int | None:
-            return getattr(run, field).ToNanoseconds() if run.HasField(field) else None
-
-        slo = run_pb2.Run(slo=run.slo).SerializeToString()
-        db.execute(
-            """
-            INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
-            ON CONFLICT (run_id) DO UPDATE SET
-                state = excluded.state, reason = excluded.reason, message = excluded.message,
-                start_ns = excluded.start_ns,
-                measurement_start_ns = excluded.measurement_start_ns,
-                measurement_end_ns = excluded.measurement_end_ns, end_ns = excluded.end_ns,
-                workload_json = CASE WHEN excluded.workload_json != ''
-                                THEN excluded.workload_json ELSE runs.workload_json END,
-                summary = excluded.summary, slo = excluded.slo,
-                slo_passed = excluded.slo_passed, enrichment = excluded.enrichment,
-                server = excluded.server, extra = excluded.extra
-            """,
-            (
-                run.run_id,
-                run.name,
-                run.state,
-                run.reason,
-                run.message,
-                run.mode,
-                run.target,
-                run.create_time.ToNanoseconds(),
-                ns("start_time"),
-                ns("measurement_start_time"),
-                ns("measurement_end_time"),
-                ns("end_time"),
-                run.workers,
-                run.connections,
-                run.warmup.ToNanoseconds(),
-                run.duration.ToNanoseconds(),
-                run.workload_json,
-                run.summary.SerializeToString(),
-                slo,
-                int(run.slo_passed),
-                run.enrichment,
-                run.server.SerializeToString() if run.HasField("server") else None,
-                _extra(run),
-            ),
-        )
-        if run.events:
-            db.execute("DELETE FROM run_events WHERE run_id = ?", (run.run_id,))
-            db.executemany(
-                "INSERT INTO run_events VALUES (?, ?, ?, ?, ?)",
-                [
-                    (run.run_id, i, e.state, e.event_time.ToNanoseconds(), e.reason)
-                    for i, e in enumerate(run.events)
-                ],
-            )
-        if run.run_workers:
-            db.execute("DELETE FROM run_workers WHERE run_id = ?", (run.run_id,))
-            db.executemany(
-                "INSERT INTO run_workers VALUES (?, ?, ?)",
-                [(run.run_id, w.index, w.SerializeToString()) for w in run.run_workers],
-            )
-        if run.error_samples:
-            db.execute("DELETE FROM error_samples WHERE run_id = ?", (run.run_id,))
-            db.executemany(
-                "INSERT INTO error_samples VALUES (?, ?, ?, ?, ?)",
-                [
-                    (run.run_id, seq, e.kind, e.category, e.message)
-                    for seq, e in enumerate(run.error_samples)
-                ],
-            )
+            put_seconds(db, run_id, seconds)
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -355,7 +298,7 @@ class SqliteRunStore(RunStore):
         rows = self._rows("SELECT * FROM runs WHERE run_id = ?", (run_id,))
         if not rows:
             return None
-        run = _run_from_row(rows[0])
+        run = run_from_row(rows[0])
         for state, event_ns, reason in self._rows(
             "SELECT state, event_ns, reason FROM run_events WHERE run_id = ? ORDER BY seq",
             (run_id,),
@@ -378,21 +321,14 @@ class SqliteRunStore(RunStore):
             "SELECT * FROM runs ORDER BY create_ns DESC, run_id DESC LIMIT ? OFFSET ?",
             (limit, offset),
         )
-        runs = [_run_from_row(r) for r in rows]
+        runs = [run_from_row(r) for r in rows]
         for run in runs:
             run.workload_json = ""
             run.ClearField("pools")
         return runs
 
     def series(self, run_id: str) -> list[common_pb2.SeriesPoint]:
-        out = []
-        for (blob,) in self._rows(
-            "SELECT point FROM series WHERE run_id = ? ORDER BY second", (run_id,)
-        ):
-            point = common_pb2.SeriesPoint()
-            point.ParseFromString(blob)  # type: ignore[arg-type]
-            out.append(point)
-        return out
+        return read_series(self._rows, run_id)
 
     def histograms(self, run_id: str) -> dict[tuple[int, str], bytes]:
         return {
@@ -403,14 +339,7 @@ class SqliteRunStore(RunStore):
         }
 
     def intervals(self, run_id: str) -> list[IntervalHistogram]:
-        return [
-            IntervalHistogram(int(s), int(ph), int(a), int(b), bytes(enc))  # type: ignore[call-overload]
-            for s, ph, a, b, enc in self._rows(
-                "SELECT second, phase, start_ns, end_ns, encoded FROM interval_histograms "
-                "WHERE run_id = ? ORDER BY second, phase",
-                (run_id,),
-            )
-        ]
+        return read_intervals(self._rows, run_id)
 
     def query_entries(self, run_id: str) -> list[QueryLogEntry]:
         out = []
@@ -439,51 +368,10 @@ class SqliteRunStore(RunStore):
         return [str(r[0]) for r in rows]
 
     def kind_intervals(self, run_id: str) -> list[IntervalHistogram]:
-        overall = {i.second: i for i in self.intervals(run_id)}
-        parts: dict[tuple[int, str], list[bytes]] = {}
-        for second, kind, histogram in self._rows(
-            "SELECT second, kind, histogram FROM second_cells WHERE run_id = ? "
-            "ORDER BY second, kind, phase",
-            (run_id,),
-        ):
-            if histogram and int(second) in overall:  # type: ignore[call-overload]
-                parts.setdefault((int(second), str(kind)), []).append(bytes(histogram))  # type: ignore[call-overload]
-        out = []
-        for (second, kind), encoded in parts.items():
-            whole = overall[second]
-            out.append(
-                IntervalHistogram(
-                    second, whole.phase, whole.start_ns, whole.end_ns, merged(encoded), kind
-                )
-            )
-        return out
+        return read_kind_intervals(self._rows, run_id)
 
     def stored_seconds(self, run_id: str) -> list[StoredSecond]:
-        cells: dict[int, dict[tuple[int, str], PackedCell]] = {}
-        for second, phase, kind, histogram, service, errors in self._rows(
-            "SELECT second, phase, kind, histogram, service, errors FROM second_cells "
-            "WHERE run_id = ?",
-            (run_id,),
-        ):
-            cells.setdefault(int(second), {})[(int(phase), str(kind))] = PackedCell(  # type: ignore[call-overload]
-                bytes(histogram),  # type: ignore[call-overload]
-                bytes(service),  # type: ignore[call-overload]
-                {str(k): int(v) for k, v in json.loads(str(errors)).items()},
-            )
-        overall = {i.second: i for i in self.intervals(run_id)}
-        out = []
-        for point in self.series(run_id):
-            interval = overall.get(point.second)
-            out.append(
-                StoredSecond(
-                    point,
-                    interval.start_ns if interval else 0,
-                    interval.end_ns if interval else 0,
-                    interval.histogram if interval else b"",
-                    cells.get(point.second, {}),
-                )
-            )
-        return out
+        return read_stored_seconds(self._rows, run_id)
 
     def close(self) -> None:
         with self._lock:
@@ -491,33 +379,6 @@ class SqliteRunStore(RunStore):
         with self._writer_lock:
             if self._writer is not None:
                 self._writer.close()
-
-
-COLUMNS = [
-    "run_id",
-    "name",
-    "state",
-    "reason",
-    "message",
-    "mode",
-    "target",
-    "create_ns",
-    "start_ns",
-    "measurement_start_ns",
-    "measurement_end_ns",
-    "end_ns",
-    "workers",
-    "connections",
-    "warmup_ns",
-    "duration_ns",
-    "workload_json",
-    "summary",
-    "slo",
-    "slo_passed",
-    "enrichment",
-    "server",
-    "extra",
-]
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -538,100 +399,3 @@ def _transaction(db: sqlite3.Connection) -> Iterator[None]:
             db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
-
-
-def _put_series(db: sqlite3.Connection, run_id: str, points: list[common_pb2.SeriesPoint]) -> None:
-    db.executemany(
-        "INSERT OR REPLACE INTO series VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [
-            (
-                run_id,
-                p.second,
-                p.phase,
-                p.overall.qps,
-                p.overall.p95_ms,
-                p.overall.errors,
-                p.SerializeToString(),
-            )
-            for p in points
-        ],
-    )
-
-
-def _put_kind_intervals(
-    db: sqlite3.Connection, run_id: str, intervals: list[IntervalHistogram]
-) -> None:
-    """Per-kind seconds of a record (a run stored whole) as cells of their second."""
-    db.executemany(
-        "INSERT OR REPLACE INTO second_cells VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [(run_id, i.second, i.phase, i.kind, i.histogram, b"", "{}") for i in intervals],
-    )
-
-
-def _put_intervals(db: sqlite3.Connection, run_id: str, intervals: list[IntervalHistogram]) -> None:
-    db.executemany(
-        "INSERT OR REPLACE INTO interval_histograms VALUES (?, ?, ?, ?, ?, ?)",
-        [(run_id, i.second, i.phase, i.start_ns, i.end_ns, i.histogram) for i in intervals],
-    )
-
-
-def _run_from_row(row: tuple[object, ...]) -> run_pb2.Run:
-    r = dict(zip(COLUMNS, row, strict=True))
-    run = run_pb2.Run(
-        run_id=str(r["run_id"]),
-        name=str(r["name"]),
-        state=int(r["state"]),  # type: ignore[call-overload]
-        reason=str(r["reason"]),
-        message=str(r["message"]),
-        mode=int(r["mode"]),  # type: ignore[call-overload]
-        target=str(r["target"]),
-        workers=int(r["workers"]),  # type: ignore[call-overload]
-        connections=int(r["connections"]),  # type: ignore[call-overload]
-        workload_json=str(r["workload_json"]),
-        enrichment=int(r["enrichment"]),  # type: ignore[call-overload]
-    )
-    for column, field in (
-        ("create_ns", "create_time"),
-        ("start_ns", "start_time"),
-        ("measurement_start_ns", "measurement_start_time"),
-        ("measurement_end_ns", "measurement_end_time"),
-        ("end_ns", "end_time"),
-    ):
-        if r[column] is not None:
-            getattr(run, field).FromNanoseconds(int(r[column]))  # type: ignore[call-overload]
-    run.warmup.CopyFrom(_ns_duration(int(r["warmup_ns"])))  # type: ignore[call-overload]
-    run.duration.CopyFrom(_ns_duration(int(r["duration_ns"])))  # type: ignore[call-overload]
-    if r["summary"]:
-        run.summary.ParseFromString(r["summary"])  # type: ignore[arg-type]
-    if r["extra"]:
-        run.MergeFromString(r["extra"])  # type: ignore[arg-type]
-    if r["server"]:
-        run.server.ParseFromString(r["server"])  # type: ignore[arg-type]
-    if r["slo"]:
-        holder = run_pb2.Run()
-        holder.ParseFromString(r["slo"])  # type: ignore[arg-type]
-        run.slo.extend(holder.slo)
-    if run.slo:  # (the column's value means nothing without verdicts)
-        run.slo_passed = bool(r["slo_passed"])
-    return run
-
-
-def _extra(run: run_pb2.Run) -> bytes:
-    extra = run_pb2.Run()
-    for name in EXTRA_FIELDS:
-        if name == "warnings":
-            extra.warnings.extend(run.warnings)
-        elif name == "pools":
-            extra.pools.extend(run.pools)
-        elif name in ("warehouse", "find_max", "plan"):
-            if run.HasField(name):
-                getattr(extra, name).CopyFrom(getattr(run, name))
-        else:
-            setattr(extra, name, getattr(run, name))
-    return extra.SerializeToString()
-
-
-def _ns_duration(ns: int) -> Duration:
-    d = Duration()
-    d.FromNanoseconds(ns)
-    return d

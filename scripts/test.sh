@@ -27,6 +27,7 @@ command -v tmux >/dev/null || need+=(tmux)
 command -v ip >/dev/null || need+=(iproute2)  # tests/test_netns.py: network namespaces
 command -v chromium >/dev/null || need+=(chromium)  # tests/test_html_report_browser.py
 command -v prometheus >/dev/null || need+=(prometheus)  # tests/test_prometheus.py: scrapes
+command -v fusermount3 >/dev/null || need+=(fuse3)  # tests/test_readonly_store.py (libfuse)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing ${need[*]}…"
   apt_install "${need[@]}"

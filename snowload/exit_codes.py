@@ -32,7 +32,8 @@ def describe() -> str:
 _DOCS = {
     ExitCode.OK: "the run completed and its SLOs passed (or it has none); check: no problem",
     ExitCode.ERROR: "an unexpected error (a bug)",
-    ExitCode.BAD_INPUT: "bad arguments or workload file, or a query the target rejects "
+    ExitCode.BAD_INPUT: "bad arguments or workload file, a results database that cannot be "
+    "written (read-only filesystem, no permission), or a query the target rejects "
     "(check --connect): nothing ran; runs: an unknown run or query log entry; runs profile: "
     "a statement that may write without --allow-writes, or one the server refused",
     ExitCode.RUN_FAILED: "the run FAILED (see its reason: query_failed, auth_failed, "

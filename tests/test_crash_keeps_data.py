@@ -30,7 +30,45 @@ from controller import lifecycle as lc
 from snowload import hdr
 from snowload.v1 import common_pb2, run_pb2, run_pb2_grpc
 from tests.cluster import WorkerProcs, read_traces, start_daemon, worker_env
-from tests.test_persist_seconds import WORKLOAD
+from worker.report_log import REPORT_LOG_ENV, read_reports
+
+WORKLOAD = """
+name = "crash"
+[target]
+database = "crash.db"
+[setup]
+sql = ["CREATE TABLE IF NOT EXISTS t (k INTEGER PRIMARY KEY, v INTEGER)",
+       "INSERT OR IGNORE INTO t VALUES (1, 0)"]
+[load]
+mode = "open"
+rate = 200
+max_lag = "15ms"
+workers = 2
+connections = 4
+warmup = "1s"
+duration = "60s"
+[[query]]
+name = "read"
+weight = 17
+sql = "SELECT v FROM t WHERE k = ?"
+params = [{ int = [1, 1] }]
+[[query]]
+name = "write"
+weight = 2
+sql = "UPDATE t SET v = v + 1 WHERE k = ?"
+params = [{ int = [1, 1] }]
+[[query]]
+name = "slow"
+weight = 1
+sql = '''WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 100000)
+         SELECT count(*) FROM c'''
+[slo]
+p95_ms = 1000
+error_rate = 0.01
+"""
+"""Open mode, so the run has lag, late and dropped figures (the slow kind, 20 ms or more,
+makes the queries planned after it on its connection start late or be dropped), and an
+SLO, so it has verdicts."""
 
 STORED_BEFORE_KILL_S = 5.0
 """The promise: the series survives up to at most this long before the kill."""
@@ -73,7 +111,11 @@ async def test_sigkill_mid_measurement_keeps_the_run_and_the_resent_intervals_co
     again are dropped or counted twice, or if the run does not say it was interrupted."""
     proc, address = daemon(tmp_path)
     port = int(address.rsplit(":", 1)[1])
-    procs = WorkerProcs(address, worker_env(tmp_path / "home", traces))
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    env = worker_env(tmp_path / "home", traces)
+    env[REPORT_LOG_ENV] = str(reports)  # what the workers sent: the open-mode oracle
+    procs = WorkerProcs(address, env)
     procs.spawn("w0")
     procs.spawn("w1")
     try:
@@ -83,8 +125,9 @@ async def test_sigkill_mid_measurement_keeps_the_run_and_the_resent_intervals_co
             while len((await stub.ListWorkers(run_pb2.ListWorkersRequest())).workers) < 2:
                 assert time.monotonic() < deadline, "the workers did not attach"
                 await asyncio.sleep(0.1)
-            text = WORKLOAD.format(duration="60s")
-            started = await stub.StartRun(run_pb2.StartRunRequest(workload_toml=text), timeout=10)
+            started = await stub.StartRun(
+                run_pb2.StartRunRequest(workload_toml=WORKLOAD), timeout=10
+            )
             run_id = started.run.run_id
             async for update in stub.WatchRun(run_pb2.WatchRunRequest(run_id=run_id), timeout=60):
                 if update.run.state == lc.MEASUREMENT and update.progress.latest.second >= 5:
@@ -123,7 +166,7 @@ async def test_sigkill_mid_measurement_keeps_the_run_and_the_resent_intervals_co
         proc.wait(20)
 
     traced = Counter((s.phase, s.kind) for s in read_traces(traces, run_id))
-    assert {k for _, k in traced} == {"read", "write"}
+    assert {k for _, k in traced} == {"read", "write", "slow"}
     assert traced[(lc.MEASUREMENT, "read")] > 0
     # every statement the workers ran is in the run exactly once: per phase and kind...
     summarized = Counter(
@@ -142,6 +185,36 @@ async def test_sigkill_mid_measurement_keeps_the_run_and_the_resent_intervals_co
         assert whole.get_total_count() == phase.overall.count - phase.overall.errors
         assert phase.overall.p99_ms == whole.get_value_at_percentile(99.0) / 1000.0
         assert phase.overall.max_ms == whole.get_max_value() / 1000.0
+    # the open-mode figures are those the workers reported, phase by phase: lag read by
+    # HdrHistogram from the workers' own intervals, late and dropped summed from them
+    sent = [r for r in read_reports(reports) if r.run_id == run_id]  # (each one logged once)
+    for phase in got.summary.phases:
+        lag = hdr.new_histogram()
+        late = dropped = 0
+        for report in sent:
+            for sched in report.schedule:
+                if sched.phase == phase.phase:
+                    if sched.lag_histogram:
+                        lag.add(hdr.decode(sched.lag_histogram))
+                    late += sched.late
+                    dropped += sched.dropped
+        assert (phase.late, phase.dropped) == (late, dropped), lc.state_name(phase.phase)
+        assert phase.lag.count == lag.get_total_count() > 0
+        assert phase.lag.p99_ms == lag.get_value_at_percentile(99.0) / 1000.0
+        assert phase.lag.max_ms == lag.get_max_value() / 1000.0
+        assert phase.target_rate == 200.0
+    measured = next(p for p in got.summary.phases if p.phase == lc.MEASUREMENT)
+    assert measured.late > 0 and measured.dropped > 0  # (the figures are not all zero)
+    # the SLO verdicts of the MEASUREMENT it covers, on the stored histogram's p95
+    whole = hdr.decode(
+        next(h.histogram for h in histograms.phases if h.phase == lc.MEASUREMENT and not h.kind)
+    )
+    verdicts = {v.metric: v for v in got.slo}
+    assert set(verdicts) == {"p95_ms", "error_rate"}
+    assert verdicts["p95_ms"].actual == whole.get_value_at_percentile(95.0) / 1000.0
+    assert verdicts["p95_ms"].passed == (verdicts["p95_ms"].actual <= 1000)
+    assert verdicts["error_rate"].actual == measured.overall.errors / measured.overall.count
+    assert got.slo_passed == all(v.passed for v in got.slo)
     # marked as interrupted, with its phase events and workers
     assert any(w.startswith("interrupted: ") for w in got.warnings)
     assert [e.state for e in got.events][-1] == lc.FAILED

@@ -112,7 +112,7 @@ def test_credits_hold_each_sample_until_the_next() -> None:
     # out of order on purpose: the samples are sorted by time
     m.add("a", rep(2, [1_000], warehouse=wh(1800, "SMALL", clusters=2)))
     m.add("a", rep(1, [1_000], warehouse=wh(0, "XSMALL")))
-    assert len(m.warehouse_samples) == 2
+    assert m.warehouse.count == 2
     # XSMALL (1 credit/h) for 1800 s, then SMALL (2 credits/h) x 2 clusters for 900 s
     assert m.credits(T0 + 2700 * S) == 0.5 + 1.0
     assert m.credits(T0 + 1000 * S) == 0.5  # an end before the last sample adds nothing

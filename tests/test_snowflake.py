@@ -201,7 +201,9 @@ async def test_a_whole_run_through_real_workers(
         assert proto.warehouse.size == "X-Small"
         assert proto.warehouse.started_clusters == 1
         assert any(p.HasField("warehouse") for p in run.metrics.series_protos())
-        seconds = (run.end_ns - run.metrics.warehouse_samples[0].sample_time.ToNanoseconds()) / 1e9
+        first = run.metrics.warehouse.first
+        assert first is not None
+        seconds = (run.end_ns - first.sample_time.ToNanoseconds()) / 1e9
         assert proto.credits == pytest.approx(seconds / 3600, rel=0.05)  # 1 credit/h, 1 cluster
         # the query log names each query by the query id the server gave it
         logged = controller.runs.store.query_entries(run.run_id)

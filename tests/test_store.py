@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from controller import lifecycle as lc
-from controller.metric_cells import PackedCell
+from controller.metric_cells import PackedCell, PackedSchedule
 from controller.store import (
     IntervalHistogram,
     MemoryRunStore,
@@ -182,7 +182,8 @@ class StoreSuite:
                 second=s, phase=lc.MEASUREMENT, overall=common_pb2.LatencyStats(count=s)
             )
             cells = {(lc.MEASUREMENT, "get"): PackedCell(encoded, b"", {"lock": errors})}
-            return StoredSecond(point, s * 10, s * 10 + 10, encoded, cells)
+            lag = {lc.MEASUREMENT: PackedSchedule(encoded, late=s, dropped=errors)}
+            return StoredSecond(point, s * 10, s * 10 + 10, encoded, cells, lag)
 
         store.append_seconds("r1", [second(1, one, 0), second(2, one, 1)])
         store.append_seconds("r1", [second(2, two, 3), second(3, one, 0)])  # 2 replaced

@@ -15,6 +15,7 @@ from worker import state_machine as sm
 from worker.boundaries import NEVER, Boundaries
 from worker.enrichment import Enricher
 from worker.executor import Executor
+from worker.report_log import log_report
 from worker.reports import interval_report
 from worker.run_context import RunContext
 
@@ -165,6 +166,7 @@ class LoadEffects:
         report.first_interval_id = ctx.first_interval
         report.status.CopyFrom(self.heartbeat())
         report.send_time.CopyFrom(report.status.send_time)
+        log_report(report)
         message = control_pb2.AttachRequest(metrics=report)
         ctx.recent_reports.append(message)
         self._last_report_sent = time.monotonic()
