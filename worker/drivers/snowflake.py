@@ -223,13 +223,19 @@ class SnowflakeDriver(Driver):
             conn = snowflake.connector.connect(**kwargs)
         except Exception as exc:
             raise DriverError(self.classify(exc), self.describe_error(exc)) from exc
+        return self.session(conn, target, query_socket_timeout)
+
+    def session(
+        self, conn: Any, target: Target, query_socket_timeout: int = 60
+    ) -> SnowflakeConnection:
+        """snowload's connection around a logged-in connector connection."""
         # the login's bound was for the login: a statement's request may take the
         # server's ~45 s of long polling
-        conn._socket_timeout = query_socket_timeout  # type: ignore[attr-defined]
+        conn._socket_timeout = query_socket_timeout
         # with a network timeout the connector starts a timer thread for every statement
         # (its cancellation "timebomb"): statements go without one unless the workload
         # asks for it; each request stays bounded by the socket timeout
-        conn._network_timeout = target.options.get("network_timeout")  # type: ignore[attr-defined]
+        conn._network_timeout = target.options.get("network_timeout")
         skip_environment_lookups(conn)
         if self._budget is None:
             self._budget = SampleBudget(int(target.options.get("query_id_samples", 100_000)))

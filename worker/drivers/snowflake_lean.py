@@ -15,9 +15,10 @@ The answer is read as the connector reads it: in-progress codes (333333, 333334)
 result URL; an expired session (390112) is renewed through the connector and the
 statement sent once more; a refusal raises the exception the connector raises (its class,
 errno, SQLSTATE, message and query id), so that errors are classified and described
-alike. Rows are counted from the inline result; a result with chunks is fetched by the
-connector's cursor from the result URL (``query_result``), chunks and chunk headers
-included, so large results are downloaded, not skipped.
+alike. Rows are counted from the inline result; a result with chunks (or an inline result
+short of the rows the server declared) is fetched by the connector's cursor from the
+result URL (``query_result``), chunks and chunk headers included, so large results are
+downloaded, not skipped.
 """
 
 from __future__ import annotations
@@ -26,12 +27,14 @@ import json
 import os
 import time
 import urllib.request
-from random import getrandbits
 from collections.abc import Sequence
+from random import getrandbits
 from typing import Any
 
+from snowflake.connector.cursor import STATEMENT_TYPE_ID_DML_SET
 from snowflake.connector.errors import IntegrityError, ProgrammingError
 from snowflake.connector.network import PYTHON_CONNECTOR_USER_AGENT, ReauthenticationRequest
+from snowflake.connector.result_batch import is_inline_result_incomplete
 
 from worker.drivers.snowflake import SampleBudget, SnowflakeConnection
 from worker.drivers.snowflake_bind import connector_fallback, qmark_bindings
@@ -71,6 +74,13 @@ def client_for(conn: Any) -> RestClient:
         user_agent=PYTHON_CONNECTOR_USER_AGENT,
         cafile=ca_bundle(),
     )
+
+
+def _is_dml(data: dict[str, Any]) -> bool:
+    """A DML statement's ``total`` counts rows affected, not rows to fetch (as the
+    connector's cursor reads it)."""
+    kind = data.get("statementTypeId")
+    return kind is not None and int(kind) in STATEMENT_TYPE_ID_DML_SET
 
 
 def count_rows(data: dict[str, Any]) -> int:
@@ -129,7 +139,9 @@ class LeanStatements:
             conn.set_query_context(context)
         if not ret.get("success"):
             raise self._refusal(ret, data, query_id, sql)
-        if data.get("chunks"):
+        if data.get("chunks") or (
+            query_id and not _is_dml(data) and is_inline_result_incomplete(data)
+        ):
             return query_id, self._fetch_chunked(query_id)
         return query_id, count_rows(data)
 
@@ -242,7 +254,8 @@ def lean_possible(conn: Any) -> bool:
     rest = conn.rest
     proxies = urllib.request.getproxies_environment()
     proxy = proxies.get(str(rest._protocol)) or proxies.get("all")
-    return not proxy or bool(urllib.request.proxy_bypass_environment(str(rest._host), proxies))
+    bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
+    return not proxy or bool(bypass(str(rest._host), proxies))
 
 
 def ca_bundle() -> str | None:

@@ -3,7 +3,8 @@
 ``http.client`` on one persistent socket per snowload connection (TLS with the default,
 verified context): no requests/urllib3 session, no per-request cookie jars, header
 merging or environment lookups (a CA bundle named by ``REQUESTS_CA_BUNDLE`` or
-``CURL_CA_BUNDLE`` is read once, when the client is made). What it keeps of the connector's transport:
+``CURL_CA_BUNDLE`` is read once, when the client is made). What it keeps of the
+connector's transport:
 
 - retries with the connector's decorrelated-jitter backoff (1 s base, 16 s cap) for the
   HTTP codes the connector retries (5xx, 307, 308, 400, 403, 405, 408, 429) and for
@@ -87,6 +88,8 @@ class RestClient:
         self._tls = ssl.create_default_context(cafile=cafile) if protocol == "https" else None
         self._conn: http.client.HTTPConnection | None = None
         self._closed = threading.Event()
+        self.backoff_base_s = BACKOFF_BASE_S
+        self.backoff_cap_s = BACKOFF_CAP_S
         self.requests_sent = 0
         """Requests put on the wire (retries included), for tests and benchmarks."""
 
@@ -148,7 +151,7 @@ class RestClient:
             all_headers["Content-Encoding"] = "gzip"
         started = time.monotonic()
         started_ms = int(time.time() * 1000)
-        sleep = BACKOFF_BASE_S
+        sleep = self.backoff_base_s
         retries = 0
         url = path
         while True:
@@ -162,7 +165,7 @@ class RestClient:
                 failure = HttpFailure(status, reason, data)
                 if not retryable(status):
                     raise _failed(path, failure)
-            sleep = min(BACKOFF_CAP_S, random.uniform(BACKOFF_BASE_S, sleep * 3))
+            sleep = min(self.backoff_cap_s, random.uniform(self.backoff_base_s, sleep * 3))
             spent = time.monotonic() - started
             if self._closed.is_set() or spent + sleep > self.retry_window_s:
                 raise _failed(path, failure)
