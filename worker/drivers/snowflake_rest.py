@@ -1,7 +1,8 @@
 """One keep-alive HTTP(S) connection to Snowflake's REST API, for the lean statement path.
 
-``http.client`` on one persistent socket per snowload connection (TLS with the default,
-verified context): no requests/urllib3 session, no per-request cookie jars, header
+One persistent socket per snowload connection (TLS with the default, verified context),
+each request written in one send and its response read by ``http.client``'s
+HTTPResponse: no requests/urllib3 session, no per-request cookie jars, header
 merging or environment lookups (a CA bundle named by ``REQUESTS_CA_BUNDLE`` or
 ``CURL_CA_BUNDLE`` is read once, when the client is made). What it keeps of the
 connector's transport:
@@ -86,39 +87,56 @@ class RestClient:
         self._headers = {"User-Agent": user_agent, "Accept-Encoding": "gzip"}
         self._headers.update(extra_headers or {})
         self._tls = ssl.create_default_context(cafile=cafile) if protocol == "https" else None
-        self._conn: http.client.HTTPConnection | None = None
+        self._sock: socket.socket | None = None
+        default_port = 443 if protocol == "https" else 80
+        self._host_header = host if port == default_port else f"{host}:{port}"
         self._closed = threading.Event()
         self.backoff_base_s = BACKOFF_BASE_S
         self.backoff_cap_s = BACKOFF_CAP_S
         self.requests_sent = 0
         """Requests put on the wire (retries included), for tests and benchmarks."""
 
-    def _connection(self) -> http.client.HTTPConnection:
-        if self._conn is None:
+    def _socket(self) -> socket.socket:
+        if self._sock is None:
+            sock = socket.create_connection((self.host, self.port), self.socket_timeout_s)
+            # a request is one send; without TCP_NODELAY (urllib3 sets it too) Nagle's
+            # algorithm may still hold a large body's tail for a delayed ACK
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self._tls is not None:
-                self._conn = http.client.HTTPSConnection(
-                    self.host, self.port, timeout=self.socket_timeout_s, context=self._tls
-                )
-            else:
-                self._conn = http.client.HTTPConnection(
-                    self.host, self.port, timeout=self.socket_timeout_s
-                )
-        return self._conn
+                sock = self._tls.wrap_socket(sock, server_hostname=self.host)
+            self._sock = sock
+        return self._sock
 
     def _drop(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            conn.close()
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            sock.close()
 
     def _once(self, method: str, url: str, body: bytes | None, headers: dict[str, str]) -> Any:
-        """One exchange: (status, reason, body bytes), reopening a stale socket once."""
+        """One exchange: (status, reason, body bytes), reopening a stale socket once.
+
+        The request goes out in one send (http.client sends head and body apart: twice
+        the system calls, and on loopback twice the wake-ups of the server); the
+        response is read by http.client's own HTTPResponse (status line, headers,
+        Content-Length or chunked body, keep-alive)."""
+        lines = [f"{method} {url} HTTP/1.1\r\nHost: {self._host_header}\r\n"]
+        lines.extend(f"{k}: {v}\r\n" for k, v in headers.items())
+        if body is not None:
+            lines.append(f"Content-Length: {len(body)}\r\n")
+        lines.append("\r\n")
+        head = "".join(lines)
+        breaks = len(lines) + 1  # (the request line and Host share the first element)
+        if head.count("\n") != breaks or head.count("\r") != breaks:
+            raise ValueError("a request line or header value holds a line break")
+        wire = head.encode("latin-1") + body if body is not None else head.encode("latin-1")
         for attempt in (0, 1):
-            conn = self._connection()
-            reused = conn.sock is not None
+            reused = self._sock is not None
             try:
+                sock = self._socket()
                 self.requests_sent += 1
-                conn.request(method, url, body, headers)
-                resp = conn.getresponse()
+                sock.sendall(wire)
+                resp = http.client.HTTPResponse(sock, method=method)
+                resp.begin()
                 data = resp.read()
             except _STALE:
                 self._drop()
@@ -177,11 +195,11 @@ class RestClient:
 
     def close(self) -> None:
         self._closed.set()
-        conn = self._conn
-        if conn is not None and conn.sock is not None:
+        sock = self._sock
+        if sock is not None:
             # (from another thread: wake a blocked read; the owner drops the connection)
             with contextlib.suppress(OSError):
-                conn.sock.shutdown(socket.SHUT_RDWR)
+                sock.shutdown(socket.SHUT_RDWR)
         self._drop()
 
 
