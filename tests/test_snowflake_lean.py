@@ -163,6 +163,9 @@ def test_each_statement_carries_the_current_token_and_its_exact_tag(
     conn = open_on(standin)
     assert isinstance(conn, LeanSnowflakeConnection)
     try:
+        # (file transfers stay the connector's: it moves the files)
+        assert conn.compile(Query(name="put", sql="PUT file:///tmp/x.csv @~"), TAG)[2] is False
+        assert conn.compile(Query(name="q", sql="SELECT 1"), TAG)[2] is True
         run(conn, "SELECT ?, ?", (7, "x"))
         first = standin.statements()[-1]
         assert first.token == standin.token and first.token.startswith("standin-session-")

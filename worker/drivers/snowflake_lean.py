@@ -31,14 +31,17 @@ from collections.abc import Sequence
 from random import getrandbits
 from typing import Any
 
+from snowflake.connector._sql_util import get_file_transfer_type
 from snowflake.connector.cursor import STATEMENT_TYPE_ID_DML_SET
 from snowflake.connector.errors import IntegrityError, ProgrammingError
 from snowflake.connector.network import PYTHON_CONNECTOR_USER_AGENT, ReauthenticationRequest
 from snowflake.connector.result_batch import is_inline_result_incomplete
 
+from snowload.workload import Query
 from worker.drivers.snowflake import SampleBudget, SnowflakeConnection
 from worker.drivers.snowflake_bind import connector_fallback, qmark_bindings
 from worker.drivers.snowflake_rest import RestClient
+from worker.tags import Tag
 
 SESSION_EXPIRED = "390112"
 IN_PROGRESS = frozenset({"333333", "333334"})
@@ -233,8 +236,17 @@ class LeanSnowflakeConnection(SnowflakeConnection):
         self.lean = LeanStatements(conn, client)
         self.last_rows = 0
 
+    def compile(self, query: Query, tag: Tag) -> Any:
+        """The connector's (SQL, statement parameters), and whether the statement may
+        take the lean path: PUT and GET move files through the connector."""
+        sql, statement_params = super().compile(query, tag)
+        return sql, statement_params, get_file_transfer_type(sql) is None
+
     def execute(self, compiled: Any, params: Sequence[Any]) -> None:
-        sql, statement_params = compiled
+        sql, statement_params, *lean = compiled
+        if lean == [False]:
+            super().execute((sql, statement_params), params)
+            return
         began = time.perf_counter_ns()
         self.last_query_id, self.last_rows = self.lean.run(sql, params, statement_params)
         if self._sampling and self.last_query_id:
