@@ -9,6 +9,8 @@ Statements, by their SQL text:
   ``SELECT slowly``  333333 (in progress) with a result URL that answers with one row;
   ``SELECT flaky``   HTTP 503 for the first two attempts of each request id, then one row;
   ``SELEC 1``        a compilation error (001003 / 42000) with a query id;
+  ``SELECT bye``     one row, with ``Connection: close``;
+  ``SELECT drop``    one row, then the socket is closed without a word;
   anything else      one row: the bound values as text.
 A request with a token other than the current session token is answered 390112 (session
 expired); ``expire()`` makes the current token stale, as Snowflake's do after hours.
@@ -83,6 +85,8 @@ class SnowflakeStandIn:
         self.token = "standin-session-1"
         self._ids = itertools.count(1)
         self._flaky: dict[str, int] = {}
+        self.connections = 0
+        """TCP connections accepted."""
         standin = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -110,11 +114,21 @@ class SnowflakeStandIn:
                     standin.seen.append(seen)
                 status, payload = standin.answer(seen)
                 data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+                sql = body.get("sqlText") if isinstance(body, dict) else None
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
+                if sql == "SELECT bye":
+                    self.send_header("Connection", "close")
                 self.end_headers()
                 self.wfile.write(data)
+                if sql == "SELECT drop":  # an idle keep-alive socket the server closes
+                    self.close_connection = True
+
+            def setup(self) -> None:
+                super().setup()
+                with standin._lock:
+                    standin.connections += 1
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True

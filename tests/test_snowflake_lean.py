@@ -282,3 +282,23 @@ def test_both_paths_send_the_same_statement(standin: SnowflakeStandIn) -> None:
         }
         assert json.loads(json.dumps(seen.body["querySubmissionTime"])) > 0
     assert bodies["lean"] == bodies["connector"]
+
+
+def test_a_socket_the_server_closes_is_reopened_and_nothing_runs_twice(
+    standin: SnowflakeStandIn,
+) -> None:
+    """Statements share one keep-alive socket; after ``Connection: close``, and after a
+    socket the server closed without a word, the next statement opens a new one and is
+    sent (and run) once. Fails if each statement opened its own socket, if a dead
+    socket fails the statement, or if it is resent after the server received it."""
+    conn = open_on(standin)
+    try:
+        base = standin.connections
+        for sql in ("SELECT 1", "SELECT 2", "SELECT bye", "SELECT 3", "SELECT drop", "SELECT 4"):
+            run(conn, sql)
+            assert conn.last_rows == 1, sql  # type: ignore[attr-defined]
+        assert standin.connections - base == 3  # the first, after "bye", after "drop"
+        sent = [s.body["sqlText"] for s in standin.statements()]
+        assert sent == ["SELECT 1", "SELECT 2", "SELECT bye", "SELECT 3", "SELECT drop", "SELECT 4"]
+    finally:
+        conn.close()
