@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import ssl
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -78,7 +79,7 @@ def rows_result(query_id: str, rows: list[list[Any]], **extra: Any) -> dict[str,
 
 
 class SnowflakeStandIn:
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self.seen: list[Seen] = []
         self._lock = threading.Lock()
         self._tokens = itertools.count(1)
@@ -132,6 +133,8 @@ class SnowflakeStandIn:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
+        if tls is not None:
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
         self.port = int(self._server.server_address[1])
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()

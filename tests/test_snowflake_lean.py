@@ -302,3 +302,44 @@ def test_a_socket_the_server_closes_is_reopened_and_nothing_runs_twice(
         assert sent == ["SELECT 1", "SELECT 2", "SELECT bye", "SELECT 3", "SELECT drop", "SELECT 4"]
     finally:
         conn.close()
+
+
+def test_tls_is_verified_against_the_bundle_it_is_given(tmp_path: Path) -> None:
+    """The lean client speaks TLS with a verifying context: it reaches a server whose
+    certificate its CA bundle vouches for, and refuses, at once and without retrying,
+    one signed by a CA it does not trust."""
+    import ssl
+
+    from tests.certs import make_certs
+    from worker.drivers.snowflake_rest import RestClient
+
+    certs = make_certs(tmp_path / "certs")
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(certs.server_cert, certs.server_key)
+    server = SnowflakeStandIn(tls)
+    try:
+        headers = {"Authorization": f'Snowflake Token="{server.token}"'}
+        body = json.dumps(
+            {"sqlText": "SELECT ?", "bindings": {"1": {"type": "FIXED", "value": "5"}}}
+        )
+        for cafile, ok in ((str(certs.ca), True), (str(certs.rogue_ca), False)):
+            client = RestClient("https", "localhost", server.port, 5, 5, "t", cafile=cafile)
+            try:
+                if ok:
+                    answer = json.loads(
+                        client.request(
+                            "POST", "/queries/v1/query-request?requestId=r", body.encode(), headers
+                        )
+                    )
+                    assert answer["data"]["rowset"] == [['["5"]']]
+                else:
+                    with pytest.raises(sferrors.OperationalError) as info:
+                        client.request(
+                            "POST", "/queries/v1/query-request?requestId=r", body.encode(), headers
+                        )
+                    assert isinstance(info.value.__cause__, ssl.SSLCertVerificationError)
+                    assert client.requests_sent == 1  # not retried
+            finally:
+                client.close()
+    finally:
+        server.close()

@@ -94,7 +94,7 @@ class RestClient:
         self.backoff_base_s = BACKOFF_BASE_S
         self.backoff_cap_s = BACKOFF_CAP_S
         self.requests_sent = 0
-        """Requests put on the wire (retries included), for tests and benchmarks."""
+        """Requests attempted (retries included), for tests and benchmarks."""
 
     def _socket(self) -> socket.socket:
         if self._sock is None:
@@ -131,9 +131,9 @@ class RestClient:
         wire = head.encode("latin-1") + body if body is not None else head.encode("latin-1")
         for attempt in (0, 1):
             reused = self._sock is not None
+            self.requests_sent += 1
             try:
                 sock = self._socket()
-                self.requests_sent += 1
                 sock.sendall(wire)
                 resp = http.client.HTTPResponse(sock, method=method)
                 resp.begin()
@@ -175,6 +175,8 @@ class RestClient:
         while True:
             try:
                 status, reason, data = self._once(method, url, body, all_headers)
+            except ssl.SSLCertVerificationError as exc:  # (no retry makes it valid)
+                raise _failed(path, exc) from exc
             except (OSError, http.client.HTTPException) as exc:
                 failure: BaseException = exc
             else:
