@@ -115,7 +115,9 @@ class LeanStatements:
         self._fallback = connector_fallback(conn)
         self.renewals = 0
 
-    def run(self, sql: str, params: Sequence[Any], statement_params: dict[str, str] | None) -> Any:
+    def run(
+        self, sql: str, params: Sequence[Any], statement_params: dict[str, str] | None
+    ) -> tuple[str, int]:
         """Run one statement; returns (query id, rows). Raises the connector's exceptions."""
         conn = self.conn
         body: dict[str, Any] = {
@@ -243,10 +245,10 @@ class LeanSnowflakeConnection(SnowflakeConnection):
         return sql, statement_params, get_file_transfer_type(sql) is None
 
     def execute(self, compiled: Any, params: Sequence[Any]) -> None:
-        sql, statement_params, *lean = compiled
-        if lean == [False]:
-            super().execute((sql, statement_params), params)
+        if len(compiled) == 3 and not compiled[2]:
+            super().execute(compiled[:2], params)
             return
+        sql, statement_params = compiled[0], compiled[1]
         began = time.perf_counter_ns()
         self.last_query_id, self.last_rows = self.lean.run(sql, params, statement_params)
         if self._sampling and self.last_query_id:
