@@ -2,19 +2,20 @@
 
 A local stand-in for Snowflake's REST endpoints (bench/snowflake_stub.py, a process of its
 own) answers every login and query at once with a canned one-row result, so only the
-client is measured: snowflake-connector-python as snowload drives it.
+client is measured: snowflake-connector-python alone, and snowload's driver on each of
+its statement paths (``options.statement_path``).
 
   bare      N threads, each with its own connection, ``cursor.execute(sql, [id],
             _statement_params={"QUERY_TAG": ...})`` + ``fetchall()`` in a tight loop: what
             the connector alone allows one process.
-  snowload  snowload's worker.executor.Executor with the Snowflake driver, N connection
-            threads, phase MEASUREMENT, ``collect()`` once a second as the agent does:
-            what one worker process delivers.
-  breakdown one thread, one connection configured as snowload did before (a finite
-            network timeout: a timer thread per statement) and one as it does now, blocks
+  connector snowload's worker.executor.Executor with the Snowflake driver on the
+  lean      connector's cursor / on its lean path, N connection threads, phase
+            MEASUREMENT, ``collect()`` once a second as the agent does: what one worker
+            process delivers.
+  breakdown one thread: the bare connector, the connector path and the lean path, blocks
             of 200 queries interleaved: µs of CPU per query each.
   rss       one process opens K connections (through the driver, 32 at a time) and runs
-            one query on each; RSS growth per connection, K = 1, 100, 250, 500.
+            one query on each; RSS growth per connection, K = 1, 100, 250, 500, per path.
 
 Each measurement runs in a fresh process; CPU is the process's user+system time over the
 window, divided by the queries completed in it (µs of CPU per query). Client and stand-in
@@ -23,6 +24,7 @@ share this host's cores, so the stand-in's own CPU is reported too, and the load
     python bench/snowflake_client.py                 # 3 x 8 s per row
     python bench/snowflake_client.py --quick         # 1 x 3 s, smoke test
     python bench/snowflake_client.py --profile       # + cProfile of one connection's loop
+    python bench/snowflake_client.py --connections 8 --reps 2 --seconds 5
 """
 
 from __future__ import annotations
