@@ -9,6 +9,8 @@ Statements, by their SQL text:
   ``SELECT slowly``  333333 (in progress) with a result URL that answers with one row;
   ``SELECT flaky``   HTTP 503 for the first two attempts of each request id, then one row;
   ``SELEC 1``        a compilation error (001003 / 42000) with a query id;
+  ``SELECT hang``    no answer until an abort-request names its request id, then
+                     Snowflake's cancellation error (000604 / 57014);
   ``SELECT bye``     one row, with ``Connection: close``;
   ``SELECT drop``    one row, then the socket is closed without a word;
   anything else      one row: the bound values as text.
@@ -87,6 +89,7 @@ class SnowflakeStandIn:
         self._ids = itertools.count(1)
         self._flaky: dict[str, int] = {}
         self.connections = 0
+        self._aborted: dict[str, threading.Event] = {}
         """TCP connections accepted."""
         standin = self
 
@@ -198,6 +201,11 @@ class SnowflakeStandIn:
                 "message": "Your session has expired. Please login again.",
                 "success": False,
             }
+        if path == "/queries/v1/abort-request":
+            with self._lock:
+                event = self._aborted.setdefault(str(seen.body.get("requestId")), threading.Event())
+            event.set()
+            return 200, {"data": None, "code": None, "message": None, "success": True}
         if path.endswith("/result"):
             qid = path.split("/")[2]
             if qid.startswith("many"):
@@ -216,6 +224,18 @@ class SnowflakeStandIn:
                 "code": "333333",
                 "message": "in progress",
                 "success": True,
+            }
+        if sql == "SELECT hang":  # until an abort-request names its request id
+            request_id = seen.query["requestId"][0]
+            with self._lock:
+                event = self._aborted.setdefault(request_id, threading.Event())
+            if not event.wait(30):
+                return 200, rows_result(qid, [["never aborted"]])
+            return 200, {
+                "data": {"errorCode": "000604", "sqlState": "57014", "queryId": qid},
+                "code": "000604",
+                "message": "SQL execution canceled",
+                "success": False,
             }
         if sql == "SELECT flaky":
             request_id = seen.query["requestId"][0]

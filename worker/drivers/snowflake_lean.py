@@ -23,6 +23,7 @@ downloaded, not skipped.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -114,6 +115,8 @@ class LeanStatements:
         self.client = client if client is not None else client_for(conn)
         self._fallback = connector_fallback(conn)
         self.renewals = 0
+        self.inflight: tuple[str, str] | None = None
+        """(SQL, request id) of the statement on the wire, for ``cancel``."""
 
     def run(
         self, sql: str, params: Sequence[Any], statement_params: dict[str, str] | None
@@ -132,11 +135,16 @@ class LeanStatements:
         if bindings is not None:
             body["bindings"] = bindings
         body["queryContextDTO"] = conn.get_query_context()
-        path = f"/queries/v1/query-request?requestId={request_id()}"
+        rid = request_id()
+        path = f"/queries/v1/query-request?requestId={rid}"
         payload = _encode(body).encode()
-        ret = self._call("POST", path, payload, ACCEPT_SNOWFLAKE, retry_params=True)
-        while ret.get("code") in IN_PROGRESS:
-            ret = self._call("GET", ret["data"]["getResultUrl"], None, ACCEPT_SNOWFLAKE)
+        self.inflight = (sql, rid)
+        try:
+            ret = self._call("POST", path, payload, ACCEPT_SNOWFLAKE, retry_params=True)
+            while ret.get("code") in IN_PROGRESS:
+                ret = self._call("GET", ret["data"]["getResultUrl"], None, ACCEPT_SNOWFLAKE)
+        finally:
+            self.inflight = None
         data = ret.get("data") or {}
         query_id = str(data.get("queryId") or "")
         context = data.get("queryContext")
@@ -253,6 +261,18 @@ class LeanSnowflakeConnection(SnowflakeConnection):
         self.last_query_id, self.last_rows = self.lean.run(sql, params, statement_params)
         if self._sampling and self.last_query_id:
             self._sample(began)
+
+    def cancel(self) -> None:
+        """Abort the statement on the wire as the connector aborts its own (an
+        abort-request naming its SQL and request id; the statement then answers with
+        Snowflake's cancellation error), from any thread."""
+        inflight = self.lean.inflight
+        if inflight is None:
+            super().cancel()
+            return
+        sql, rid = inflight
+        with contextlib.suppress(Exception):
+            self._conn._cancel_query(sql, rid)
 
     def close(self) -> None:
         self.lean.close()
