@@ -2,19 +2,20 @@
 
 A local stand-in for Snowflake's REST endpoints (bench/snowflake_stub.py, a process of its
 own) answers every login and query at once with a canned one-row result, so only the
-client is measured: snowflake-connector-python as snowload drives it.
+client is measured: snowflake-connector-python alone, and snowload's driver on each of
+its statement paths (``options.statement_path``).
 
   bare      N threads, each with its own connection, ``cursor.execute(sql, [id],
             _statement_params={"QUERY_TAG": ...})`` + ``fetchall()`` in a tight loop: what
             the connector alone allows one process.
-  snowload  snowload's worker.executor.Executor with the Snowflake driver, N connection
-            threads, phase MEASUREMENT, ``collect()`` once a second as the agent does:
-            what one worker process delivers.
-  breakdown one thread, one connection configured as snowload did before (a finite
-            network timeout: a timer thread per statement) and one as it does now, blocks
+  connector snowload's worker.executor.Executor with the Snowflake driver on the
+  lean      connector's cursor / on its lean path, N connection threads, phase
+            MEASUREMENT, ``collect()`` once a second as the agent does: what one worker
+            process delivers.
+  breakdown one thread: the bare connector, the connector path and the lean path, blocks
             of 200 queries interleaved: µs of CPU per query each.
   rss       one process opens K connections (through the driver, 32 at a time) and runs
-            one query on each; RSS growth per connection, K = 1, 100, 250, 500.
+            one query on each; RSS growth per connection, K = 1, 100, 250, 500, per path.
 
 Each measurement runs in a fresh process; CPU is the process's user+system time over the
 window, divided by the queries completed in it (µs of CPU per query). Client and stand-in
@@ -23,11 +24,13 @@ share this host's cores, so the stand-in's own CPU is reported too, and the load
     python bench/snowflake_client.py                 # 3 x 8 s per row
     python bench/snowflake_client.py --quick         # 1 x 3 s, smoke test
     python bench/snowflake_client.py --profile       # + cProfile of one connection's loop
+    python bench/snowflake_client.py --connections 8 --reps 2 --seconds 5
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -39,6 +42,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+PATHS = ("connector", "lean")
+"""snowload's two statement paths (``options.statement_path``)."""
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 SQL = "SELECT total FROM orders WHERE id = ?"
@@ -48,6 +53,7 @@ name = "sf-client-bench"
 [target]
 driver = "snowflake"
 connection = "stub"
+options = {{ statement_path = "{path}" }}
 [load]
 connections = {connections}
 duration = "{seconds}s"
@@ -141,14 +147,16 @@ def child_bare(connections: int, seconds: float) -> dict[str, Any]:
     return {"queries": total, "qps": total / elapsed, "cpu_us": cpu / max(1, total) * 1e6}
 
 
-def child_snowload(connections: int, seconds: float) -> dict[str, Any]:
+def child_snowload(connections: int, seconds: float, path: str) -> dict[str, Any]:
     from snowload.v1 import common_pb2
     from snowload.workload import parse_toml
     from worker.drivers import get_driver
     from worker.executor import Executor, RunPlan
     from worker.generators import Sequences
 
-    workload = parse_toml(WORKLOAD.format(connections=connections, seconds=seconds, sql=SQL))
+    workload = parse_toml(
+        WORKLOAD.format(connections=connections, seconds=seconds, sql=SQL, path=path)
+    )
     plan = RunPlan(
         run_id="bench000-0000",
         workload=workload,
@@ -188,14 +196,14 @@ def child_snowload(connections: int, seconds: float) -> dict[str, Any]:
     }
 
 
-def child_rss(counts: list[int]) -> dict[str, Any]:
+def child_rss(counts: list[int], path: str) -> dict[str, Any]:
     from concurrent.futures import ThreadPoolExecutor
 
     from snowload.workload import parse_toml
     from worker.drivers import get_driver
     from worker.tags import Tag
 
-    workload = parse_toml(WORKLOAD.format(connections=1, seconds=1, sql=SQL))
+    workload = parse_toml(WORKLOAD.format(connections=1, seconds=1, sql=SQL, path=path))
     driver = get_driver(workload.target.driver)
     query = workload.queries[0]
     opened: list[Any] = []
@@ -221,54 +229,57 @@ def child_rss(counts: list[int]) -> dict[str, Any]:
     return out
 
 
+def _run_one(conn: Any, compiled: Any, i: int) -> None:
+    conn.execute(compiled, [i])
+
+
 def child_breakdown(blocks: int) -> dict[str, Any]:
     """CPU per query on one thread, blocks of 200 queries interleaved (so a busy host
-    disturbs both alike): the connector as snowload configured it before (a finite
-    network timeout, the requests session's environment lookups) and as it does now."""
+    disturbs all alike): the bare connector (cursor.execute + fetchall), and snowload's
+    driver on the connector path and on the lean path."""
     import snowflake.connector
 
     from snowload.workload import parse_toml
     from worker.drivers import get_driver
     from worker.tags import Tag
 
-    workload = parse_toml(WORKLOAD.format(connections=1, seconds=1, sql=SQL))
-    before = snowflake.connector.connect(
+    bare = snowflake.connector.connect(
         connection_name="stub",
         paramstyle="qmark",
-        login_timeout=30,
-        network_timeout=60,
-        socket_timeout=60,
         platform_detection_timeout_seconds=0.0,
         client_session_keep_alive=False,
         session_parameters={"USE_CACHED_RESULT": "FALSE"},
     )
-    cur = before.cursor()
+    cur = bare.cursor()
     params = {"QUERY_TAG": TAG}
-    now = get_driver(workload.target.driver).connect(workload.target, 30)
-    compiled = now.compile(workload.queries[0], Tag("bench000", 0, 4, "lookup"))
+    runs: dict[str, Any] = {}
+    opened: list[Any] = [bare]
+    for path in ("connector", "lean"):
+        workload = parse_toml(WORKLOAD.format(connections=1, seconds=1, sql=SQL, path=path))
+        conn = get_driver(workload.target.driver).connect(workload.target, 30)
+        opened.append(conn)
+        compiled = conn.compile(workload.queries[0], Tag("bench000", 0, 4, "lookup"))
+        runs[path] = functools.partial(_run_one, conn, compiled)
 
-    def old(i: int) -> None:
+    def run_bare(i: int) -> None:
         cur.execute(SQL, [i], _statement_params=params)
         cur.fetchall()
 
-    def new(i: int) -> None:
-        now.execute(compiled, [i])
-
-    spent = {"before": 0.0, "now": 0.0}
+    runs["bare"] = run_bare
+    spent = dict.fromkeys(runs, 0.0)
+    order = list(runs)
     for b in range(blocks):
-        for name, fn in (
-            (("before", old), ("now", new)) if b % 2 else (("now", new), ("before", old))
-        ):
+        for name in order[b % len(order) :] + order[: b % len(order)]:
             c0 = cpu_s()
             for i in range(200):
-                fn(i)
+                runs[name](i)
             spent[name] += cpu_s() - c0
-    before.close()
-    now.close()
+    for conn in opened:
+        conn.close()
     return {k: v / (blocks * 200) * 1e6 for k, v in spent.items()}
 
 
-def child_profile(seconds: float) -> dict[str, Any]:
+def child_profile(seconds: float, path: str) -> dict[str, Any]:
     import cProfile
     import io
     import pstats
@@ -277,7 +288,7 @@ def child_profile(seconds: float) -> dict[str, Any]:
     from worker.drivers import get_driver
     from worker.tags import Tag
 
-    workload = parse_toml(WORKLOAD.format(connections=1, seconds=1, sql=SQL))
+    workload = parse_toml(WORKLOAD.format(connections=1, seconds=1, sql=SQL, path=path))
     conn = get_driver(workload.target.driver).connect(workload.target, 30)
     compiled = conn.compile(workload.queries[0], Tag("bench000", 0, 4, "lookup"))
     for i in range(50):
@@ -336,7 +347,7 @@ def main() -> None:
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--connections", default="8,32", help="threads per process")
+    parser.add_argument("--connections", default="1,8,32", help="threads per process")
     parser.add_argument("--rss", default="1,100,250,500", help="connection counts for RSS")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--profile", action="store_true")
@@ -350,14 +361,14 @@ def main() -> None:
         mode, rest = args.child[0], args.child[1:]
         if mode == "bare":
             out = child_bare(int(rest[0]), float(rest[1]))
-        elif mode == "snowload":
-            out = child_snowload(int(rest[0]), float(rest[1]))
+        elif mode in PATHS:
+            out = child_snowload(int(rest[0]), float(rest[1]), mode)
         elif mode == "breakdown":
             out = child_breakdown(int(rest[0]))
         elif mode == "rss":
-            out = child_rss([int(x) for x in rest[0].split(",")])
+            out = child_rss([int(x) for x in rest[0].split(",")], rest[1])
         else:
-            out = child_profile(float(rest[0]))
+            out = child_profile(float(rest[0]), rest[1])
         print(json.dumps(out))
         return
     if args.quick:
@@ -370,7 +381,7 @@ def main() -> None:
     home = write_home(port)
     try:
         for n in (int(x) for x in args.connections.split(",")):
-            for mode in ("bare", "snowload"):
+            for mode in ("bare", *PATHS):
                 rows = []
                 for _ in range(args.reps):
                     load0, s0 = os.getloadavg()[0], stub_cpu(stub.pid)
@@ -389,22 +400,26 @@ def main() -> None:
                     f"{max(r['load'] for r in rows):.1f})",
                     flush=True,
                 )
-        r = run_child(["breakdown", str(4 if args.quick else 10)], home, 600, args.keep_env)
+        r = run_child(["breakdown", str(6 if args.quick else 15)], home, 600, args.keep_env)
         print(
-            f"one thread, interleaved: {r['before']:.0f} µs CPU/query as configured before, "
-            f"{r['now']:.0f} µs now (load {os.getloadavg()[0]:.1f})",
+            "one thread, interleaved blocks: "
+            + ", ".join(f"{k} {v:.0f} µs CPU/query" for k, v in r.items())
+            + f" (load {os.getloadavg()[0]:.1f})",
             flush=True,
         )
-        r = run_child(["rss", args.rss], home, 600, args.keep_env)
-        print(f"RSS: {r['base_mb']:.1f} MB after one warm connection")
-        for p in r["points"]:
-            print(
-                f"  {p['connections']:4d} connections: {p['rss_mb']:7.1f} MB, "
-                f"{p['per_conn_mb']:.3f} MB per connection"
-            )
+        for path in PATHS:
+            r = run_child(["rss", args.rss, path], home, 600, args.keep_env)
+            print(f"RSS, {path} path: {r['base_mb']:.1f} MB after one warm connection")
+            for p in r["points"]:
+                print(
+                    f"  {p['connections']:4d} connections: {p['rss_mb']:7.1f} MB, "
+                    f"{p['per_conn_mb']:.3f} MB per connection"
+                )
         if args.profile:
-            r = run_child(["profile", str(args.seconds)], home, args.seconds + 60, args.keep_env)
-            print(f"cProfile of one connection, {r['queries']} queries:\n{r['text']}")
+            for path in PATHS:
+                cmd = ["profile", str(args.seconds), path]
+                r = run_child(cmd, home, args.seconds + 60, args.keep_env)
+                print(f"cProfile of one {path} connection, {r['queries']} queries:\n{r['text']}")
     finally:
         stub.terminate()
         stub.wait(10)

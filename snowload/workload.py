@@ -43,6 +43,15 @@ class Driver(StrEnum):
     SNOWFLAKE = "snowflake"
 
 
+class StatementPath(StrEnum):
+    """How the Snowflake driver sends load statements (``target.options.statement_path``)."""
+
+    LEAN = "lean"
+    """snowload's own HTTP client on the connector's session (worker/drivers/snowflake_lean.py)."""
+    CONNECTOR = "connector"
+    """The connector's cursor, as every statement went before."""
+
+
 class Mode(StrEnum):
     CLOSED = "closed"
     OPEN = "open"

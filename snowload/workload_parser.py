@@ -38,6 +38,7 @@ from snowload.workload import (
     Query,
     Slo,
     Stage,
+    StatementPath,
     StepBy,
     Target,
     Workload,
@@ -250,6 +251,14 @@ class Parser:
                         "credentials do not belong in workload files; "
                         "keep them in connections.toml",
                     )
+            if "statement_path" in options:
+                self.enum(
+                    options,
+                    "statement_path",
+                    "target.options.statement_path",
+                    StatementPath,
+                    StatementPath.LEAN,
+                )
         return Target(driver, database, dsn, connection, dict(options))
 
     def setup(self, data: Mapping[str, Any]) -> tuple[str, ...]:

@@ -12,7 +12,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -26,6 +26,7 @@ class Recorded:
     time_ns: int
     path: str
     body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 Answer = Callable[[str, dict[str, Any]], dict[str, Any] | None]
@@ -112,7 +113,9 @@ class SnowflakeRecorder:
                 except ValueError:
                     body = {"_raw": text.decode("utf-8", "replace")}
                 with recorder._lock:
-                    recorder.requests.append(Recorded(arrived, self.path, body))
+                    recorder.requests.append(
+                        Recorded(arrived, self.path, body, dict(self.headers.items()))
+                    )
                 answer = recorder.answer(self.path, body) if recorder.answer else None
                 if answer is not None:
                     data = json.dumps(answer).encode()

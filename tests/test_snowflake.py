@@ -80,9 +80,14 @@ sql = "SELECT 1"
         parse_toml(text, "w.toml")
 
 
-def test_connect_execute_bind_and_classify(snowflake_home: Path) -> None:
+@pytest.mark.parametrize("path", ["lean", "connector"])
+def test_connect_execute_bind_and_classify(snowflake_home: Path, path: str) -> None:
     driver = get_driver(DriverName.SNOWFLAKE)
-    conn = driver.connect(Target(driver=DriverName.SNOWFLAKE, connection="fake"), 10)
+    target = Target(DriverName.SNOWFLAKE, connection="fake", options={"statement_path": path})
+    conn = driver.connect(target, 10)
+    assert type(conn).__name__ == (
+        "LeanSnowflakeConnection" if path == "lean" else "SnowflakeConnection"
+    )
     try:
         conn.execute_script(
             [
@@ -97,7 +102,12 @@ def test_connect_execute_bind_and_classify(snowflake_home: Path) -> None:
         )
         assert compiled[1] == {"QUERY_TAG": "sl/01234567/w1/M/get"}
         conn.execute(compiled, (2,))
-        assert conn.server_id() == conn._cursor.sfqid != ""  # type: ignore[attr-defined]
+        first = conn.server_id()
+        assert first
+        if path == "connector":
+            assert first == conn._cursor.sfqid  # type: ignore[attr-defined]
+        conn.execute(compiled, (2,))
+        assert conn.server_id() not in ("", first)  # each statement's own id
         assert conn.query("SELECT v FROM SLDB.PUBLIC.kv WHERE k = ?", (2,)) == [("b",)]
         # a hostile value is bound, not interpolated
         hostile = "a' OR '1'='1"

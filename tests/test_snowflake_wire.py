@@ -30,7 +30,7 @@ name = "sf-wire"
 [target]
 driver = "snowflake"
 connection = "recorded"
-options = {{ login_timeout = 7 }}
+options = {{ login_timeout = 7, statement_path = "{{path}}" }}
 [setup]
 sql = [
   "CREATE DATABASE IF NOT EXISTS SLDB",
@@ -89,16 +89,18 @@ schema = "PUBLIC"
     return home
 
 
+@pytest.mark.parametrize("path", ["lean", "connector"])
 async def test_what_goes_over_the_wire(
-    controller: Controller, recorder: SnowflakeRecorder, tmp_path: Path
+    controller: Controller, recorder: SnowflakeRecorder, tmp_path: Path, path: str
 ) -> None:
-    """One run, three checks (each names the regressions it catches)."""
+    """One run, three checks (each names the regressions it catches), on each statement
+    path (``options.statement_path``)."""
     procs = WorkerProcs(controller.address, worker_env(tmp_path / "home"))
     procs.env["SNOWFLAKE_HOME"] = str(sf_home(tmp_path, recorder.port))
     procs.spawn("sf-wire")
     try:
         await attached(controller, 1)
-        run = await run_to_end(controller, workload(WORKLOAD))
+        run = await run_to_end(controller, workload(WORKLOAD.replace("{path}", path)))
     finally:
         procs.stop_all()
     assert run.state == lc.COMPLETED, run.message
@@ -106,6 +108,7 @@ async def test_what_goes_over_the_wire(
     check_every_statement_carries_the_tag_of_its_phase_and_kind(run, requests)
     check_values_are_bound_server_side_never_interpolated(requests)
     check_sessions_open_with_the_promised_settings(requests)
+    check_the_path_that_sent_the_load(requests, path)
 
 
 def load_queries(requests: list[Recorded]) -> list[dict[str, Any]]:
@@ -195,3 +198,20 @@ def check_sessions_open_with_the_promised_settings(requests: list[Recorded]) -> 
     for r in requests:
         if not r.path.startswith("/session/v1/login-request"):
             assert SECRET not in str(r.body)
+
+
+def check_the_path_that_sent_the_load(requests: list[Recorded], path: str) -> None:
+    """Which client sent the load statements: the connector gzips every request body,
+    the lean path not below 16 KiB; both send the connector's User-Agent and Accept.
+    Fails if the option is ignored (one path serves both) or a header is lost."""
+    load = [
+        r
+        for r in requests
+        if r.path.startswith("/queries/v1/query-request") and r.body.get("sqlText") in KIND_OF
+    ]
+    headers = [{k.lower(): v for k, v in r.headers.items()} for r in load]
+    assert {h.get("content-encoding") == "gzip" for h in headers} == {path == "connector"}
+    for h in headers:
+        assert h["accept"] == "application/snowflake"
+        assert h["user-agent"].startswith("PythonConnector/")
+        assert h["authorization"].startswith('Snowflake Token="')

@@ -25,7 +25,7 @@ from typing import Any
 import snowflake.connector
 from snowflake.connector import errors as sferrors
 
-from snowload.workload import Query, Target
+from snowload.workload import Query, StatementPath, Target
 from worker.drivers import spcs
 from worker.drivers.base import Connection, Driver, DriverError, ErrorCategory, redact
 from worker.drivers.snowflake_http import skip_environment_lookups
@@ -53,6 +53,7 @@ ALLOWED_OPTIONS = frozenset(
         "query_id_samples",
         "credit_price",
         "aggregate_query_history",
+        "statement_path",
     }
 )
 # an unknown connection name (or no default one) in connections.toml, a file that does
@@ -86,6 +87,7 @@ def connect_kwargs(target: Target, timeout_s: float) -> dict[str, Any]:
         "query_id_samples",
         "credit_price",
         "aggregate_query_history",
+        "statement_path",
     ):
         options.pop(local, None)
     timeout = max(1, int(timeout_s))
@@ -152,12 +154,16 @@ class SnowflakeConnection(Connection):
             cur.fetchall()
         self.last_query_id = cur.sfqid or ""
         if self._sampling and self.last_query_id:
-            if self.budget.take():
-                self.query_samples.append(
-                    (self.last_query_id, (time.perf_counter_ns() - began) // 1000)
-                )
-            else:
-                self._sampling = False
+            self._sample(began)
+
+    def _sample(self, began_ns: int) -> None:
+        """Keep (last query id, latency) while the worker's budget lasts."""
+        if self.budget.take():
+            self.query_samples.append(
+                (self.last_query_id, (time.perf_counter_ns() - began_ns) // 1000)
+            )
+        else:
+            self._sampling = False
 
     def tag_own(self, tag: str) -> None:
         self._own = {"QUERY_TAG": self._prefix + tag}
@@ -217,19 +223,29 @@ class SnowflakeDriver(Driver):
             conn = snowflake.connector.connect(**kwargs)
         except Exception as exc:
             raise DriverError(self.classify(exc), self.describe_error(exc)) from exc
+        return self.session(conn, target, query_socket_timeout)
+
+    def session(
+        self, conn: Any, target: Target, query_socket_timeout: int = 60
+    ) -> SnowflakeConnection:
+        """snowload's connection around a logged-in connector connection."""
         # the login's bound was for the login: a statement's request may take the
         # server's ~45 s of long polling
-        conn._socket_timeout = query_socket_timeout  # type: ignore[attr-defined]
+        conn._socket_timeout = query_socket_timeout
         # with a network timeout the connector starts a timer thread for every statement
         # (its cancellation "timebomb"): statements go without one unless the workload
         # asks for it; each request stays bounded by the socket timeout
-        conn._network_timeout = target.options.get("network_timeout")  # type: ignore[attr-defined]
+        conn._network_timeout = target.options.get("network_timeout")
         skip_environment_lookups(conn)
         if self._budget is None:
             self._budget = SampleBudget(int(target.options.get("query_id_samples", 100_000)))
-        return SnowflakeConnection(
-            conn, str(target.options.get("query_tag_prefix", "")), budget=self._budget
-        )
+        prefix = str(target.options.get("query_tag_prefix", ""))
+        if statement_path(target) is StatementPath.LEAN:
+            from worker.drivers.snowflake_lean import LeanSnowflakeConnection, lean_possible
+
+            if lean_possible(conn):
+                return LeanSnowflakeConnection(conn, prefix, budget=self._budget)
+        return SnowflakeConnection(conn, prefix, budget=self._budget)
 
     def classify(self, exc: BaseException) -> ErrorCategory:
         errno = int(getattr(exc, "errno", 0) or 0)
@@ -265,6 +281,11 @@ class SnowflakeDriver(Driver):
         if cause is not None:  # e.g. "Could not connect ... after 1 attempt(s)" has no why
             text += f" (cause: {type(cause).__name__}: {' '.join(str(cause).split())})"
         return redact(f"{type(exc).__name__}: {text}")[:500]
+
+
+def statement_path(target: Target) -> StatementPath:
+    """How load statements go (``options.statement_path``, checked by the parser)."""
+    return StatementPath(str(target.options.get("statement_path", StatementPath.LEAN.value)))
 
 
 def login_bounded(kwargs: dict[str, Any], timeout_s: float) -> tuple[dict[str, Any], int]:
