@@ -1,0 +1,120 @@
+"""The clock-sync burst after Welcome is bounded: a few round trips when the estimate is
+good at once, never more than SYNC_MAX nor (with an estimate) longer than its budget, and
+spaced, so a fleet that attaches together does not flood the controller. A real agent
+against an in-process controller; the controller's own Pongs are counted."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from controller.server import Controller, ControllerSettings
+from snowload.v1 import control_pb2
+from tests.cluster import wait_for
+from worker import agent as agent_mod
+from worker.agent import Agent
+from worker.sync_burst import (
+    SYNC_BUDGET_NS,
+    SYNC_GAP_NS,
+    SYNC_MAX,
+    SYNC_MIN,
+    SYNC_REFINE_GAP_NS,
+    SYNC_REFINE_NS,
+    SyncBurst,
+)
+
+MS = 1_000_000
+
+
+def gaps(rule: SyncBurst, **clock: Any) -> list[int]:
+    """The gaps the rule asks for, round trip after round trip, with ``clock`` fixed and
+    each round trip taking 1 ms."""
+    out: list[int] = []
+    sent, elapsed = 1, 0
+    rnd = random.Random(7)
+    while (gap := rule.next_gap_ns(sent, elapsed, rnd=rnd, **clock)) is not None:
+        out.append(gap)
+        sent += 1
+        elapsed += gap + MS
+    return out
+
+
+def test_a_good_estimate_ends_the_burst_after_its_minimum() -> None:
+    asked = gaps(SyncBurst(), known=True, uncertainty_ns=100_000, last_rtt_ns=200_000)
+    assert len(asked) + 1 == SYNC_MIN
+    assert all(SYNC_GAP_NS // 2 <= g <= SYNC_GAP_NS * 3 // 2 for g in asked)
+
+
+def test_a_poor_estimate_is_refined_slowly_until_the_refining_ends() -> None:
+    rule = SyncBurst()
+    asked = gaps(rule, known=True, uncertainty_ns=5 * MS, last_rtt_ns=10 * MS)
+    # the quick part: SYNC_MAX round trips 10-30 ms apart (twice the round trip)
+    quick = asked[: SYNC_MAX - 1]
+    assert all(10 * MS <= g <= 30 * MS for g in quick)
+    assert rule.quick_over(SYNC_MAX, sum(quick), known=True)
+    assert not rule.quick_over(SYNC_MAX - 1, sum(quick[:-1]), known=True)
+    # then slowly, until SYNC_REFINE_NS after the first
+    slow = asked[SYNC_MAX - 1 :]
+    assert slow and all(g >= SYNC_REFINE_GAP_NS // 2 for g in slow)
+    assert sum(asked) + len(asked) * MS >= SYNC_REFINE_NS
+    assert sum(asked[:-1]) + (len(asked) - 1) * MS < SYNC_REFINE_NS
+    assert len(asked) + 1 <= SYNC_MAX + SYNC_REFINE_NS // (SYNC_REFINE_GAP_NS // 2) + 1
+
+
+def test_a_slow_controller_ends_the_quick_part_at_its_budget() -> None:
+    rule = SyncBurst(maximum=1000)
+    assert not rule.quick_over(20, SYNC_BUDGET_NS - 1, known=True)
+    assert rule.quick_over(20, SYNC_BUDGET_NS, known=True)
+    # ... but not before there is an estimate: READY needs one
+    assert not rule.quick_over(20, SYNC_BUDGET_NS, known=False)
+    # a 200 ms round trip spaces them 200-600 ms apart
+    gap = rule.next_gap_ns(5, MS, known=True, uncertainty_ns=100 * MS, last_rtt_ns=200 * MS)
+    assert gap is not None and 200 * MS <= gap <= 600 * MS
+
+
+@pytest.fixture
+async def controller() -> AsyncIterator[Controller]:
+    ctl = Controller(ControllerSettings(listen="127.0.0.1:0"))
+    await ctl.start()
+    yield ctl
+    await ctl.stop()
+
+
+async def test_an_agent_that_never_reaches_the_target_stops_its_burst_at_the_bounds(
+    controller: Controller, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a target no round trip can meet: only the count and the budget end the burst
+    monkeypatch.setattr(agent_mod, "SyncBurst", lambda: SyncBurst(target_ns=-1))
+    pongs: list[int] = []
+    send = controller.registry.send_unsequenced
+
+    def counted(rec: Any, msg: control_pb2.AttachResponse) -> None:
+        if msg.WhichOneof("command") == "pong":
+            pongs.append(time.monotonic_ns())
+        send(rec, msg)
+
+    monkeypatch.setattr(controller.registry, "send_unsequenced", counted)
+    agent = Agent(controller.address, worker_id="burst")
+    task = asyncio.create_task(agent.serve())
+    try:
+        began = time.monotonic()
+        await wait_for(agent._synced.is_set, 20, "the quick part to end")
+        took = time.monotonic() - began
+        # an estimate before READY, and the quick part ended by its bounds
+        assert agent.clock.known
+        assert SYNC_MIN <= len(pongs) <= SYNC_MAX + 1 + int(took)  # + 1/s regular heartbeats
+        # spaced, not back to back: at least half SYNC_GAP_NS apart on average
+        assert pongs[SYNC_MIN - 1] - pongs[0] >= (SYNC_MIN - 1) * SYNC_GAP_NS // 2
+        # then a slow trickle: over 2 s, at most one every SYNC_REFINE_GAP_NS / 2 and the
+        # regular heartbeat each second
+        quick = len(pongs)
+        await asyncio.sleep(2.0)
+        assert len(pongs) - quick <= 2 * 1e9 // (SYNC_REFINE_GAP_NS // 2) + 3
+    finally:
+        await agent.shutdown(0.5)
+        await asyncio.wait_for(task, 10)

@@ -1,0 +1,72 @@
+"""The clock-sync burst after Welcome: how many round trips, how far apart.
+
+A worker needs a clock offset before READY (the plan's instants are mapped with it), so
+right after Welcome it sends Heartbeats and keeps the Pong with the best round trip
+(worker/clock.py). Every worker of a fleet starts this at about the same moment, so it is
+bounded. The quick part: at least SYNC_MIN round trips, then more only while the
+estimate is not within SYNC_TARGET_NS, at most SYNC_MAX of them and (with an estimate)
+for at most SYNC_BUDGET_NS; READY waits for it. Then, while the estimate is still not
+within the target (a loaded host), one round trip every SYNC_REFINE_GAP_NS for at most
+SYNC_REFINE_NS after the first: the best of a few dozen round trips, without a flood.
+Round trips are spaced by at least SYNC_GAP_NS and twice the last round trip, jittered:
+a busy controller (long round trips) is asked less often, and workers that attached
+together drift apart.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+SYNC_MIN = 4
+"""Round trips always made (the best of a few: a lone one may meet a busy controller)."""
+SYNC_MAX = 16
+"""Round trips at most in the quick part."""
+SYNC_TARGET_NS = 250_000
+"""After SYNC_MIN, more round trips only while the estimate is known less well."""
+SYNC_BUDGET_NS = 2_000_000_000
+"""The quick part ends this long after the first round trip (once an estimate exists)."""
+SYNC_GAP_NS = 10_000_000
+"""The least time between two round trips of the quick part (before jitter)."""
+SYNC_REFINE_GAP_NS = 400_000_000
+"""After the quick part: one round trip this often (jittered) ..."""
+SYNC_REFINE_NS = 20_000_000_000
+"""... for at most this long after the first, while the estimate misses the target."""
+
+
+@dataclass(frozen=True)
+class SyncBurst:
+    """The burst's rule; asked after each round trip."""
+
+    minimum: int = SYNC_MIN
+    maximum: int = SYNC_MAX
+    target_ns: int = SYNC_TARGET_NS
+    budget_ns: int = SYNC_BUDGET_NS
+    gap_ns: int = SYNC_GAP_NS
+    refine_gap_ns: int = SYNC_REFINE_GAP_NS
+    refine_ns: int = SYNC_REFINE_NS
+
+    def quick_over(self, sent: int, elapsed_ns: int, *, known: bool) -> bool:
+        """After ``sent`` round trips, ``elapsed_ns`` after the first was sent: is the
+        quick part over (READY need not wait any longer)?"""
+        return sent >= self.maximum or (known and elapsed_ns >= self.budget_ns)
+
+    def next_gap_ns(
+        self,
+        sent: int,
+        elapsed_ns: int,
+        *,
+        known: bool,
+        uncertainty_ns: int,
+        last_rtt_ns: int,
+        rnd: random.Random | None = None,
+    ) -> int | None:
+        """How long to wait before the next round trip, or None when the burst is over."""
+        uniform = (rnd or random).uniform
+        if known and sent >= self.minimum and uncertainty_ns <= self.target_ns:
+            return None
+        if not self.quick_over(sent, elapsed_ns, known=known):
+            return round(max(self.gap_ns, 2 * last_rtt_ns) * uniform(0.5, 1.5))
+        if elapsed_ns >= self.refine_ns:
+            return None
+        return round(max(self.refine_gap_ns, 2 * last_rtt_ns) * uniform(0.5, 1.5))
