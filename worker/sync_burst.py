@@ -3,14 +3,13 @@
 A worker needs a clock offset before READY (the plan's instants are mapped with it), so
 right after Welcome it sends Heartbeats and keeps the Pong with the best round trip
 (worker/clock.py). Every worker of a fleet starts this at about the same moment, so it is
-bounded. The quick part: at least SYNC_MIN round trips, then more only while the
-estimate is not within SYNC_TARGET_NS, at most SYNC_MAX of them and (with an estimate)
-for at most SYNC_BUDGET_NS; READY waits for it. Then, while the estimate is still not
-within the target (a loaded host), one round trip every SYNC_REFINE_GAP_NS for at most
+bounded. The quick part: SYNC_MIN round trips nearly back to back, then more only while
+the estimate is not within SYNC_TARGET_NS, spaced by at least SYNC_GAP_NS and the last
+round trip (jittered: a busy controller is asked less often, and workers that attached
+together drift apart), at most SYNC_MAX of them and (with an estimate) for at most
+SYNC_BUDGET_NS; READY waits for it. Then, while the estimate is still not within the
+target (a loaded host), one round trip every SYNC_REFINE_GAP_NS for at most
 SYNC_REFINE_NS after the first: the best of a few dozen round trips, without a flood.
-Round trips are spaced by at least SYNC_GAP_NS and twice the last round trip, jittered:
-a busy controller (long round trips) is asked less often, and workers that attached
-together drift apart.
 """
 
 from __future__ import annotations
@@ -18,9 +17,12 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-SYNC_MIN = 4
-"""Round trips always made (the best of a few: a lone one may meet a busy controller)."""
-SYNC_MAX = 16
+SYNC_MIN = 8
+"""Round trips always made, nearly back to back (SYNC_MIN_GAP_NS): the best of a few (a
+lone one may meet a busy controller), before anything changes."""
+SYNC_MIN_GAP_NS = (2_000_000, 10_000_000)
+"""The time between those first round trips: uniform in this range."""
+SYNC_MAX = 24
 """Round trips at most in the quick part."""
 SYNC_TARGET_NS = 250_000
 """After SYNC_MIN, more round trips only while the estimate is known less well."""
@@ -65,8 +67,10 @@ class SyncBurst:
         uniform = (rnd or random).uniform
         if known and sent >= self.minimum and uncertainty_ns <= self.target_ns:
             return None
+        if sent < self.minimum:
+            return round(uniform(*SYNC_MIN_GAP_NS))
         if not self.quick_over(sent, elapsed_ns, known=known):
-            return round(max(self.gap_ns, 2 * last_rtt_ns) * uniform(0.5, 1.5))
+            return round(max(self.gap_ns, last_rtt_ns) * uniform(0.5, 1.5))
         if elapsed_ns >= self.refine_ns:
             return None
         return round(max(self.refine_gap_ns, 2 * last_rtt_ns) * uniform(0.5, 1.5))
