@@ -24,8 +24,6 @@ from worker.sync_burst import (
     SYNC_MAX,
     SYNC_MIN,
     SYNC_MIN_GAP_NS,
-    SYNC_REFINE_GAP_NS,
-    SYNC_REFINE_NS,
     SyncBurst,
 )
 
@@ -51,30 +49,24 @@ def test_a_good_estimate_ends_the_burst_after_its_minimum() -> None:
     assert all(SYNC_MIN_GAP_NS[0] <= g <= SYNC_MIN_GAP_NS[1] for g in asked)
 
 
-def test_a_poor_estimate_is_refined_slowly_until_the_refining_ends() -> None:
+def test_a_poor_estimate_ends_the_burst_at_its_maximum() -> None:
     rule = SyncBurst()
     asked = gaps(rule, known=True, uncertainty_ns=5 * MS, last_rtt_ns=10 * MS)
-    # the quick part: SYNC_MIN round trips nearly back to back, then up to SYNC_MAX
-    # 5-15 ms apart (the 10 ms round trip, jittered)
-    quick = asked[: SYNC_MAX - 1]
-    assert all(g <= SYNC_MIN_GAP_NS[1] for g in quick[: SYNC_MIN - 1])
-    assert all(5 * MS <= g <= 15 * MS for g in quick[SYNC_MIN - 1 :])
-    assert rule.quick_over(SYNC_MAX, sum(quick), known=True)
-    assert not rule.quick_over(SYNC_MAX - 1, sum(quick[:-1]), known=True)
-    # then slowly, until SYNC_REFINE_NS after the first
-    slow = asked[SYNC_MAX - 1 :]
-    assert slow and all(g >= SYNC_REFINE_GAP_NS // 2 for g in slow)
-    assert sum(asked) + len(asked) * MS >= SYNC_REFINE_NS
-    assert sum(asked[:-1]) + (len(asked) - 1) * MS < SYNC_REFINE_NS
-    assert len(asked) + 1 <= SYNC_MAX + SYNC_REFINE_NS // (SYNC_REFINE_GAP_NS // 2) + 1
+    assert len(asked) + 1 == SYNC_MAX
+    # SYNC_MIN round trips nearly back to back, then 5-15 ms apart (the 10 ms round trip,
+    # jittered)
+    assert all(g <= SYNC_MIN_GAP_NS[1] for g in asked[: SYNC_MIN - 1])
+    assert all(5 * MS <= g <= 15 * MS for g in asked[SYNC_MIN - 1 :])
+    assert rule.exhausted(SYNC_MAX, sum(asked), known=True)
+    assert not rule.exhausted(SYNC_MAX - 1, sum(asked[:-1]), known=True)
 
 
-def test_a_slow_controller_ends_the_quick_part_at_its_budget() -> None:
+def test_a_slow_controller_ends_the_burst_at_its_budget() -> None:
     rule = SyncBurst(maximum=1000)
-    assert not rule.quick_over(20, SYNC_BUDGET_NS - 1, known=True)
-    assert rule.quick_over(20, SYNC_BUDGET_NS, known=True)
+    assert not rule.exhausted(20, SYNC_BUDGET_NS - 1, known=True)
+    assert rule.exhausted(20, SYNC_BUDGET_NS, known=True)
     # ... but not before there is an estimate: READY needs one
-    assert not rule.quick_over(20, SYNC_BUDGET_NS, known=False)
+    assert not rule.exhausted(20, SYNC_BUDGET_NS, known=False)
     # a 200 ms round trip spaces them 100-300 ms apart
     gap = rule.next_gap_ns(20, MS, known=True, uncertainty_ns=100 * MS, last_rtt_ns=200 * MS)
     assert gap is not None and 100 * MS <= gap <= 300 * MS
@@ -106,19 +98,18 @@ async def test_an_agent_that_never_reaches_the_target_stops_its_burst_at_the_bou
     task = asyncio.create_task(agent.serve())
     try:
         began = time.monotonic()
-        await wait_for(agent._synced.is_set, 20, "the quick part to end")
+        await wait_for(agent._synced.is_set, 20, "the burst to end")
         took = time.monotonic() - began
-        # an estimate before READY, and the quick part ended by its bounds
+        # an estimate before READY, and the burst ended by its bounds
         assert agent.clock.known
         assert SYNC_MIN <= len(pongs) <= SYNC_MAX + 1 + int(took)  # + 1/s regular heartbeats
         # after the first SYNC_MIN, spaced: at least half SYNC_GAP_NS apart on average
         spaced = pongs[SYNC_MIN - 1 : SYNC_MAX]
         assert spaced[-1] - spaced[0] >= (len(spaced) - 1) * SYNC_GAP_NS // 2
-        # then a slow trickle: over 2 s, at most one every SYNC_REFINE_GAP_NS / 2 and the
-        # regular heartbeat each second
-        quick = len(pongs)
+        # then only the regular heartbeat, once a second
+        burst = len(pongs)
         await asyncio.sleep(2.0)
-        assert len(pongs) - quick <= 2 * 1e9 // (SYNC_REFINE_GAP_NS // 2) + 3
+        assert len(pongs) - burst <= 3
     finally:
         await agent.shutdown(0.5)
         await asyncio.wait_for(task, 10)

@@ -316,8 +316,8 @@ class Agent(RunEffects):
         ctx.executor.set_bounds(Boundaries.from_plan(ctx.plan, self.to_perf))
 
     async def _sync_burst(self) -> None:
-        """Round trips right after Welcome, so the offset is known before READY (the
-        quick part; then a few more, slowly, while it is poor): worker/sync_burst.py."""
+        """Round trips right after Welcome, so the offset is known before READY; how many
+        and how far apart: worker/sync_burst.py."""
         rule = SyncBurst()
         began = time.perf_counter_ns()
         sent = 0
@@ -331,12 +331,9 @@ class Agent(RunEffects):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._pong.wait(), 0.5)
                     rtt = time.perf_counter_ns() - sent_at
-                elapsed = time.perf_counter_ns() - began
-                if rule.quick_over(sent, elapsed, known=self.clock.known):
-                    self._synced.set()
                 gap = rule.next_gap_ns(
                     sent,
-                    elapsed,
+                    time.perf_counter_ns() - began,
                     known=self.clock.known,
                     uncertainty_ns=self.clock.uncertainty_ns,
                     last_rtt_ns=rtt,

@@ -3,13 +3,13 @@
 A worker needs a clock offset before READY (the plan's instants are mapped with it), so
 right after Welcome it sends Heartbeats and keeps the Pong with the best round trip
 (worker/clock.py). Every worker of a fleet starts this at about the same moment, so it is
-bounded. The quick part: SYNC_MIN round trips nearly back to back, then more only while
+bounded: SYNC_MIN round trips nearly back to back, then more only while
 the estimate is not within SYNC_TARGET_NS, spaced by at least SYNC_GAP_NS and the last
 round trip (jittered: a busy controller is asked less often, and workers that attached
 together drift apart), at most SYNC_MAX of them and (with an estimate) for at most
-SYNC_BUDGET_NS; READY waits for it. Then, while the estimate is still not within the
-target (a loaded host), one round trip every SYNC_REFINE_GAP_NS for at most
-SYNC_REFINE_NS after the first: the best of a few dozen round trips, without a flood.
+SYNC_BUDGET_NS; READY waits for it. After that the regular heartbeats (one a second
+while idle) go on improving the estimate: a faster trickle for every worker of a fleet at
+once loaded the controller of 64 workers on a busy host more than it helped their clocks.
 """
 
 from __future__ import annotations
@@ -23,17 +23,13 @@ lone one may meet a busy controller), before anything changes."""
 SYNC_MIN_GAP_NS = (2_000_000, 10_000_000)
 """The time between those first round trips: uniform in this range."""
 SYNC_MAX = 24
-"""Round trips at most in the quick part."""
+"""Round trips at most."""
 SYNC_TARGET_NS = 250_000
 """After SYNC_MIN, more round trips only while the estimate is known less well."""
 SYNC_BUDGET_NS = 2_000_000_000
-"""The quick part ends this long after the first round trip (once an estimate exists)."""
+"""The burst ends this long after the first round trip (once an estimate exists)."""
 SYNC_GAP_NS = 10_000_000
-"""The least time between two round trips of the quick part (before jitter)."""
-SYNC_REFINE_GAP_NS = 400_000_000
-"""After the quick part: one round trip this often (jittered) ..."""
-SYNC_REFINE_NS = 20_000_000_000
-"""... for at most this long after the first, while the estimate misses the target."""
+"""The least time between two round trips after the first SYNC_MIN (before jitter)."""
 
 
 @dataclass(frozen=True)
@@ -45,12 +41,10 @@ class SyncBurst:
     target_ns: int = SYNC_TARGET_NS
     budget_ns: int = SYNC_BUDGET_NS
     gap_ns: int = SYNC_GAP_NS
-    refine_gap_ns: int = SYNC_REFINE_GAP_NS
-    refine_ns: int = SYNC_REFINE_NS
 
-    def quick_over(self, sent: int, elapsed_ns: int, *, known: bool) -> bool:
+    def exhausted(self, sent: int, elapsed_ns: int, *, known: bool) -> bool:
         """After ``sent`` round trips, ``elapsed_ns`` after the first was sent: is the
-        quick part over (READY need not wait any longer)?"""
+        burst over without reaching its target?"""
         return sent >= self.maximum or (known and elapsed_ns >= self.budget_ns)
 
     def next_gap_ns(
@@ -69,8 +63,6 @@ class SyncBurst:
             return None
         if sent < self.minimum:
             return round(uniform(*SYNC_MIN_GAP_NS))
-        if not self.quick_over(sent, elapsed_ns, known=known):
-            return round(max(self.gap_ns, last_rtt_ns) * uniform(0.5, 1.5))
-        if elapsed_ns >= self.refine_ns:
+        if self.exhausted(sent, elapsed_ns, known=known):
             return None
-        return round(max(self.refine_gap_ns, 2 * last_rtt_ns) * uniform(0.5, 1.5))
+        return round(max(self.gap_ns, last_rtt_ns) * uniform(0.5, 1.5))
