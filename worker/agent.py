@@ -31,7 +31,6 @@ from worker.boundaries import NEVER, Boundaries
 from worker.load_effects import REPORT_INTERVAL_S
 from worker.run_context import RunContext
 from worker.run_effects import RunEffects, seconds_duration
-from worker.sync_burst import SyncBurst
 
 log = logging.getLogger("snowload.worker")
 HEARTBEAT_INTERVAL_S = 1.0
@@ -60,8 +59,13 @@ interval (1 s) before the one that failed, which had the timeout (1 s) to come b
 controller was last known reachable this long before the stream failed, not when."""
 
 
+SYNC_BURST = 8
+"""Heartbeats sent back to back after Welcome, for a clock offset before READY."""
+SYNC_MAX = 48
+"""... and more, up to this many, while the best is not within SYNC_TARGET_NS."""
 REMAP_NS = 100_000
 """An offset estimate that moved by more than this re-maps the plan's instants."""
+SYNC_TARGET_NS = 250_000
 
 
 class Agent(RunEffects):
@@ -101,7 +105,6 @@ class Agent(RunEffects):
         self._pong = asyncio.Event()
         self._synced = asyncio.Event()
         """Set once the first burst of round trips after Welcome is over."""
-        self._burst: asyncio.Task[None] | None = None
         self._channel_options = [*KEEPALIVE_OPTIONS, *(channel_options or [])]
         self.attached = asyncio.Event()
         self._background: set[asyncio.Task[Any]] = set()
@@ -254,9 +257,7 @@ class Agent(RunEffects):
             ctx.resume_connections = 0
         if kind == "welcome":
             self.attached.set()
-            if self._burst is not None:
-                self._burst.cancel()  # the previous stream's, if it still runs
-            self._burst = asyncio.get_running_loop().create_task(self._sync_burst())
+            self._spawn(self._sync_burst())
             self._after_reattach()
             return
         if (
@@ -316,31 +317,18 @@ class Agent(RunEffects):
         ctx.executor.set_bounds(Boundaries.from_plan(ctx.plan, self.to_perf))
 
     async def _sync_burst(self) -> None:
-        """Round trips right after Welcome, so the offset is known before READY; how many
-        and how far apart: worker/sync_burst.py."""
-        rule = SyncBurst()
-        began = time.perf_counter_ns()
-        sent = 0
+        """Round trips right after Welcome, so the offset is known before READY: at least
+        SYNC_BURST, more (up to SYNC_MAX) while the best is not within SYNC_TARGET_NS (the
+        best is kept; a lone one could have met a busy controller)."""
         try:
-            while True:
+            for sent in range(SYNC_MAX):
+                if sent >= SYNC_BURST and self.clock.uncertainty_ns <= SYNC_TARGET_NS:
+                    break
                 self._pong.clear()
                 self._send(control_pb2.AttachRequest(heartbeat=self.heartbeat()))
-                sent += 1
-                rtt = 0
-                sent_at = time.perf_counter_ns()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._pong.wait(), 0.5)
-                    rtt = time.perf_counter_ns() - sent_at
-                gap = rule.next_gap_ns(
-                    sent,
-                    time.perf_counter_ns() - began,
-                    known=self.clock.known,
-                    uncertainty_ns=self.clock.uncertainty_ns,
-                    last_rtt_ns=rtt,
-                )
-                if gap is None:
-                    break
-                await asyncio.sleep(gap / 1e9)
+                await asyncio.sleep(random.uniform(0.002, 0.01))
         finally:
             self._synced.set()
 

@@ -25,12 +25,15 @@ from worker.generators import Sequences
 from worker.load_effects import LoadEffects
 from worker.preparation import ReadyBudget, SetupError, run_setup, sample_pools
 from worker.run_context import RunContext
-from worker.settle import settle_until
 from worker.warehouse import POLL_INTERVAL_S, WarehouseWatcher
 
 log = logging.getLogger("snowload.worker")
 SYNC_WAIT_S = 5.0
 """READY waits at most this for a first clock offset."""
+SETTLE_NS = 100_000_000
+"""After a Stop with its end instant: how long after its arrival the drain's CPU work (the
+last report) waits, so that it does not hold up the Stop reaching the other workers
+(half the plan's lead after the end instead: no better at 64 workers, docs/benchmarks.md)."""
 now_ts = wclock.now_ts
 
 
@@ -236,13 +239,13 @@ class RunEffects(LoadEffects):
             now = time.perf_counter_ns()
             end = self.to_perf(stop.measurement_end_time.ToNanoseconds())
             ctx.executor.end_at(end, decided_before=end < now)
-            settle = settle_until(ctx.plan, end, now)
+            settle = now + SETTLE_NS
         asyncio.get_running_loop().create_task(self._drain_async(ctx, eff, settle))
 
     async def _drain_async(self, ctx: RunContext, eff: sm.Drain, settle: int) -> None:
         if ctx.executor is not None:
-            # nothing is issued from the end on already; the CPU work waits until the
-            # Stop has most likely reached the other workers (worker/settle.py)
+            # nothing is issued from the end on already; the CPU work waits a little
+            # (SETTLE_NS), so that it does not hold up the Stop reaching the other workers
             await asyncio.sleep(max(0, settle - time.perf_counter_ns()) / 1e9)
             await asyncio.to_thread(ctx.executor.stop, eff.drain_timeout_s)
             if ctx.load_started is not None:
