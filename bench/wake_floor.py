@@ -128,7 +128,7 @@ class WakeFloor:
             assert p.stdin is not None
             p.stdin.write(f"{at}\n")
             p.stdin.flush()
-        woke = []
+        woke: list[int] = []
         for p in self.procs:
             assert p.stdout is not None
             woke.extend(int(w) for w in p.stdout.readline().split())
