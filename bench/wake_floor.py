@@ -11,6 +11,8 @@ statement); the **lateness** per process is its first wake minus the instant.
 
     python bench/wake_floor.py                       # N = 16, 64, 256; 1 and 2 threads; 10 rounds
     python bench/wake_floor.py --sizes 64 --threads 2 --rounds 20
+    python bench/wake_floor.py --sizes 64 --threads 2 --layouts steps,gate,leader
+    python bench/wake_floor.py --sizes 32 --threads 16 --agents 8 --layouts steps,gate
 """
 
 from __future__ import annotations
@@ -24,19 +26,47 @@ from dataclasses import dataclass, field
 
 CHILD = r"""
 import sys, threading, time
-threads, group = int(sys.argv[1]), int(sys.argv[2])
+threads, group, layout = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 STEP = 50_000_000
 def wait(at, out, i):
     while (left := at - time.time_ns()) > 0:
         time.sleep(min(left, STEP) / 1e9)
     out[i] = time.time_ns()
+def gated(lock, out, i):
+    lock.acquire()
+    out[i] = time.time_ns()
+def release(locks):
+    # the first thread of every group first, then the others
+    for k in range(group):
+        for j in range(k, len(locks), group):
+            if locks[j] is not None:
+                locks[j].release()
 for line in sys.stdin:
     at = int(line)
     out = [0] * threads
-    ts = [threading.Thread(target=wait, args=(at, out, i)) for i in range(1, threads)]
-    for t in ts:
-        t.start()
-    wait(at, out, 0)
+    if layout == "steps":
+        ts = [threading.Thread(target=wait, args=(at, out, i)) for i in range(1, threads)]
+        for t in ts:
+            t.start()
+        wait(at, out, 0)
+    else:
+        # one timer wake per process: a gate thread (or the first connection, "leader")
+        # sleeps until the instant and releases the others
+        locks = [threading.Lock() for _ in range(threads)]
+        for lock in locks:
+            lock.acquire()
+        first = 0 if layout == "gate" else 1
+        ts = [
+            threading.Thread(target=gated, args=(locks[i], out, i)) for i in range(first, threads)
+        ]
+        for t in ts:
+            t.start()
+        while (left := at - time.time_ns()) > 0:
+            time.sleep(left / 1e9)
+        if layout == "leader":
+            out[0] = time.time_ns()
+            locks[0] = None
+        release(locks)
     for t in ts:
         t.join()
     firsts = [min(out[i : i + group]) for i in range(0, threads, group)]
@@ -49,6 +79,8 @@ for line in sys.stdin:
 class WakeResult:
     n: int
     threads: int
+    layout: str = "steps"
+    agents: int = 1
     spread_ms: list[float] = field(default_factory=list)
     late_ms: list[float] = field(default_factory=list)
     load: tuple[float, float, float] = (0.0, 0.0, 0.0)
@@ -67,14 +99,20 @@ def percentile(values: list[float], p: float) -> float:
 class WakeFloor:
     """N idle processes waiting for instants; ``round()`` is one shared instant."""
 
-    def __init__(self, n: int, threads: int = 1, agents: int = 1) -> None:
+    def __init__(self, n: int, threads: int = 1, agents: int = 1, layout: str = "steps") -> None:
         """``n`` processes of ``threads`` threads each; with ``agents`` > 1 a process
         stands for that many workers of ``threads // agents`` threads, and the spread
-        is over each worker's first wake."""
+        is over each worker's first wake. ``layout``: "steps" (every thread sleeps
+        until the instant itself), "gate" (one more thread per process sleeps until it
+        and releases the others, the first of each worker first: worker/start_gate.py),
+        "leader" (the first thread sleeps and releases the others)."""
         self.n, self.threads = n, threads
         self.procs = [
             subprocess.Popen(
-                [sys.executable, "-c", CHILD, str(threads), str(max(1, threads // agents))],
+                [
+                    *(sys.executable, "-c", CHILD),
+                    *(str(threads), str(max(1, threads // agents)), layout),
+                ],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 text=True,
@@ -90,7 +128,7 @@ class WakeFloor:
             assert p.stdin is not None
             p.stdin.write(f"{at}\n")
             p.stdin.flush()
-        woke = []
+        woke: list[int] = []
         for p in self.procs:
             assert p.stdout is not None
             woke.extend(int(w) for w in p.stdout.readline().split())
@@ -108,19 +146,29 @@ class WakeFloor:
                 p.wait()
 
 
-def measure_wake_floor(n: int, rounds: int, threads: int = 1, gap_s: float = 0.3) -> WakeResult:
-    """N idle processes, ``rounds`` shared instants; blocking (run it in a thread)."""
-    result = WakeResult(n, threads, load=os.getloadavg())
-    floor = WakeFloor(n, threads)
+def measure_wake_floor(
+    n: int,
+    rounds: int,
+    threads: int = 1,
+    gap_s: float = 0.3,
+    agents: int = 1,
+    layouts: tuple[str, ...] = ("steps",),
+) -> list[WakeResult]:
+    """N idle processes per layout, ``rounds`` shared instants, the layouts taking turns
+    (so they meet the same moments of a shared host); blocking (run it in a thread)."""
+    results = [WakeResult(n, threads, lay, agents, load=os.getloadavg()) for lay in layouts]
+    floors = [WakeFloor(n, threads, agents, lay) for lay in layouts]
     try:
         for _ in range(rounds):
-            spread, late = floor.round()
-            result.spread_ms.append(spread)
-            result.late_ms.extend(late)
-            time.sleep(gap_s)
+            for floor, result in zip(floors, results, strict=True):
+                spread, late = floor.round()
+                result.spread_ms.append(spread)
+                result.late_ms.extend(late)
+                time.sleep(gap_s)
     finally:
-        floor.close()
-    return result
+        for floor in floors:
+            floor.close()
+    return results
 
 
 def row(name: str, values: list[float]) -> str:
@@ -131,24 +179,31 @@ def row(name: str, values: list[float]) -> str:
 
 
 def report(r: WakeResult) -> None:
+    workers = f" ({r.agents} workers of {r.threads // r.agents})" if r.agents > 1 else ""
     print(
-        f"N = {r.n} processes x {r.threads} thread(s); load average before "
-        f"{r.load[0]:.2f} {r.load[1]:.2f} {r.load[2]:.2f}"
+        f"N = {r.n} processes x {r.threads} thread(s){workers}, {r.layout}; load average "
+        f"before {r.load[0]:.2f} {r.load[1]:.2f} {r.load[2]:.2f}"
     )
     print(f"  {'(ms)':<34} {'n':>5} {'p50':>7} {'p99':>7} {'max':>7}")
     print(row("spread of first wakes (per round)", r.spread_ms))
-    print(row("wake - instant (per process)", r.late_ms))
+    print(row("wake - instant (per worker)", r.late_ms))
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", default="16,64,256")
+    parser.add_argument("--sizes", default="16,64,256", help="processes, comma-separated")
     parser.add_argument("--threads", default="1,2", help="threads per process, comma-separated")
+    parser.add_argument("--agents", type=int, default=1, help="workers per process")
+    parser.add_argument("--layouts", default="steps", help="steps,gate,leader (comma-separated)")
     parser.add_argument("--rounds", type=int, default=10)
     args = parser.parse_args()
+    layouts = tuple(args.layouts.split(","))
     for n in (int(s) for s in args.sizes.split(",")):
         for threads in (int(t) for t in args.threads.split(",")):
-            report(measure_wake_floor(n, args.rounds, threads))
+            for r in measure_wake_floor(
+                n, args.rounds, threads, agents=args.agents, layouts=layouts
+            ):
+                report(r)
             print(flush=True)
     return 0
 

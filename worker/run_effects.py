@@ -29,9 +29,11 @@ from worker.warehouse import POLL_INTERVAL_S, WarehouseWatcher
 
 log = logging.getLogger("snowload.worker")
 SYNC_WAIT_S = 5.0
-SETTLE_S = 0.1
-"""After a Stop with its end instant: how long the last report waits (see _drain_async)."""
 """READY waits at most this for a first clock offset."""
+SETTLE_NS = 100_000_000
+"""After a Stop with its end instant: how long after its arrival the drain's CPU work (the
+last report) waits, so that it does not hold up the Stop reaching the other workers
+(half the plan's lead after the end instead: no better at 64 workers, docs/benchmarks.md)."""
 now_ts = wclock.now_ts
 
 
@@ -255,23 +257,27 @@ class RunEffects(LoadEffects):
         if ctx is None:
             self._event(sm.drained(self.model, eff.run_id))
             return
-        asyncio.get_running_loop().create_task(self._drain_async(ctx, eff))
-
-    async def _drain_async(self, ctx: RunContext, eff: sm.Drain) -> None:
+        # at once, before the Ack goes out: the end, and no more reports
         if ctx.reporter is not None:
             ctx.reporter.cancel()
         if ctx.warehouse_task is not None:
             ctx.warehouse_task.cancel()
+        settle = 0
+        stop = eff.stop
+        if ctx.executor is not None and stop is not None and stop.HasField("measurement_end_time"):
+            # MEASUREMENT ends at the instant the controller planned or decided
+            now = time.perf_counter_ns()
+            end = self._decided_end(ctx, stop.measurement_end_time.ToNanoseconds())
+            if end is not None:
+                ctx.executor.end_at(end, decided_before=end < now)
+            settle = now + SETTLE_NS
+        asyncio.get_running_loop().create_task(self._drain_async(ctx, eff, settle))
+
+    async def _drain_async(self, ctx: RunContext, eff: sm.Drain, settle: int) -> None:
         if ctx.executor is not None:
-            stop = eff.stop
-            if stop is not None and stop.HasField("measurement_end_time"):
-                # MEASUREMENT ends at the instant the controller planned or decided
-                end = self._decided_end(ctx, stop.measurement_end_time.ToNanoseconds())
-                if end is not None:
-                    ctx.executor.end_at(end, decided_before=end < time.perf_counter_ns())
-                # nothing is issued from the end on already; the last report (CPU) waits a
-                # little, so that it does not hold up the Stop reaching the other workers
-                await asyncio.sleep(SETTLE_S)
+            # nothing is issued from the end on already; the CPU work waits a little
+            # (SETTLE_NS), so that it does not hold up the Stop reaching the other workers
+            await asyncio.sleep(max(0, settle - time.perf_counter_ns()) / 1e9)
             await asyncio.to_thread(ctx.executor.stop, eff.drain_timeout_s)
             if ctx.load_started is not None:
                 self._report(ctx, last=True)
