@@ -71,10 +71,10 @@ class NoEnricher(Enricher):
         return result(SKIPPED, f"{self.workload.target.driver.value} keeps no server-side history")
 
 
-def enricher_for(workload: Workload) -> Enricher:
+def enricher_for(workload: Workload, run_id: str = "") -> Enricher:
     driver = workload.target.driver
     if driver is DriverName.POSTGRES:
-        return PostgresEnricher(workload)
+        return PostgresEnricher(workload, run_id)
     if driver is DriverName.SNOWFLAKE:
         return SnowflakeEnricher(workload)
     return NoEnricher(workload)
@@ -120,8 +120,10 @@ class PostgresEnricher(Enricher):
         "WHERE datname = current_database())"
     )
 
-    def __init__(self, workload: Workload) -> None:
+    def __init__(self, workload: Workload, run_id: str = "") -> None:
         super().__init__(workload)
+        self.run_id = run_id
+        """Its statements are tagged as the run's telemetry (none without a run)."""
         self._conn: Connection | None = None
         self._before: dict[int, tuple[str, _Stat]] | None = None
         self._error = ""
@@ -131,6 +133,8 @@ class PostgresEnricher(Enricher):
     def _connection(self) -> Connection:
         if self._conn is None:
             self._conn = get_driver(DriverName.POSTGRES).connect(self.workload.target, 10.0)
+            if self.run_id:
+                self._conn.tag_own(own_tag(self.run_id, Purpose.TELEMETRY))
         return self._conn
 
     def _snapshot(self) -> dict[int, tuple[str, _Stat]]:
