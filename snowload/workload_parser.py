@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 from snowload.durations import format_duration, parse_duration
+from snowload.toml_spelling import toml_value
 from snowload.workload import (
     MAX_CONNECTIONS,
     MAX_DURATION_S,
@@ -176,7 +177,7 @@ class Parser:
         if not isinstance(value, str | int | float):
             raise self.error(path, f"must be a duration such as '30s', got {_type_name(value)}")
         try:
-            seconds = parse_duration(value)
+            seconds = parse_duration(value, toml_value)
         except (ValueError, TypeError) as exc:
             raise self.error(path, str(exc)) from exc
         if math.isnan(seconds):
@@ -191,7 +192,7 @@ class Parser:
         value = data.get(key, default.value)
         choices = [e.value for e in enum]
         if not isinstance(value, str) or value not in choices:
-            raise self.error(path, f"must be one of {', '.join(choices)}, got {value!r}")
+            raise self.error(path, f"must be one of {', '.join(choices)}, got {toml_value(value)}")
         return enum(value)
 
     # -- sections ------------------------------------------------------------------------
@@ -453,20 +454,21 @@ class Parser:
             if name in RESERVED_QUERY_NAMES:
                 raise self.error(
                     f"{path}.name",
-                    f"{name!r} is reserved (it names the every-kind row in comparisons): "
+                    f"{toml_value(name)} is reserved (it names the every-kind row in comparisons): "
                     "choose another name",
                 )
             if name in names:
-                raise self.error(f"{path}.name", f"duplicate query name {name!r}")
+                raise self.error(f"{path}.name", f"duplicate query name {toml_value(name)}")
             names.add(name)
             sql = self.string(item, "sql", f"{path}.sql")
             if not sql.strip():
                 raise self.error(f"{path}.sql", "must not be empty")
             weight = item.get("weight", 1)
+            positive = f"must be a positive number, got {toml_value(weight)}"
             if isinstance(weight, bool) or not isinstance(weight, int | float):
-                raise self.error(f"{path}.weight", f"must be a positive number, got {weight!r}")
+                raise self.error(f"{path}.weight", positive)
             if not 0 < weight < math.inf:
-                raise self.error(f"{path}.weight", f"must be a positive number, got {weight!r}")
+                raise self.error(f"{path}.weight", positive)
             params = self.params(item.get("params", []), f"{path}.params")
             expected = count_placeholders(sql)
             if expected != len(params):
@@ -499,7 +501,7 @@ class Parser:
                 or not all(isinstance(v, num) and not isinstance(v, bool) for v in value)
                 or not all(math.isfinite(v) for v in value if isinstance(v, float))
             ):
-                raise self.error(path, f"{kind} takes [low, high], got {value!r}")
+                raise self.error(path, f"{kind} takes [low, high], got {toml_value(value)}")
             if value[0] > value[1]:
                 raise self.error(path, f"{kind} range is empty: low {value[0]} > high {value[1]}")
             return ParamSpec(kind, (value[0], value[1]))
@@ -519,7 +521,9 @@ class Parser:
                 or value[0] > value[1]
                 or not 0 < value[2] <= 10
             ):
-                raise self.error(path, f"zipf takes [low, high, s] with 0 < s <= 10, got {value!r}")
+                raise self.error(
+                    path, f"zipf takes [low, high, s] with 0 < s <= 10, got {toml_value(value)}"
+                )
             return ParamSpec(kind, (value[0], value[1], float(value[2])))
         if kind == "hotspot":
             if (
@@ -535,14 +539,14 @@ class Parser:
                 raise self.error(
                     path,
                     "hotspot takes [low, high, hot_fraction_of_keys, hot_fraction_of_traffic], "
-                    f"e.g. [1, 100000, 0.1, 0.9], got {value!r}",
+                    f"e.g. [1, 100000, 0.1, 0.9], got {toml_value(value)}",
                 )
             return ParamSpec(kind, (value[0], value[1], float(value[2]), float(value[3])))
         if kind == "sequence":
             if isinstance(value, list) and len(value) == 1:
                 value = value[0]
             if isinstance(value, bool) or not isinstance(value, int):
-                raise self.error(path, f"sequence takes a start integer, got {value!r}")
+                raise self.error(path, f"sequence takes a start integer, got {toml_value(value)}")
             return ParamSpec(kind, (value,))
         if kind == "string":
             if isinstance(value, int) and not isinstance(value, bool):
@@ -554,7 +558,7 @@ class Parser:
                 or not 0 <= value[0] <= value[1] <= 1_000_000
             ):
                 raise self.error(
-                    path, f"string takes a length or [min, max] lengths, got {value!r}"
+                    path, f"string takes a length or [min, max] lengths, got {toml_value(value)}"
                 )
             return ParamSpec(kind, (value[0], value[1]))
         if not isinstance(value, list) or not value:
@@ -574,7 +578,7 @@ class Parser:
             per = self.table(data, "query", "slo.query")
             for name, sub in per.items():
                 if name not in names:
-                    raise self.error(f"slo.query.{name}", f"no query named {name!r}")
+                    raise self.error(f"slo.query.{name}", f"no query named {toml_value(name)}")
                 if not isinstance(sub, Mapping):
                     raise self.error(f"slo.query.{name}", "must be a table")
                 by_kind[name] = self.slo(sub, f"slo.query.{name}", names)
