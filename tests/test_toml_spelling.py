@@ -47,7 +47,8 @@ from snowload.toml_spelling import toml_key, toml_string, toml_value
         (time(7, 32, 0, 500), "07:32:00.000500"),
         (datetime(1979, 5, 27, 7, 32), "1979-05-27T07:32:00"),
         (datetime(1979, 5, 27, 7, 32, tzinfo=UTC), "1979-05-27T07:32:00+00:00"),
-        (None, "None"),  # (TOML has no null: shown as Python shows it)
+        (None, "None"),  # (TOML has no null or bytes: shown as Python shows them)
+        (b"x", "b'x'"),
     ],
 )
 def test_each_kind_of_value_is_spelled_as_a_toml_file_writes_it(value: Any, spelled: str) -> None:
