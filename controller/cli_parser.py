@@ -327,19 +327,20 @@ def add_deploy(sub: Subparsers) -> None:
             "Print the SQL that creates the controller and worker services (and, "
             "with --run, a job service that runs the workload), the grants it needs as "
             "comments. --execute runs it through the connector and waits until the services "
-            "are READY; --down removes what it creates.",
+            "are READY; --down removes what it creates and needs only the services' names "
+            "(--run WORKLOAD for the job; --execute --connection NAME to run it).",
             88,
         ),
         epilog=DEPLOY_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    spcs.add_argument("--compute-pool", required=True, help="compute pool of the services")
+    # required to deploy, not to --down (controller/deploy_cli.py says which are missing)
+    spcs.add_argument("--compute-pool", help="compute pool of the services (not for --down)")
     spcs.add_argument(
         "--image",
-        required=True,
-        help="image in the account's repository: /db/schema/repo/snowload:TAG",
+        help="image in the account's repository: /db/schema/repo/snowload:TAG (not for --down)",
     )
-    spcs.add_argument("--workers", type=positive_int, required=True, help="worker instances")
+    spcs.add_argument("--workers", type=positive_int, help="worker instances (not for --down)")
     spcs.add_argument("--warehouse", default="", help="query warehouse of the workers and the job")
     spcs.add_argument(
         "--run", metavar="WORKLOAD", help="also a job service that runs this workload"

@@ -86,15 +86,26 @@ class SpcsDeployment:
 
     @property
     def job(self) -> str:
-        if self.workload is None:
-            return ""
-        stem = re.sub(r"[^A-Za-z0-9]+", "_", self.workload.stem).strip("_").upper()
-        return f"SNOWLOAD_RUN_{stem or 'WORKLOAD'}"[:255]
+        return job_name(self.workload)
 
     @property
     def services(self) -> tuple[str, ...]:
         """What ``--down`` drops, in dropping order."""
-        return (*([self.job] if self.job else []), WORKERS, CONTROLLER)
+        return services(self.workload)
+
+
+def job_name(workload: Path | None) -> str:
+    """The job service of ``--run WORKLOAD`` ("" without one): named after the file alone."""
+    if workload is None:
+        return ""
+    stem = re.sub(r"[^A-Za-z0-9]+", "_", workload.stem).strip("_").upper()
+    return f"SNOWLOAD_RUN_{stem or 'WORKLOAD'}"[:255]
+
+
+def services(workload: Path | None) -> tuple[str, ...]:
+    """The services of a deployment (with the job of ``workload``), in dropping order."""
+    job = job_name(workload)
+    return (*([job] if job else []), WORKERS, CONTROLLER)
 
 
 def token_secret() -> dict[str, Any]:
@@ -256,8 +267,11 @@ def up(d: SpcsDeployment, *, reuse: bool = False) -> list[Statement]:
     return out
 
 
-def down(d: SpcsDeployment) -> list[Statement]:
-    return [Statement(StatementKind.DROP, f"DROP SERVICE IF EXISTS {s}", s) for s in d.services]
+def down(workload: Path | None = None) -> list[Statement]:
+    """What ``--down`` runs: it needs the services' names only (no pool, image or count)."""
+    return [
+        Statement(StatementKind.DROP, f"DROP SERVICE IF EXISTS {s}", s) for s in services(workload)
+    ]
 
 
 def grants(d: SpcsDeployment) -> list[str]:

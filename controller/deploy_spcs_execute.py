@@ -8,6 +8,7 @@ import shlex
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import snowflake.connector
@@ -16,9 +17,9 @@ from snowflake.connector import DictCursor
 from controller.deploy_spcs import (
     CONTROLLER,
     WORKERS,
-    SpcsDeployment,
     Statement,
     StatementKind,
+    services,
 )
 
 Say = Callable[[str], None]
@@ -79,15 +80,15 @@ def one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())
 
 
-def removal_hint(d: SpcsDeployment, created: Sequence[str], connection: str) -> str:
+def removal_hint(workload: Path | None, created: Sequence[str], connection: str) -> str:
     if not created:
         return "nothing was created."
     command = ["snowload", "deploy", "spcs", "--down", "--execute", "--connection", connection]
-    command += ["--compute-pool", d.compute_pool, "--image", d.image, "--workers", str(d.workers)]
-    command += ["--run", str(d.workload)] if d.workload else []
+    command += ["--run", str(workload)] if workload else []
+    dropped = ", ".join(services(workload))
     return (
         f"created so far: {', '.join(created)}; '{shlex.join(command)}' removes "
-        f"{'it' if len(created) == 1 else 'them'} (DROP SERVICE IF EXISTS {', '.join(d.services)})."
+        f"{'it' if len(created) == 1 else 'them'} (DROP SERVICE IF EXISTS {dropped})."
     )
 
 
@@ -125,21 +126,25 @@ def wait_ready(
 
 def execute(
     conn: Any,
-    d: SpcsDeployment,
     statements: Sequence[Statement],
     connection: str,
     say: Say,
+    *,
+    workers: int = 0,
+    workload: Path | None = None,
     wait_s: float = 900.0,
     poll_s: float = 5.0,
 ) -> None:
-    """Run ``statements`` in order (waiting for READY before the WAIT statement)."""
+    """Run ``statements`` in order (waiting for ``workers`` READY worker instances before the
+    WAIT statement); ``workload``: the ``--run`` file, named in what ``--down`` removes."""
     created: list[str] = []
     for st in statements:
         if st.kind is StatementKind.WAIT:
             try:
-                wait_ready(conn, {CONTROLLER: 1, WORKERS: d.workers}, wait_s, poll_s, say)
+                wait_ready(conn, {CONTROLLER: 1, WORKERS: workers}, wait_s, poll_s, say)
             except DeployFailed as exc:
-                raise DeployFailed(f"{exc}\n{removal_hint(d, created, connection)}") from exc
+                hint = removal_hint(workload, created, connection)
+                raise DeployFailed(f"{exc}\n{hint}") from exc
         first_line = st.sql.split("\n", 1)[0]
         say(f"-- {first_line}")
         try:
@@ -153,7 +158,7 @@ def execute(
                 ) from exc
             raise DeployFailed(
                 f"Snowflake refused {first_line}: {one_line(exc)}\n"
-                f"{removal_hint(d, created, connection)}"
+                f"{removal_hint(workload, created, connection)}"
             ) from exc
         if st.kind is StatementKind.CREATE_SERVICE:
             created.append(st.service)

@@ -7,17 +7,20 @@ and on the command line (``--duration 15``).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from typing import Any
 
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
-def parse_duration(text: str | int | float) -> float:
+def parse_duration(text: str | int | float, spell: Callable[[Any], str] = repr) -> float:
     """Seconds for a duration such as ``"1m30s"``; plain numbers (or numeric strings) are
     seconds.
 
-    Raises ValueError with a short explanation for anything else.
+    Raises ValueError with a short explanation for anything else, showing ``text`` as
+    ``spell`` writes it (a workload file's messages spell it as TOML does).
     """
     if isinstance(text, bool):
         raise ValueError("expected a duration such as '30s', got a boolean")
@@ -29,7 +32,7 @@ def parse_duration(text: str | int | float) -> float:
     if not value:
         raise ValueError("empty duration")
     if value.startswith("-"):
-        raise ValueError(f"duration must not be negative, got {text!r}")
+        raise ValueError(f"duration must not be negative, got {spell(text)}")
     if _NUMBER.fullmatch(value):
         return float(value)
     pos, total = 0, 0.0
@@ -39,7 +42,7 @@ def parse_duration(text: str | int | float) -> float:
         total += float(match.group(1)) * _UNITS[match.group(2)]
         pos = match.end()
     if pos != len(value) or pos == 0:
-        raise ValueError(f"invalid duration {text!r}; use e.g. '500ms', '15s', '1m30s', '2h'")
+        raise ValueError(f"invalid duration {spell(text)}; use e.g. '500ms', '15s', '1m30s', '2h'")
     return total
 
 

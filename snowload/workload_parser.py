@@ -9,12 +9,15 @@ engine.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from typing import Any, TypeVar
 
 from snowload.durations import format_duration, parse_duration
+from snowload.field_messages import did_you_mean, type_name
+from snowload.param_specs import param_spec
+from snowload.toml_lines import field_line
+from snowload.toml_spelling import toml_value
 from snowload.workload import (
     MAX_CONNECTIONS,
     MAX_DURATION_S,
@@ -67,65 +70,24 @@ class Parser:
         return self._locate(path)
 
     def _locate(self, path: str) -> int | None:
-        """Line of a field path such as ``query[1].weight`` or ``slo.query.insert``.
-
-        The line whose key (or table header) matches the longest leading part of the path
-        wins, the first one on a tie; a field that is absent from the file entirely is
-        reported at line 1.
-        """
+        """Line of a field path (snowload/toml_lines.py); None without the source text."""
         if self.lines is None or not path:
             return None
-        want = [(name, int(idx) if idx else None) for name, idx in _PATH_SEG.findall(path)]
-        best_line, best_score = 1, 0
-        table: list[tuple[str, int | None]] = []
-        # the last index of each array of tables, under the array entries of its parents
-        # ([[query.params]] counts from 0 again in every [[query]])
-        array_index: dict[tuple[tuple[str, int | None], ...], int] = {}
-        in_string: str | None = None  # the closing quotes of an open multi-line string
-        for lineno, raw in enumerate(self.lines, start=1):
-            if in_string is not None:
-                if in_string in raw:
-                    in_string = None
-                continue
-            found: list[tuple[str, int | None]] | None = None
-            key = None
-            if header := _HEADER.match(raw):
-                names = _split_key(header.group(2))
-                table = []
-                for name in names[:-1]:
-                    table.append((name, array_index.get((*table, (name, None)))))
-                last = (*table, (names[-1], None))
-                if header.group(1) == "[[":
-                    array_index[last] = array_index.get(last, -1) + 1
-                table.append((names[-1], array_index.get(last)))
-                found = table
-            elif key := _KEY.match(raw):
-                found = table + [(n, None) for n in _split_key(key.group(1))]
-            if not header and not raw.lstrip().startswith("#"):
-                rest = raw[key.end() :] if key else raw
-                for quotes in ('"""', "'''"):
-                    if rest.count(quotes) % 2:
-                        in_string = quotes
-                        break
-            if found:
-                score = _common_prefix(found, want)
-                if score > best_score:
-                    best_line, best_score = lineno, score
-        return best_line
+        return field_line(self.lines, path)
 
     # -- typed getters ---------------------------------------------------------------
 
     def table(self, data: Mapping[str, Any], key: str, path: str) -> Mapping[str, Any]:
         value = data.get(key, {})
         if not isinstance(value, Mapping):
-            raise self.error(path, f"must be a table, got {_type_name(value)}")
+            raise self.error(path, f"must be a table, got {type_name(value)}")
         return value
 
     def only_keys(self, data: Mapping[str, Any], allowed: Sequence[str], path: str) -> None:
         for key in data:
             if key not in allowed:
                 where = f"{path}.{key}" if path else key
-                hint = _did_you_mean(key, allowed)
+                hint = did_you_mean(key, allowed)
                 raise self.error(where, f"unknown field{hint}; allowed: {', '.join(allowed)}")
 
     def string(
@@ -137,7 +99,7 @@ class Parser:
             return default
         value = data[key]
         if not isinstance(value, str):
-            raise self.error(path, f"must be a string, got {_type_name(value)}")
+            raise self.error(path, f"must be a string, got {type_name(value)}")
         return value
 
     def integer(
@@ -145,7 +107,7 @@ class Parser:
     ) -> int:
         value = data.get(key, default)
         if isinstance(value, bool) or not isinstance(value, int):
-            raise self.error(path, f"must be an integer, got {_type_name(value)}")
+            raise self.error(path, f"must be an integer, got {type_name(value)}")
         if not lo <= value <= hi:
             raise self.error(path, f"must be between {lo} and {hi}, got {value}")
         return value
@@ -153,7 +115,7 @@ class Parser:
     def boolean(self, data: Mapping[str, Any], key: str, path: str, default: bool) -> bool:
         value = data.get(key, default)
         if not isinstance(value, bool):
-            raise self.error(path, f"must be true or false, got {_type_name(value)}")
+            raise self.error(path, f"must be true or false, got {type_name(value)}")
         return value
 
     def number(self, data: Mapping[str, Any], key: str, path: str) -> float | None:
@@ -161,7 +123,7 @@ class Parser:
             return None
         value = data[key]
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.error(path, f"must be a number, got {_type_name(value)}")
+            raise self.error(path, f"must be a number, got {type_name(value)}")
         if value < 0:
             raise self.error(path, f"must not be negative, got {value}")
         if not math.isfinite(value):
@@ -175,9 +137,9 @@ class Parser:
             return default
         value = data[key]
         if not isinstance(value, str | int | float):
-            raise self.error(path, f"must be a duration such as '30s', got {_type_name(value)}")
+            raise self.error(path, f"must be a duration such as '30s', got {type_name(value)}")
         try:
-            seconds = parse_duration(value)
+            seconds = parse_duration(value, toml_value)
         except (ValueError, TypeError) as exc:
             raise self.error(path, str(exc)) from exc
         if math.isnan(seconds):
@@ -192,7 +154,7 @@ class Parser:
         value = data.get(key, default.value)
         choices = [e.value for e in enum]
         if not isinstance(value, str) or value not in choices:
-            raise self.error(path, f"must be one of {', '.join(choices)}, got {value!r}")
+            raise self.error(path, f"must be one of {', '.join(choices)}, got {toml_value(value)}")
         return enum(value)
 
     # -- sections ------------------------------------------------------------------------
@@ -452,7 +414,7 @@ class Parser:
         for i, item in enumerate(raw):
             path = f"query[{i}]"
             if not isinstance(item, Mapping):
-                raise self.error(path, f"must be a table, got {_type_name(item)}")
+                raise self.error(path, f"must be a table, got {type_name(item)}")
             self.only_keys(item, ("name", "sql", "weight", "params"), path)
             name = self.string(item, "name", f"{path}.name")
             if not NAME_RE.match(name):
@@ -462,20 +424,21 @@ class Parser:
             if name in RESERVED_QUERY_NAMES:
                 raise self.error(
                     f"{path}.name",
-                    f"{name!r} is reserved (it names the every-kind row in comparisons): "
+                    f"{toml_value(name)} is reserved (it names the every-kind row in comparisons): "
                     "choose another name",
                 )
             if name in names:
-                raise self.error(f"{path}.name", f"duplicate query name {name!r}")
+                raise self.error(f"{path}.name", f"duplicate query name {toml_value(name)}")
             names.add(name)
             sql = self.string(item, "sql", f"{path}.sql")
             if not sql.strip():
                 raise self.error(f"{path}.sql", "must not be empty")
             weight = item.get("weight", 1)
+            positive = f"must be a positive number, got {toml_value(weight)}"
             if isinstance(weight, bool) or not isinstance(weight, int | float):
-                raise self.error(f"{path}.weight", f"must be a positive number, got {weight!r}")
+                raise self.error(f"{path}.weight", positive)
             if not 0 < weight < math.inf:
-                raise self.error(f"{path}.weight", f"must be a positive number, got {weight!r}")
+                raise self.error(f"{path}.weight", positive)
             params = self.params(item.get("params", []), f"{path}.params")
             expected = count_placeholders(sql)
             if expected != len(params):
@@ -488,92 +451,11 @@ class Parser:
 
     def params(self, raw: Any, path: str) -> tuple[ParamSpec, ...]:
         if not isinstance(raw, list):
-            raise self.error(path, f"must be a list of generators, got {_type_name(raw)}")
+            raise self.error(path, f"must be a list of generators, got {type_name(raw)}")
         return tuple(self.param(p, f"{path}[{i}]") for i, p in enumerate(raw))
 
     def param(self, raw: Any, path: str) -> ParamSpec:
-        kinds = ("int", "float", "sequence", "string", "choice", "zipf", "hotspot", "pool")
-        if not isinstance(raw, Mapping) or len(raw) != 1:
-            raise self.error(
-                path, "must be an inline table with one generator, e.g. { int = [1, 100] }"
-            )
-        ((kind, value),) = raw.items()
-        if kind not in kinds:
-            raise self.error(path, f"unknown generator {kind!r}{_did_you_mean(kind, kinds)}")
-        if kind in ("int", "float"):
-            num = int if kind == "int" else (int, float)
-            if (
-                not isinstance(value, list)
-                or len(value) != 2
-                or not all(isinstance(v, num) and not isinstance(v, bool) for v in value)
-                or not all(math.isfinite(v) for v in value if isinstance(v, float))
-            ):
-                raise self.error(path, f"{kind} takes [low, high], got {value!r}")
-            if value[0] > value[1]:
-                raise self.error(path, f"{kind} range is empty: low {value[0]} > high {value[1]}")
-            return ParamSpec(kind, (value[0], value[1]))
-        if kind == "pool":
-            if not isinstance(value, str) or not value.strip():
-                raise self.error(
-                    path, 'pool takes a query whose first column is sampled, e.g. "SELECT id ..."'
-                )
-            return ParamSpec(kind, (value,))
-        if kind == "zipf":
-            if (
-                not isinstance(value, list)
-                or len(value) != 3
-                or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
-                or not isinstance(value[0], int)
-                or not isinstance(value[1], int)
-                or value[0] > value[1]
-                or not 0 < value[2] <= 10
-            ):
-                raise self.error(path, f"zipf takes [low, high, s] with 0 < s <= 10, got {value!r}")
-            return ParamSpec(kind, (value[0], value[1], float(value[2])))
-        if kind == "hotspot":
-            if (
-                not isinstance(value, list)
-                or len(value) != 4
-                or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
-                or not isinstance(value[0], int)
-                or not isinstance(value[1], int)
-                or value[0] > value[1]
-                or not 0 < value[2] < 1
-                or not 0 < value[3] < 1
-            ):
-                raise self.error(
-                    path,
-                    "hotspot takes [low, high, hot_fraction_of_keys, hot_fraction_of_traffic], "
-                    f"e.g. [1, 100000, 0.1, 0.9], got {value!r}",
-                )
-            return ParamSpec(kind, (value[0], value[1], float(value[2]), float(value[3])))
-        if kind == "sequence":
-            if isinstance(value, list) and len(value) == 1:
-                value = value[0]
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise self.error(path, f"sequence takes a start integer, got {value!r}")
-            return ParamSpec(kind, (value,))
-        if kind == "string":
-            if isinstance(value, int) and not isinstance(value, bool):
-                value = [value, value]
-            if (
-                not isinstance(value, list)
-                or len(value) != 2
-                or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
-                or not 0 <= value[0] <= value[1] <= 1_000_000
-            ):
-                raise self.error(
-                    path, f"string takes a length or [min, max] lengths, got {value!r}"
-                )
-            return ParamSpec(kind, (value[0], value[1]))
-        if not isinstance(value, list) or not value:
-            raise self.error(path, "choice takes a non-empty list of values")
-        for v in value:
-            if not isinstance(v, str | int | float):  # bool is an int
-                raise self.error(
-                    path, f"choice values must be strings, numbers or booleans, got {_type_name(v)}"
-                )
-        return ParamSpec(kind, tuple(value))
+        return param_spec(raw, path, self.error)
 
     def slo(self, data: Mapping[str, Any], path: str, names: set[str]) -> Slo:
         keys = ("p50_ms", "p95_ms", "p99_ms", "error_rate", "min_qps")
@@ -583,7 +465,7 @@ class Parser:
             per = self.table(data, "query", "slo.query")
             for name, sub in per.items():
                 if name not in names:
-                    raise self.error(f"slo.query.{name}", f"no query named {name!r}")
+                    raise self.error(f"slo.query.{name}", f"no query named {toml_value(name)}")
                 if not isinstance(sub, Mapping):
                     raise self.error(f"slo.query.{name}", "must be a table")
                 by_kind[name] = self.slo(sub, f"slo.query.{name}", names)
@@ -615,46 +497,3 @@ def _check_override_s(name: str, value: float, minimum: float) -> float:
             f"must be between {format_duration(minimum)} and {format_duration(MAX_DURATION_S)}",
         )
     return value
-
-
-def _type_name(value: Any) -> str:
-    return {
-        bool: "a boolean",
-        int: "an integer",
-        float: "a number",
-        str: "a string",
-        list: "an array",
-        dict: "a table",
-    }.get(type(value), type(value).__name__)
-
-
-_PATH_SEG = re.compile(r"([^.\[\]]+)(?:\[(\d+)\])?")
-_KEY_PART = r"""(?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*')"""
-_DOTTED_KEY = rf"{_KEY_PART}(?:\s*\.\s*{_KEY_PART})*"
-_HEADER = re.compile(rf"^\s*(\[\[?)\s*({_DOTTED_KEY})\s*\]\]?\s*(?:#.*)?$")
-_KEY = re.compile(rf"^\s*({_DOTTED_KEY})\s*=")
-_KEY_WORD = re.compile(r"\"([^\"]*)\"|'([^']*)'|([A-Za-z0-9_-]+)")
-
-
-def _split_key(dotted: str) -> list[str]:
-    """``a."b.c".d`` -> ``["a", "b.c", "d"]``."""
-    return [q1 or q2 or bare for q1, q2, bare in _KEY_WORD.findall(dotted)]
-
-
-def _common_prefix(
-    found: Sequence[tuple[str, int | None]], want: Sequence[tuple[str, int | None]]
-) -> int:
-    """How many leading path segments agree (an unknown array index agrees with any)."""
-    n = 0
-    for (name, idx), (want_name, want_idx) in zip(found, want, strict=False):
-        if name != want_name or (idx is not None and want_idx is not None and idx != want_idx):
-            break
-        n += 1
-    return n
-
-
-def _did_you_mean(word: str, choices: Sequence[str]) -> str:
-    import difflib
-
-    close = difflib.get_close_matches(word, list(choices), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""

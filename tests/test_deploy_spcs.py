@@ -12,6 +12,7 @@ import io
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import threading
@@ -328,7 +329,12 @@ def test_a_refused_statement_reports_snowflakes_error_and_what_down_removes(
             sfhome, rec.port, *base, "--execute", "--connection", "deployer", "--poll", "0.1s"
         )
         statements = sent(rec)
-        down = deploy(sfhome, rec.port, *base, "--down", "--execute", "--connection", "deployer")
+        # the command the error names, run as it is printed: no pool, image or count
+        hint = re.search(r"'(snowload deploy spcs [^']*)' removes", failed.stderr)
+        assert hint, failed.stderr
+        command = shlex.split(hint.group(1))
+        assert command[3:] == ["--down", "--execute", "--connection", "deployer"]
+        down = deploy(sfhome, rec.port, *command[3:])
         dropped = sent(rec)[len(statements) :]
     finally:
         rec.close()
@@ -337,7 +343,7 @@ def test_a_refused_statement_reports_snowflakes_error_and_what_down_removes(
     assert "Traceback" not in err
     assert "Insufficient privileges to operate on compute pool 'SNOWLOAD_POOL'" in err
     assert "Snowflake refused CREATE SERVICE SNOWLOAD_WORKERS" in err
-    assert "created so far: SNOWLOAD_CONTROLLER;" in err and "--down --execute" in err
+    assert "created so far: SNOWLOAD_CONTROLLER;" in err
     # it stopped at the refusal: nothing after it was sent
     assert [s.split("\n", 1)[0] for s in statements] == [
         "CREATE SERVICE SNOWLOAD_CONTROLLER",
@@ -386,3 +392,27 @@ def test_reuse_runs_a_workload_on_the_running_services(tmp_path: Path) -> None:
     assert not [h for h in heads if h.startswith("CREATE SERVICE")]
     code, _, err = cli(*base, "--reuse")
     assert code == 2 and "needs --run" in err
+
+
+def test_down_needs_only_the_service_names_and_deploying_names_what_it_misses(
+    tmp_path: Path,
+) -> None:
+    # through the real argparse parser: no pool, image or count, and a --run file that is
+    # gone (the job is named after the file name alone)
+    code, out, err = cli("--down", "--run", str(tmp_path / "point lookups.toml"))
+    assert (code, err) == (0, "")
+    assert printed_statements(out) == [
+        "DROP SERVICE IF EXISTS SNOWLOAD_RUN_POINT_LOOKUPS",
+        "DROP SERVICE IF EXISTS SNOWLOAD_WORKERS",
+        "DROP SERVICE IF EXISTS SNOWLOAD_CONTROLLER",
+    ]
+    code, out, _ = cli("--down")
+    assert code == 0 and printed_statements(out)[0] == "DROP SERVICE IF EXISTS SNOWLOAD_WORKERS"
+    code, _, err = cli("--down", "--execute")
+    assert code == 2 and "--execute needs --connection" in err
+    # deploying still needs them, and is told which are missing
+    code, out, err = cli("--image", IMAGE)
+    assert code == 2 and not out
+    assert "required: --compute-pool, --workers" in err and "Traceback" not in err
+    code, _, err = cli()
+    assert code == 2 and "required: --compute-pool, --image, --workers" in err

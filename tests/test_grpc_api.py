@@ -194,7 +194,7 @@ def _bad_requests() -> list[tuple[str, run_pb2.StartRunRequest, list[str]]]:
         (
             "bad-duration-in-file",
             run_pb2.StartRunRequest(workload_toml=bad_duration, source_name="bad.toml"),
-            [f"bad.toml:{_line_of(bad_duration, 'soon')}: load.duration: ", "'soon'"],
+            [f"bad.toml:{_line_of(bad_duration, 'soon')}: load.duration: ", '"soon"'],
         ),
         ("empty", run_pb2.StartRunRequest(workload_toml=""), ["workload_toml is empty"]),
         ("blank", run_pb2.StartRunRequest(workload_toml=" \n\t\n"), ["workload_toml is empty"]),

@@ -69,8 +69,24 @@ async def test_every_statement_carries_its_phase_in_the_server_log(
     assert run.state == lc.COMPLETED, run.message
 
     short = run.run_id[:8]
+    logged_run = parse_log(pg.log_lines()[log_start:])
+    # snowload's own statements: the setup SQL under the run's setup tag, as the session's
+    # name and as a leading comment, in the workload's order; the pg_stat_statements reads
+    # under its telemetry tag
+    setup_tag, telemetry_tag = f"sl/{short}/setup", f"sl/{short}/telemetry"
+    setup_sql = workload(WORKLOAD.format(dsn=pg.dsn)).setup_sql
+    assert [s.sql for s in logged_run if s.app == setup_tag] == [
+        f"/*{setup_tag}*/ {sql}" for sql in setup_sql
+    ]
+    telemetry = [s.sql for s in logged_run if s.app == telemetry_tag]
+    assert any("FROM pg_stat_statements" in sql for sql in telemetry), telemetry
+    assert all(sql.startswith(f"/*{telemetry_tag}*/ ") for sql in telemetry), telemetry
+    for stmt in logged_run:  # and nothing of the load under them
+        if stmt.sql.startswith(f"/*sl/{short}/w"):
+            assert stmt.app not in (setup_tag, telemetry_tag), stmt
+
     ours = []
-    for stmt in parse_log(pg.log_lines()[log_start:]):
+    for stmt in logged_run:
         head = stmt.sql.split("*/", 1)[0].removeprefix("/*")
         tag = parse_compact(head) if stmt.sql.startswith("/*sl/") else None
         if tag is not None and tag.run_short == short:

@@ -83,5 +83,5 @@ def test_the_policy_is_a_validated_load_field_with_a_safe_default() -> None:
     with pytest.raises(WorkloadError) as info:
         parse_toml(base.format(extra='on_query_failure = "ignore"'), source="w.toml")
     assert str(info.value) == (
-        "w.toml:5: load.on_query_failure: must be one of fail, continue, got 'ignore'"
+        'w.toml:5: load.on_query_failure: must be one of fail, continue, got "ignore"'
     )

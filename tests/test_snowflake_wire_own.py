@@ -23,7 +23,7 @@ from controller.server import Controller
 from snowload.workload import parse_toml
 from tests.cluster import WorkerProcs, attached, run_to_end, worker_env, workload
 from tests.fakesnow import SECRET
-from tests.sf_recorder import Recorded, SnowflakeRecorder
+from tests.sf_recorder import Recorded, SnowflakeRecorder, refusal, result
 from worker.drivers.snowflake import SnowflakeDriver
 from worker.tags import Tag
 
@@ -190,12 +190,46 @@ params = [{ pool = "SELECT id FROM SLDB.PUBLIC.own_items" }]
 """
 
 
+class Straggler:
+    """Holds the third load statement as a statement still running at the drain deadline
+    (at most 30 s), until a SYSTEM$CANCEL_QUERY arrives; then answers it as Snowflake
+    answers a cancelled statement. Everything else reaches fakesnow."""
+
+    def __init__(self) -> None:
+        self.load_statements = 0
+        self.held = threading.Event()
+        self.cancelled = threading.Event()
+        self.lock = threading.Lock()
+
+    def __call__(self, path: str, body: dict[str, Any]) -> dict[str, Any] | None:
+        if not path.startswith("/queries/v1/query-request"):
+            return None
+        sql = str(body.get("sqlText", ""))
+        if sql.startswith("SELECT SYSTEM$CANCEL_QUERY("):
+            self.cancelled.set()
+            return result(["status"], [["query terminated."]])
+        if "/w0/" not in str((body.get("parameters") or {}).get("QUERY_TAG", "")):
+            return None
+        with self.lock:
+            self.load_statements += 1
+            hold = self.load_statements == 3
+        if not hold:
+            return None
+        self.held.set()
+        self.cancelled.wait(30)
+        return refusal("000604", "57014", "SQL execution canceled")
+
+
 async def test_setup_and_telemetry_statements_carry_tags_of_their_own(
     controller: Controller, recorder: SnowflakeRecorder, tmp_path: Path
 ) -> None:
-    """Fails if a setup statement, the pool sampling, SHOW WAREHOUSES or a history read
-    goes out untagged or under the load's tag, or if any statement at all goes out with
-    no QUERY_TAG (the README says every statement carries one)."""
+    """Fails if a setup statement, the pool sampling, SHOW WAREHOUSES, a history read or
+    the drain's cancel of a straggling statement goes out untagged or under the load's
+    tag, or if any statement at all goes out with no QUERY_TAG (the README says every
+    statement carries one)."""
+    straggler = Straggler()
+    recorder.answer = straggler
+    controller.runs.drain_timeout_s = 1.0  # (the straggler outlasts it)
     procs = WorkerProcs(controller.address, worker_env(tmp_path / "home"))
     procs.env["SNOWFLAKE_HOME"] = str(write_home(tmp_path, recorder.port))
     procs.spawn("own-tags")
@@ -205,8 +239,10 @@ async def test_setup_and_telemetry_statements_carry_tags_of_their_own(
     finally:
         procs.stop_all()
     assert run.state == lc.COMPLETED, run.message
+    assert straggler.held.is_set() and straggler.cancelled.is_set()
     short = run.run_id.replace("-", "")[:8]
     setup_tag, telemetry_tag = f"sl/{short}/setup", f"sl/{short}/telemetry"
+    cancel_tag = f"sl/{short}/cancel"
     by_tag: dict[str, list[str]] = {}
     for r in recorder.queries():
         tag = (r.body.get("parameters") or {}).get("QUERY_TAG")
@@ -220,7 +256,9 @@ async def test_setup_and_telemetry_statements_carry_tags_of_their_own(
     assert set(telemetry) <= {"SHOW WAREHOUSES LIKE 'LOAD_WH'"} | {
         sql for sql in telemetry if "FROM SLDB.PUBLIC.QH_OWN" in sql
     }
-    load_tags = set(by_tag) - {setup_tag, telemetry_tag}
+    (cancel,) = by_tag[cancel_tag]
+    assert cancel.startswith("SELECT SYSTEM$CANCEL_QUERY('")
+    load_tags = set(by_tag) - {setup_tag, telemetry_tag, cancel_tag}
     assert load_tags and all(t.startswith(f"sl/{short}/w0/") for t in load_tags), load_tags
 
 

@@ -152,14 +152,14 @@ BAD_FILES = [
         edit('name = "insert"', 'name = "point_lookup"'),
         23,
         "query[1].name",
-        "duplicate query name 'point_lookup'",
+        'duplicate query name "point_lookup"',
     ),
     Bad(
         "reserved_query_name",
         edit('name = "insert"', 'name = "all"'),
         23,
         "query[1].name",
-        "'all' is reserved (it names the every-kind row in comparisons): choose another name",
+        '"all" is reserved (it names the every-kind row in comparisons): choose another name',
     ),
     Bad(
         "query_without_name",
@@ -201,7 +201,7 @@ BAD_FILES = [
         edit('duration = "1s"', 'duration = "5 seconds"'),
         14,
         "load.duration",
-        "invalid duration '5 seconds'",
+        'invalid duration "5 seconds"',
     ),
     Bad(
         "array_for_duration",
@@ -223,7 +223,7 @@ BAD_FILES = [
         edit("workers = 2", 'mode = "turbo"\nworkers = 2'),
         11,
         "load.mode",
-        "must be one of closed, open, find_max, got 'turbo'",
+        'must be one of closed, open, find_max, got "turbo"',
     ),
     Bad(
         "open_mode_without_rate",
@@ -287,7 +287,7 @@ BAD_FILES = [
         VALID + "\n[slo.query.lookup]\np95_ms = 5\n",
         32,
         "slo.query.lookup",
-        "no query named 'lookup'",
+        'no query named "lookup"',
     ),
     Bad(
         "error_rate_above_one",

@@ -161,7 +161,7 @@ class RunEffects(LoadEffects):
                 sequences=Sequences(a.sequence_slot if a.sequence_slots else a.worker_index, slots),
             )
             if a.run_setup and workload.load.enrich:
-                ctx.enricher = enricher_for(workload)
+                ctx.enricher = enricher_for(workload, a.run_id)
             budget = ReadyBudget.starting(workload.load.ready_timeout_s)
             executor = Executor(plan, driver, connect_delay_s=self.connect_delay_s)
             executor.connect_deadline = budget.deadline

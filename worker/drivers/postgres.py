@@ -3,8 +3,11 @@
 Tags: each session's ``application_name`` names run, worker and phase
 (``sl/<run8>/w<i>/<P>``, at most 63 ASCII bytes), changed with ``set_config`` before the
 first query of a new phase; each statement also carries the full tag, query kind
-included, as a leading SQL comment. Passwords never appear in workload files: libpq reads
-them from ``PGPASSWORD`` or ``~/.pgpass`` on the worker host.
+included, as a leading SQL comment. snowload's own statements (setup, pool sampling, the
+pg_stat_statements reads) are tagged the same way with their own tag (``tag_own``:
+``sl/<run8>/setup``, ``sl/<run8>/telemetry``), as the session's name and as a comment.
+Passwords never appear in workload files: libpq reads them from ``PGPASSWORD`` or
+``~/.pgpass`` on the worker host.
 """
 
 from __future__ import annotations
@@ -89,6 +92,8 @@ class PostgresConnection(Connection):
         self._conn = conn
         self._pg = conn.pgconn
         self._app = ""
+        self._own = ""
+        """The tag of snowload's own statements on this connection (see tag_own)."""
         self._prepared: dict[str, bytes] = {}
         self._encoding = conn.info.encoding
         self._in_check = False
@@ -105,12 +110,25 @@ class PostgresConnection(Connection):
 
     def apply_tag(self, tag: Tag) -> None:
         """One round trip through libpq (a phase boundary waits for it: little Python)."""
-        name = session_tag(tag)
+        self._set_app(session_tag(tag))
+
+    def _set_app(self, name: str) -> None:
         if name != self._app:
             result = self._pg.exec_params(_SET_APP, [name.encode(self._encoding)])
             if result.status not in _OK:
                 raise pgerrors.error_from_result(result, encoding=self._encoding)
             self._app = name
+
+    def tag_own(self, tag: str) -> None:
+        """Own statements (``execute_script``, ``query``) run under ``tag`` as the
+        session's ``application_name`` (set before the next one) and as a leading comment."""
+        self._own = tag
+
+    def _own_sql(self, sql: str) -> bytes:
+        if not self._own:
+            return sql.encode()
+        self._set_app(self._own)
+        return f"/*{self._own}*/ {sql}".encode()
 
     def compile(self, query: Query, tag: Tag) -> Any:
         """The statement for (kind, phase), prepared now when it can be (the executor
@@ -142,10 +160,10 @@ class PostgresConnection(Connection):
 
     def execute_script(self, statements: Sequence[str]) -> None:
         for sql in statements:
-            self._conn.execute(sql.encode())
+            self._conn.execute(self._own_sql(sql))
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        cur = self._conn.execute(sql.encode(), params)
+        cur = self._conn.execute(self._own_sql(sql), params)
         return list(cur.fetchall()) if cur.description is not None else []
 
     def prepare_only(self, query: Query) -> None:

@@ -29,7 +29,7 @@ from snowload.workload import Query, StatementPath, Target
 from worker.drivers import spcs
 from worker.drivers.base import Connection, Driver, DriverError, ErrorCategory, redact
 from worker.drivers.snowflake_http import skip_environment_lookups
-from worker.tags import Tag
+from worker.tags import Purpose, Tag, own_tag
 
 if importlib.util.find_spec("opentelemetry") is None:
     # the connector imports OpenTelemetry's propagator for every request; a failed
@@ -135,6 +135,8 @@ class SnowflakeConnection(Connection):
         self._prefix = prefix
         self._own: dict[str, str] | None = None
         """Statement parameters of snowload's own statements (see tag_own)."""
+        self._cancel_params: dict[str, str] | None = None
+        """Those of the drain's SYSTEM$CANCEL_QUERY (``sl/<run>/cancel``, set by compile)."""
         self.last_query_id = ""
         self.budget = budget if budget is not None else SampleBudget(max_samples)
         self._sampling = self.budget.limit > 0
@@ -143,6 +145,7 @@ class SnowflakeConnection(Connection):
         budget lasts, joined with the server's history during enrichment."""
 
     def compile(self, query: Query, tag: Tag) -> Any:
+        self._cancel_params = {"QUERY_TAG": self._prefix + own_tag(tag.run_id, Purpose.CANCEL)}
         return (query.sql, {"QUERY_TAG": self._prefix + tag.compact()})
 
     def execute(self, compiled: Any, params: Sequence[Any]) -> None:
@@ -202,7 +205,10 @@ class SnowflakeConnection(Connection):
     def cancel(self) -> None:
         with contextlib.suppress(Exception):
             if self.last_query_id:
-                self._conn.cursor().execute(f"SELECT SYSTEM$CANCEL_QUERY('{self.last_query_id}')")
+                self._conn.cursor().execute(
+                    f"SELECT SYSTEM$CANCEL_QUERY('{self.last_query_id}')",
+                    _statement_params=self._cancel_params or self._own,
+                )
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
