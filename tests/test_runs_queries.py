@@ -237,7 +237,7 @@ def test_the_schema_migration_keeps_older_databases(tmp_path: Path) -> None:
     store = SqliteRunStore(path)
     store.close()
     with sqlite3.connect(path) as db:
-        for table in ("query_log", "run_tags", "second_cells"):
+        for table in ("query_log", "run_tags", "second_cells", "second_schedules"):
             db.execute(f"DROP TABLE {table}")
         db.execute("PRAGMA user_version = 4")
     store = SqliteRunStore(path)

@@ -192,20 +192,26 @@ params = [{ pool = "SELECT id FROM SLDB.PUBLIC.own_items" }]
 
 class Straggler:
     """Holds the third load statement as a statement still running at the drain deadline
-    (at most 30 s), until a SYSTEM$CANCEL_QUERY arrives; then answers it as Snowflake
-    answers a cancelled statement. Everything else reaches fakesnow."""
+    (at most 30 s), until a SYSTEM$CANCEL_QUERY or an abort-request arrives; then answers
+    it as Snowflake answers a cancelled statement. Everything else reaches fakesnow."""
 
     def __init__(self) -> None:
         self.load_statements = 0
         self.held = threading.Event()
         self.cancelled = threading.Event()
+        self.aborted: list[str] = []
+        """Request ids named by abort-requests (the lean path cancels with one)."""
         self.lock = threading.Lock()
 
     def __call__(self, path: str, body: dict[str, Any]) -> dict[str, Any] | None:
+        if path.startswith("/queries/v1/abort-request"):  # the lean path's cancel
+            self.aborted.append(str(body.get("requestId")))
+            self.cancelled.set()
+            return {"data": None, "code": None, "message": None, "success": True}
         if not path.startswith("/queries/v1/query-request"):
             return None
         sql = str(body.get("sqlText", ""))
-        if sql.startswith("SELECT SYSTEM$CANCEL_QUERY("):
+        if sql.startswith("SELECT SYSTEM$CANCEL_QUERY("):  # the connector path's cancel
             self.cancelled.set()
             return result(["status"], [["query terminated."]])
         if "/w0/" not in str((body.get("parameters") or {}).get("QUERY_TAG", "")):
@@ -220,13 +226,18 @@ class Straggler:
         return refusal("000604", "57014", "SQL execution canceled")
 
 
+@pytest.mark.parametrize("path", ["lean", "connector"])
 async def test_setup_and_telemetry_statements_carry_tags_of_their_own(
-    controller: Controller, recorder: SnowflakeRecorder, tmp_path: Path
+    controller: Controller, recorder: SnowflakeRecorder, tmp_path: Path, path: str
 ) -> None:
     """Fails if a setup statement, the pool sampling, SHOW WAREHOUSES, a history read or
     the drain's cancel of a straggling statement goes out untagged or under the load's
     tag, or if any statement at all goes out with no QUERY_TAG (the README says every
     statement carries one)."""
+    own = OWN.replace(
+        'warehouse = "LOAD_WH" }', f'warehouse = "LOAD_WH", statement_path = "{path}" }}'
+    )
+    assert own != OWN
     straggler = Straggler()
     recorder.answer = straggler
     controller.runs.drain_timeout_s = 1.0  # (the straggler outlasts it)
@@ -235,7 +246,7 @@ async def test_setup_and_telemetry_statements_carry_tags_of_their_own(
     procs.spawn("own-tags")
     try:
         await attached(controller, 1)
-        run = await run_to_end(controller, workload(OWN))
+        run = await run_to_end(controller, workload(own))
     finally:
         procs.stop_all()
     assert run.state == lc.COMPLETED, run.message
@@ -248,7 +259,7 @@ async def test_setup_and_telemetry_statements_carry_tags_of_their_own(
         tag = (r.body.get("parameters") or {}).get("QUERY_TAG")
         assert tag, f"statement sent without QUERY_TAG: {r.body.get('sqlText')}"
         by_tag.setdefault(tag, []).append(r.body["sqlText"])
-    setup_sql = workload(OWN).setup_sql
+    setup_sql = workload(own).setup_sql
     assert by_tag[setup_tag] == [*setup_sql, "SELECT id FROM SLDB.PUBLIC.own_items"]
     telemetry = by_tag[telemetry_tag]
     assert "SHOW WAREHOUSES LIKE 'LOAD_WH'" in telemetry
@@ -256,8 +267,14 @@ async def test_setup_and_telemetry_statements_carry_tags_of_their_own(
     assert set(telemetry) <= {"SHOW WAREHOUSES LIKE 'LOAD_WH'"} | {
         sql for sql in telemetry if "FROM SLDB.PUBLIC.QH_OWN" in sql
     }
-    (cancel,) = by_tag[cancel_tag]
-    assert cancel.startswith("SELECT SYSTEM$CANCEL_QUERY('")
+    if path == "connector":  # a statement, under a tag of its own
+        (cancel,) = by_tag[cancel_tag]
+        assert cancel.startswith("SELECT SYSTEM$CANCEL_QUERY('")
+    else:  # no statement: the abort-request names the held statement's request id
+        assert cancel_tag not in by_tag
+        assert len(straggler.aborted) == 1
+        held = [r for r in recorder.queries() if f"requestId={straggler.aborted[0]}" in r.path]
+        assert len(held) == 1 and "/w0/" in held[0].body["parameters"]["QUERY_TAG"]
     load_tags = set(by_tag) - {setup_tag, telemetry_tag, cancel_tag}
     assert load_tags and all(t.startswith(f"sl/{short}/w0/") for t in load_tags), load_tags
 
