@@ -164,23 +164,29 @@ class RunMetrics:
         if report.schedule and point.schedule is not None:
             # one worker's rate, whatever phases its interval touched
             point.schedule.target_rate += max(s.target_rate for s in report.schedule)
+        cells = point.cells
+        count = 0
         for kind in report.kinds:
-            key = (int(kind.phase), kind.kind)
-            cell = point.cells.get(key)
+            phase = kind.phase
+            key = (phase, kind.kind)
+            cell = cells.get(key)
             if cell is None:
-                cell = point.cells[key] = Cell()
+                cell = cells[key] = Cell()
             targets = [cell, *self._totals(key)] if into_totals else [cell]
             # exact bucket-wise sums, decoded once into a scratch array (no allocation)
             hdr.add_encoded([t.histogram for t in targets], kind.histogram)
             if kind.service_histogram:
                 hdr.add_encoded([t.service_histogram() for t in targets], kind.service_histogram)
-            errors = 0
-            for err in kind.errors:
-                errors += err.count
-                for t in targets:
-                    t.errors[err.category] += err.count
-            point.count += kind.count + errors
-            point.phase_counts[kind.phase] += kind.count + errors
+            queries = kind.count
+            errors = kind.errors
+            if errors:
+                for err in errors:
+                    queries += err.count
+                    for t in targets:
+                        t.errors[err.category] += err.count
+            count += queries
+            point.phase_counts[phase] += queries
+        point.count += count
 
     def _totals(self, key: Key) -> tuple[Cell, Cell]:
         cell = self.cells.get(key)

@@ -64,14 +64,17 @@ def decode(data: bytes) -> HdrHistogram:
 
 
 class _Merge(NamedTuple):
-    """What add_encoded and percentiles reuse: numpy (imported on first use, so a worker,
-    which records and encodes, does not load it), a zeroed scratch array and its address,
-    and the buckets' median equivalent values as an array."""
+    """What add_encoded and percentiles reuse for one layout: numpy (imported on first
+    use, so a worker, which records and encodes, does not load it), a zeroed scratch array
+    and its address, and the buckets' bounds (:func:`_bounds`; the medians as an array)."""
 
     np: ModuleType
     scratch: NDArray[np.uint64]
     address: int
-    mid: NDArray[np.uint64]
+    low: list[int]
+    high: list[int]
+    mid: list[int]
+    mid_array: NDArray[np.uint64]
 
 
 @functools.cache
@@ -79,8 +82,16 @@ def _merge_tools(counts_len: int, half_mag: int, half: int, unit: int) -> _Merge
     import numpy  # (see _Merge)
 
     scratch = numpy.zeros(counts_len, numpy.uint64)
-    mid = numpy.array(_bounds(counts_len, half_mag, half, unit)[2], numpy.uint64)
-    return _Merge(numpy, scratch, scratch.ctypes.data, mid)
+    low, high, mid = _bounds(counts_len, half_mag, half, unit)
+    return _Merge(
+        numpy, scratch, scratch.ctypes.data, low, high, mid, numpy.array(mid, numpy.uint64)
+    )
+
+
+def prepare_merge() -> None:
+    """Load what merging and reading histograms needs (numpy, the bucket tables: a few
+    hundred ms) now rather than in a run's first second."""
+    _merge_tools(*_layout(new_histogram()))
 
 
 def add_encoded(targets: list[HdrHistogram], data: bytes) -> None:
@@ -110,9 +121,8 @@ def add_encoded(targets: list[HdrHistogram], data: bytes) -> None:
     if total == 0 or lo < 0 or hi <= lo:
         return
     src = tools.scratch[lo:hi]
-    low, high, _ = _bounds(*layout)
-    other_max = high[hi - 1]
-    other_min = 0 if lo == 0 else low[lo]
+    other_max = tools.high[hi - 1]
+    other_min = 0 if lo == 0 else tools.low[lo]
     np_ = tools.np
     for t in targets:
         dst = np_.frombuffer(t.counts, np_.uint64)[lo:hi]
@@ -120,7 +130,7 @@ def add_encoded(targets: list[HdrHistogram], data: bytes) -> None:
         t.total_count += total
         t.max_value = max(t.max_value, other_max)
         t.min_value = min(t.min_value, other_min)  # (get_min_value() reads the same)
-    src[:] = 0
+    src.fill(0)
 
 
 _OUR_LAYOUT = bytes(
@@ -171,13 +181,12 @@ def percentiles(hist: HdrHistogram) -> Percentiles:
     counts = np_.frombuffer(hist.counts, np_.uint64)[lo:hi]
     ranks = [max(1, int(p * count / 100 + 0.5)) for p in _READ]
     at = np_.searchsorted(np_.cumsum(counts), ranks, side="left").tolist()
-    high = _bounds(*layout)[1]
+    high = tools.high
     values = [high[lo + i] for i in at]  # rank <= count: i is within the span
     if count * high[hi - 1] < 1 << 64:  # the dot product cannot wrap: exact
-        weighted = int(np_.dot(counts, tools.mid[lo:hi]))
+        weighted = int(np_.dot(counts, tools.mid_array[lo:hi]))
     else:
-        mid = itertools.islice(_bounds(*layout)[2], lo, None)
-        weighted = sum(map(operator.mul, counts.tolist(), mid))
+        weighted = sum(map(operator.mul, counts.tolist(), itertools.islice(tools.mid, lo, None)))
     return Percentiles(
         count=count,
         p50_ms=values[0] / 1000.0,
