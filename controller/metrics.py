@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from google.protobuf.timestamp_pb2 import Timestamp
 from hdrh.histogram import HdrHistogram
 
 from controller.metric_cells import (
@@ -66,6 +67,11 @@ class _Intervals:
         else:
             self.above.add(interval)
         return True
+
+
+def _ns(t: Timestamp) -> int:
+    """Timestamp.ToNanoseconds without its validity check (this runs per report)."""
+    return t.seconds * 1_000_000_000 + t.nanos
 
 
 class RunMetrics:
@@ -139,7 +145,7 @@ class RunMetrics:
     ) -> None:
         point.workers.add(worker_id)
         point.active_connections += report.active_connections
-        start, end = report.start_time.ToNanoseconds(), report.end_time.ToNanoseconds()
+        start, end = _ns(report.start_time), _ns(report.end_time)
         point.duration_s = max(point.duration_s, (end - start) / 1e9)
         if self.origin_ns:
             # on the run's clock (a worker's own clock may be offset): a full second ends
@@ -153,7 +159,7 @@ class RunMetrics:
         if report.HasField("warehouse"):
             point.warehouse = report.warehouse
             self.warehouse_samples.append(report.warehouse)
-        for sched in report.schedule:
+        for sched in report.schedule or ():
             if point.schedule is None:
                 point.schedule = Schedule()
             point.schedule.add(sched)
