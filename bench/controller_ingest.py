@@ -58,6 +58,10 @@ cProfile (wall-clock timer, so the event loop's idle epoll time shows up too).
 ControlService only, the same server options) that answers every Heartbeat with a Pong
 and counts MetricsReports without merging them, driving one run by itself; its CPU over
 its own measurement window is what the transport costs with no controller logic at all.
+Like the controller, it plans the run's start ahead (0.5 s), so every simulated worker's
+report of a second goes out at the same instant; the floor also records when the last
+report of each second arrived (after the second's end): what any update latency of the
+controller includes, however little it does per report.
 
 --clock-sync-every S sets how often (seconds) a simulated worker sends a standalone
 Heartbeat while its reports flow (default: worker/agent.py's CLOCK_SYNC_INTERVAL_S);
@@ -103,6 +107,8 @@ SCRIPT = str(Path(__file__).resolve())
 REPO = str(Path(__file__).resolve().parent.parent)
 GOAL_CPU = 0.10
 GOAL_WORKERS = 256
+FLOOR_START_LEAD_NS = 500_000_000
+"""The floor plans its run's start this far ahead (the controller plans its own)."""
 PY_SPY_RATE = 200
 KINDS = ("k0", "k1", "k2", "k3")
 # median latency (ms) of each kind: lognormal around it, sigma 0.6
@@ -699,6 +705,8 @@ class BareControl(control_pb2_grpc.ControlServiceServicer):
         self.all_finished = asyncio.Event()
         self.reports = 0
         self.finished = 0
+        self.last_arrival: dict[int, int] = {}
+        """Per interval id: when its last report arrived (time.time_ns())."""
 
     async def Attach(self, request_iterator: Any, context: Any) -> AsyncIterator[Any]:
         first = await anext(aiter(request_iterator))
@@ -728,6 +736,7 @@ class BareControl(control_pb2_grpc.ControlServiceServicer):
                     outbox.put_nowait(control_pb2.AttachResponse(pong=pong))
                 elif kind == "metrics":
                     self.reports += 1
+                    self.last_arrival[msg.metrics.interval_id] = time.time_ns()
                 elif kind == "finished":
                     self.finished += 1
                     if self.finished >= self.n:
@@ -764,14 +773,22 @@ async def baseline_main(n: int, duration_s: float) -> None:
     svc.broadcast(assign=control_pb2.Assign(run_id=run_id, connections=16, phase=MEASUREMENT))
     svc.broadcast(set_phase=control_pb2.SetPhase(run_id=run_id, phase=MEASUREMENT))
     await asyncio.sleep(0.5)
-    start_ns = time.time_ns()
+    # planned ahead, as the controller plans its runs: every simulated worker begins at
+    # this instant, so the reports of a second arrive together, as at the controller
+    start_ns = time.time_ns() + FLOOR_START_LEAD_NS
     svc.broadcast(start=control_pb2.Start(run_id=run_id, start_time=ts(start_ns)))
-    await asyncio.sleep(duration_s)
+    await asyncio.sleep(duration_s + FLOOR_START_LEAD_NS / 1e9)
     end_ns = time.time_ns()
     svc.broadcast(stop=control_pb2.Stop(run_id=run_id, reason="duration_elapsed"))
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(svc.all_finished.wait(), 15.0)
-    result = {"start_ns": start_ns, "end_ns": end_ns, "reports": svc.reports}
+    # how long after the end of each full second its last report arrived
+    arrivals = {
+        k: (at - start_ns - k * 1_000_000_000) / 1e6
+        for k, at in svc.last_arrival.items()
+        if start_ns + k * 1_000_000_000 <= end_ns
+    }
+    result = {"start_ns": start_ns, "end_ns": end_ns, "reports": svc.reports, "last_ms": arrivals}
     print(json.dumps(result), flush=True)
     for outbox in svc.outboxes.values():
         outbox.put_nowait(None)  # end every stream with OK
@@ -812,6 +829,7 @@ async def measure_baseline(n: int, args: argparse.Namespace) -> Result:
             srv.kill()
     window = json.loads(stdout.strip().splitlines()[-1])
     result.state, result.reason = "STATE_COMPLETED", "bare"
+    result.latency_ms = list(window["last_ms"].values())
     wall, cpu, busy = sampler.window(window["start_ns"], window["end_ns"])
     result.window_s = wall
     result.controller_cpu = cpu["controller"] / wall
@@ -932,8 +950,8 @@ def report(results: list[Result]) -> None:
                 f"{r.rss_mib:.0f} / {r.peak_rss_mib:.0f} | {fmt3(r.latency_ms)} "
                 f"| {fmt3(r.gap_ms)} | {r.expected_count:,} / {r.actual_count:,} ({ok})"
             )
-        else:
-            rest = "- | - | - | -"
+        else:  # the floor's "latency": the last report of each second arrived
+            rest = f"- | {fmt3(r.latency_ms)} (last report in) | - | -"
         print(
             f"| {r.workers} | {r.server} | {100 * r.controller_cpu:.1f} % "
             f"| {100 * worst:.0f} % | {rest} |"

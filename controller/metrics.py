@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from google.protobuf.timestamp_pb2 import Timestamp
 from hdrh.histogram import HdrHistogram
 
 from controller.metric_cells import (
@@ -67,6 +68,11 @@ class _Intervals:
         else:
             self.above.add(interval)
         return True
+
+
+def _ns(t: Timestamp) -> int:
+    """Timestamp.ToNanoseconds without its validity check (this runs per report)."""
+    return t.seconds * 1_000_000_000 + t.nanos
 
 
 class RunMetrics:
@@ -142,7 +148,7 @@ class RunMetrics:
     ) -> None:
         point.workers.add(worker_id)
         point.active_connections += report.active_connections
-        start, end = report.start_time.ToNanoseconds(), report.end_time.ToNanoseconds()
+        start, end = _ns(report.start_time), _ns(report.end_time)
         point.duration_s = max(point.duration_s, (end - start) / 1e9)
         if self.origin_ns:
             # on the run's clock (a worker's own clock may be offset): a full second ends
@@ -156,7 +162,7 @@ class RunMetrics:
         if report.HasField("warehouse"):
             point.warehouse = report.warehouse
             self.warehouse.add(report.warehouse)
-        for sched in report.schedule:
+        for sched in report.schedule or ():
             if point.schedule is None:
                 point.schedule = Schedule()
             point.schedule.add(sched)
@@ -171,23 +177,29 @@ class RunMetrics:
         if report.schedule and point.schedule is not None:
             # one worker's rate, whatever phases its interval touched
             point.schedule.target_rate += max(s.target_rate for s in report.schedule)
+        cells = point.cells
+        count = 0
         for kind in report.kinds:
-            key = (int(kind.phase), kind.kind)
-            cell = point.cells.get(key)
+            phase = kind.phase
+            key = (phase, kind.kind)
+            cell = cells.get(key)
             if cell is None:
-                cell = point.cells[key] = Cell()
+                cell = cells[key] = Cell()
             targets = [cell, *self._totals(key)] if into_totals else [cell]
             # exact bucket-wise sums, decoded once into a scratch array (no allocation)
             hdr.add_encoded([t.histogram for t in targets], kind.histogram)
             if kind.service_histogram:
                 hdr.add_encoded([t.service_histogram() for t in targets], kind.service_histogram)
-            errors = 0
-            for err in kind.errors:
-                errors += err.count
-                for t in targets:
-                    t.errors[err.category] += err.count
-            point.count += kind.count + errors
-            point.phase_counts[kind.phase] += kind.count + errors
+            queries = kind.count
+            errors = kind.errors
+            if errors:
+                for err in errors:
+                    queries += err.count
+                    for t in targets:
+                        t.errors[err.category] += err.count
+            count += queries
+            point.phase_counts[phase] += queries
+        point.count += count
 
     def _totals(self, key: Key) -> tuple[Cell, Cell]:
         cell = self.cells.get(key)

@@ -35,16 +35,26 @@ class QueryFailures:
         self.first_errors: list[run_pb2.ErrorSample] = []
         """The first error of each kind that failed, in the order they arrived."""
 
-    def observe(self, report: control_pb2.MetricsReport) -> None:
+    def observe(self, report: control_pb2.MetricsReport) -> bool:
+        """Count the report's successes and errors per kind; True if it had errors (only
+        then can :meth:`verdict` change)."""
+        failed = False
+        kinds = self._kinds
         for interval in report.kinds:
-            kind = self._kinds.get(interval.kind)
+            name = interval.kind
+            kind = kinds.get(name)
             if kind is None:
-                kind = self._kinds[interval.kind] = _Kind()
+                kind = kinds[name] = _Kind()
             kind.successes += interval.count
-            for err in interval.errors:
+            errors = interval.errors
+            if not errors:
+                continue
+            failed = True
+            for err in errors:
                 kind.errors += err.count
                 for message in err.samples:
-                    self._sample(interval.kind, kind, err.category, message)
+                    self._sample(name, kind, err.category, message)
+        return failed
 
     def _sample(self, name: str, kind: _Kind, category: str, message: str) -> None:
         if len(kind.samples) >= SAMPLES_PER_KIND or any(

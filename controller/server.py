@@ -18,6 +18,7 @@ from controller.orchestrator import RunManager
 from controller.registry import WorkerRegistry
 from controller.services import ControlServicer, RunServicer
 from controller.store import MemoryRunStore, RunStore
+from snowload import hdr
 from snowload.v1 import control_pb2, control_pb2_grpc, run_pb2, run_pb2_grpc
 
 log = logging.getLogger("snowload.controller")
@@ -80,6 +81,7 @@ class Controller:
         return f"{host}:{self.port}"
 
     async def start(self) -> None:
+        hdr.prepare_merge()
         self.runs.recover()
         options = [
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),

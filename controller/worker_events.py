@@ -94,7 +94,9 @@ class WorkerEvents:
         if run is None:
             return
         if run.state == lc.MEASUREMENT:
-            samples = run.cpu_samples.setdefault(rec.worker_id, Counter())
+            samples = run.cpu_samples.get(rec.worker_id)
+            if samples is None:  # (not setdefault: it would build a Counter per message)
+                samples = run.cpu_samples[rec.worker_id] = Counter()
             samples[round(hb.cpu_percent, 1)] += 1
         if hb.HasField("clock_uncertainty") and rec in run.workers:
             self._check_clock(run, rec, hb)
@@ -133,7 +135,8 @@ class WorkerEvents:
     def _query_failures(run: ActiveRun, report: control_pb2.MetricsReport) -> None:
         """Record the report's errors per kind; on_query_failure may end the run."""
         known = len(run.failures.first_errors)
-        run.failures.observe(report)
+        if not run.failures.observe(report):
+            return  # no errors: neither the verdict nor the first errors changed
         why = run.failures.verdict()
         if why and run.state in lc.LOAD_PHASES:
             run.request_abort(Outcome(lc.FAILED, Reason.QUERY_FAILED, why))

@@ -9,24 +9,27 @@ from __future__ import annotations
 
 import base64
 import bisect
-import ctypes
 import functools
 import itertools
 import operator
 import weakref
 import zlib
 from dataclasses import dataclass
+from types import ModuleType
+from typing import TYPE_CHECKING, NamedTuple
 
 from hdrh.codec import (
     V2_COMPRESSION_COOKIE_BASE,
     PayloadHeader,
     ext_header_size,
-    get_cookie_base,
     payload_header_size,
 )
 from hdrh.histogram import HdrHistogram
-from pyhdrh import add_array
 from pyhdrh import decode as _varint_decode
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
 
 LOWEST_US = 1
 HIGHEST_US = 3_600_000_000
@@ -60,22 +63,48 @@ def decode(data: bytes) -> HdrHistogram:
     return _acyclic(decoded)
 
 
+class _Merge(NamedTuple):
+    """What add_encoded and percentiles reuse for one layout: numpy (imported on first
+    use, so a worker, which records and encodes, does not load it), a zeroed scratch array
+    and its address, and the buckets' bounds (:func:`_bounds`; the medians as an array)."""
+
+    np: ModuleType
+    scratch: NDArray[np.uint64]
+    address: int
+    low: list[int]
+    high: list[int]
+    mid: list[int]
+    mid_array: NDArray[np.uint64]
+
+
 @functools.cache
-def _scratch(counts_len: int) -> ctypes.Array[ctypes.c_uint64]:
-    """A zeroed counts array, reused by add_encoded (which leaves it zeroed again)."""
-    return (ctypes.c_uint64 * counts_len)()
+def _merge_tools(counts_len: int, half_mag: int, half: int, unit: int) -> _Merge:
+    import numpy  # (see _Merge)
+
+    scratch = numpy.zeros(counts_len, numpy.uint64)
+    low, high, mid = _bounds(counts_len, half_mag, half, unit)
+    return _Merge(
+        numpy, scratch, scratch.ctypes.data, low, high, mid, numpy.array(mid, numpy.uint64)
+    )
+
+
+def prepare_merge() -> None:
+    """Load what merging and reading histograms needs (numpy, the bucket tables: a few
+    hundred ms) now rather than in a run's first second."""
+    _merge_tools(*_layout(new_histogram()))
 
 
 def add_encoded(targets: list[HdrHistogram], data: bytes) -> None:
     """Add one encoded histogram to every histogram of ``targets`` (all made by
     new_histogram()), exactly as ``t.add(decode(data))`` would, without allocating a
     histogram: the varints are decoded into a reused scratch array and only the span
-    between the lowest and the highest non-zero bucket is added."""
+    between the lowest and the highest non-zero bucket is added (one vectorised add per
+    target; the controller merges a thousand of these a second at 256 workers)."""
     if not data or not targets:
         return
     raw = (
-        zlib.decompress(data[ext_header_size:])
-        if get_cookie_base(int.from_bytes(data[:4], "big")) == V2_COMPRESSION_COOKIE_BASE
+        zlib.decompress(memoryview(data)[ext_header_size:])
+        if data[:4] in _COMPRESSED_COOKIES
         else b""
     )
     if raw[8:payload_header_size] != _OUR_LAYOUT:
@@ -83,25 +112,25 @@ def add_encoded(targets: list[HdrHistogram], data: bytes) -> None:
         for t in targets:
             t.add(other)
         return
-    n = targets[0].counts_len
-    scratch = _scratch(n)
-    base = ctypes.addressof(scratch)
-    res = _varint_decode(raw, payload_header_size, base, n, 8)
+    first = targets[0]
+    layout = _layout(first)
+    tools = _merge_tools(*layout)
+    res = _varint_decode(raw, payload_header_size, tools.address, layout[0], 8)
     total = res["total"]
-    lo, hi = res["min_nonzero_index"], res["max_nonzero_index"]
-    if total == 0 or lo < 0 or hi < lo:
+    lo, hi = res["min_nonzero_index"], res["max_nonzero_index"] + 1
+    if total == 0 or lo < 0 or hi <= lo:
         return
-    span = hi - lo + 1
-    src = base + 8 * lo
-    low, high, _ = _bounds(*_layout(targets[0]))
-    other_max = high[hi]
-    other_min = 0 if lo == 0 else low[lo]
+    src = tools.scratch[lo:hi]
+    other_max = tools.high[hi - 1]
+    other_min = 0 if lo == 0 else tools.low[lo]
+    np_ = tools.np
     for t in targets:
-        add_array(ctypes.addressof(t.counts) + 8 * lo, src, span, 8)
+        dst = np_.frombuffer(t.counts, np_.uint64)[lo:hi]
+        np_.add(dst, src, out=dst)
         t.total_count += total
         t.max_value = max(t.max_value, other_max)
         t.min_value = min(t.min_value, other_min)  # (get_min_value() reads the same)
-    ctypes.memset(src, 0, 8 * span)
+    src.fill(0)
 
 
 _OUR_LAYOUT = bytes(
@@ -116,6 +145,12 @@ _OUR_LAYOUT = bytes(
     )
 )[8:]
 """The V2 payload header after cookie and length: what every snowload histogram has."""
+
+_COMPRESSED_COOKIES = frozenset(
+    (V2_COMPRESSION_COOKIE_BASE | nibble << 4).to_bytes(4, "big") for nibble in range(16)
+)
+"""The first 4 bytes of a compressed V2 histogram: every cookie whose base
+(``get_cookie_base``) is the compressed V2 one."""
 
 
 @dataclass(frozen=True)
@@ -132,25 +167,39 @@ class Percentiles:
 def percentiles(hist: HdrHistogram) -> Percentiles:
     """Percentiles in milliseconds, with exactly the semantics of HdrHistogram's
     ``get_value_at_percentile`` (highest equivalent value of the bucket) and its
-    ``get_mean_value``, read in one pass over the recorded span with C-level loops
-    (accumulate, bisect, sum of products) instead of per-bucket method calls. Every value
-    is read from the same histogram, so p50 <= p95 <= p99 <= max always holds."""
+    ``get_mean_value``, read in one pass over the recorded span with vectorised loops
+    (cumulative sum, binary search, integer dot product) instead of per-bucket method
+    calls. Every value is read from the same histogram, so p50 <= p95 <= p99 <= max
+    always holds."""
     count = int(hist.get_total_count())
     if count == 0:
         return Percentiles(0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
-    lo, counts = _span(hist)
-    values = _at_ranks(hist, lo, counts, (50.0, 95.0, 99.0))
-    mid = _bounds(*_layout(hist))[2]
-    mean = sum(map(operator.mul, counts, itertools.islice(mid, lo, None))) / count
+    layout = _layout(hist)
+    tools = _merge_tools(*layout)
+    np_ = tools.np
+    lo, hi = _span_bounds(hist)
+    counts = np_.frombuffer(hist.counts, np_.uint64)[lo:hi]
+    ranks = [max(1, int(p * count / 100 + 0.5)) for p in _READ]
+    at = np_.searchsorted(np_.cumsum(counts), ranks, side="left").tolist()
+    high = tools.high
+    values = [high[lo + i] for i in at]  # rank <= count: i is within the span
+    if count * high[hi - 1] < 1 << 64:  # the dot product cannot wrap: exact
+        weighted = int(np_.dot(counts, tools.mid_array[lo:hi]))
+    else:
+        weighted = sum(map(operator.mul, counts.tolist(), itertools.islice(tools.mid, lo, None)))
     return Percentiles(
         count=count,
-        p50_ms=values[50.0] / 1000.0,
-        p95_ms=values[95.0] / 1000.0,
-        p99_ms=values[99.0] / 1000.0,
+        p50_ms=values[0] / 1000.0,
+        p95_ms=values[1] / 1000.0,
+        p99_ms=values[2] / 1000.0,
         max_ms=float(hist.get_max_value()) / 1000.0,
         min_ms=float(hist.get_min_value()) / 1000.0,
-        mean_ms=mean / 1000.0,
+        mean_ms=weighted / count / 1000.0,
     )
+
+
+_READ = (50.0, 95.0, 99.0)
+"""The percentiles :func:`percentiles` reads."""
 
 
 def value_at_percentiles(hist: HdrHistogram, wanted: tuple[float, ...]) -> dict[float, int]:
@@ -164,12 +213,19 @@ def value_at_percentiles(hist: HdrHistogram, wanted: tuple[float, ...]) -> dict[
 def _span(hist: HdrHistogram) -> tuple[int, list[int]]:
     """(first index, counts) between the buckets of the smallest and the largest
     recorded value."""
-    n = min(hist.counts_len, hist.encoder.payload.counts_len)
-    lo = max(0, hist.get_counts_array_index(hist.get_min_value()) - 1)
-    hi = min(n, hist.get_counts_array_index(hist.get_max_value()) + 2)
+    lo, hi = _span_bounds(hist)
     # new_histogram() and decode() make 64-bit counts
     view = memoryview(hist.counts).cast("B").cast("Q")
     return lo, view[lo:hi].tolist()
+
+
+def _span_bounds(hist: HdrHistogram) -> tuple[int, int]:
+    """[first, last + 1) counts indexes around the smallest and the largest recorded
+    value (a bucket to spare on each side)."""
+    n = min(hist.counts_len, hist.encoder.payload.counts_len)
+    lo = max(0, hist.get_counts_array_index(hist.get_min_value()) - 1)
+    hi = min(n, hist.get_counts_array_index(hist.get_max_value()) + 2)
+    return lo, hi
 
 
 def _at_ranks(

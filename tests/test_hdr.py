@@ -65,6 +65,25 @@ def test_percentiles_are_hdrhistograms_own(values: list[int]) -> None:
     )
 
 
+def test_the_mean_is_exact_when_counts_times_values_pass_64_bits() -> None:
+    """Billions of queries and hour-long outliers (a week-long phase): the sum of count x
+    value no longer fits an unsigned 64-bit product, and the mean is still hdrh's."""
+    h = hdr.new_histogram()
+    h.record_value(hdr.HIGHEST_US, 6_000_000_000)
+    h.record_value(5, 3)
+    h.record_value(2_000, 7)
+    assert 6_000_000_000 * hdr.HIGHEST_US >= 1 << 64
+    p = hdr.percentiles(h)
+    assert p.count == 6_000_000_010
+    assert p.mean_ms == pytest.approx(h.get_mean_value() / 1000, rel=1e-12)
+    assert p.p50_ms == h.get_value_at_percentile(50.0) / 1000
+    # and just below the limit, through the vectorised sum
+    small = hdr.new_histogram()
+    small.record_value(hdr.HIGHEST_US, 4_000_000_000)
+    small.record_value(5, 3)
+    assert hdr.percentiles(small).mean_ms == pytest.approx(small.get_mean_value() / 1000, rel=1e-12)
+
+
 @settings(max_examples=25, deadline=None)
 @given(samples)
 def test_value_at_percentiles_lands_on_the_bucket_of_the_ranked_sample(values: list[int]) -> None:

@@ -49,7 +49,8 @@ def matching(modules: set[str], patterns: tuple[str, ...]) -> list[str]:
     [
         (
             ("worker", "worker.agent", "worker.executor", "worker.cli"),
-            ("controller*", "tui*", "textual*"),
+            # numpy: only the controller merges histograms (snowload.hdr loads it then)
+            ("controller*", "tui*", "textual*", "numpy*"),
         ),
         (("controller", "controller.cli", "controller.server"), ("textual*", "tui*")),
         (("snowload.cli",), ("controller*", "worker*", "textual*")),

@@ -85,3 +85,19 @@ def test_the_policy_is_a_validated_load_field_with_a_safe_default() -> None:
     assert str(info.value) == (
         'w.toml:5: load.on_query_failure: must be one of fail, continue, got "ignore"'
     )
+
+
+def test_only_a_report_with_errors_can_change_the_verdict() -> None:
+    """observe() says whether the report had errors: the controller asks for a verdict only
+    then, so a report of successes alone must never be the one that fails the run."""
+    failures = QueryFailures(OnQueryFailure.FAIL)
+    typo = ("syntax", FAILED_ATTEMPTS, 'near "SELEC": syntax error')
+    assert failures.observe(report({"good": (50, [])})) is False
+    assert failures.observe(report({"good": (50, []), "bad": (0, [typo])})) is True
+    assert failures.verdict() is not None
+    assert failures.observe(report({"good": (50, []), "bad": (0, [])})) is False
+    # successes counted all the same: a kind that succeeded once never fails the run
+    late = QueryFailures(OnQueryFailure.FAIL)
+    assert late.observe(report({"bad": (1, [])})) is False
+    assert late.observe(report({"bad": (0, [typo])})) is True
+    assert late.verdict() is None
