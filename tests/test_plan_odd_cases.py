@@ -205,13 +205,13 @@ def test_open_slots_take_the_phase_of_their_intended_start(tmp_path: Path) -> No
     executor.open_connections()
     start = time.perf_counter_ns() + 50_000_000
     boundary = start + 300_000_000
-    end = boundary + 1_000_000_000
+    end = boundary + 3_000_000_000  # room for the WARMUP backlog on a loaded host too
     executor.start(
         Boundaries(
             ((start, common_pb2.STATE_WARMUP), (boundary, common_pb2.STATE_MEASUREMENT)), end
         )
     )
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 12
     while time.perf_counter_ns() < end or executor.active_connections:
         assert time.monotonic() < deadline, "the thread did not end at the end instant"
         time.sleep(0.05)
@@ -227,5 +227,5 @@ def test_open_slots_take_the_phase_of_their_intended_start(tmp_path: Path) -> No
     assert schedule[common_pb2.STATE_WARMUP].lag.get_max_value() > 10_000
     # MEASUREMENT slots fall behind too: those that could only start after the end were
     # dropped, not issued
-    assert measured is not None and 0 < measured.count < 100
+    assert measured is not None and 0 < measured.count < 300
     assert schedule[common_pb2.STATE_MEASUREMENT].dropped >= 1
