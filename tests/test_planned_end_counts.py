@@ -168,6 +168,8 @@ def test_a_remap_moves_only_the_instants_still_ahead() -> None:
     assert held.remapped(earlier, 500) == earlier
     # in WARMUP: its start stays where the threads met it
     assert held.remapped(earlier, 1_500) == Boundaries(((1_000, W), (1_900, M)), 2_900)
+    # an edge exactly at now was met (a query issued at it takes its phase): it stays
+    assert held.remapped(earlier, 1_000) == Boundaries(((1_000, W), (1_900, M)), 2_900)
     # after the end: nothing moves, the end least of all
     assert held.remapped(earlier, 3_000) == held
     # an instant ahead that the new estimate puts before a kept one takes effect with it
