@@ -11,10 +11,9 @@ import contextlib
 import errno
 import os
 import sqlite3
-import subprocess
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -24,6 +23,7 @@ from controller.server import Controller, ControllerSettings
 from controller.store_sqlite import SqliteRunStore
 from snowload import hdr
 from tests.cluster import WorkerProcs, attached, read_traces, wait_for, worker_env, workload
+from tests.small_fs import small_filesystem
 
 WORKLOAD = """
 name = "persist"
@@ -114,22 +114,6 @@ async def test_sealed_seconds_are_stored_while_the_run_goes_on(
         assert s.point.overall.count == per_kind + sum(
             sum(c.errors.values()) for c in s.cells.values()
         )
-
-
-@contextlib.contextmanager
-def small_filesystem(path: Path, size: str) -> Iterator[Path]:
-    path.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
-        capture_output=True,
-        check=False,
-    )
-    if done.returncode:
-        pytest.skip(f"cannot mount a small filesystem: {done.stderr.decode().strip()}")
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=False)
 
 
 def fill(directory: Path) -> Path:

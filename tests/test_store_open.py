@@ -4,39 +4,20 @@ mounts and remounts read-only."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from controller.store_sqlite import SqliteRunStore
 from snowload.exit_codes import ExitCode
-
-
-@contextlib.contextmanager
-def own_filesystem(path: Path) -> Iterator[Path]:
-    path.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(path)],
-        capture_output=True,
-        check=False,
-    )
-    if done.returncode:
-        pytest.skip(f"cannot mount a filesystem to remount read-only: {done.stderr.decode()}")
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=False)
+from tests.small_fs import small_filesystem
 
 
 def test_a_daemon_on_a_read_only_results_database_refuses_to_start(tmp_path: Path) -> None:
     """Fails if the daemon starts anyway, shows a traceback, or gives no clear reason
     (an existing database, and one it would create)."""
-    with own_filesystem(tmp_path / "fs") as fs:
+    with small_filesystem(tmp_path / "fs", "16m") as fs:
         SqliteRunStore(fs / "results.db").close()
         subprocess.run(["mount", "-o", "remount,ro", str(fs)], check=True)
         for name in ("results.db", "new.db"):
