@@ -17,6 +17,7 @@ import pytest
 
 from controller.runs import ActiveRun
 from controller.server import Controller, ControllerSettings
+from snowload.v1 import run_pb2, run_pb2_grpc
 from snowload.workload import Workload, parse_toml
 from worker.tags import parse_compact
 
@@ -78,6 +79,15 @@ async def attached(controller: Controller, n: int, timeout_s: float = 20.0) -> N
         timeout_s,
         f"{n} idle workers to attach",
     )
+
+
+async def listed(stub: run_pb2_grpc.RunServiceStub, n: int, timeout_s: float = 30.0) -> None:
+    """Wait until a daemon's ListWorkers names at least ``n`` workers (over the API: the
+    daemon runs in a process of its own)."""
+    deadline = time.monotonic() + timeout_s
+    while len((await stub.ListWorkers(run_pb2.ListWorkersRequest())).workers) < n:
+        assert time.monotonic() < deadline, "the workers did not attach"
+        await asyncio.sleep(0.1)
 
 
 async def run_to_end(

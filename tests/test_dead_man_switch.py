@@ -18,7 +18,7 @@ import grpc
 
 from controller import lifecycle as lc
 from snowload.v1 import run_pb2, run_pb2_grpc
-from tests.cluster import WorkerProcs, start_daemon, worker_env
+from tests.cluster import WorkerProcs, listed, start_daemon, worker_env
 from tests.pg import PgCluster, parse_log
 from worker.tags import parse_compact
 
@@ -71,10 +71,7 @@ async def test_the_load_stops_within_5s_of_the_controllers_death(
     try:
         async with grpc.aio.insecure_channel(address) as channel:
             stub = run_pb2_grpc.RunServiceStub(channel)
-            deadline = time.monotonic() + 30
-            while len((await stub.ListWorkers(run_pb2.ListWorkersRequest())).workers) < 2:
-                assert time.monotonic() < deadline, "the workers did not attach"
-                await asyncio.sleep(0.1)
+            await listed(stub, 2)
             text = WORKLOAD.format(dsn=pg.dsn)
             started = await stub.StartRun(run_pb2.StartRunRequest(workload_toml=text), timeout=10)
             run_id = started.run.run_id
