@@ -191,13 +191,13 @@ workers = 1
 connections = 1
 [[query]]
 name = "slow"
-sql = '''WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 40000)
+sql = '''WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 80000)
          SELECT count(*) FROM c'''
 """
 
 
 def test_open_slots_take_the_phase_of_their_intended_start(tmp_path: Path) -> None:
-    """One connection, 100 slots/s, queries of ~12 ms: the connection falls behind, so
+    """One connection, 100 slots/s, queries of ~20 ms: the connection falls behind, so
     slots planned in WARMUP start in MEASUREMENT. They are WARMUP queries all the same."""
     wl = parse_toml(OPEN.format(db=tmp_path / "s.db"), source="open.toml")
     plan = RunPlan("r", wl, 0, 1, Sequences(0, 1), rate=100.0)
