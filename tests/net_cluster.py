@@ -67,6 +67,8 @@ class Statement:
     tag: Tag
     host: str
     """The worker host it came from (w1, w2, w3), from the worker index."""
+    pid: int = 0
+    """The server backend that ran it: one per connection."""
 
 
 def statements(pg: PgCluster, run_id: str, hosts_by_index: dict[int, str]) -> list[Statement]:
@@ -78,7 +80,7 @@ def statements(pg: PgCluster, run_id: str, hosts_by_index: dict[int, str]) -> li
             continue
         tag = parse_compact(stmt.sql.split("*/", 1)[0].removeprefix("/*"))
         if tag is not None and tag.run_short == short:
-            out.append(Statement(stmt.time_s, tag, hosts_by_index[tag.worker_index]))
+            out.append(Statement(stmt.time_s, tag, hosts_by_index[tag.worker_index], stmt.pid))
     return out
 
 
