@@ -117,12 +117,12 @@ def add_encoded(targets: list[HdrHistogram], data: bytes) -> None:
     tools = _merge_tools(*layout)
     res = _varint_decode(raw, payload_header_size, tools.address, layout[0], 8)
     total = res["total"]
-    lo, hi = res["min_nonzero_index"], res["max_nonzero_index"] + 1
-    if total == 0 or lo < 0 or hi <= lo:
+    if total == 0:  # no positive count (then pyhdrh's min_nonzero_index is -1)
         return
+    lo, hi = res["min_nonzero_index"], res["max_nonzero_index"] + 1
     src = tools.scratch[lo:hi]
     other_max = tools.high[hi - 1]
-    other_min = 0 if lo == 0 else tools.low[lo]
+    other_min = tools.low[lo]  # 0 for bucket 0
     np_ = tools.np
     for t in targets:
         dst = np_.frombuffer(t.counts, np_.uint64)[lo:hi]

@@ -9,8 +9,9 @@ import weakref
 from collections import Counter
 
 import pytest
+from hdrh.codec import V2_ENCODING_COOKIE_BASE, HdrCookieException
 from hdrh.histogram import HdrHistogram
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from snowload import hdr
@@ -86,6 +87,9 @@ def test_the_mean_is_exact_when_counts_times_values_pass_64_bits() -> None:
 
 @settings(max_examples=25, deadline=None)
 @given(samples)
+# always one whose smallest value lies in a bucket wider than 1 µs, where p0 (the lowest
+# equivalent value) and the bucket's highest value differ
+@example([3_000, 250_000, 7_000_000])
 def test_value_at_percentiles_lands_on_the_bucket_of_the_ranked_sample(values: list[int]) -> None:
     h = histogram(values)
     got = hdr.value_at_percentiles(h, WANTED)
@@ -101,6 +105,38 @@ def test_value_at_percentiles_lands_on_the_bucket_of_the_ranked_sample(values: l
             assert got[p] == h.get_highest_equivalent_value(sample)
         # 3 significant digits: within 0.1 % (plus the 1 µs resolution) of the sample
         assert abs(got[p] - sample) <= sample / 1000 + 1
+
+
+def test_percentiles_at_the_top_of_the_range() -> None:
+    """A query that outlasts the hour is still recorded: hdrh takes values up to the
+    highest of its last bucket (2^32 - 1 µs), so the span ends at the counts array's
+    end. Read there, the mean stays exact for the fewest counts whose sum of count x
+    value passes 64 bits (all of them in that last bucket)."""
+    h = hdr.new_histogram()
+    top = h.get_highest_equivalent_value(h.get_value_from_index(h.counts_len - 1))
+    assert top == 2**32 - 1
+    assert h.record_value(top)
+    assert not h.record_value(top + 1)  # the end of the range
+    h.record_value(5, 2)
+    own = h.get_percentile_to_value_dict([50.0, 95.0, 99.0])
+    p = hdr.percentiles(h)
+    assert (p.count, p.p50_ms, p.p95_ms, p.p99_ms, p.max_ms, p.min_ms) == (
+        3,
+        own[50.0] / 1000,
+        own[95.0] / 1000,
+        own[99.0] / 1000,
+        top / 1000,
+        0.005,
+    )
+    assert p.mean_ms == pytest.approx(h.get_mean_value() / 1000, rel=1e-12)
+    assert hdr.value_at_percentiles(h, (0.0, 50.0, 100.0)) == {0.0: 5, 50.0: 5, 100.0: top}
+    assert hdr.recorded_of(h) == [(5, 2), (top, 1)]
+    wraps = -(-(1 << 64) // h._hdr_median_equiv_value(top))  # ceil(2^64 / median)
+    heavy = hdr.new_histogram()
+    heavy.record_value(top, wraps)
+    p = hdr.percentiles(heavy)
+    assert (p.count, p.p50_ms) == (wraps, top / 1000)
+    assert p.mean_ms == pytest.approx(heavy.get_mean_value() / 1000, rel=1e-12)
 
 
 def test_percentiles_of_known_samples() -> None:
@@ -235,6 +271,43 @@ def test_add_encoded_allocates_no_histogram() -> None:
     assert slow_peak > counts_bytes  # the measurement sees a decode
     assert fast_peak < counts_bytes / 4
     assert target.get_total_count() == 12
+
+
+def test_prepare_merge_readies_the_first_merge() -> None:
+    """What prepare_merge is for: the scratch array and the bucket tables are built
+    before a run, so its first merge allocates nothing of a counts array's size (a cold
+    first merge builds them: two arrays of a counts array's size)."""
+    data = hdr.encode(histogram([5, 500, 50_000]))
+    target = hdr.new_histogram()
+    counts_bytes = 8 * target.counts_len
+    hdr._merge_tools.cache_clear()
+    hdr.prepare_merge()
+    tracemalloc.start()
+    try:
+        hdr.add_encoded([target], data)
+        prepared_peak = tracemalloc.get_traced_memory()[1]
+        hdr._merge_tools.cache_clear()
+        tracemalloc.reset_peak()
+        hdr.add_encoded([target], data)
+        cold_peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert cold_peak > counts_bytes  # the measurement sees the tables being built
+    assert prepared_peak < counts_bytes / 4
+    assert counts(target) == counts(histogram([5, 500, 50_000] * 2))
+
+
+def test_add_encoded_refuses_what_hdrhistogram_refuses() -> None:
+    """Only a compressed V2 histogram is read: the same bytes under another cookie (here
+    the uncompressed V2 one) are refused with HdrHistogram's own error, not merged."""
+    data = hdr.encode(histogram([5, 500]))
+    other = (V2_ENCODING_COOKIE_BASE | 0x10).to_bytes(4, "big") + data[4:]
+    with pytest.raises(HdrCookieException):
+        HdrHistogram.decode(base64.b64encode(other))
+    target = histogram([7])
+    with pytest.raises(HdrCookieException):
+        hdr.add_encoded([target], other)
+    assert counts(target) == counts(histogram([7]))
 
 
 def test_add_encoded_of_nothing_or_into_nothing_changes_nothing() -> None:
