@@ -9,8 +9,7 @@ exact phase and query kind with no extra round trip when the phase changes (an
 ``ALTER SESSION SET QUERY_TAG`` per connection per phase would cost one, cannot bind
 parameters, and leaves a window in which a session tag and the client's record differ).
 Parameters are bound server side (``paramstyle="qmark"``), never interpolated.
-``cancel`` aborts the statement in flight by its request id (worker/drivers/
-snowflake_inflight.py).
+``cancel`` aborts the statement in flight by its request id (snowflake_inflight.py).
 """
 
 from __future__ import annotations
@@ -161,7 +160,7 @@ class SnowflakeConnection(Connection):
         sql, statement_params = compiled[0], compiled[1]
         cur = self._cursor
         began = time.perf_counter_ns()
-        rid = new_request_id()
+        rid = new_request_id()  # (as _own_statement does, inline: the hot path)
         self._inflight = (sql, rid)
         try:
             cur.execute(
