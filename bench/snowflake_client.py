@@ -25,6 +25,12 @@ share this host's cores, so the stand-in's own CPU is reported too, and the load
     python bench/snowflake_client.py --quick         # 1 x 3 s, smoke test
     python bench/snowflake_client.py --profile       # + cProfile of one connection's loop
     python bench/snowflake_client.py --connections 8 --reps 2 --seconds 5
+    python bench/snowflake_client.py --src before=/tmp/old --src after=. --rounds 4
+
+``--src [NAME=]DIR`` (repeatable) runs only the breakdown, once per source per round,
+sources alternating, each importing ``snowload``/``worker`` from its DIR (e.g. a
+``git archive`` of an earlier commit): an A/B of the per-query CPU of a driver change,
+with the bare connector in the same process as the yardstick.
 """
 
 from __future__ import annotations
@@ -317,9 +323,9 @@ CONSULTED |= {"curl_ca_bundle"}
 
 
 def run_child(
-    args: list[str], home: Path, timeout_s: float, keep_env: bool = False
+    args: list[str], home: Path, timeout_s: float, keep_env: bool = False, src: Path = ROOT
 ) -> dict[str, Any]:
-    env = dict(os.environ, SNOWFLAKE_HOME=str(home), PYTHONPATH=str(ROOT))
+    env = dict(os.environ, SNOWFLAKE_HOME=str(home), PYTHONPATH=str(src))
     if not keep_env:  # a container's environment: no proxy, no CA bundle (http stand-in)
         env = {k: v for k, v in env.items() if k.lower() not in CONSULTED}
     done = subprocess.run(
@@ -352,6 +358,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument(
+        "--src",
+        action="append",
+        metavar="[NAME=]DIR",
+        help="A/B of the breakdown: import snowload/worker from DIR (repeatable)",
+    )
+    parser.add_argument("--rounds", type=int, default=4, help="rounds of --src")
+    parser.add_argument(
         "--keep-env",
         action="store_true",
         help="keep proxy and CA-bundle variables in the measured processes' environment",
@@ -380,6 +393,9 @@ def main() -> None:
     stub, port = start_stub()
     home = write_home(port)
     try:
+        if args.src:
+            compare_sources(args, home)
+            return
         for n in (int(x) for x in args.connections.split(",")):
             for mode in ("bare", *PATHS):
                 rows = []
@@ -423,6 +439,42 @@ def main() -> None:
     finally:
         stub.terminate()
         stub.wait(10)
+
+
+def compare_sources(args: argparse.Namespace, home: Path) -> None:
+    """The breakdown once per source per round, sources alternating (their order rotating
+    by round); medians per source of CPU µs per query, and of its ratio to the bare
+    connector's in the same process."""
+    sources = []
+    for item in args.src:
+        name, _, path = item.rpartition("=")
+        src = Path(path).resolve()
+        sources.append((name or src.name, src))
+    blocks = str(6 if args.quick else 15)
+    got: dict[str, list[dict[str, float]]] = {name: [] for name, _ in sources}
+    for r in range(args.rounds):
+        for name, src in sources[r % len(sources) :] + sources[: r % len(sources)]:
+            load = os.getloadavg()[0]
+            out = run_child(["breakdown", blocks], home, 600, args.keep_env, src)
+            out["load"] = max(load, os.getloadavg()[0])
+            got[name].append(out)
+            print(
+                f"round {r + 1} {name:10s} "
+                + ", ".join(f"{k} {v:.0f}" for k, v in out.items() if k != "load")
+                + f" µs CPU/query (load {out['load']:.1f})",
+                flush=True,
+            )
+    for name, rows in got.items():
+        med = {k: statistics.median(o[k] for o in rows) for k in ("bare", *PATHS)}
+        ratio = {p: statistics.median(o[p] / o["bare"] for o in rows) for p in PATHS}
+        print(
+            f"{name:10s} median of {len(rows)}: "
+            + ", ".join(f"{k} {v:.0f} µs" for k, v in med.items())
+            + "; / bare: "
+            + ", ".join(f"{p} {v:.3f}" for p, v in ratio.items())
+            + f" (load {min(o['load'] for o in rows):.1f}-{max(o['load'] for o in rows):.1f})",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -344,42 +343,3 @@ def test_tls_is_verified_against_the_bundle_it_is_given(tmp_path: Path) -> None:
                 client.close()
     finally:
         server.close()
-
-
-def test_cancel_aborts_the_statement_on_the_wire(standin: SnowflakeStandIn) -> None:
-    """``cancel`` from another thread sends the connector's abort-request for the running
-    statement (its SQL and request id); the statement ends with Snowflake's cancellation
-    error, classified as a timeout. Fails if cancel names another statement (e.g. the
-    previous query id) or the running one is left to finish on its own."""
-    import threading
-
-    conn = open_on(standin)
-    outcome: list[BaseException] = []
-
-    def hang() -> None:
-        try:
-            run(conn, "SELECT hang")
-        except BaseException as exc:  # (handed to the test's thread)
-            outcome.append(exc)
-
-    try:
-        run(conn, "SELECT 1")  # a previous statement, with an id of its own
-        thread = threading.Thread(target=hang)
-        thread.start()
-        deadline = time.monotonic() + 20
-        while not any(s.body.get("sqlText") == "SELECT hang" for s in standin.statements()):
-            assert time.monotonic() < deadline, "the statement never reached the stand-in"
-            time.sleep(0.01)
-        conn.cancel()
-        thread.join(20)
-        assert not thread.is_alive()
-        sent = next(s for s in standin.statements() if s.body.get("sqlText") == "SELECT hang")
-        aborts = [s for s in standin.seen if s.path.startswith("/queries/v1/abort-request")]
-        assert [a.body for a in aborts] == [
-            {"sqlText": "SELECT hang", "requestId": sent.query["requestId"][0]}
-        ]
-        assert len(outcome) == 1 and isinstance(outcome[0], sferrors.ProgrammingError)
-        assert outcome[0].errno == 604
-        assert SnowflakeDriver().classify(outcome[0]) is ErrorCategory.TIMEOUT
-    finally:
-        conn.close()

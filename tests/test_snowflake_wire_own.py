@@ -10,10 +10,12 @@ import socket
 import subprocess
 import sys
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -25,7 +27,7 @@ from tests.cluster import WorkerProcs, attached, run_to_end, worker_env, workloa
 from tests.fakesnow import SECRET
 from tests.sf_recorder import Recorded, SnowflakeRecorder, refusal, result
 from worker.drivers.snowflake import SnowflakeDriver
-from worker.tags import Tag
+from worker.tags import Tag, parse_compact
 
 LA = "America/Los_Angeles"
 
@@ -192,37 +194,46 @@ params = [{ pool = "SELECT id FROM SLDB.PUBLIC.own_items" }]
 
 class Straggler:
     """Holds the third load statement as a statement still running at the drain deadline
-    (at most 30 s), until a SYSTEM$CANCEL_QUERY or an abort-request arrives; then answers
-    it as Snowflake answers a cancelled statement. Everything else reaches fakesnow."""
+    (at most 30 s), until an abort-request names its request id (as Snowflake aborts a
+    request); then answers it as Snowflake answers a cancelled statement. Everything else
+    reaches fakesnow."""
 
     def __init__(self) -> None:
         self.load_statements = 0
         self.held = threading.Event()
-        self.cancelled = threading.Event()
-        self.aborted: list[str] = []
-        """Request ids named by abort-requests (the lean path cancels with one)."""
+        self.held_request = ""
+        self.aborted_by_id = threading.Event()
+        self.aborts: list[dict[str, Any]] = []
+        """Bodies of the abort-requests, in order."""
+        self.cancel_statements: list[str] = []
+        """SYSTEM$CANCEL_QUERY statements (a cancel by query id)."""
         self.lock = threading.Lock()
 
     def __call__(self, path: str, body: dict[str, Any]) -> dict[str, Any] | None:
-        if path.startswith("/queries/v1/abort-request"):  # the lean path's cancel
-            self.aborted.append(str(body.get("requestId")))
-            self.cancelled.set()
+        if path.startswith("/queries/v1/abort-request"):
+            with self.lock:
+                self.aborts.append(body)
+                if self.held_request and body.get("requestId") == self.held_request:
+                    self.aborted_by_id.set()
             return {"data": None, "code": None, "message": None, "success": True}
         if not path.startswith("/queries/v1/query-request"):
             return None
         sql = str(body.get("sqlText", ""))
-        if sql.startswith("SELECT SYSTEM$CANCEL_QUERY("):  # the connector path's cancel
-            self.cancelled.set()
+        if "SYSTEM$CANCEL_QUERY" in sql.upper():
+            self.cancel_statements.append(sql)
             return result(["status"], [["query terminated."]])
         if "/w0/" not in str((body.get("parameters") or {}).get("QUERY_TAG", "")):
             return None
         with self.lock:
             self.load_statements += 1
             hold = self.load_statements == 3
+            if hold:
+                self.held_request = parse_qs(urlsplit(path).query)["requestId"][0]
         if not hold:
             return None
         self.held.set()
-        self.cancelled.wait(30)
+        if not self.aborted_by_id.wait(30):
+            return result(["ID"], [["1"]])  # (never aborted: it ends on its own, late)
         return refusal("000604", "57014", "SQL execution canceled")
 
 
@@ -230,10 +241,14 @@ class Straggler:
 async def test_setup_and_telemetry_statements_carry_tags_of_their_own(
     controller: Controller, recorder: SnowflakeRecorder, tmp_path: Path, path: str
 ) -> None:
-    """Fails if a setup statement, the pool sampling, SHOW WAREHOUSES, a history read or
-    the drain's cancel of a straggling statement goes out untagged or under the load's
-    tag, or if any statement at all goes out with no QUERY_TAG (the README says every
-    statement carries one)."""
+    """Fails if a setup statement, the pool sampling, SHOW WAREHOUSES or a history read
+    goes out untagged or under the load's tag, or if any statement at all goes out with
+    no QUERY_TAG (the README says every statement carries one). The drain's cancel of a
+    straggling statement is no statement: on both paths it is one abort-request naming
+    the straggler's SQL and request id (fails if it names the previous statement, or
+    cancels by query id); the run then ends without waiting for the straggler, which
+    counts once, as a timeout of the phase it was issued in, and the run's count per
+    phase is the stand-in's."""
     own = OWN.replace(
         'warehouse = "LOAD_WH" }', f'warehouse = "LOAD_WH", statement_path = "{path}" }}'
     )
@@ -246,14 +261,13 @@ async def test_setup_and_telemetry_statements_carry_tags_of_their_own(
     procs.spawn("own-tags")
     try:
         await attached(controller, 1)
-        run = await run_to_end(controller, workload(own))
+        run = await run_to_end(controller, workload(own), timeout_s=25)  # (< the 30 s hold)
     finally:
         procs.stop_all()
     assert run.state == lc.COMPLETED, run.message
-    assert straggler.held.is_set() and straggler.cancelled.is_set()
+    assert straggler.held.is_set() and straggler.aborted_by_id.is_set()
     short = run.run_id.replace("-", "")[:8]
     setup_tag, telemetry_tag = f"sl/{short}/setup", f"sl/{short}/telemetry"
-    cancel_tag = f"sl/{short}/cancel"
     by_tag: dict[str, list[str]] = {}
     for r in recorder.queries():
         tag = (r.body.get("parameters") or {}).get("QUERY_TAG")
@@ -267,16 +281,30 @@ async def test_setup_and_telemetry_statements_carry_tags_of_their_own(
     assert set(telemetry) <= {"SHOW WAREHOUSES LIKE 'LOAD_WH'"} | {
         sql for sql in telemetry if "FROM SLDB.PUBLIC.QH_OWN" in sql
     }
-    if path == "connector":  # a statement, under a tag of its own
-        (cancel,) = by_tag[cancel_tag]
-        assert cancel.startswith("SELECT SYSTEM$CANCEL_QUERY('")
-    else:  # no statement: the abort-request names the held statement's request id
-        assert cancel_tag not in by_tag
-        assert len(straggler.aborted) == 1
-        held = [r for r in recorder.queries() if f"requestId={straggler.aborted[0]}" in r.path]
-        assert len(held) == 1 and "/w0/" in held[0].body["parameters"]["QUERY_TAG"]
-    load_tags = set(by_tag) - {setup_tag, telemetry_tag, cancel_tag}
+    # the cancel: one abort-request, naming the held statement; no statement
+    assert straggler.cancel_statements == []
+    held = [r for r in recorder.queries() if f"requestId={straggler.held_request}" in r.path]
+    assert len(held) == 1 and "/w0/" in held[0].body["parameters"]["QUERY_TAG"]
+    assert straggler.aborts == [
+        {"sqlText": held[0].body["sqlText"], "requestId": straggler.held_request}
+    ]
+    load_tags = set(by_tag) - {setup_tag, telemetry_tag}
     assert load_tags and all(t.startswith(f"sl/{short}/w0/") for t in load_tags), load_tags
+    # the run's accounting against what reached the stand-in, per phase
+    sent: Counter[int] = Counter()
+    for r in recorder.queries():
+        tag = parse_compact(str((r.body.get("parameters") or {}).get("QUERY_TAG", "")))
+        if tag is not None:
+            sent[tag.phase] += 1
+    counted: Counter[int] = Counter()
+    errors: Counter[tuple[int, str]] = Counter()
+    for (phase, _), cell in run.metrics.cells.items():
+        counted[phase] += cell.count  # (errors included)
+        errors.update({(phase, cat): n for cat, n in cell.errors.items()})
+    held_tag = parse_compact(held[0].body["parameters"]["QUERY_TAG"])
+    assert held_tag is not None
+    assert counted == sent, (counted, sent)
+    assert errors == Counter({(held_tag.phase, "timeout"): 1}), errors
 
 
 # -- a host that accepts connections and never answers ------------------------------------

@@ -63,8 +63,6 @@ class Purpose(StrEnum):
     """The workload's setup SQL and the sampling of value pools."""
     TELEMETRY = "telemetry"
     """Warehouse polling and the query-history reads of enrichment."""
-    CANCEL = "cancel"
-    """The drain's cancel of a statement still running at the drain deadline."""
 
 
 def own_tag(run_id: str, purpose: Purpose) -> str:

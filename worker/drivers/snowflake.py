@@ -9,6 +9,7 @@ exact phase and query kind with no extra round trip when the phase changes (an
 ``ALTER SESSION SET QUERY_TAG`` per connection per phase would cost one, cannot bind
 parameters, and leaves a window in which a session tag and the client's record differ).
 Parameters are bound server side (``paramstyle="qmark"``), never interpolated.
+``cancel`` aborts the statement in flight by its request id (snowflake_inflight.py).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import itertools
 import re
 import sys
 import time
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,7 +31,13 @@ from snowload.workload import Query, StatementPath, Target
 from worker.drivers import spcs
 from worker.drivers.base import Connection, Driver, DriverError, ErrorCategory, redact
 from worker.drivers.snowflake_http import skip_environment_lookups
-from worker.tags import Purpose, Tag, own_tag
+from worker.drivers.snowflake_inflight import (
+    REQUEST_ID_PARAMETER,
+    abort,
+    new_request_id,
+    sent_text,
+)
+from worker.tags import Tag
 
 if importlib.util.find_spec("opentelemetry") is None:
     # the connector imports OpenTelemetry's propagator for every request; a failed
@@ -135,8 +143,9 @@ class SnowflakeConnection(Connection):
         self._prefix = prefix
         self._own: dict[str, str] | None = None
         """Statement parameters of snowload's own statements (see tag_own)."""
-        self._cancel_params: dict[str, str] | None = None
-        """Those of the drain's SYSTEM$CANCEL_QUERY (``sl/<run>/cancel``, set by compile)."""
+        self._inflight: tuple[str, uuid.UUID] | None = None
+        """(SQL, request id) of the statement the connector's cursor is running, for
+        ``cancel`` from another thread."""
         self.last_query_id = ""
         self.budget = budget if budget is not None else SampleBudget(max_samples)
         self._sampling = self.budget.limit > 0
@@ -145,14 +154,20 @@ class SnowflakeConnection(Connection):
         budget lasts, joined with the server's history during enrichment."""
 
     def compile(self, query: Query, tag: Tag) -> Any:
-        self._cancel_params = {"QUERY_TAG": self._prefix + own_tag(tag.run_id, Purpose.CANCEL)}
         return (query.sql, {"QUERY_TAG": self._prefix + tag.compact()})
 
     def execute(self, compiled: Any, params: Sequence[Any]) -> None:
-        sql, statement_params = compiled
+        sql, statement_params = compiled[0], compiled[1]
         cur = self._cursor
         began = time.perf_counter_ns()
-        cur.execute(sql, params, _statement_params=statement_params)
+        rid = new_request_id()  # (as _own_statement does, inline: the hot path)
+        self._inflight = (sql, rid)
+        try:
+            cur.execute(
+                sql, params, _statement_params={**statement_params, REQUEST_ID_PARAMETER: rid}
+            )
+        finally:
+            self._inflight = None
         if cur.description:
             cur.fetchall()
         self.last_query_id = cur.sfqid or ""
@@ -178,37 +193,48 @@ class SnowflakeConnection(Connection):
             return str(getattr(error, "sfqid", None) or "")
         return self.last_query_id
 
+    def _own_statement(self, sql: str, params: Any = None, **options: Any) -> Any:
+        """One of snowload's own statements on the connector's cursor, abortable by
+        ``cancel`` as a load statement is; returns the cursor."""
+        rid = new_request_id()
+        statement_params = {**(self._own or {}), REQUEST_ID_PARAMETER: rid}
+        self._inflight = (sql, rid)
+        try:
+            return self._cursor.execute(sql, params, _statement_params=statement_params, **options)
+        finally:
+            self._inflight = None
+
     def execute_script(self, statements: Sequence[str]) -> None:
         for sql in statements:
-            self._cursor.execute(sql, _statement_params=self._own)
+            self._own_statement(sql)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         cur = self._cursor
-        cur.execute(sql, params, _statement_params=self._own)
+        self._own_statement(sql, params)
         return list(cur.fetchall()) if cur.description else []
 
     def prepare_only(self, query: Query) -> None:
         """The connector's describe-only request: Snowflake compiles the statement and
         returns its result's columns without running it. (Setup SQL cannot be rolled back
         here: DDL commits in Snowflake, so rolled_back() yields False.)"""
-        self._cursor.execute(query.sql, _describe_only=True, _statement_params=self._own)
+        self._own_statement(query.sql, _describe_only=True)
 
     def query_dicts(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """Rows as dicts keyed by lower-case column name (SHOW commands)."""
         cur = self._cursor
-        cur.execute(sql, params or None, _statement_params=self._own)
+        self._own_statement(sql, params or None)
         if not cur.description:
             return []
         names = [str(d[0]).lower() for d in cur.description]
         return [dict(zip(names, row, strict=False)) for row in cur.fetchall()]
 
     def cancel(self) -> None:
-        with contextlib.suppress(Exception):
-            if self.last_query_id:
-                self._conn.cursor().execute(
-                    f"SELECT SYSTEM$CANCEL_QUERY('{self.last_query_id}')",
-                    _statement_params=self._cancel_params or self._own,
-                )
+        """Abort the statement the connector's cursor is running, by its SQL and request
+        id, as the connector aborts its own on a timeout; nothing when none runs. From
+        any thread; never raises."""
+        inflight = self._inflight
+        if inflight is not None:
+            abort(self._conn, sent_text(inflight[0]), inflight[1])
 
     def close(self) -> None:
         with contextlib.suppress(Exception):

@@ -3,13 +3,14 @@ connector's login and session.
 
 The connector logs in (every authenticator, connections.toml, SPCS OAuth, session
 parameters) and keeps the session: its token, its master token for renewals, its query
-context cache, its sequence counter, its own statements (setup, sampling, enrichment,
-cancel). Each load statement is one ``POST /queries/v1/query-request`` with the body the
-connector would send (``sqlText``, ``asyncExec``, ``sequenceId``, ``querySubmissionTime``,
-``parameters`` with the statement's QUERY_TAG, ``bindings`` in qmark format,
-``queryContextDTO``) and its headers (``Authorization: Snowflake Token="..."`` with the
-session's current token, ``Accept: application/snowflake``, its User-Agent), over one
-keep-alive connection per snowload connection (worker/drivers/snowflake_rest.py).
+context cache, its sequence counter, its own statements (setup, sampling, enrichment)
+and aborts (``cancel``). Each load statement is one ``POST /queries/v1/query-request``
+with the body the connector would send (``sqlText``, ``asyncExec``, ``sequenceId``,
+``querySubmissionTime``, ``parameters`` with the statement's QUERY_TAG, ``bindings`` in
+qmark format, ``queryContextDTO``) and its headers (``Authorization: Snowflake
+Token="..."`` with the session's current token, ``Accept: application/snowflake``, its
+User-Agent), over one keep-alive connection per snowload connection
+(worker/drivers/snowflake_rest.py).
 
 The answer is read as the connector reads it: in-progress codes (333333, 333334) poll the
 result URL; an expired session (390112) is renewed through the connector and the
@@ -23,7 +24,6 @@ downloaded, not skipped.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import time
@@ -41,6 +41,7 @@ from snowflake.connector.result_batch import is_inline_result_incomplete
 from snowload.workload import Query
 from worker.drivers.snowflake import SampleBudget, SnowflakeConnection
 from worker.drivers.snowflake_bind import connector_fallback, qmark_bindings
+from worker.drivers.snowflake_inflight import abort
 from worker.drivers.snowflake_rest import RestClient
 from worker.tags import Tag
 
@@ -265,14 +266,13 @@ class LeanSnowflakeConnection(SnowflakeConnection):
     def cancel(self) -> None:
         """Abort the statement on the wire as the connector aborts its own (an
         abort-request naming its SQL and request id; the statement then answers with
-        Snowflake's cancellation error), from any thread."""
+        Snowflake's cancellation error), from any thread. With none on the lean path:
+        the one the connector's cursor runs (PUT, GET), if any."""
         inflight = self.lean.inflight
         if inflight is None:
             super().cancel()
             return
-        sql, rid = inflight
-        with contextlib.suppress(Exception):
-            self._conn._cancel_query(sql, rid)
+        abort(self._conn, *inflight)
 
     def close(self) -> None:
         self.lean.close()
