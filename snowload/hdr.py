@@ -40,6 +40,14 @@ def new_histogram() -> HdrHistogram:
     return _acyclic(HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS))
 
 
+def record(hist: HdrHistogram, value_us: int, count: int = 1) -> None:
+    """Record ``count`` values, clamped to the histogram's range [0, HIGHEST_US]: hdrh
+    silently refuses a value past its range (``record_value`` returns False), which would
+    drop a statement longer than about 71 minutes from the count as well as from the
+    latencies. Clamped, it counts, with the range's top (one hour) as its latency."""
+    hist.record_value(min(max(value_us, 0), HIGHEST_US), count)
+
+
 def _acyclic(hist: HdrHistogram) -> HdrHistogram:
     """hdrh's histogram and its encoder refer to each other: such a pair (and its 184 KiB
     of counts) is freed only by Python's cyclic garbage collector, which an idle process

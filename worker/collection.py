@@ -121,7 +121,7 @@ def _cells(
 ) -> Cells:
     cells: Cells = {}
     for packed, c in counts.items():
-        _cell(cells, packed & KEY_MASK).histogram.record_value(packed >> LAT_SHIFT, c)
+        hdr.record(_cell(cells, packed & KEY_MASK).histogram, packed >> LAT_SHIFT, c)
     for key, category, message, _ in errors:
         tally = _cell(cells, key).errors.setdefault(category, ErrorTally())
         tally.count += 1
@@ -131,7 +131,7 @@ def _cells(
         cell = _cell(cells, packed & KEY_MASK)
         if cell.service is None:
             cell.service = hdr.new_histogram()
-        cell.service.record_value(packed >> LAT_SHIFT, c)
+        hdr.record(cell.service, packed >> LAT_SHIFT, c)
     return cells
 
 
@@ -146,7 +146,7 @@ def _schedule(lags: Counter[int]) -> dict[int, ScheduleData]:
         if packed & DROPPED == DROPPED:
             sched.dropped += c
             continue
-        sched.lag.record_value(lag_us, c)
+        hdr.record(sched.lag, lag_us, c)
         if lag_us * 1000 > LATE_NS:
             sched.late += c
     return schedule

@@ -158,15 +158,15 @@ class SnowflakeEnricher(Enricher):
             if d is None:  # (not setdefault: it would build six histograms per row)
                 d = cells[(tag.kind, tag.phase)] = _Dists()
             d.calls += 1
-            d.total.record_value(int(float(total or 0) * 1000))
-            d.compilation.record_value(int(float(comp or 0) * 1000))
-            d.execution.record_value(int(float(exe or 0) * 1000))
-            d.queued.record_value(int((float(q_over or 0) + float(q_prov or 0)) * 1000))
-            d.blocked.record_value(int(float(blocked or 0) * 1000))
+            hdr.record(d.total, int(float(total or 0) * 1000))
+            hdr.record(d.compilation, int(float(comp or 0) * 1000))
+            hdr.record(d.execution, int(float(exe or 0) * 1000))
+            hdr.record(d.queued, int((float(q_over or 0) + float(q_prov or 0)) * 1000))
+            hdr.record(d.blocked, int(float(blocked or 0) * 1000))
             client_us = self.client_samples.get(str(qid))
             if client_us is not None:
                 d.matched += 1
-                d.overhead.record_value(max(0, client_us - int(float(total or 0) * 1000)))
+                hdr.record(d.overhead, max(0, client_us - int(float(total or 0) * 1000)))
         timings = [
             common_pb2.ServerTiming(
                 kind=kind,
