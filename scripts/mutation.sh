@@ -21,6 +21,8 @@ cd "$(dirname "$0")/.."
 # sys.path and drops the repository root from it; a PYTHONPATH pointing at a checkout
 # would still win over a module missing from the copy, so it goes.
 unset PYTHONPATH
+# hypothesis draws the same examples for every mutant (tests/conftest.py)
+export SNOWLOAD_HYPOTHESIS_PROFILE=mutation
 
 children="${MUTATION_CHILDREN:-1}"
 

@@ -10,8 +10,16 @@ import tempfile
 
 os.environ["SNOWFLAKE_HOME"] = tempfile.mkdtemp(prefix="snowload-sfhome-")
 
+from hypothesis import settings
+
 from tests.cluster import controller, traces, workers
 from tests.fakesnow import fakesnow_port, snowflake_home
 from tests.pg import pg
+
+# scripts/mutation.sh: every mutant meets the same examples, so whether one is killed does
+# not depend on the draw (a kill that needs a rare example is an @example, not luck)
+settings.register_profile("mutation", derandomize=True, database=None)
+if os.environ.get("SNOWLOAD_HYPOTHESIS_PROFILE"):
+    settings.load_profile(os.environ["SNOWLOAD_HYPOTHESIS_PROFILE"])
 
 __all__ = ["controller", "fakesnow_port", "pg", "snowflake_home", "traces", "workers"]
