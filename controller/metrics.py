@@ -40,7 +40,7 @@ from controller.metric_cells import (
     duration_of,
     stats_of,
 )
-from controller.report_check import CheckedReport, checked
+from controller.report_check import CheckedReport, check_report
 from controller.warehouse_ledger import WarehouseLedger
 from snowload import hdr
 from snowload.v1 import common_pb2, control_pb2
@@ -130,9 +130,12 @@ class RunMetrics:
             received.low = max(0, report.first_interval_id - 1)
         if received.has(report.interval_id):
             return False
-        with checked(report, self.queries) as spans:
+        spans = check_report(report, self.queries)
+        try:
             received.add(report.interval_id)
             self._add(worker_id, report, spans)
+        finally:
+            spans.release()
         return True
 
     def _add(self, worker_id: str, report: control_pb2.MetricsReport, spans: CheckedReport) -> None:

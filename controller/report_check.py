@@ -11,10 +11,6 @@ nothing of it reaches the run (docs/reliability.md says what happens to the run)
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-
 from snowload import hdr
 from snowload.v1 import common_pb2, control_pb2
 
@@ -30,13 +26,15 @@ class InvalidReport(ValueError):
         self.why = why
 
 
-@dataclass
 class CheckedReport:
     """The decoded histograms of a checked report, in the report's order: per kind
     (latencies, service times), per schedule entry (lags). :meth:`release` frees them."""
 
-    kinds: list[tuple[hdr.Span | None, hdr.Span | None]] = field(default_factory=list)
-    lags: list[hdr.Span | None] = field(default_factory=list)
+    __slots__ = ("kinds", "lags")
+
+    def __init__(self) -> None:
+        self.kinds: list[tuple[hdr.Span | None, hdr.Span | None]] = []
+        self.lags: list[hdr.Span | None] = []
 
     def release(self) -> None:
         for latency, service in self.kinds:
@@ -48,57 +46,51 @@ class CheckedReport:
         self.lags.clear()
 
 
-@contextmanager
-def checked(
-    report: control_pb2.MetricsReport, queries: frozenset[str] | None = None
-) -> Iterator[CheckedReport]:
-    """:func:`check_report`, its histograms released when the block ends."""
-    spans = check_report(report, queries)
-    try:
-        yield spans
-    finally:
-        spans.release()
-
-
 def check_report(
     report: control_pb2.MetricsReport, queries: frozenset[str] | None = None
 ) -> CheckedReport:
     """Check ``report`` (kinds against ``queries``, the workload's query names, when
-    given); its decoded histograms, or InvalidReport."""
+    given); its decoded histograms (to :meth:`CheckedReport.release` once merged), or
+    InvalidReport. Field names are only made for a report that fails (this runs per
+    report)."""
     out = CheckedReport()
+    kinds = out.kinds
     try:
         seen: set[tuple[int, str]] = set()
         for i, kind in enumerate(report.kinds):
-            where = f"kinds[{i}]"
-            if queries is not None and kind.kind not in queries:
-                raise InvalidReport(f"{where}.kind", f"{kind.kind!r} is not a query of the run")
-            if kind.phase not in _PHASES:
-                raise InvalidReport(f"{where}.phase", f"{kind.phase} is not a phase")
-            if (kind.phase, kind.kind) in seen:
-                raise InvalidReport(where, f"kind {kind.kind!r} appears twice in one phase")
-            seen.add((kind.phase, kind.kind))
-            named = f"{where}.%s (kind {kind.kind!r})"
-            latency = _read(named % "histogram", kind.histogram)
-            out.kinds.append((latency, None))
-            held = latency.total if latency is not None else 0
-            if held != kind.count:
+            name, phase = kind.kind, kind.phase
+            if queries is not None and name not in queries:
+                raise InvalidReport(f"kinds[{i}].kind", f"{name!r} is not a query of the run")
+            if phase not in _PHASES:
+                raise InvalidReport(f"kinds[{i}].phase", f"{phase} is not a phase")
+            key = (phase, name)
+            if key in seen:
+                raise InvalidReport(f"kinds[{i}]", f"kind {name!r} appears twice in one phase")
+            seen.add(key)
+            latency = _read(kind.histogram, i, "histogram", name)
+            kinds.append((latency, None))
+            if (latency.total if latency is not None else 0) != kind.count:
+                held = latency.total if latency is not None else 0
                 raise InvalidReport(
-                    named % "histogram",
+                    f"kinds[{i}].histogram (kind {name!r})",
                     f"holds {held} latencies, but the kind's count is {kind.count}",
                 )
-            if kind.service_histogram:
-                service = _read(named % "service_histogram", kind.service_histogram)
-                out.kinds[-1] = (latency, service)
+            service = kind.service_histogram
+            if service:
+                kinds[-1] = (latency, _read(service, i, "service_histogram", name))
         for i, sched in enumerate(report.schedule):
-            out.lags.append(_read(f"schedule[{i}].lag_histogram", sched.lag_histogram))
+            try:
+                out.lags.append(hdr.read_span(sched.lag_histogram))
+            except hdr.HistogramError as e:
+                raise InvalidReport(f"schedule[{i}].lag_histogram", str(e)) from e
     except InvalidReport:
         out.release()
         raise
     return out
 
 
-def _read(where: str, data: bytes) -> hdr.Span | None:
+def _read(data: bytes, i: int, field: str, name: str) -> hdr.Span | None:
     try:
         return hdr.read_span(data)
     except hdr.HistogramError as e:
-        raise InvalidReport(where, str(e)) from e
+        raise InvalidReport(f"kinds[{i}].{field} (kind {name!r})", str(e)) from e
