@@ -157,7 +157,8 @@ class WorkerEvents:
         bad: InvalidReport,
     ) -> None:
         """Nothing of the report was merged; the worker is out of the run, as if lost
-        (on_worker_loss): numbers without its intervals from here on cannot be whole."""
+        (on_worker_loss): numbers without its intervals from here on cannot be whole, and
+        nothing more it sends for the run counts."""
         log.warning(
             "run %s: worker %s on %s sent an invalid report for interval %d, dropped: %s",
             run.run_id,
@@ -168,6 +169,8 @@ class WorkerEvents:
         )
         why = f"sent an invalid report for interval {report.interval_id} ({bad})"
         self._worker_gone(run, rec, why, Reason.INVALID_REPORT)
+        if rec.worker_id not in run.dropped:  # (failing the run: out of it all the same)
+            self._drop(run, rec)
 
     @staticmethod
     def _query_failures(run: ActiveRun, report: control_pb2.MetricsReport) -> None:
@@ -236,15 +239,21 @@ class WorkerEvents:
                 f"{lc.state_name(run.state)}; the run went on with "
                 f"{len(survivors)} worker(s) and keeps the intervals it reported"
             )
-            run.metrics.retire(rec.worker_id)
-            run.dropped.add(rec.worker_id)
-            rec.run_id = ""
-            rec.assignment = None
+            self._drop(run, rec)
             run.broadcaster.publish(run.update())
             return
         run.request_abort(
             Outcome(lc.FAILED, reason, f"worker {rec.worker_id} on {rec.hello.host} {why}")
         )
+
+    @staticmethod
+    def _drop(run: ActiveRun, rec: WorkerRecord) -> None:
+        """The worker is out of the run: later seconds are complete without it, nothing
+        more of it counts, and on re-attach it is told to stop."""
+        run.metrics.retire(rec.worker_id)
+        run.dropped.add(rec.worker_id)
+        rec.run_id = ""
+        rec.assignment = None
 
     def worker_revived(self, rec: WorkerRecord, claimed_run: str) -> None:
         """A worker marked lost speaks again on its old stream: if it still works for a run

@@ -179,7 +179,7 @@ async def run_with_a_crafted_worker(
     it, and what the good worker says it ran in MEASUREMENT."""
     async with CraftedWorker(controller.address, name) as crafted:
         await attached(controller, 2)
-        run = controller.runs.start(workload(make(workers=2, duration="3s", policy=policy)))
+        run = controller.runs.start(workload(make(workers=2, duration="2s", policy=policy)))
         await asyncio.wait_for(crafted.started.wait(), 30)
         assert crafted.start is not None
         origin = crafted.start.start_time.ToNanoseconds()
