@@ -236,4 +236,5 @@ async def test_a_report_with_bad_histogram_bytes_is_refused_and_named_and_the_da
         )
     # the real worker kept its stream through both runs and is idle for the next one
     rec = controller.registry.workers["good"]
-    assert rec.outbox is not None and rec.idle
+    await wait_for(lambda: rec.idle, 20, "the real worker to be idle again")
+    assert rec.outbox is not None and not rec.lost
