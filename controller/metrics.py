@@ -195,7 +195,9 @@ class RunMetrics:
             point.schedule.target_rate += max(s.target_rate for s in report.schedule)
         cells = point.cells
         count = 0
-        for kind, (latency, service) in zip(report.kinds, spans.kinds, strict=True):
+        for kind, latency, service in zip(
+            report.kinds, spans.latencies, spans.services, strict=True
+        ):
             phase = kind.phase
             key = (phase, kind.kind)
             cell = cells.get(key)

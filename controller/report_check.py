@@ -3,7 +3,8 @@
 Every histogram of a report (latencies, service times, schedule lags) must be snowload's
 layout in the compressed V2 encoding, and each kind's latency histogram must hold as many
 values as the kind's count says; every kind must be a query of the run's workload, in a
-known phase, once. :func:`check_report` decodes the histograms on the way (the merge
+known phase, and a report has no more kinds than the workload's queries in every
+phase. :func:`check_report` decodes the histograms on the way (the merge
 needs them decoded anyway, so the check costs next to nothing: see docs/benchmarks.md)
 and returns them; a report that fails raises :class:`InvalidReport` naming the field, and
 nothing of it reaches the run (docs/reliability.md says what happens to the run).
@@ -27,22 +28,23 @@ class InvalidReport(ValueError):
 
 
 class CheckedReport:
-    """The decoded histograms of a checked report, in the report's order: per kind
-    (latencies, service times), per schedule entry (lags). :meth:`release` frees them."""
+    """The decoded histograms of a checked report, in the report's order: per kind its
+    latencies and service times, per schedule entry its lags. :meth:`release` frees
+    them."""
 
-    __slots__ = ("kinds", "lags")
+    __slots__ = ("lags", "latencies", "services")
 
     def __init__(self) -> None:
-        self.kinds: list[tuple[hdr.Span | None, hdr.Span | None]] = []
+        self.latencies: list[hdr.Span | None] = []
+        self.services: list[hdr.Span | None] = []
         self.lags: list[hdr.Span | None] = []
 
     def release(self) -> None:
-        for latency, service in self.kinds:
-            hdr.release(latency)
-            hdr.release(service)
-        for lag in self.lags:
-            hdr.release(lag)
-        self.kinds.clear()
+        hdr.release_all(self.latencies)
+        hdr.release_all(self.services)
+        hdr.release_all(self.lags)
+        self.latencies.clear()
+        self.services.clear()
         self.lags.clear()
 
 
@@ -54,43 +56,43 @@ def check_report(
     InvalidReport. Field names are only made for a report that fails (this runs per
     report)."""
     out = CheckedReport()
-    kinds = out.kinds
+    latencies, services = out.latencies, out.services
+    read = hdr.read_span
+    kinds = report.kinds
+    if queries is not None and len(kinds) > len(queries) * len(_PHASES):
+        raise InvalidReport(
+            "kinds", f"{len(kinds)} kinds, more than the run's queries in every phase"
+        )
+    i, name, field = 0, "", "histogram"
     try:
-        seen: set[tuple[int, str]] = set()
-        for i, kind in enumerate(report.kinds):
+        for i, kind in enumerate(kinds):
             name, phase = kind.kind, kind.phase
             if queries is not None and name not in queries:
                 raise InvalidReport(f"kinds[{i}].kind", f"{name!r} is not a query of the run")
             if phase not in _PHASES:
                 raise InvalidReport(f"kinds[{i}].phase", f"{phase} is not a phase")
-            key = (phase, name)
-            if key in seen:
-                raise InvalidReport(f"kinds[{i}]", f"kind {name!r} appears twice in one phase")
-            seen.add(key)
-            latency = _read(kind.histogram, i, "histogram", name)
-            kinds.append((latency, None))
-            if (latency.total if latency is not None else 0) != kind.count:
-                held = latency.total if latency is not None else 0
+            field = "histogram"
+            latency = read(kind.histogram)
+            latencies.append(latency)
+            held = latency.total if latency is not None else 0
+            if held != kind.count:
                 raise InvalidReport(
                     f"kinds[{i}].histogram (kind {name!r})",
                     f"holds {held} latencies, but the kind's count is {kind.count}",
                 )
             service = kind.service_histogram
-            if service:
-                kinds[-1] = (latency, _read(service, i, "service_histogram", name))
-        for i, sched in enumerate(report.schedule):
-            try:
-                out.lags.append(hdr.read_span(sched.lag_histogram))
-            except hdr.HistogramError as e:
-                raise InvalidReport(f"schedule[{i}].lag_histogram", str(e)) from e
+            field = "service_histogram"
+            services.append(read(service) if service else None)
+        field = "lag_histogram"
+        for sched in report.schedule:
+            out.lags.append(read(sched.lag_histogram))
+    except hdr.HistogramError as e:
+        lagged = field == "lag_histogram"
+        where = f"schedule[{len(out.lags)}]" if lagged else f"kinds[{i}]"
+        out.release()
+        named = "" if lagged else f" (kind {name!r})"
+        raise InvalidReport(f"{where}.{field}{named}", str(e)) from e
     except InvalidReport:
         out.release()
         raise
     return out
-
-
-def _read(data: bytes, i: int, field: str, name: str) -> hdr.Span | None:
-    try:
-        return hdr.read_span(data)
-    except hdr.HistogramError as e:
-        raise InvalidReport(f"kinds[{i}].{field} (kind {name!r})", str(e)) from e

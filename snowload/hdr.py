@@ -180,6 +180,9 @@ class Span(NamedTuple):
     buffer: tuple[NDArray[np.uint64], int]
 
 
+_new_span = tuple.__new__
+"""Span's constructor without NamedTuple's keyword handling (this runs per histogram)."""
+
 _POOL: list[tuple[NDArray[np.uint64], int]] = []
 """Zeroed counts buffers of snowload's layout, with their addresses, for
 :func:`read_span` (a report's kinds are decoded before any is added: one buffer each,
@@ -194,6 +197,15 @@ def release(span: Span | None) -> None:
         span.counts.fill(0)
         if len(_POOL) < _POOL_KEEP:
             _POOL.append(span.buffer)
+
+
+def release_all(spans: list[Span | None]) -> None:
+    """:func:`release` every span of ``spans``."""
+    for span in spans:
+        if span is not None:
+            span.counts.fill(0)
+            if len(_POOL) < _POOL_KEEP:
+                _POOL.append(span.buffer)
 
 
 _MAX_RAW = payload_header_size + 9 * new_histogram().counts_len
@@ -214,31 +226,15 @@ def read_span(data: bytes) -> Span | None:
         raise HistogramError(
             f"not a compressed V2 HdrHistogram (cookie {data[:4].hex() or 'missing'})"
         )
-    declared = int.from_bytes(data[4:ext_header_size], "big")
-    if declared != len(data) - ext_header_size:
-        body = len(data) - ext_header_size
-        raise HistogramError(
-            f"truncated: its header says {declared} compressed bytes, {body} follow"
-        )
     inflate = zlib.decompressobj()
     try:
         raw = inflate.decompress(memoryview(data)[ext_header_size:], _MAX_RAW)
     except zlib.error as e:
-        raise HistogramError(f"corrupt compressed body ({e})") from e
+        raise _broken(data, f"corrupt compressed body ({e})") from e
     if not inflate.eof:
-        raise HistogramError(
-            "corrupt compressed body (incomplete, or longer than the layout allows)"
-        )
-    if len(raw) < payload_header_size:
-        raise HistogramError(f"payload of {len(raw)} bytes is shorter than its header")
+        raise _broken(data, "corrupt compressed body (incomplete, or past the layout's size)")
     if raw[8:payload_header_size] != _OUR_LAYOUT:
-        head = PayloadHeader.from_buffer_copy(raw[:payload_header_size])
-        raise HistogramError(
-            f"layout {head.lowest_trackable_value}..{head.highest_trackable_value} µs with "
-            f"{head.significant_figures} significant digits (normalizing offset "
-            f"{head.normalizing_index_offset}), not {LOWEST_US}..{HIGHEST_US} µs with "
-            f"{SIGNIFICANT_DIGITS}: made by another version of snowload?"
-        )
+        raise _foreign(raw)
     length = int.from_bytes(raw[4:8], "big")
     if length != len(raw) - payload_header_size:
         raise HistogramError(
@@ -257,7 +253,7 @@ def read_span(data: bytes) -> Span | None:
         _POOL.append(buffer)  # (nothing was written to it)
         return None
     lo = res["min_nonzero_index"]
-    return Span(lo, buffer[0][lo : res["max_nonzero_index"] + 1], total, buffer)
+    return _new_span(Span, (lo, buffer[0][lo : res["max_nonzero_index"] + 1], total, buffer))
 
 
 def _new_buffer() -> tuple[NDArray[np.uint64], int]:
@@ -266,22 +262,56 @@ def _new_buffer() -> tuple[NDArray[np.uint64], int]:
     return array, array.ctypes.data
 
 
+def _broken(data: bytes, why: str) -> HistogramError:
+    """What is wrong with bytes that did not inflate (only when they did not)."""
+    declared = int.from_bytes(data[4:ext_header_size], "big")
+    body = len(data) - ext_header_size
+    if declared > body:
+        return HistogramError(
+            f"truncated: its header says {declared} compressed bytes, {body} follow"
+        )
+    return HistogramError(why)
+
+
+def _foreign(raw: bytes) -> HistogramError:
+    """What is wrong with a payload whose header is not snowload's layout."""
+    if len(raw) < payload_header_size:
+        return HistogramError(f"payload of {len(raw)} bytes is shorter than its header")
+    head = PayloadHeader.from_buffer_copy(raw[:payload_header_size])
+    return HistogramError(
+        f"layout {head.lowest_trackable_value}..{head.highest_trackable_value} µs with "
+        f"{head.significant_figures} significant digits (normalizing offset "
+        f"{head.normalizing_index_offset}), not {LOWEST_US}..{HIGHEST_US} µs with "
+        f"{SIGNIFICANT_DIGITS}: made by another version of snowload?"
+    )
+
+
 def add_span(targets: list[HdrHistogram], span: Span | None) -> None:
     """Add a :func:`read_span` histogram to every histogram of ``targets`` (all made by
     new_histogram()), exactly as ``add_encoded`` of its bytes would."""
     if span is None or not targets:
         return
-    tools = _merge_tools(*_OUR_TOOLS)
-    lo, hi = span.lo, span.lo + len(span.counts)
+    lo, counts, total, _ = span
+    hi = lo + len(counts)
+    tools = _OURS[0] if _OURS else _ours()
     other_max = tools.high[hi - 1]
     other_min = tools.low[lo]
     np_ = tools.np
     for t in targets:
         dst = np_.frombuffer(t.counts, np_.uint64)[lo:hi]
-        np_.add(dst, span.counts, out=dst)
-        t.total_count += span.total
+        np_.add(dst, counts, out=dst)
+        t.total_count += total
         t.max_value = max(t.max_value, other_max)
         t.min_value = min(t.min_value, other_min)
+
+
+_OURS: list[_Merge] = []
+"""_merge_tools of snowload's layout, once loaded (a list lookup, not a cached call)."""
+
+
+def _ours() -> _Merge:
+    _OURS.append(_merge_tools(*_OUR_TOOLS))
+    return _OURS[0]
 
 
 @dataclass(frozen=True)
