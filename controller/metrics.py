@@ -195,11 +195,7 @@ class RunMetrics:
             point.schedule.target_rate += max(s.target_rate for s in report.schedule)
         cells = point.cells
         count = 0
-        for kind, latency, service in zip(
-            report.kinds, spans.latencies, spans.services, strict=True
-        ):
-            phase = kind.phase
-            key = (phase, kind.kind)
+        for kind, key, successes, latency, service in spans.kinds:
             cell = cells.get(key)
             if cell is None:
                 cell = cells[key] = Cell()
@@ -208,7 +204,7 @@ class RunMetrics:
             hdr.add_span([t.histogram for t in targets], latency)
             if service is not None:
                 hdr.add_span([t.service_histogram() for t in targets], service)
-            queries = kind.count
+            queries = successes
             errors = kind.errors
             if errors:
                 for err in errors:
@@ -216,7 +212,7 @@ class RunMetrics:
                     for t in targets:
                         t.errors[err.category] += err.count
             count += queries
-            point.phase_counts[phase] += queries
+            point.phase_counts[key[0]] += queries
         point.count += count
 
     def _totals(self, key: Key) -> tuple[Cell, Cell]:

@@ -28,24 +28,32 @@ class InvalidReport(ValueError):
 
 
 class CheckedReport:
-    """The decoded histograms of a checked report, in the report's order: per kind its
-    latencies and service times, per schedule entry its lags. :meth:`release` frees
-    them."""
+    """A checked report, decoded: per kind (in the report's order) the message, its
+    (phase, kind) key, its count and its latency and service-time histograms; per
+    schedule entry its lags. :meth:`release` frees the histograms."""
 
-    __slots__ = ("lags", "latencies", "services")
+    __slots__ = ("kinds", "lags")
 
     def __init__(self) -> None:
-        self.latencies: list[hdr.Span | None] = []
-        self.services: list[hdr.Span | None] = []
+        self.kinds: list[CheckedKind] = []
         self.lags: list[hdr.Span | None] = []
 
     def release(self) -> None:
-        hdr.release_all(self.latencies)
-        hdr.release_all(self.services)
+        release = hdr.release
+        for _, _, _, latency, service in self.kinds:
+            if latency is not None:
+                release(latency)
+            if service is not None:
+                release(service)
         hdr.release_all(self.lags)
-        self.latencies.clear()
-        self.services.clear()
+        self.kinds.clear()
         self.lags.clear()
+
+
+CheckedKind = tuple[
+    control_pb2.KindInterval, tuple[int, str], int, hdr.Span | None, hdr.Span | None
+]
+"""(message, (phase, kind), count, latencies, service times)"""
 
 
 def check_report(
@@ -56,7 +64,7 @@ def check_report(
     InvalidReport. Field names are only made for a report that fails (this runs per
     report)."""
     out = CheckedReport()
-    latencies, services = out.latencies, out.services
+    checked = out.kinds
     read = hdr.read_span
     kinds = report.kinds
     if queries is not None and len(kinds) > len(queries) * len(_PHASES):
@@ -73,16 +81,18 @@ def check_report(
                 raise InvalidReport(f"kinds[{i}].phase", f"{phase} is not a phase")
             field = "histogram"
             latency = read(kind.histogram)
-            latencies.append(latency)
+            count = kind.count
+            service = kind.service_histogram
+            checked.append((kind, (phase, name), count, latency, None))
             held = latency.total if latency is not None else 0
-            if held != kind.count:
+            if held != count:
                 raise InvalidReport(
                     f"kinds[{i}].histogram (kind {name!r})",
-                    f"holds {held} latencies, but the kind's count is {kind.count}",
+                    f"holds {held} latencies, but the kind's count is {count}",
                 )
-            service = kind.service_histogram
-            field = "service_histogram"
-            services.append(read(service) if service else None)
+            if service:
+                field = "service_histogram"
+                checked[-1] = (kind, (phase, name), count, latency, read(service))
         field = "lag_histogram"
         for sched in report.schedule:
             out.lags.append(read(sched.lag_histogram))
