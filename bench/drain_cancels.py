@@ -54,7 +54,9 @@ def sleeping(pg: PgCluster, marker: str) -> int:
             (f"%pg_sleep(60) /* {marker} */%",),
         ).fetchone()
     assert row is not None
-    return int(row[0])  # type: ignore[call-overload]
+    count = row[0]
+    assert isinstance(count, int)
+    return count
 
 
 def one(pg: PgCluster, connections: int, delay_s: float) -> tuple[float, int]:

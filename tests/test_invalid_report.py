@@ -10,6 +10,8 @@ import asyncio
 import base64
 import zlib
 from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
 
 import grpc
 import pytest
@@ -18,7 +20,8 @@ from hdrh.histogram import HdrHistogram
 
 from controller import lifecycle as lc
 from controller.report_check import InvalidReport, check_report
-from controller.server import Controller
+from controller.server import Controller, ControllerSettings
+from controller.store_sqlite import SqliteRunStore
 from snowload import hdr
 from snowload.v1 import common_pb2, control_pb2, run_pb2, run_pb2_grpc
 from tests.cluster import WorkerProcs, attached, wait_for, workload
@@ -38,7 +41,7 @@ def encoded(*values: int) -> bytes:
 def wrapped(raw_payload: bytes, body: bytes | None = None) -> bytes:
     """A compressed V2 envelope around ``raw_payload`` (or around ``body`` as it is)."""
     compressed = zlib.compress(raw_payload) if body is None else body
-    cookie = (V2_COMPRESSION_COOKIE_BASE | 0x10).to_bytes(4, "big")
+    cookie = (int(V2_COMPRESSION_COOKIE_BASE) | 0x10).to_bytes(4, "big")
     return cookie + len(compressed).to_bytes(4, "big") + compressed
 
 
@@ -153,6 +156,15 @@ def test_check_report_names_the_field(
     assert says in str(caught.value)
 
 
+@pytest.fixture
+async def controller(tmp_path: Path) -> AsyncIterator[Controller]:
+    """An in-process controller on port 0 that stores its runs in a SQLite file."""
+    ctl = Controller(ControllerSettings(), SqliteRunStore(tmp_path / "results.db"))
+    await ctl.start()
+    yield ctl
+    await ctl.stop()
+
+
 VALID_VALUES = (1500,) * 6 + (2_000_000,)
 """What the crafted worker's one valid interval holds (µs)."""
 
@@ -200,7 +212,7 @@ async def run_with_a_crafted_worker(
 
 
 async def test_a_report_with_bad_histogram_bytes_is_refused_and_named_and_the_daemon_goes_on(
-    controller: Controller, workers: WorkerProcs
+    controller: Controller, workers: WorkerProcs, tmp_path: Path
 ) -> None:
     """Fails if the bad interval (or anything of it) reaches the run's numbers, if the
     crafted worker's stream does not end with INVALID_ARGUMENT naming it and the field,
@@ -208,6 +220,7 @@ async def test_a_report_with_bad_histogram_bytes_is_refused_and_named_and_the_da
     the daemon or the real worker stop serving runs."""
     workers.spawn("good")
     await attached(controller, 1)  # first: the run's setup is the real worker's
+    expected: dict[str, int] = {}
     for policy, name in (("continue", "crafted-1"), ("fail", "crafted-2")):
         crafted, stored, good = await run_with_a_crafted_worker(controller, policy, name)
         assert crafted.error is not None, "the stream ended without an error"
@@ -234,6 +247,24 @@ async def test_a_report_with_bad_histogram_bytes_is_refused_and_named_and_the_da
         assert measured.overall.max_ms == pytest.approx(
             HdrHistogram(1, hdr.HIGHEST_US, 3).get_highest_equivalent_value(2_000_000) / 1000
         )
+        expected[stored.run_id] = good["q"] + len(VALID_VALUES)
+    # what the results file holds, read back by another store and hdrh's own decoder
+    store = SqliteRunStore(tmp_path / "results.db")
+    try:
+        for run_id, count in expected.items():
+            run = store.get(run_id)
+            assert run is not None
+            measured = next(p for p in run.summary.phases if p.phase == MEASUREMENT)
+            assert measured.overall.count == count
+            stored_hist = HdrHistogram.decode(
+                base64.b64encode(store.histograms(run_id)[(MEASUREMENT, "q")])
+            )
+            assert stored_hist.get_total_count() == count
+            assert stored_hist.get_max_value() == stored_hist.get_highest_equivalent_value(
+                2_000_000
+            )
+    finally:
+        store.close()
     # the real worker kept its stream through both runs and is idle for the next one
     rec = controller.registry.workers["good"]
     await wait_for(lambda: rec.idle, 20, "the real worker to be idle again")
