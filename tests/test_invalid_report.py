@@ -19,8 +19,10 @@ from hdrh.codec import V2_COMPRESSION_COOKIE_BASE, PayloadHeader
 from hdrh.histogram import HdrHistogram
 
 from controller import lifecycle as lc
+from controller.recovery import InterruptedRun
 from controller.report_check import InvalidReport, check_report
 from controller.server import Controller, ControllerSettings
+from controller.store import MemoryRunStore
 from controller.store_sqlite import SqliteRunStore
 from snowload import hdr
 from snowload.v1 import common_pb2, control_pb2, run_pb2, run_pb2_grpc
@@ -269,3 +271,22 @@ async def test_a_report_with_bad_histogram_bytes_is_refused_and_named_and_the_da
     rec = controller.registry.workers["good"]
     await wait_for(lambda: rec.idle, 20, "the real worker to be idle again")
     assert rec.outbox is not None and not rec.lost
+
+
+def test_a_bad_report_for_an_interrupted_run_adds_nothing_and_the_next_good_one_counts() -> None:
+    """The reports a crash-interrupted run's workers send again are checked too: fails if
+    a bad one raises anything but InvalidReport, marks its interval received, or leaves
+    anything in the run's numbers."""
+    run = run_pb2.Run(run_id="interrupted", run_workers=[run_pb2.RunWorker(worker_id="w")])
+    interrupted = InterruptedRun(MemoryRunStore(), run)
+    with pytest.raises(InvalidReport):
+        interrupted.add("w", crafted_report(1, 0, BAD["corrupt body"][0], 4))
+    assert interrupted.metrics.intervals_from("w") == 0
+    assert interrupted.metrics.received_count() == 0
+    assert interrupted.add("w", crafted_report(1, 0, GOOD, 4))
+    interrupted.metrics.settle()
+    total = interrupted.metrics.phase_histogram(MEASUREMENT)
+    oracle = HdrHistogram.decode(base64.b64encode(GOOD))
+    assert total.get_total_count() == 4
+    assert total.get_value_at_percentile(50.0) == oracle.get_value_at_percentile(50.0)
+    assert total.get_max_value() == oracle.get_max_value()
