@@ -57,6 +57,7 @@ class Reason(StrEnum):
     CONTROLLER_SHUTDOWN = "controller_shutdown"
     WORKER_ERROR = "worker_error"
     CAPACITY = "capacity"
+    INVALID_REPORT = "invalid_report"
 
 
 class IllegalTransition(Exception):

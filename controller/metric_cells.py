@@ -126,6 +126,12 @@ class Schedule:
         self.late += sched.late
         self.dropped += sched.dropped
 
+    def add_checked(self, sched: control_pb2.PhaseSchedule, lag: hdr.Span | None) -> None:
+        """:meth:`add`, with the lag histogram already checked and decoded (``lag``)."""
+        hdr.add_span([self.lag], lag)
+        self.late += sched.late
+        self.dropped += sched.dropped
+
 
 @dataclass(frozen=True)
 class PackedSchedule:

@@ -40,6 +40,7 @@ from controller.metric_cells import (
     duration_of,
     stats_of,
 )
+from controller.report_check import CheckedReport, check_report
 from controller.warehouse_ledger import WarehouseLedger
 from snowload import hdr
 from snowload.v1 import common_pb2, control_pb2
@@ -56,8 +57,11 @@ class _Intervals:
         self.count = 0
         self.above: set[int] = set()
 
+    def has(self, interval: int) -> bool:
+        return interval <= self.low or interval in self.above
+
     def add(self, interval: int) -> bool:
-        if interval <= self.low or interval in self.above:
+        if self.has(interval):
             return False
         self.count += 1
         if interval == self.low + 1:
@@ -104,6 +108,8 @@ class RunMetrics:
         """Queries in the seconds dropped from memory (forget)."""
         self.forgotten_rates: dict[int, tuple[float, int]] = {}
         """Per phase: sum and number of target rates of the seconds dropped from memory."""
+        self.queries: frozenset[str] | None = None
+        """The workload's query names: a report's kinds must be among them (None: any)."""
 
     # -- ingest ------------------------------------------------------------------------
 
@@ -115,14 +121,24 @@ class RunMetrics:
                 self._blocking[0] += 1
 
     def add(self, worker_id: str, report: control_pb2.MetricsReport) -> bool:
-        """Merge one report; False if it was a duplicate."""
+        """Merge one report; False if it was a duplicate. A report that fails its check
+        (controller/report_check.py) raises InvalidReport and changes nothing."""
         received = self._received.get(worker_id)
         if received is None:
             received = self._received[worker_id] = _Intervals()
             # recruited mid-run: its seconds begin there
             received.low = max(0, report.first_interval_id - 1)
-        if not received.add(report.interval_id):
+        if received.has(report.interval_id):
             return False
+        spans = check_report(report, self.queries)
+        try:
+            received.add(report.interval_id)
+            self._add(worker_id, report, spans)
+        finally:
+            spans.release()
+        return True
+
+    def _add(self, worker_id: str, report: control_pb2.MetricsReport, spans: CheckedReport) -> None:
         self.reports += 1
         second = report.interval_id
         point = self.series.get(second)
@@ -131,18 +147,18 @@ class RunMetrics:
         late = second <= self.sealed_upto or point.sealed
         if point.sealed:
             point.reopen()
-        self._merge(point, worker_id, report, into_totals=late)
+        self._merge(point, worker_id, report, spans, into_totals=late)
         if late:  # already counted in the totals above: keep it sealed and folded
             point.folded = True
             point.seal()
         self._advance(worker_id, second, report.last)
-        return True
 
     def _merge(
         self,
         point: SeriesPoint,
         worker_id: str,
         report: control_pb2.MetricsReport,
+        spans: CheckedReport,
         *,
         into_totals: bool,
     ) -> None:
@@ -162,35 +178,33 @@ class RunMetrics:
         if report.HasField("warehouse"):
             point.warehouse = report.warehouse
             self.warehouse.add(report.warehouse)
-        for sched in report.schedule or ():
+        for sched, lag in zip(report.schedule, spans.lags, strict=True):
             if point.schedule is None:
                 point.schedule = Schedule()
-            point.schedule.add(sched)
+            point.schedule.add_checked(sched, lag)
             phase_schedule = self.schedules.get(sched.phase)
             if phase_schedule is None:  # (not setdefault: it would build a histogram per call)
                 phase_schedule = self.schedules[sched.phase] = Schedule()
-            phase_schedule.add(sched)
+            phase_schedule.add_checked(sched, lag)
             second_schedule = point.phase_schedules.get(sched.phase)
             if second_schedule is None:
                 second_schedule = point.phase_schedules[sched.phase] = Schedule()
-            second_schedule.add(sched)
+            second_schedule.add_checked(sched, lag)
         if report.schedule and point.schedule is not None:
             # one worker's rate, whatever phases its interval touched
             point.schedule.target_rate += max(s.target_rate for s in report.schedule)
         cells = point.cells
         count = 0
-        for kind in report.kinds:
-            phase = kind.phase
-            key = (phase, kind.kind)
+        for kind, key, successes, latency, service in spans.kinds:
             cell = cells.get(key)
             if cell is None:
                 cell = cells[key] = Cell()
             targets = [cell, *self._totals(key)] if into_totals else [cell]
-            # exact bucket-wise sums, decoded once into a scratch array (no allocation)
-            hdr.add_encoded([t.histogram for t in targets], kind.histogram)
-            if kind.service_histogram:
-                hdr.add_encoded([t.service_histogram() for t in targets], kind.service_histogram)
-            queries = kind.count
+            # exact bucket-wise sums of the histograms the check decoded (no allocation)
+            hdr.add_span([t.histogram for t in targets], latency)
+            if service is not None:
+                hdr.add_span([t.service_histogram() for t in targets], service)
+            queries = successes
             errors = kind.errors
             if errors:
                 for err in errors:
@@ -198,7 +212,7 @@ class RunMetrics:
                     for t in targets:
                         t.errors[err.category] += err.count
             count += queries
-            point.phase_counts[phase] += queries
+            point.phase_counts[key[0]] += queries
         point.count += count
 
     def _totals(self, key: Key) -> tuple[Cell, Cell]:

@@ -114,6 +114,7 @@ class ActiveRun:
     """Which sealed seconds still have to reach the results store."""
 
     def __post_init__(self) -> None:
+        self.metrics.queries = frozenset(q.name for q in self.workload.queries)
         self.failures = QueryFailures(self.workload.load.on_query_failure)
         find_max = self.workload.load.find_max
         step_s = int(find_max.step_duration_s) + 60 if find_max is not None else 0

@@ -14,6 +14,7 @@ from controller import lifecycle as lc
 from controller.orchestrator import RunManager, RunNotFound
 from controller.query_service import get_run_queries
 from controller.registry import WorkerRecord, WorkerRegistry
+from controller.report_check import InvalidReport
 from controller.run_tags import tag_problem
 from controller.runs import seconds
 from snowload import __version__
@@ -76,8 +77,11 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
             while True:
                 msg = await outbox.get()
                 if msg is None:
-                    return
+                    break
                 yield msg
+            refusal = reader.result() if reader.done() and not reader.cancelled() else None
+            if refusal:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, refusal)
         finally:
             reader.cancel()
             self.registry.detach(rec, outbox)
@@ -87,11 +91,13 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
         rec: WorkerRecord,
         requests: AsyncIterator[control_pb2.AttachRequest],
         outbox: asyncio.Queue[control_pb2.AttachResponse | None],
-    ) -> None:
+    ) -> str | None:
+        """Apply the worker's messages; when one is invalid, stop there and return what
+        was wrong (the stream ends with INVALID_ARGUMENT saying it)."""
         try:
             async for msg in requests:
                 if rec.outbox is not outbox:
-                    return  # superseded by a newer stream of the same worker
+                    return None  # superseded by a newer stream of the same worker
                 kind = msg.WhichOneof("message") or ""
                 self.registry.seen(rec)
                 claimed = _claimed_run(msg, kind)
@@ -101,11 +107,14 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
                 handler = self._handlers.get(kind)
                 if handler is not None:
                     handler(rec, msg)
+        except InvalidReport as bad:
+            return f"worker {rec.worker_id}: invalid {kind} message: {bad}"
         except (grpc.aio.AioRpcError, asyncio.CancelledError):
             pass
         finally:
             if rec.outbox is outbox:
                 outbox.put_nowait(None)
+        return None
 
     def _on_ack(self, rec: WorkerRecord, msg: control_pb2.AttachRequest) -> None:
         self.registry.acked(rec, msg.ack)

@@ -16,6 +16,7 @@ from controller.ingest import IngestStats
 from controller.lifecycle import Reason
 from controller.recovery import InterruptedRun
 from controller.registry import WorkerRecord, WorkerRegistry
+from controller.report_check import InvalidReport
 from controller.runs import ActiveRun, Outcome, seconds
 from snowload.v1 import control_pb2
 from snowload.workload import OnWorkerLoss
@@ -102,16 +103,33 @@ class WorkerEvents:
             self._check_clock(run, rec, hb)
 
     def worker_metrics(self, rec: WorkerRecord, report: control_pb2.MetricsReport) -> None:
+        """Merge an interval report; InvalidReport (after the run was told, see
+        :meth:`_invalid_report`) if it fails its check: the servicer ends the stream."""
         run = self._run_of(rec, report.run_id)
         if run is None:
             interrupted = self.interrupted.get(report.run_id)
             if interrupted is not None:  # a run a crash interrupted: counted at most once
-                interrupted.add(rec.worker_id, report)
+                try:
+                    interrupted.add(rec.worker_id, report)
+                except InvalidReport as bad:
+                    log.warning(
+                        "interrupted run %s: worker %s sent an invalid report for interval "
+                        "%d, dropped: %s",
+                        report.run_id,
+                        rec.worker_id,
+                        report.interval_id,
+                        bad,
+                    )
+                    raise
             return
         metrics = run.metrics
         complete = metrics.sealed_upto
         merging = time.perf_counter()
-        added = metrics.add(rec.worker_id, report)
+        try:
+            added = metrics.add(rec.worker_id, report)
+        except InvalidReport as bad:
+            self._invalid_report(run, rec, report, bad)
+            raise
         self.ingest.add(time.perf_counter() - merging)
         if not added:
             run.duplicate_reports[rec.worker_id] += 1
@@ -130,6 +148,29 @@ class WorkerEvents:
         self._query_failures(run, report)
         if metrics.sealed_upto != complete and run.broadcaster.subscribers:
             run.broadcaster.publish(run.update())  # a second is complete: show it now
+
+    def _invalid_report(
+        self,
+        run: ActiveRun,
+        rec: WorkerRecord,
+        report: control_pb2.MetricsReport,
+        bad: InvalidReport,
+    ) -> None:
+        """Nothing of the report was merged; the worker is out of the run, as if lost
+        (on_worker_loss): numbers without its intervals from here on cannot be whole, and
+        nothing more it sends for the run counts."""
+        log.warning(
+            "run %s: worker %s on %s sent an invalid report for interval %d, dropped: %s",
+            run.run_id,
+            rec.worker_id,
+            rec.hello.host,
+            report.interval_id,
+            bad,
+        )
+        why = f"sent an invalid report for interval {report.interval_id} ({bad})"
+        self._worker_gone(run, rec, why, Reason.INVALID_REPORT)
+        if rec.worker_id not in run.dropped:  # (failing the run: out of it all the same)
+            self._drop(run, rec)
 
     @staticmethod
     def _query_failures(run: ActiveRun, report: control_pb2.MetricsReport) -> None:
@@ -198,15 +239,21 @@ class WorkerEvents:
                 f"{lc.state_name(run.state)}; the run went on with "
                 f"{len(survivors)} worker(s) and keeps the intervals it reported"
             )
-            run.metrics.retire(rec.worker_id)
-            run.dropped.add(rec.worker_id)
-            rec.run_id = ""
-            rec.assignment = None
+            self._drop(run, rec)
             run.broadcaster.publish(run.update())
             return
         run.request_abort(
             Outcome(lc.FAILED, reason, f"worker {rec.worker_id} on {rec.hello.host} {why}")
         )
+
+    @staticmethod
+    def _drop(run: ActiveRun, rec: WorkerRecord) -> None:
+        """The worker is out of the run: later seconds are complete without it, nothing
+        more of it counts, and on re-attach it is told to stop."""
+        run.metrics.retire(rec.worker_id)
+        run.dropped.add(rec.worker_id)
+        rec.run_id = ""
+        rec.assignment = None
 
     def worker_revived(self, rec: WorkerRecord, claimed_run: str) -> None:
         """A worker marked lost speaks again on its old stream: if it still works for a run

@@ -123,7 +123,11 @@ def add_encoded(targets: list[HdrHistogram], data: bytes) -> None:
     first = targets[0]
     layout = _layout(first)
     tools = _merge_tools(*layout)
-    res = _varint_decode(raw, payload_header_size, tools.address, layout[0], 8)
+    try:
+        res = _varint_decode(raw, payload_header_size, tools.address, layout[0], 8)
+    except Exception:
+        tools.scratch.fill(0)  # what it decoded before failing must not reach the next one
+        raise
     total = res["total"]
     if total == 0:  # no positive count (then pyhdrh's min_nonzero_index is -1)
         return
@@ -159,6 +163,155 @@ _COMPRESSED_COOKIES = frozenset(
 )
 """The first 4 bytes of a compressed V2 histogram: every cookie whose base
 (``get_cookie_base``) is the compressed V2 one."""
+
+
+class HistogramError(ValueError):
+    """Bytes that are not a histogram of snowload's layout in the compressed V2 encoding."""
+
+
+class Span(NamedTuple):
+    """A checked encoded histogram, decoded (:func:`read_span`): its non-zero span of
+    counts, from counts index ``lo`` on, and their total. The counts are a view of a
+    pooled buffer: :func:`release` gives it back once the span is added."""
+
+    lo: int
+    counts: NDArray[np.uint64]
+    total: int
+    buffer: tuple[NDArray[np.uint64], int]
+
+
+_new_span = tuple.__new__
+"""Span's constructor without NamedTuple's keyword handling (this runs per histogram)."""
+
+_POOL: list[tuple[NDArray[np.uint64], int]] = []
+"""Zeroed counts buffers of snowload's layout, with their addresses, for
+:func:`read_span` (a report's kinds are decoded before any is added: one buffer each,
+reused from report to report)."""
+_POOL_KEEP = 32
+"""At most this many buffers (184 KiB each) stay pooled between reports."""
+
+
+def release(span: Span | None) -> None:
+    """Zero a span's buffer and give it back to the pool."""
+    if span is not None:
+        span.counts.fill(0)
+        if len(_POOL) < _POOL_KEEP:
+            _POOL.append(span.buffer)
+
+
+def release_all(spans: list[Span | None]) -> None:
+    """:func:`release` every span of ``spans``."""
+    for span in spans:
+        if span is not None:
+            span.counts.fill(0)
+            if len(_POOL) < _POOL_KEEP:
+                _POOL.append(span.buffer)
+
+
+_MAX_RAW = payload_header_size + 9 * new_histogram().counts_len
+"""The longest payload snowload's layout can have (a varint per count, 9 bytes at most):
+anything that inflates past it is not one of ours (and is not inflated further)."""
+
+
+def read_span(data: bytes) -> Span | None:
+    """Check and decode an encoded histogram from outside (a worker's report): None for
+    empty bytes or a histogram without counts; :class:`HistogramError` saying what is wrong
+    for anything that is not snowload's layout (1 µs to 1 h, 3 significant digits) in the
+    compressed V2 encoding: a wrong cookie, a truncated or corrupt body, another layout,
+    counts past the layout's range. Costs what :func:`add_encoded` does (one inflate, one
+    varint pass); :func:`add_span` then adds it, and :func:`release` frees it."""
+    if not data:
+        return None
+    if data[:4] not in _COMPRESSED_COOKIES:
+        raise HistogramError(
+            f"not a compressed V2 HdrHistogram (cookie {data[:4].hex() or 'missing'})"
+        )
+    inflate = zlib.decompressobj()
+    try:
+        raw = inflate.decompress(memoryview(data)[ext_header_size:], _MAX_RAW)
+    except zlib.error as e:
+        raise _broken(data, f"corrupt compressed body ({e})") from e
+    if not inflate.eof:
+        raise _broken(data, "corrupt compressed body (incomplete, or past the layout's size)")
+    if raw[8:payload_header_size] != _OUR_LAYOUT:
+        raise _foreign(raw)
+    length = int.from_bytes(raw[4:8], "big")
+    if length != len(raw) - payload_header_size:
+        raise HistogramError(
+            f"truncated: its payload header says {length} bytes of counts, "
+            f"{len(raw) - payload_header_size} follow"
+        )
+    buffer = _POOL.pop() if _POOL else _new_buffer()
+    try:
+        res = _varint_decode(raw, payload_header_size, buffer[1], _OUR_TOOLS[0], 8)
+    except Exception as e:  # (pyhdrh: IndexError past the end; ValueError on bad input)
+        buffer[0].fill(0)  # what it decoded before failing must not reach the next one
+        _POOL.append(buffer)
+        raise HistogramError(f"counts past the layout's range ({e})") from e
+    total = res["total"]
+    if total == 0:
+        _POOL.append(buffer)  # (nothing was written to it)
+        return None
+    lo = res["min_nonzero_index"]
+    return _new_span(Span, (lo, buffer[0][lo : res["max_nonzero_index"] + 1], total, buffer))
+
+
+def _new_buffer() -> tuple[NDArray[np.uint64], int]:
+    np_ = _merge_tools(*_OUR_TOOLS).np
+    array = np_.zeros(_OUR_TOOLS[0], np_.uint64)
+    return array, array.ctypes.data
+
+
+def _broken(data: bytes, why: str) -> HistogramError:
+    """What is wrong with bytes that did not inflate (only when they did not)."""
+    declared = int.from_bytes(data[4:ext_header_size], "big")
+    body = len(data) - ext_header_size
+    if declared > body:
+        return HistogramError(
+            f"truncated: its header says {declared} compressed bytes, {body} follow"
+        )
+    return HistogramError(why)
+
+
+def _foreign(raw: bytes) -> HistogramError:
+    """What is wrong with a payload whose header is not snowload's layout."""
+    if len(raw) < payload_header_size:
+        return HistogramError(f"payload of {len(raw)} bytes is shorter than its header")
+    head = PayloadHeader.from_buffer_copy(raw[:payload_header_size])
+    return HistogramError(
+        f"layout {head.lowest_trackable_value}..{head.highest_trackable_value} µs with "
+        f"{head.significant_figures} significant digits (normalizing offset "
+        f"{head.normalizing_index_offset}), not {LOWEST_US}..{HIGHEST_US} µs with "
+        f"{SIGNIFICANT_DIGITS}: made by another version of snowload?"
+    )
+
+
+def add_span(targets: list[HdrHistogram], span: Span | None) -> None:
+    """Add a :func:`read_span` histogram to every histogram of ``targets`` (all made by
+    new_histogram()), exactly as ``add_encoded`` of its bytes would."""
+    if span is None or not targets:
+        return
+    lo, counts, total, _ = span
+    hi = lo + len(counts)
+    tools = _OURS[0] if _OURS else _ours()
+    other_max = tools.high[hi - 1]
+    other_min = tools.low[lo]
+    np_ = tools.np
+    for t in targets:
+        dst = np_.frombuffer(t.counts, np_.uint64)[lo:hi]
+        np_.add(dst, counts, out=dst)
+        t.total_count += total
+        t.max_value = max(t.max_value, other_max)
+        t.min_value = min(t.min_value, other_min)
+
+
+_OURS: list[_Merge] = []
+"""_merge_tools of snowload's layout, once loaded (a list lookup, not a cached call)."""
+
+
+def _ours() -> _Merge:
+    _OURS.append(_merge_tools(*_OUR_TOOLS))
+    return _OURS[0]
 
 
 @dataclass(frozen=True)
@@ -258,6 +411,10 @@ def _layout(hist: HdrHistogram) -> tuple[int, int, int, int]:
         hist.sub_bucket_half_count,
         hist.unit_magnitude,
     )
+
+
+_OUR_TOOLS = _layout(new_histogram())
+"""The counts layout of every snowload histogram (what :func:`_merge_tools` takes)."""
 
 
 @functools.cache

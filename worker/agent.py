@@ -134,6 +134,7 @@ class Agent(RunEffects):
                 refused = exc.code() in (
                     grpc.StatusCode.UNAUTHENTICATED,
                     grpc.StatusCode.PERMISSION_DENIED,
+                    grpc.StatusCode.INVALID_ARGUMENT,
                 )
                 log.log(
                     logging.WARNING if refused else logging.INFO,

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from snowload.v1 import common_pb2, control_pb2
 from snowload.workload import Workload
 from worker.boundaries import NEVER, Boundaries
+from worker.cancels import cancel_all
 from worker.collection import (
     LAT_SHIFT,
     PHASE_SHIFT,
@@ -40,6 +41,10 @@ __all__ = [
     "RunPlan",
     "Schedule",
 ]
+
+
+CLOSE_WAIT_S = 5.0
+"""After the cancels: how long the connection threads get, together, to end."""
 
 
 @dataclass(frozen=True)
@@ -220,17 +225,17 @@ class Executor:
         return self.schedule.rate if self.schedule is not None else 0.0
 
     def stop(self, drain_timeout_s: float) -> None:
-        """Blocking: stop issuing, let in-flight queries finish, cancel stragglers, close."""
+        """Blocking: stop issuing, let in-flight queries finish, cancel stragglers (all at
+        once: worker/cancels.py), close."""
         self.control.stopping = True
         self.control.go.set()
         deadline = time.monotonic() + drain_timeout_s
         for t in self.threads:
             t.join(max(0.0, deadline - time.monotonic()))
+        cancel_all([t.cancel for t in self.threads if t.is_alive()])
+        closed = time.monotonic() + CLOSE_WAIT_S
         for t in self.threads:
-            if t.is_alive():
-                t.cancel()
-        for t in self.threads:
-            t.join(5.0)
+            t.join(max(0.0, closed - time.monotonic()))
 
     def current_phase(self) -> int:
         """The phase a query issued now would take."""
