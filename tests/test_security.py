@@ -390,7 +390,9 @@ def attached_idle(ctl: Controller, worker: Worker) -> Callable[[], bool]:
     return check
 
 
-RETRY_LINE = re.compile(r"controller unavailable \(UNAUTHENTICATED\); retrying in ([\d.]+)s")
+RETRY_LINE = re.compile(
+    r"controller refused this worker \(UNAUTHENTICATED\); retrying in ([\d.]+)s"
+)
 
 
 async def test_worker_with_the_token_runs_load_and_one_without_keeps_retrying_outside(

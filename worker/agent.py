@@ -138,7 +138,8 @@ class Agent(RunEffects):
                 )
                 log.log(
                     logging.WARNING if refused else logging.INFO,
-                    "controller unavailable (%s); retrying in %.1fs (%s)",
+                    "controller %s (%s); retrying in %.1fs (%s)",
+                    "refused this worker" if refused else "unavailable",
                     exc.code().name,
                     backoff,
                     exc.details(),
