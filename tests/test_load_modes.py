@@ -127,7 +127,9 @@ async def test_open_mode_holds_the_rate_and_shows_a_stall(
     meas = _phase(run, lc.MEASUREMENT)
     assert meas.target_rate == pytest.approx(200)
     assert abs(meas.achieved_rate - 200) / 200 < 0.02, meas.achieved_rate
-    assert meas.dropped == 0
+    # nothing dropped but at the end: a slot planned just before it whose start a busy
+    # host delayed past it (no max_lag, and a connection stops at its first such slot)
+    assert meas.dropped <= 4, meas.dropped
 
     # the target stalls for 2 s mid-measurement: a lock the workload needs
     run = controller.runs.start(workload(OPEN_PG.format(dsn=pg.dsn, duration="7s")))
@@ -177,7 +179,7 @@ dsn = "{dsn}"
 mode = "find_max"
 workers = 1
 enrich = false
-think_time = "12ms"
+think_time = "150ms"
 [load.find_max]
 start = 2
 step = 2
@@ -187,9 +189,12 @@ min_gain = 0.15
 p95_drift = 5.0
 [[query]]
 name = "slot"
-# one lock held 4 ms per query caps the server at 250 queries/s; with 12 ms of think
-# time a connection alone does ~60/s, so throughput stops growing at about 4 connections
-sql = "SELECT pg_advisory_xact_lock(4242), pg_sleep(0.004), ?::int"
+# one lock held 50 ms per query caps the server at 20 queries/s; with 150 ms of think
+# time a connection alone does 5/s, so throughput stops growing at about 4 connections.
+# What a loaded host adds to each query outside the lock (d ms) moves the knee to
+# 4 + d/50: these long sleeps keep it below 4.6 (where 6 would still gain 15 %) up to
+# d = 30 ms, while with 4 ms and 12 ms it moved to 4 + d/4 and a busy host made 6 best
+sql = "SELECT pg_advisory_xact_lock(4242), pg_sleep(0.05), ?::int"
 params = [{{ int = [1, 9] }}]
 """
 
