@@ -122,7 +122,7 @@ async def test_open_mode_holds_the_rate_and_shows_a_stall(
     workers.spawn("open")
     await attached(controller, 1)
     # capacity allows: the achieved rate is the target
-    run = await run_to_end(controller, workload(OPEN_PG.format(dsn=pg.dsn, duration="4s")))
+    run = await run_to_end(controller, workload(OPEN_PG.format(dsn=pg.dsn, duration="2s")))
     assert run.state == lc.COMPLETED, run.message
     meas = _phase(run, lc.MEASUREMENT)
     assert meas.target_rate == pytest.approx(200)

@@ -129,11 +129,14 @@ async def test_updates_carry_series_rolling_values_and_workers(
     )
 
 
-async def test_each_second_is_published_as_soon_as_it_is_complete(
-    stub: run_pb2_grpc.RunServiceStub, worker: WorkerProcs
+async def test_each_second_is_published_as_soon_as_it_is_complete_with_what_ran_in_it(
+    stub: run_pb2_grpc.RunServiceStub, worker: WorkerProcs, traces: Path
 ) -> None:
     """Not on the next tick of a timer: a subscriber sees second k a moment after the
-    last worker delivered it (a timer would make it wait half a second on average)."""
+    last worker delivered it (a timer would make it wait half a second on average). And
+    each full second's count is what SQLite's own trace says it executed in that second
+    (however the host's load made the rate vary), its rate is that count over its length,
+    and no second holds more than 2 connections with 1 ms think time can issue."""
     run_id = await start(stub, WORKLOAD.format(duration="6s"))
     first_sight: dict[int, float] = {}
     async for u in stub.WatchRun(run_pb2.WatchRunRequest(run_id=run_id), timeout=60):
@@ -145,15 +148,6 @@ async def test_each_second_is_published_as_soon_as_it_is_complete(
     assert len(stale) >= 4
     assert stale[len(stale) // 2] < 0.3
 
-
-async def test_each_second_counts_what_the_database_ran_in_it(
-    stub: run_pb2_grpc.RunServiceStub, worker: WorkerProcs, traces: Path
-) -> None:
-    """Each full second's count is what SQLite's own trace says it executed in that
-    second (however the host's load made the rate vary), its rate is that count over its
-    length, and no second holds more than 2 connections with 5 ms think time can issue."""
-    run_id = await start(stub, WORKLOAD.format(duration="6s").replace('"1ms"', '"5ms"'))
-    await watch_all(stub, run_id)
     series = await stub.GetRunSeries(run_pb2.GetRunSeriesRequest(run_id=run_id), timeout=5)
     traced = sorted(s.time_ns for s in read_traces(traces, run_id))
     full = [p for p in series.points if p.duration.ToNanoseconds() > 900_000_000]
@@ -168,8 +162,8 @@ async def test_each_second_counts_what_the_database_ran_in_it(
         assert abs(p.overall.count - ran) <= 2 * CONNECTIONS, (p.second, p.overall.count, ran)
         seconds = p.duration.ToNanoseconds() / 1e9
         assert p.overall.qps == pytest.approx(p.overall.count / seconds), p
-        # 2 connections x (5 ms think + a tiny query): at most 400 a second
-        assert p.overall.count <= CONNECTIONS * 200 + CONNECTIONS, p
+        # 2 connections x (1 ms think + a tiny query): at most 2,000 a second
+        assert p.overall.count <= CONNECTIONS * 1000 + CONNECTIONS, p
 
 
 async def test_a_stalled_subscriber_slows_neither_the_run_nor_others(
