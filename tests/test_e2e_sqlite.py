@@ -225,3 +225,22 @@ async def test_ready_timeout_fails_the_run(controller: Controller, workers: Work
     assert run.reason == "ready_timeout"
     assert "slowest" in run.message
     assert run.start_ns == 0
+
+
+async def test_a_worker_is_free_for_the_next_run_as_soon_as_it_finished(
+    controller: Controller, workers: WorkerProcs
+) -> None:
+    """Its Finished is followed at once by its state (idle): its heartbeats resume only
+    1.5 s after its last report, and the controller gives a worker a new run only once it
+    knows it idle, so without that a run right after another waited ~2 s in PENDING."""
+    workers.spawn("again")
+    await attached(controller, 1)
+    text = make(warmup="0s", duration="1s").replace("workers = 2", "workers = 1")
+    first = await run_to_end(controller, workload(text))
+    assert first.state == lc.COMPLETED, first.message
+    ended = time.monotonic()
+    rec = controller.registry.workers["again"]
+    await wait_for(lambda: rec.idle, 10, "the worker to be idle")
+    assert time.monotonic() - ended < 1.0  # (the next heartbeat: 1.5 s after the report)
+    second = await run_to_end(controller, workload(text))
+    assert second.state == lc.COMPLETED, second.message
