@@ -16,8 +16,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -183,17 +182,6 @@ def parse_log(lines: list[str]) -> list[LoggedStatement]:
             LoggedStatement(ts.timestamp(), int(m.group("pid")), m.group("app"), m.group("sql"))
         )
     return out
-
-
-def in_flight_at(stmts: Iterable[tuple[float, int]], end_s: float) -> Counter[int]:
-    """Per connection (backend pid), the statements the server logged after ``end_s``.
-
-    A connection that stopped issuing at ``end_s`` has at most one: the statement it had
-    in flight, issued before the end and logged after it (however late a loaded host let
-    it arrive). It cannot have two, since a connection issues its next statement only once
-    the server has answered, so after the server logged the one before. A second one means
-    the connection went on issuing after the end."""
-    return Counter(pid for time_s, pid in stmts if time_s > end_s)
 
 
 def wait_until(predicate: object, timeout_s: float) -> None:

@@ -25,6 +25,7 @@ from tests.cluster import (
     wait_for,
     workload,
 )
+from tests.in_flight import issued_after
 from tests.pg import PgCluster
 
 # ---------------------------------------------------------------- pure load control
@@ -121,12 +122,14 @@ async def test_open_mode_holds_the_rate_and_shows_a_stall(
     workers.spawn("open")
     await attached(controller, 1)
     # capacity allows: the achieved rate is the target
-    run = await run_to_end(controller, workload(OPEN_PG.format(dsn=pg.dsn, duration="4s")))
+    run = await run_to_end(controller, workload(OPEN_PG.format(dsn=pg.dsn, duration="2s")))
     assert run.state == lc.COMPLETED, run.message
     meas = _phase(run, lc.MEASUREMENT)
     assert meas.target_rate == pytest.approx(200)
     assert abs(meas.achieved_rate - 200) / 200 < 0.02, meas.achieved_rate
-    assert meas.dropped == 0
+    # nothing dropped but at the end: a slot planned just before it whose start a busy
+    # host delayed past it (no max_lag, and a connection stops at its first such slot)
+    assert meas.dropped <= 4, meas.dropped
 
     # the target stalls for 2 s mid-measurement: a lock the workload needs
     run = controller.runs.start(workload(OPEN_PG.format(dsn=pg.dsn, duration="7s")))
@@ -176,7 +179,7 @@ dsn = "{dsn}"
 mode = "find_max"
 workers = 1
 enrich = false
-think_time = "12ms"
+think_time = "150ms"
 [load.find_max]
 start = 2
 step = 2
@@ -186,9 +189,12 @@ min_gain = 0.15
 p95_drift = 5.0
 [[query]]
 name = "slot"
-# one lock held 4 ms per query caps the server at 250 queries/s; with 12 ms of think
-# time a connection alone does ~60/s, so throughput stops growing at about 4 connections
-sql = "SELECT pg_advisory_xact_lock(4242), pg_sleep(0.004), ?::int"
+# one lock held 50 ms per query caps the server at 20 queries/s; with 150 ms of think
+# time a connection alone does 5/s, so throughput stops growing at about 4 connections.
+# What a loaded host adds to each query outside the lock (d ms) moves the knee to
+# 4 + d/50: these long sleeps keep it below 4.6 (where 6 would still gain 15 %) up to
+# d = 30 ms, while with 4 ms and 12 ms it moved to 4 + d/4 and a busy host made 6 best
+sql = "SELECT pg_advisory_xact_lock(4242), pg_sleep(0.05), ?::int"
 params = [{{ int = [1, 9] }}]
 """
 
@@ -310,7 +316,10 @@ async def test_a_worker_recruited_mid_measurement_starts_in_it_with_disjoint_key
     assert run.plan is not None
     load_start = run.plan.load_start_time.ToNanoseconds()
     m_end = run.plan.measurement_end_time.ToNanoseconds()
-    assert all(load_start <= s.time_ns < m_end + 2_000_000 for s in recruited)
+    # (SQLite traces a statement after its issue, by however long a loaded host delays it:
+    # after the end, each connection may have only the one it had in flight traced)
+    assert all(load_start <= s.time_ns for s in recruited)
+    assert not issued_after([(s.time_ns, s.file) for s in recruited], m_end + 2_000_000), m_end
     began = (recruited[0].time_ns - load_start) // 1_000_000_000 + 1
     assert points[joined].second in (began, began - 1)  # (it may begin just before a query)
 

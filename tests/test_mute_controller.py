@@ -9,6 +9,7 @@ The controller runs in the test's event loop, so the test wedges it by blocking 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
@@ -66,5 +67,9 @@ async def test_a_mute_controller_with_a_live_transport_stops_the_load(
         )
         assert run.state == lc.MEASUREMENT
         controller.runs.stop(run.run_id)
+        # (ended with its worker there: the controller's shutdown need not wait for it)
+        assert run.task is not None
+        await asyncio.wait_for(asyncio.shield(run.task), 30)
+        assert run.state == lc.CANCELLED
     finally:
         procs.stop_all()

@@ -4,6 +4,7 @@ unplanned stop that reaches a worker late, open-mode slots that straddle a bound
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections import Counter
 from pathlib import Path
@@ -190,31 +191,56 @@ rate = 100
 workers = 1
 connections = 1
 [[query]]
-name = "slow"
-sql = '''WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 80000)
-         SELECT count(*) FROM c'''
+name = "put"
+sql = "INSERT INTO t (v) VALUES (1)"
 """
 
 
+def _sleep_until(perf_ns: int) -> None:
+    while (left := perf_ns - time.perf_counter_ns()) > 0:
+        time.sleep(left / 1e9)
+
+
 def test_open_slots_take_the_phase_of_their_intended_start(tmp_path: Path) -> None:
-    """One connection, 100 slots/s, queries of ~20 ms: the connection falls behind, so
-    slots planned in WARMUP start in MEASUREMENT. They are WARMUP queries all the same."""
-    wl = parse_toml(OPEN.format(db=tmp_path / "s.db"), source="open.toml")
+    """One connection, 100 slots/s, and the test holds the database's write lock across
+    the boundary: the connection falls behind whatever the host's speed, so slots planned
+    in WARMUP start in MEASUREMENT. They are WARMUP queries all the same."""
+    db = tmp_path / "s.db"
+    hold = sqlite3.connect(db, isolation_level=None, timeout=10)
+    hold.execute("PRAGMA journal_mode=wal").fetchall()
+    hold.execute("CREATE TABLE t (v INTEGER)")
+    wl = parse_toml(OPEN.format(db=db), source="open.toml")
     plan = RunPlan("r", wl, 0, 1, Sequences(0, 1), rate=100.0)
     executor = Executor(plan, get_driver(wl.target.driver))
     executor.open_connections()
     start = time.perf_counter_ns() + 50_000_000
     boundary = start + 300_000_000
-    end = boundary + 3_000_000_000  # room for the WARMUP backlog on a loaded host too
+    end = boundary + 1_000_000_000
+    # every insert waits for the lock until just after the boundary: the slot at the
+    # start runs into it, the other 29 WARMUP slots can only start after the boundary
+    hold.execute("BEGIN IMMEDIATE")
     executor.start(
         Boundaries(
             ((start, common_pb2.STATE_WARMUP), (boundary, common_pb2.STATE_MEASUREMENT)), end
         )
     )
+    _sleep_until(boundary + 50_000_000)
+    hold.execute("COMMIT")
+    # once the backlog cleared and MEASUREMENT began, the lock again until after the end:
+    # the slot that runs into it started before the end, the next could only after it
     deadline = time.monotonic() + 12
-    while time.perf_counter_ns() < end or executor.active_connections:
+    while hold.execute("SELECT count(*) FROM t").fetchone()[0] <= 30:
+        assert time.monotonic() < deadline, "the WARMUP backlog did not clear"
+        time.sleep(0.005)
+    hold.execute("BEGIN IMMEDIATE")
+    locked = time.perf_counter_ns()
+    _sleep_until(end + 50_000_000)
+    hold.execute("COMMIT")
+    hold.close()
+    assert locked < end - 20_000_000, "the test took the lock too late to hold a slot"
+    while executor.active_connections:
         assert time.monotonic() < deadline, "the thread did not end at the end instant"
-        time.sleep(0.05)
+        time.sleep(0.01)
     executor.stop(1.0)
     cells = executor.collect()
     warmup = cells[(common_pb2.STATE_WARMUP, 0)].count
@@ -222,10 +248,11 @@ def test_open_slots_take_the_phase_of_their_intended_start(tmp_path: Path) -> No
     # slots every 10 ms from the start: 30 before the boundary, every one issued (no
     # max_lag) and every one a WARMUP query ...
     assert warmup == 30
-    # ... though the last of them started after the boundary (intended 10 ms before it)
+    # ... though all but the first started after the boundary (the last intended 10 ms
+    # before it)
     schedule = executor.last_schedule
-    assert schedule[common_pb2.STATE_WARMUP].lag.get_max_value() > 10_000
-    # MEASUREMENT slots fall behind too: those that could only start after the end were
+    assert schedule[common_pb2.STATE_WARMUP].lag.get_max_value() > 50_000
+    # MEASUREMENT slots fell behind too: those that could only start after the end were
     # dropped, not issued
-    assert measured is not None and 0 < measured.count < 300
+    assert measured is not None and 0 < measured.count < 100
     assert schedule[common_pb2.STATE_MEASUREMENT].dropped >= 1

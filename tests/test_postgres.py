@@ -11,6 +11,7 @@ import pytest
 from controller import lifecycle as lc
 from controller.server import Controller, ControllerSettings
 from tests.cluster import WorkerProcs, attached, run_to_end, worker_env, workload
+from tests.in_flight import issued_after
 from tests.pg import PgCluster, parse_log
 from worker.tags import parse_compact
 
@@ -98,12 +99,15 @@ async def test_every_statement_carries_its_phase_in_the_server_log(
         assert stmt.app == f"sl/{short}/w{tag.worker_index}/" + stmt.app.rsplit("/", 1)[1]
         assert stmt.app.endswith("/" + {lc.WARMUP: "W", lc.MEASUREMENT: "M"}[tag.phase])
 
-    # the plan's instant cuts the phases: no MEASUREMENT statement before it, no WARMUP
-    # one issued after it (the log stamps a statement when it starts: a little slack)
+    # the plan's instant cuts the phases: no MEASUREMENT statement before it (the log
+    # stamps a statement when it arrives, after its issue), no WARMUP one issued after it:
+    # a loaded host may delay a statement's arrival by milliseconds, so the proof is per
+    # connection (at most the one in flight at the instant is logged after it)
     m_start = run.plan.measurement_start_time.ToNanoseconds() / 1e9
     assert m_start == run.phase_ns[lc.MEASUREMENT] / 1e9
     assert [s for s, t in ours if t.phase == lc.MEASUREMENT and s.time_s < m_start - 0.001] == []
-    assert [s for s, t in ours if t.phase == lc.WARMUP and s.time_s > m_start + 0.005] == []
+    warmup = [(s.time_s, s.pid) for s, t in ours if t.phase == lc.WARMUP]
+    assert not issued_after(warmup, m_start + 0.002), m_start
 
     # per-phase counts agree with the server log within that margin
     logged = Counter((t.phase, t.kind) for _, t in ours)

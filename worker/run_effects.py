@@ -338,5 +338,8 @@ class RunEffects(LoadEffects):
                 )
             self.run = None
         self._send(control_pb2.AttachRequest(finished=finished))
+        # and its state at once (idle again): the heartbeats resume only 1.5 s after the
+        # last report, and the controller gives no worker a new run before it knows it idle
+        self._send(control_pb2.AttachRequest(heartbeat=self.heartbeat()))
 
     # -- heartbeats ------------------------------------------------------------------------
