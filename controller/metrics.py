@@ -199,9 +199,14 @@ class RunMetrics:
             cell = cells.get(key)
             if cell is None:
                 cell = cells[key] = Cell()
-            targets = [cell, *self._totals(key)] if into_totals else [cell]
+            if into_totals:
+                targets = [cell, *self._totals(key)]
+                hists = [t.histogram for t in targets]
+            else:
+                targets = [cell]
+                hists = [cell.histogram]
             # exact bucket-wise sums of the histograms the check decoded (no allocation)
-            hdr.add_span([t.histogram for t in targets], latency)
+            hdr.add_span(hists, latency)
             if service is not None:
                 hdr.add_span([t.service_histogram() for t in targets], service)
             queries = successes

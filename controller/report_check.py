@@ -39,13 +39,10 @@ class CheckedReport:
         self.lags: list[hdr.Span | None] = []
 
     def release(self) -> None:
-        release = hdr.release
-        for _, _, _, latency, service in self.kinds:
-            if latency is not None:
-                release(latency)
-            if service is not None:
-                release(service)
-        hdr.release_all(self.lags)
+        spans: list[hdr.Span | None] = [k[3] for k in self.kinds]
+        spans += [k[4] for k in self.kinds if k[4] is not None]
+        spans += self.lags
+        hdr.release_all(spans)
         self.kinds.clear()
         self.lags.clear()
 
@@ -82,14 +79,14 @@ def check_report(
             field = "histogram"
             latency = read(kind.histogram)
             count = kind.count
-            service = kind.service_histogram
             checked.append((kind, (phase, name), count, latency, None))
-            held = latency.total if latency is not None else 0
+            held = latency[2] if latency is not None else 0  # (Span.total)
             if held != count:
                 raise InvalidReport(
                     f"kinds[{i}].histogram (kind {name!r})",
                     f"holds {held} latencies, but the kind's count is {count}",
                 )
+            service = kind.service_histogram
             if service:
                 field = "service_histogram"
                 checked[-1] = (kind, (phase, name), count, latency, read(service))

@@ -201,16 +201,22 @@ def release(span: Span | None) -> None:
 
 def release_all(spans: list[Span | None]) -> None:
     """:func:`release` every span of ``spans``."""
+    pool = _POOL
     for span in spans:
         if span is not None:
-            span.counts.fill(0)
-            if len(_POOL) < _POOL_KEEP:
-                _POOL.append(span.buffer)
+            span[1].fill(0)  # (Span.counts)
+            if len(pool) < _POOL_KEEP:
+                pool.append(span[3])  # (Span.buffer)
 
 
 _MAX_RAW = payload_header_size + 9 * new_histogram().counts_len
 """The longest payload snowload's layout can have (a varint per count, 9 bytes at most):
 anything that inflates past it is not one of ours (and is not inflated further)."""
+
+_SMALL_BODY = 1016
+"""Compressed bodies up to this size are inflated in one call and their size checked
+after: deflate expands at most 1032 to 1, so one inflates to 1 MiB at most. A larger body
+is inflated only up to :data:`_MAX_RAW`."""
 
 
 def read_span(data: bytes) -> Span | None:
@@ -226,13 +232,21 @@ def read_span(data: bytes) -> Span | None:
         raise HistogramError(
             f"not a compressed V2 HdrHistogram (cookie {data[:4].hex() or 'missing'})"
         )
-    inflate = zlib.decompressobj()
+    body = memoryview(data)[ext_header_size:]
     try:
-        raw = inflate.decompress(memoryview(data)[ext_header_size:], _MAX_RAW)
+        if len(body) <= _SMALL_BODY:  # inflates to 1 MiB at most: in one call, then bounded
+            raw = zlib.decompress(body)
+            if len(raw) > _MAX_RAW:
+                raise _broken(data, "corrupt compressed body (past the layout's size)")
+        else:
+            inflate = zlib.decompressobj()
+            raw = inflate.decompress(body, _MAX_RAW)
+            if not inflate.eof:
+                raise _broken(
+                    data, "corrupt compressed body (incomplete, or past the layout's size)"
+                )
     except zlib.error as e:
         raise _broken(data, f"corrupt compressed body ({e})") from e
-    if not inflate.eof:
-        raise _broken(data, "corrupt compressed body (incomplete, or past the layout's size)")
     if raw[8:payload_header_size] != _OUR_LAYOUT:
         raise _foreign(raw)
     length = int.from_bytes(raw[4:8], "big")

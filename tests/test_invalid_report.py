@@ -88,6 +88,10 @@ BAD = {
         wrapped(our_header(0) + b"\x00" * 5_000_000),
         "past the layout's size",
     ),
+    "a small body that inflates past the layout's size": (
+        wrapped(our_header(0) + b"\x00" * 300_000),
+        "past the layout's size",
+    ),
 }
 
 
