@@ -29,34 +29,10 @@ from snowload.v1 import common_pb2
 from snowload.workload import parse_toml
 from tests.delay_proxy import DelayProxy
 from tests.pg import PgCluster, init_cluster, start_cluster, stop_cluster, wait_until
+from tests.test_drain_cancels import WORKLOAD, sleeping
 from worker.drivers import get_driver
 from worker.executor import Executor, RunPlan
 from worker.generators import Sequences
-
-WORKLOAD = """
-name = "drain-cancels"
-[target]
-driver = "postgres"
-dsn = "host=127.0.0.1 port={port} dbname=postgres user=postgres"
-[load]
-workers = 1
-connections = {connections}
-[[query]]
-name = "held"
-sql = "SELECT pg_sleep(60) /* {marker} */"
-"""
-
-
-def sleeping(pg: PgCluster, marker: str) -> int:
-    with pg.connect() as conn:
-        row = conn.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE %s",
-            (f"%pg_sleep(60) /* {marker} */%",),
-        ).fetchone()
-    assert row is not None
-    count = row[0]
-    assert isinstance(count, int)
-    return count
 
 
 def one(pg: PgCluster, connections: int, delay_s: float) -> tuple[float, int]:

@@ -7,7 +7,7 @@ known phase, and a report has no more kinds than the workload's queries in every
 phase. :func:`check_report` decodes the histograms on the way (the merge
 needs them decoded anyway, so the check costs next to nothing: see docs/benchmarks.md)
 and returns them; a report that fails raises :class:`InvalidReport` naming the field, and
-nothing of it reaches the run (docs/reliability.md says what happens to the run).
+nothing of it reaches the run (docs/worker-reports.md says what happens to the run).
 """
 
 from __future__ import annotations

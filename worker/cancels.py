@@ -32,8 +32,6 @@ def cancel_all(cancels: Sequence[Callable[[], None]], deadline_s: float = CANCEL
         return 0
     gate = threading.BoundedSemaphore(MAX_PARALLEL)
     done = threading.Semaphore(0)
-    finished = [0]
-    lock = threading.Lock()
 
     def one(cancel: Callable[[], None]) -> None:
         try:
@@ -42,18 +40,14 @@ def cancel_all(cancels: Sequence[Callable[[], None]], deadline_s: float = CANCEL
         except Exception:
             log.warning("cancelling an in-flight statement failed", exc_info=True)
         finally:
-            with lock:
-                finished[0] += 1
             done.release()
 
     for i, cancel in enumerate(cancels):
         threading.Thread(target=one, args=(cancel,), name=f"cancel-{i}", daemon=True).start()
     end = time.monotonic() + deadline_s
-    for _ in cancels:
-        if not done.acquire(timeout=max(0.0, end - time.monotonic())):
-            break
-    with lock:
-        count = finished[0]
+    count = 0
+    while count < len(cancels) and done.acquire(timeout=max(0.0, end - time.monotonic())):
+        count += 1
     if count < len(cancels):
         log.warning(
             "%d of %d cancels of in-flight statements still blocked after %.0fs; the drain "
